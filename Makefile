@@ -1,0 +1,51 @@
+# hami — the only commands a newcomer needs: setup, test, lint, bench, demo.
+# Component makefiles (the local control plane, libvgpu) add their own targets and
+# append prerequisites to TEST_DEPS / DEMO_DEPS.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+HAMI_CACHE ?= $(HOME)/.cache/hami
+export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
+export HAMI_CACHE
+
+TEST_DEPS :=
+DEMO_DEPS :=
+
+.PHONY: all setup test unit lint bench demo clean
+all: test
+
+-include hack/k8s/cluster.mk
+-include libvgpu/libvgpu.mk
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+## every test: unit, property, C library and end-to-end against the real control plane
+test: setup $(TEST_DEPS)
+	$(BIN)/python -m pytest
+
+## the fast subset: no control plane, no C builds
+unit: setup
+	$(BIN)/python -m pytest -m "not e2e"
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: setup
+	@mkdir -p bench-results
+	$(BIN)/python benchmarks/bench_core.py --out bench-results/bench_core.json
+
+demo: setup $(DEMO_DEPS)
+	$(BIN)/hami sim examples/cluster.yaml examples/pods.yaml --config examples/config.yaml
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache bench-results

@@ -1,0 +1,24 @@
+"""The `hami` command line. Each component adds one sub-command here."""
+
+from __future__ import annotations
+
+import typer
+
+from hami import __version__
+
+app = typer.Typer(
+    name="hami",
+    help="GPU sharing for Kubernetes, wire-compatible with HAMi.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the hami version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
