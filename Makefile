@@ -11,14 +11,16 @@ export HAMI_CACHE
 
 TEST_DEPS :=
 DEMO_DEPS :=
+SETUP_DEPS :=
 
 .PHONY: all setup test unit lint bench demo clean
 all: test
 
 -include hack/k8s/cluster.mk
 -include libvgpu/libvgpu.mk
+-include hack/kubelet/kubelet.mk
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(SETUP_DEPS)
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
