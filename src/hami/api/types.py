@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
-
-_EMPTY: Mapping[str, object] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +44,7 @@ class DeviceInfo:
     health: bool = False
     mig_profiles: tuple[MigProfile, ...] = ()
     devicevendor: str = ""
-    custominfo: Mapping[str, object] = field(default=_EMPTY)
+    custominfo: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

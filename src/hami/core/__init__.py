@@ -1,0 +1,1 @@
+"""The pure decision core: frozen snapshots in, decisions out. No I/O, no clock, no environment."""

@@ -1,0 +1,168 @@
+"""The domain in frozen dataclasses: devices, their usage, nodes, requests and allocations."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from hami.api.types import ContainerDevice, MigPlacement, MigProfile, ScoringWeights
+
+MEM_PCT_UNSET = 101  # HAMi's sentinel for "no memory percentage given"
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One registered device of a node."""
+
+    uuid: str
+    vendor: str  # vendor key, e.g. "NVIDIA"
+    type: str  # model string as registered, e.g. "NVIDIA A100-SXM4-40GB"
+    count: int  # concurrent tasks (split count)
+    memory: int  # MiB
+    cores: int  # core capacity (100 = one whole device)
+    index: int = 0
+    numa: int = 0
+    mode: str = ""
+    health: bool = True
+    mig_profiles: tuple[MigProfile, ...] = ()
+    pair_scores: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MigReservation:
+    profile: str
+    placement: MigPlacement
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceUsage:
+    """What is already taken on one device."""
+
+    used: int = 0  # slots
+    usedmem: int = 0
+    usedcores: int = 0
+    mig: tuple[MigReservation, ...] = ()
+
+    def plus(
+        self, slots: int, mem: int, cores: int, mig: MigReservation | None = None
+    ) -> DeviceUsage:
+        return DeviceUsage(
+            used=self.used + slots,
+            usedmem=self.usedmem + mem,
+            usedcores=self.usedcores + cores,
+            mig=(*self.mig, mig) if mig else self.mig,
+        )
+
+    def minus(self, other: DeviceUsage) -> DeviceUsage:
+        reserved = list(self.mig)
+        for item in other.mig:
+            if item in reserved:
+                reserved.remove(item)
+        return DeviceUsage(
+            used=max(self.used - other.used, 0),
+            usedmem=max(self.usedmem - other.usedmem, 0),
+            usedcores=max(self.usedcores - other.usedcores, 0),
+            mig=tuple(reserved),
+        )
+
+    def peak(self, other: DeviceUsage) -> DeviceUsage:
+        """Per-resource maximum (init containers run before app containers)."""
+        mig = self.mig if len(self.mig) >= len(other.mig) else other.mig
+        return DeviceUsage(
+            used=max(self.used, other.used),
+            usedmem=max(self.usedmem, other.usedmem),
+            usedcores=max(self.usedcores, other.usedcores),
+            mig=mig,
+        )
+
+
+EMPTY_USAGE = DeviceUsage()
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A node's inventory, as registered, plus the operator's cordon list."""
+
+    name: str
+    devices: tuple[Device, ...]
+    cordoned: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRequest:
+    """One vendor's request of one container (HAMi's ContainerDeviceRequest)."""
+
+    vendor: str
+    nums: int
+    memreq: int = 0  # MiB per device, 0 = use the percentage
+    mem_pct: int = MEM_PCT_UNSET
+    coresreq: int = 0
+
+    def memory_on(self, device: Device) -> int:
+        """The memory this request takes on ``device`` (MiB)."""
+        if self.memreq > 0:
+            return self.memreq
+        if self.mem_pct not in (0, MEM_PCT_UNSET):
+            return device.memory * self.mem_pct // 100
+        return 0
+
+
+# A container's requests, one per vendor it asks for (usually just NVIDIA).
+ContainerRequests = tuple[ContainerRequest, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PodOptions:
+    """Per-pod scheduling options taken from the pod's annotations."""
+
+    node_policy: str = "binpack"
+    gpu_policy: tuple[str, ...] = ("spread",)
+    weights: ScoringWeights = ScoringWeights()
+    use_types: tuple[str, ...] = ()
+    nouse_types: tuple[str, ...] = ()
+    use_uuids: tuple[str, ...] = ()
+    nouse_uuids: tuple[str, ...] = ()
+    numa_bind: bool = False
+    vgpu_mode: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodRequest:
+    """A pod's device requests: one entry per container, init containers first."""
+
+    namespace: str
+    name: str
+    containers: tuple[ContainerRequests, ...]
+    init_count: int = 0
+    uid: str = ""
+    container_names: tuple[str, ...] = ()
+    options: PodOptions = PodOptions()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def wants_devices(self) -> bool:
+        return any(self.containers)
+
+    def vendors(self) -> frozenset[str]:
+        return frozenset(r.vendor for c in self.containers for r in c)
+
+    def with_options(self, options: PodOptions) -> PodRequest:
+        return replace(self, options=options)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaLimit:
+    """A namespace's device quota for one vendor: limits and what is already used."""
+
+    memory_limit: int | None = None  # MiB (before the memory factor)
+    cores_limit: int | None = None
+    memory_used: int = 0
+    cores_used: int = 0
+    memory_factor: int = 1
+
+
+# The devices chosen for one pod on one node: per vendor, one entry per container.
+PodAllocation = Mapping[str, tuple[tuple[ContainerDevice, ...], ...]]

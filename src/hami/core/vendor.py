@@ -1,0 +1,106 @@
+"""The vendor protocol: what one accelerator family must tell the shared core.
+
+A vendor is one module implementing this protocol plus one line in `hami.vendors.registry`.
+Locking, accounting, scoring, ordering and the codec stay in the core and `hami.api`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hami.api.types import ContainerDevice, PodDevices
+from hami.core.model import ContainerRequest, Device, DeviceUsage, MigReservation, PodOptions
+from hami.core.status import Unfit
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A device offered to a vendor's fit, with its current usage and utilisation score."""
+
+    position: int  # index into the node's device tuple
+    device: Device
+    usage: DeviceUsage
+    cordoned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """One device chosen for one container (several picks of one MIG GPU are possible)."""
+
+    position: int
+    device: ContainerDevice
+    mig: MigReservation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRoom:
+    """How much more memory/cores the pod may take in its namespace (None = unlimited)."""
+
+    memory: int | None = None
+    cores: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FitContext:
+    """What a vendor's fit may consult besides the candidates and the request."""
+
+    options: PodOptions = PodOptions()
+    policy: tuple[str, ...] = ("spread",)
+    quota_room: QuotaRoom = QuotaRoom()
+    # For the quota check of each further device, the pod's collapsed usage is
+    # max(floor, held + this container's picks): `held` sums the earlier app containers,
+    # `floor` is the largest init container (wire-format.md §7.3).
+    held_memory: int = 0
+    held_cores: int = 0
+    floor_memory: int = 0
+    floor_cores: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The result of a vendor's admission pass over one container."""
+
+    uses_vendor: bool
+    container: Mapping[str, object]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+class Vendor(Protocol):
+    """One accelerator family (NVIDIA, Ascend, Cambricon, …)."""
+
+    @property
+    def key(self) -> str:
+        """The vendor key, e.g. ``NVIDIA`` (HAMi's CommonWord)."""
+        ...
+
+    def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
+        """Webhook defaults for one container (raises RequestInvalid for bad input)."""
+        ...
+
+    def parse_container(
+        self, container: Mapping[str, object], where: str
+    ) -> ContainerRequest | None:
+        """The container's request for this vendor, or None (raises RequestInvalid)."""
+        ...
+
+    def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
+        """The node's devices of this vendor from its registration (raises WireFormatError)."""
+        ...
+
+    def fit(
+        self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
+    ) -> tuple[Pick, ...] | Unfit:
+        """Choose ``request.nums`` devices among ``candidates`` (already in try order)."""
+        ...
+
+    def pod_annotations(
+        self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
+    ) -> dict[str, str]:
+        """The pod annotations recording this vendor's allocation."""
+        ...
+
+    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
+        """Decode this vendor's allocated-devices annotation of a placed pod (None if absent)."""
+        ...

@@ -1,0 +1,1 @@
+"""Accelerator vendors: one module each, behind `hami.core.vendor.Vendor`."""
