@@ -27,6 +27,7 @@ class Decision:
     score: float | None = None
     failed: Mapping[str, Unfit] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    wants_devices: bool = True  # False: the pod asks for no device; the scheduler leaves it be
 
     @property
     def placed(self) -> bool:
@@ -55,6 +56,8 @@ def decide(
     Nodes a summary rules out are skipped without a full fit; their reasons are worked out only
     when no node fits at all, so a decision costs in proportion to the nodes it has to try.
     """
+    if not pod.wants_devices:
+        return Decision(pod=pod.key, wants_devices=False)
     failed: dict[str, Unfit] = {}
     if candidates is not None:
         for name in candidates:
