@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from hami import __version__
+from hami.sim.cli import sim
 
 app = typer.Typer(
     name="hami",
@@ -12,6 +13,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+app.command("sim")(sim)
 
 
 @app.command()

@@ -74,7 +74,11 @@ def view(*states: NodeState) -> ClusterView:
 
 
 def container(
-    name: str = "c", gpu: int | None = 1, mem: int | None = None, cores: int | None = None, **more: object
+    name: str = "c",
+    gpu: int | None = 1,
+    mem: int | None = None,
+    cores: int | None = None,
+    **more: object,
 ) -> dict[str, object]:
     limits: dict[str, object] = {}
     if gpu is not None:

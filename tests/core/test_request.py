@@ -71,7 +71,9 @@ def test_containers_without_gpus_have_empty_entries() -> None:
         ("gpu", -1, "hami.io/gpu: -1 is out of range"),
     ],
 )
-def test_bad_quantities_name_pod_container_and_field(field: str, value: object, message: str) -> None:
+def test_bad_quantities_name_pod_container_and_field(
+    field: str, value: object, message: str
+) -> None:
     kwargs: dict[str, object] = {"gpu": 1, field: value}
     with pytest.raises(RequestInvalid) as info:
         pod(container("worker", **kwargs), name="train")  # type: ignore[arg-type]

@@ -57,7 +57,9 @@ def test_4_spread_prefers_the_idle_device() -> None:
     assert d.score == pytest.approx(7.5)
 
 
-@pytest.mark.parametrize(("usage", "score"), [((used(), used()), 0.0), ((used(5, 4000, 50),) * 2, 15.0)])
+@pytest.mark.parametrize(
+    ("usage", "score"), [((used(), used()), 0.0), ((used(5, 4000, 50),) * 2, 15.0)]
+)
 def test_5_two_gpus_in_one_container(usage: tuple, score: float) -> None:
     n = node("n1", dev("uuid1", 0), dev("uuid2", 1))
     d = schedule(pod(container(gpu=2, mem=1000, cores=30)), view(state(n, *usage)))
@@ -85,7 +87,10 @@ def test_8_insufficient_memory_on_every_node() -> None:
     nodes = [state(node(f"n{i}", dev(f"u{i}", memory=50))) for i in (1, 2)]
     d = schedule(pod(container(**REQ)), view(*nodes))
     assert not d.placed
-    assert d.failed_nodes() == {"n1": "1/1 CardInsufficientMemory", "n2": "1/1 CardInsufficientMemory"}
+    assert d.failed_nodes() == {
+        "n1": "1/1 CardInsufficientMemory",
+        "n2": "1/1 CardInsufficientMemory",
+    }
 
 
 def test_9_init_container_is_checked_on_its_own() -> None:
@@ -137,12 +142,16 @@ def test_14_fit_reason_matrix() -> None:
 
 
 def test_15_exclusive_conflict() -> None:
-    d = schedule(pod(container(cores=100, mem=10)), view(state(node("n1", dev("u")), used(1, 100, 0))))
+    d = schedule(
+        pod(container(cores=100, mem=10)), view(state(node("n1", dev("u")), used(1, 100, 0)))
+    )
     assert d.failed_nodes() == {"n1": "1/1 ExclusiveDeviceAllocateConflict"}
 
 
 def test_15_compute_units_exhausted() -> None:
-    d = schedule(pod(container(cores=0, mem=10)), view(state(node("n1", dev("u")), used(1, 100, 100))))
+    d = schedule(
+        pod(container(cores=0, mem=10)), view(state(node("n1", dev("u")), used(1, 100, 100)))
+    )
     assert d.failed_nodes() == {"n1": "1/1 CardComputeUnitsExhausted"}
 
 
@@ -162,7 +171,9 @@ def test_16_mig_placement_infeasible_for_second_instance() -> None:
     profile = MigProfile("1g.test", 2048, 14, 1, (MigPlacement(0, 1),))
     n = node("n1", dev("g", count=7, mode=keys.MODE_MIG, mig_profiles=(profile,)))
     d = schedule(pod(container(gpu=2, mem=1024)), view(state(n)))
-    assert d.failed_nodes() == {"n1": "1/1 AllocatedCardsInsufficientRequest, 1/1 CardMigTopologyInfeasible"}
+    assert d.failed_nodes() == {
+        "n1": "1/1 AllocatedCardsInsufficientRequest, 1/1 CardMigTopologyInfeasible"
+    }
 
 
 def test_16_mig_instances_are_reserved_and_annotated() -> None:
@@ -171,7 +182,9 @@ def test_16_mig_instances_are_reserved_and_annotated() -> None:
         MigProfile("3g.40gb", 40000, 42, 3, (MigPlacement(0, 4), MigPlacement(4, 4))),
     )
     n = node("n1", dev("g", count=7, memory=80000, mode=keys.MODE_MIG, mig_profiles=profiles))
-    d = schedule(pod(container(gpu=2, mem=9000), annotations={keys.VGPU_MODE: "mig"}), view(state(n)))
+    d = schedule(
+        pod(container(gpu=2, mem=9000), annotations={keys.VGPU_MODE: "mig"}), view(state(n))
+    )
     assert chosen(d) == [["g", "g"]]
     assert d.annotations[keys.NVIDIA_ALLOCATED] == "g,NVIDIA,9984,14:g,NVIDIA,9984,14:;"
     assert d.annotations[keys.MIG_ALLOCATIONS] == (
@@ -201,7 +214,9 @@ def test_18_node_with_too_few_devices() -> None:
 
 def test_18_unknown_device_type() -> None:
     request = ContainerRequest(vendor="test", nums=1, memreq=10)
-    result = fit_container(node("n1", dev("u")), (used(),), (request,), pod(container()), vendors(), {})
+    result = fit_container(
+        node("n1", dev("u")), (used(),), (request,), pod(container()), vendors(), {}
+    )
     assert isinstance(result, Unfit) and result.text() == "Device type not found"
 
 
@@ -226,8 +241,10 @@ def test_19_scoring_weights(policy: str, weights: str | None, winner: str, as_in
     if weights:
         annotations[keys.DEVICE_SCORING_WEIGHTS] = weights
     c = container(gpu=1, gpumem_percentage=40)
-    p = pod(container("app", gpu=None), init=[c], annotations=annotations) if as_init else pod(
-        c, annotations=annotations
+    p = (
+        pod(container("app", gpu=None), init=[c], annotations=annotations)
+        if as_init
+        else pod(c, annotations=annotations)
     )
     d = schedule(p, view(_weights_node()))  # type: ignore[arg-type]
     assert [u for entry in chosen(d) for u in entry] == [winner]
@@ -240,9 +257,7 @@ def test_19_negative_weight_is_refused() -> None:
 
 
 def _pairs(uuids: str, strong: dict[frozenset[str], int]) -> dict[str, dict[str, int]]:
-    return {
-        a: {b: strong.get(frozenset((a, b)), 1) for b in uuids if b != a} for a in uuids
-    }
+    return {a: {b: strong.get(frozenset((a, b)), 1) for b in uuids if b != a} for a in uuids}
 
 
 def test_20_topology_aware_picks_the_best_connected_set() -> None:
@@ -277,7 +292,9 @@ def _filter_cluster() -> object:
 )
 def test_21_live_filter_policies(node_policy: str, gpu_policy: str, where: tuple[str, str]) -> None:
     annotations = {keys.NODE_SCHEDULER_POLICY: node_policy, keys.GPU_SCHEDULER_POLICY: gpu_policy}
-    d = schedule(pod(container(gpu=1, mem=1000, cores=20), annotations=annotations), _filter_cluster())  # type: ignore[arg-type]
+    d = schedule(
+        pod(container(gpu=1, mem=1000, cores=20), annotations=annotations), _filter_cluster()
+    )  # type: ignore[arg-type]
     assert (d.node, chosen(d)[0][0]) == where
     assert where[1] in d.annotations[keys.NVIDIA_ALLOCATED]
 
@@ -303,7 +320,9 @@ def test_22_quota_allows_exactly_the_limit() -> None:
 def test_22_quota_refuses_the_second_device() -> None:
     quota = {"NVIDIA": QuotaRoom(memory=4000, cores=200)}
     d = schedule(pod(container(gpu=2, mem=3000, cores=60)), _quota_node(), quota=quota)  # type: ignore[arg-type]
-    assert d.failed_nodes() == {"n1": "1/4 AllocatedCardsInsufficientRequest, 3/4 ResourceQuotaNotFit"}
+    assert d.failed_nodes() == {
+        "n1": "1/4 AllocatedCardsInsufficientRequest, 3/4 ResourceQuotaNotFit"
+    }
 
 
 @pytest.mark.parametrize(("room", "expect"), [(2000, "q0"), (1500, None)])
@@ -342,7 +361,9 @@ def test_story_gpu_policy(policy: str, same: bool) -> None:
     v = view(state(node("n1", *(dev(f"g{j}", j) for j in range(4)))))
     cards = []
     for name in ("a", "b"):
-        d = schedule(pod(container(gpu=1, gpumem_percentage=20, cores=20), name=name, cfg=cfg), v, cfg)
+        d = schedule(
+            pod(container(gpu=1, gpumem_percentage=20, cores=20), name=name, cfg=cfg), v, cfg
+        )
         cards.append(chosen(d)[0][0])
         v = commit(v, d)
     assert (cards[0] == cards[1]) is same
@@ -350,7 +371,9 @@ def test_story_gpu_policy(policy: str, same: bool) -> None:
 
 def test_fit_pod_reports_every_container_entry() -> None:
     n = node("n1", dev("u0", 0), dev("u1", 1))
-    result = fit_pod(n, (used(), used()), pod(container("a", **REQ), container("b", gpu=None)), vendors())
+    result = fit_pod(
+        n, (used(), used()), pod(container("a", **REQ), container("b", gpu=None)), vendors()
+    )
     assert not isinstance(result, Unfit)
     assert [len(c) for c in result.devices("NVIDIA")] == [1, 0]
 

@@ -33,8 +33,8 @@ def pod_identity(pod: Manifest) -> tuple[str, str]:
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
 
 
-def pod_annotations(pod: Manifest) -> dict[str, str]:
-    raw = _mapping(_mapping(pod.get("metadata")).get("annotations"))
+def metadata_annotations(obj: Manifest) -> dict[str, str]:
+    raw = _mapping(_mapping(obj.get("metadata")).get("annotations"))
     return {str(k): str(v) for k, v in raw.items()}
 
 
@@ -118,5 +118,5 @@ def parse_pod(
         containers=tuple(requests),
         init_count=len(inits),
         container_names=tuple(names),
-        options=parse_options(pod_annotations(pod), config, f"pod {namespace}/{name}"),
+        options=parse_options(metadata_annotations(pod), config, f"pod {namespace}/{name}"),
     )

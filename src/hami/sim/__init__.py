@@ -1,0 +1,1 @@
+"""`hami sim`: the real decision core over a cluster described in YAML, no cluster needed."""

@@ -1,0 +1,145 @@
+"""Reading `hami sim` inputs: Nodes and placed Pods (CLUSTER.yaml) and pods to place (PODS.yaml)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import yaml
+
+from hami.api import annotations as codec
+from hami.api import keys
+from hami.api.errors import WireFormatError
+from hami.core.accounting import PlacedPod
+from hami.core.config import SchedulerConfig
+from hami.core.errors import RequestInvalid
+from hami.core.model import Node, PodRequest
+from hami.core.nodes import node_from_annotations
+from hami.core.request import metadata_annotations, parse_pod, pod_identity
+from hami.core.vendor import Vendor
+
+Manifest = Mapping[str, object]
+
+
+class SimInputError(ValueError):
+    """A bad input file: the message names the file, the object and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    nodes: tuple[Node, ...]
+    placed: tuple[PlacedPod, ...]
+
+
+def _documents(path: Path) -> Iterator[tuple[int, Manifest]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SimInputError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "unparseable"
+        raise SimInputError(f"{path}: not valid YAML: {problem}{where}") from None
+    for number, doc in enumerate(docs, start=1):
+        if doc is None:
+            continue
+        if not isinstance(doc, Mapping):
+            raise SimInputError(f"{path}: document {number}: expected a Kubernetes object")
+        if doc.get("kind") == "List":
+            for item in cast(list[object], doc.get("items") or []):
+                if isinstance(item, Mapping):
+                    yield number, cast(Manifest, item)
+            continue
+        yield number, cast(Manifest, doc)
+
+
+def _name(doc: Manifest, number: int) -> str:
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return str(name) if name else f"document {number}"
+
+
+def load_cluster(path: Path, vendors: Mapping[str, Vendor]) -> Cluster:
+    nodes: list[Node] = []
+    placed: list[PlacedPod] = []
+    for number, doc in _documents(path):
+        kind = doc.get("kind")
+        if kind == "Node":
+            nodes.append(_node(path, doc, number, vendors))
+        elif kind == "Pod":
+            pod = _placed_pod(path, doc, number, vendors)
+            if pod is not None:
+                placed.append(pod)
+        else:
+            raise SimInputError(
+                f"{path}: {_name(doc, number)}: kind {kind!r} is not supported (use Node or Pod)"
+            )
+    names = [n.name for n in nodes]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SimInputError(f"{path}: Node {duplicates[0]}: defined more than once")
+    return Cluster(nodes=tuple(nodes), placed=tuple(placed))
+
+
+def _node(path: Path, doc: Manifest, number: int, vendors: Mapping[str, Vendor]) -> Node:
+    name = _name(doc, number)
+    annotations = metadata_annotations(doc)
+    try:
+        return node_from_annotations(name, annotations, vendors)
+    except WireFormatError as exc:
+        raise SimInputError(f"{path}: Node {name}: {exc}") from None
+
+
+def _placed_pod(
+    path: Path, doc: Manifest, number: int, vendors: Mapping[str, Vendor]
+) -> PlacedPod | None:
+    namespace, name = pod_identity(doc)
+    spec = doc.get("spec")
+    node = spec.get("nodeName") if isinstance(spec, Mapping) else None
+    annotations = metadata_annotations(doc)
+    node = node or annotations.get(keys.VGPU_NODE)
+    if not node:
+        raise SimInputError(
+            f"{path}: Pod {namespace}/{name}: spec.nodeName: a placed pod needs one"
+        )
+    inits = spec.get("initContainers") if isinstance(spec, Mapping) else None
+    try:
+        devices = {}
+        for vendor in vendors.values():
+            found = vendor.allocated_devices(annotations)
+            if found is not None:
+                devices[vendor.key] = found
+        mig_value = annotations.get(keys.MIG_ALLOCATIONS)
+        mig = codec.decode_mig_allocations(mig_value) if mig_value else ()
+    except WireFormatError as exc:
+        raise SimInputError(f"{path}: Pod {namespace}/{name}: {exc}") from None
+    if not devices:
+        return None
+    return PlacedPod(
+        key=f"{namespace}/{name}",
+        node=str(node),
+        devices=devices,
+        init_count=len(inits) if isinstance(inits, list) else 0,
+        mig=mig,
+    )
+
+
+def load_pods(
+    path: Path, vendors: Mapping[str, Vendor], config: SchedulerConfig
+) -> tuple[PodRequest, ...]:
+    pods = []
+    for number, doc in _documents(path):
+        if doc.get("kind", "Pod") != "Pod":
+            raise SimInputError(
+                f"{path}: {_name(doc, number)}: kind {doc.get('kind')!r} is not supported (use Pod)"
+            )
+        try:
+            pods.append(parse_pod(doc, vendors, config, admit=True))
+        except RequestInvalid as exc:
+            raise SimInputError(f"{path}: {exc}") from None
+    return tuple(pods)

@@ -1,0 +1,138 @@
+"""Running a simulation: place pods one at a time and summarise the cluster afterwards."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from hami.core import accounting
+from hami.core.cluster import ClusterView, NodeState
+from hami.core.decide import Decision, commit, decide
+from hami.core.model import PodRequest
+from hami.core.vendor import Vendor
+from hami.sim.load import Cluster
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    decisions: tuple[Decision, ...]
+    view: ClusterView
+    unknown_uuids: tuple[str, ...]
+
+
+def initial_view(cluster: Cluster) -> tuple[ClusterView, tuple[str, ...]]:
+    by_node: dict[str, list[accounting.PlacedPod]] = {}
+    for pod in cluster.placed:
+        by_node.setdefault(pod.node, []).append(pod)
+    states = []
+    unknown: list[str] = []
+    for node in cluster.nodes:
+        usage, missing = accounting.node_usage(node, by_node.get(node.name, []))
+        unknown.extend(missing)
+        states.append(NodeState.of(node, usage))
+    return ClusterView.of(states), tuple(unknown)
+
+
+def simulate(
+    cluster: Cluster, pods: Sequence[PodRequest], vendors: Mapping[str, Vendor]
+) -> Outcome:
+    view, unknown = initial_view(cluster)
+    decisions = []
+    for pod in pods:
+        decision = decide(pod, view, vendors)
+        view = commit(view, decision)
+        decisions.append(decision)
+    return Outcome(decisions=tuple(decisions), view=view, unknown_uuids=unknown)
+
+
+def _ratio(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+def node_summary(state: NodeState) -> dict[str, object]:
+    memory = sum(d.memory for d in state.node.devices)
+    cores = sum(d.cores for d in state.node.devices)
+    usedmem = sum(u.usedmem for u in state.usage)
+    usedcores = sum(u.usedcores for u in state.usage)
+    return {
+        "devices": len(state.node.devices),
+        "memory_mib": memory,
+        "memory_allocated_mib": usedmem,
+        "memory_allocated_pct": _ratio(usedmem, memory),
+        "cores": cores,
+        "cores_allocated": usedcores,
+        "cores_allocated_pct": _ratio(usedcores, cores),
+        "tasks": sum(u.used for u in state.usage),
+    }
+
+
+def median_request(pods: Sequence[PodRequest]) -> int:
+    """Median memory of the single-GPU requests among ``pods`` (MiB; 0 when there are none)."""
+    sizes = [r.memreq for p in pods for c in p.containers for r in c if r.nums == 1 and r.memreq]
+    return int(statistics.median(sizes)) if sizes else 0
+
+
+def fragmentation(view: ClusterView, median: int) -> dict[str, object]:
+    """Free memory that no single-GPU request of the median size could use."""
+    free = stranded = 0
+    for state in view.states():
+        for device, usage in zip(state.node.devices, state.usage, strict=True):
+            room = max(device.memory - usage.usedmem, 0)
+            free += room
+            usable = (
+                device.health
+                and usage.used < device.count
+                and usage.usedcores < device.cores
+                and room >= median
+            )
+            if not usable:
+                stranded += room
+    return {
+        "median_request_mib": median,
+        "free_memory_mib": free,
+        "stranded_memory_mib": stranded,
+        "fragmentation_pct": _ratio(stranded, free),
+    }
+
+
+def report(outcome: Outcome, pods: Sequence[PodRequest], now: datetime) -> dict[str, object]:
+    """The `--format json` document."""
+    results = [
+        {
+            "pod": d.pod,
+            "node": d.node,
+            "annotations": d.annotations_at(now),
+            "reasons": d.failed_nodes(),
+            **({} if d.wants_devices else {"note": "no device request; left to kube-scheduler"}),
+        }
+        for d in outcome.decisions
+    ]
+    nodes = {s.node.name: node_summary(s) for s in sorted(outcome.view.states(), key=_name)}
+    totals = {k: sum(int(n[k]) for n in nodes.values()) for k in _SUMMED}  # type: ignore[call-overload]
+    cluster = {
+        **totals,
+        "memory_allocated_pct": _ratio(totals["memory_allocated_mib"], totals["memory_mib"]),
+        "cores_allocated_pct": _ratio(totals["cores_allocated"], totals["cores"]),
+        **fragmentation(outcome.view, median_request(pods)),
+    }
+    placed = sum(1 for d in outcome.decisions if d.placed)
+    asked = sum(1 for d in outcome.decisions if d.wants_devices)
+    summary: dict[str, object] = {
+        "pods": len(outcome.decisions),
+        "placed": placed,
+        "failed": asked - placed,
+        "nodes": nodes,
+        "cluster": cluster,
+    }
+    if outcome.unknown_uuids:
+        summary["unknown_device_uuids"] = sorted(set(outcome.unknown_uuids))
+    return {"results": results, "summary": summary}
+
+
+_SUMMED = ("devices", "memory_mib", "memory_allocated_mib", "cores", "cores_allocated", "tasks")
+
+
+def _name(state: NodeState) -> str:
+    return state.node.name
