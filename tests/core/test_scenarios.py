@@ -382,3 +382,20 @@ def _contexts() -> dict[str, object]:
     from hami.core.vendor import FitContext
 
     return {"NVIDIA": FitContext()}
+
+
+def test_candidates_restrict_the_search_and_unknown_names_are_unregistered() -> None:
+    from hami.core.decide import decide
+
+    busy = state(node("node1", dev("uuid1")), used(5, 4000, 50))
+    idle = state(node("node2", dev("uuid2")))
+    d = decide(pod(container(**REQ)), view(busy, idle), vendors(), candidates=["node2", "ghost"])
+    assert d.node == "node2"
+    assert d.failed_nodes() == {"ghost": "node unregistered"}
+    none = decide(pod(container(**REQ)), view(busy, idle), vendors(), candidates=["ghost"])
+    assert not none.placed and none.failed_nodes() == {"ghost": "node unregistered"}
+
+
+def test_pod_without_device_requests_is_left_alone() -> None:
+    d = schedule(pod(container(gpu=None)), view(state(node("n1", dev("u")))))
+    assert not d.wants_devices and not d.placed and not d.failed

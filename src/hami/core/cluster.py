@@ -18,12 +18,22 @@ from hami.core.policy import node_score
 
 @dataclass(frozen=True, slots=True)
 class VendorRoom:
-    """The most any single device of one vendor on a node still offers."""
+    """What the devices of one vendor on a node still offer, best first.
 
-    free_devices: int  # healthy devices with a free slot
-    max_memory: int
-    max_cores: int
+    ``memory[k-1]`` is the k-th largest free memory among devices with a free slot, so a request
+    for k devices of m MiB can only fit when ``memory[k-1] >= m`` (likewise for cores).
+    """
+
+    memory: tuple[int, ...]
+    cores: tuple[int, ...]
     mig: bool  # a MIG GPU can host several instances: the device count is no bound
+
+    def may_take(self, nums: int, memreq: int, coresreq: int) -> bool:
+        if self.mig:
+            return bool(self.memory) and self.memory[0] >= memreq
+        if len(self.memory) < nums:
+            return False
+        return self.memory[nums - 1] >= memreq and self.cores[nums - 1] >= min(coresreq, 100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,26 +55,35 @@ class NodeState:
         for requests in containers:
             for request in requests:
                 room = self.room.get(request.vendor)
-                if room is None:
-                    return False
-                if not room.mig and room.free_devices < request.nums:
-                    return False
-                if request.memreq > room.max_memory or min(request.coresreq, 100) > room.max_cores:
+                if room is None or not room.may_take(
+                    request.nums, request.memreq, request.coresreq
+                ):
                     return False
         return True
 
 
 def _room(node: Node, usage: Sequence[DeviceUsage]) -> Mapping[str, VendorRoom]:
-    acc: dict[str, list[int]] = {}
+    memory: dict[str, list[int]] = {}
+    cores: dict[str, list[int]] = {}
+    mig: set[str] = set()
     for device, taken in zip(node.devices, usage, strict=True):
-        entry = acc.setdefault(device.vendor, [0, 0, 0, 0])
+        memory.setdefault(device.vendor, [])
+        cores.setdefault(device.vendor, [])
         if device.health and taken.used < device.count:
-            entry[0] += 1
-            entry[1] = max(entry[1], device.memory - taken.usedmem)
-            entry[2] = max(entry[2], device.cores - taken.usedcores)
+            memory[device.vendor].append(device.memory - taken.usedmem)
+            cores[device.vendor].append(device.cores - taken.usedcores)
         if device.mode == "mig":
-            entry[3] = 1
-    return MappingProxyType({v: VendorRoom(e[0], e[1], e[2], bool(e[3])) for v, e in acc.items()})
+            mig.add(device.vendor)
+    return MappingProxyType(
+        {
+            v: VendorRoom(
+                memory=tuple(sorted(memory[v], reverse=True)),
+                cores=tuple(sorted(cores[v], reverse=True)),
+                mig=v in mig,
+            )
+            for v in memory
+        }
+    )
 
 
 class ClusterView:
@@ -93,19 +112,21 @@ class ClusterView:
     def states(self) -> Iterator[NodeState]:
         return iter(self._states.values())
 
+    def missing(self, names: frozenset[str]) -> frozenset[str]:
+        """The names this view does not know."""
+        return names.difference(self._states)
+
     def ranked(
-        self, highest_first: bool, among: Iterable[str] | None = None
+        self, highest_first: bool, among: frozenset[str] | None = None
     ) -> Iterator[NodeState]:
         """Node states best first; ``among`` restricts to candidate names."""
         if among is not None:
-            names = [n for n in among if n in self._states]
-            if len(names) * 4 < len(self._states):
-                order = sorted((self._states[n].score, n) for n in names)
+            if len(among) * 4 < len(self._states):
+                order = sorted((self._states[n].score, n) for n in among if n in self._states)
                 walk = reversed(order) if highest_first else iter(order)
                 return (self._states[n] for _, n in walk)
-            wanted = frozenset(names)
             walk = reversed(self._order) if highest_first else iter(self._order)
-            return (self._states[n] for _, n in walk if n in wanted)
+            return (self._states[n] for _, n in walk if n in among)
         walk = reversed(self._order) if highest_first else iter(self._order)
         return (self._states[n] for _, n in walk)
 

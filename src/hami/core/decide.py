@@ -59,13 +59,17 @@ def decide(
     if not pod.wants_devices:
         return Decision(pod=pod.key, wants_devices=False)
     failed: dict[str, Unfit] = {}
+    among: frozenset[str] | None = None
     if candidates is not None:
-        for name in candidates:
-            if name not in view:
-                failed[name] = Unfit.because(NODE_UNREGISTERED)
+        wanted = candidates if isinstance(candidates, frozenset) else frozenset(candidates)
+        missing = view.missing(wanted)
+        for name in sorted(missing):
+            failed[name] = Unfit.because(NODE_UNREGISTERED)
+        if len(wanted) - len(missing) < len(view):
+            among = wanted  # a true subset: filter; otherwise every node is a candidate
     highest_first = node_preference(pod.options.node_policy) > 0
     skipped: list[NodeState] = []
-    for state in view.ranked(highest_first, candidates):
+    for state in view.ranked(highest_first, among):
         if not state.may_fit(pod.containers):
             skipped.append(state)
             continue
