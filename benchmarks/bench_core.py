@@ -80,7 +80,11 @@ def make_pods(count: int, rng: random.Random) -> list[PodRequest]:
             node_policy=rng.choice(["binpack", "spread"]),
             gpu_policy=(rng.choice(["binpack", "spread"]),),
         )
-        pods.append(PodRequest(namespace="bench", name=f"pod-{i}", containers=((request,),), options=options))
+        pods.append(
+            PodRequest(
+                namespace="bench", name=f"pod-{i}", containers=((request,),), options=options
+            )
+        )
     return pods
 
 
@@ -91,7 +95,9 @@ def exhaustive(
     fits = []
     for name in candidates:
         state = view.get(name)
-        if state is not None and isinstance(fit_pod(state.node, state.usage, pod, vendors), NodeFit):
+        if state is not None and isinstance(
+            fit_pod(state.node, state.usage, pod, vendors), NodeFit
+        ):
             fits.append((state.score, name))
     if not fits:
         return None
@@ -147,7 +153,10 @@ def bench_size(nodes: int, pods: int, baseline_pods: int, seed: int) -> dict[str
     lat_place, wall_place = measure(place, workload)
     base = workload[:baseline_pods]
     mismatches = sum(
-        1 for pod in base if exhaustive(pod, view, vendors, names) != decide(pod, view, vendors, candidates=names).node
+        1
+        for pod in base
+        if exhaustive(pod, view, vendors, names)
+        != decide(pod, view, vendors, candidates=names).node
     )
     lat_base, wall_base = measure(lambda pod: exhaustive(pod, view, vendors, names), base)
     return {

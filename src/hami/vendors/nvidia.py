@@ -34,7 +34,9 @@ class NvidiaVendor:
 
     # --- requests --------------------------------------------------------------------------------
 
-    def parse_container(self, container: Mapping[str, object], where: str) -> ContainerRequest | None:
+    def parse_container(
+        self, container: Mapping[str, object], where: str
+    ) -> ContainerRequest | None:
         cfg = self.config
         nums = resources.bounded(container, cfg.resource_count_name, where, 0)
         if not nums:
@@ -95,7 +97,9 @@ class NvidiaVendor:
             return True
         return resources.raw(container, cfg.resource_count_name) is not None
 
-    def _default_exclusive(self, container: Mapping[str, object], limits: dict[str, object]) -> None:
+    def _default_exclusive(
+        self, container: Mapping[str, object], limits: dict[str, object]
+    ) -> None:
         """A bare GPU request (whole-card memory, no cores given) gets the whole card's cores."""
         cfg = self.config
         if resources.raw(container, cfg.resource_core_name) is not None:
@@ -142,7 +146,9 @@ class NvidiaVendor:
     ) -> tuple[Pick, ...] | Unfit:
         return slice_fit(candidates, request, ctx, _RULES)
 
-    def pod_annotations(self, devices: PodDevices, picks: Sequence[Sequence[Pick]]) -> dict[str, str]:
+    def pod_annotations(
+        self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
+    ) -> dict[str, str]:
         encoded = codec.encode_pod_devices(devices)
         out = {keys.NVIDIA_TO_ALLOCATE: encoded, keys.NVIDIA_ALLOCATED: encoded}
         mig = [
