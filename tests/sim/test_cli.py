@@ -147,3 +147,24 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     code, _, err = run(str(tmp_path / "nope.yaml"), str(EXAMPLES / "pods.yaml"))
     assert code == 2
     assert "nope.yaml: cannot read" in err
+
+
+def test_policy_examples_show_each_policy_and_filter() -> None:
+    code, out, _ = run(
+        str(EXAMPLES / "policies" / "cluster.yaml"),
+        str(EXAMPLES / "policies" / "pods.yaml"),
+        "--format",
+        "json",
+    )
+    assert code == 0
+    placed = {
+        r["pod"].split("/")[1]: r["annotations"].get(keys.NVIDIA_ALLOCATED)
+        for r in json.loads(out)["results"]
+    }
+    assert placed["binpack"] == "GPU-p0,NVIDIA,2000,10:;"  # joins the resident pod
+    assert placed["spread"] == "GPU-p3,NVIDIA,2000,10:;"  # an idle card
+    assert placed["mutex"] == "GPU-p2,NVIDIA,2000,0:;"  # the last idle card
+    assert placed["pinned"] == "GPU-p1,NVIDIA,1000,0:;"
+    assert placed["avoid"] == "GPU-p3,NVIDIA,1000,0:;"
+    assert placed["numa-pair"] == "GPU-p2,NVIDIA,1000,0:GPU-p3,NVIDIA,1000,0:;"
+    assert placed["wrong-type"] is None
