@@ -9,31 +9,67 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from hami.core.model import EMPTY_USAGE, ContainerRequests, DeviceUsage, Node
+from hami.core.model import (
+    EMPTY_USAGE,
+    MEM_PCT_UNSET,
+    ContainerRequest,
+    ContainerRequests,
+    DeviceUsage,
+    Node,
+)
 from hami.core.policy import node_score
 
 
 @dataclass(frozen=True, slots=True)
-class VendorRoom:
-    """What the devices of one vendor on a node still offer, best first.
+class Room:
+    """What one device with a free slot still offers."""
 
-    ``memory[k-1]`` is the k-th largest free memory among devices with a free slot, so a request
-    for k devices of m MiB can only fit when ``memory[k-1] >= m`` (likewise for cores).
-    """
+    memory: int
+    cores: int
+    idle: bool  # nobody uses it
+    total_memory: int
+    total_cores: int
 
-    memory: tuple[int, ...]
-    cores: tuple[int, ...]
-    mig: bool  # a MIG GPU can host several instances: the device count is no bound
-
-    def may_take(self, nums: int, memreq: int, coresreq: int) -> bool:
-        if self.mig:
-            return bool(self.memory) and self.memory[0] >= memreq
-        if len(self.memory) < nums:
+    def takes(self, request: ContainerRequest) -> bool:
+        """The capacity checks of a fit (memory, cores, exclusivity), without the gates."""
+        cores = min(request.coresreq, 100)
+        if request.memreq:
+            memory = request.memreq
+        elif request.mem_pct not in (0, MEM_PCT_UNSET):
+            memory = self.total_memory * request.mem_pct // 100
+        else:
+            memory = 0
+        if self.memory < memory or self.cores < cores:
             return False
-        return self.memory[nums - 1] >= memreq and self.cores[nums - 1] >= min(coresreq, 100)
+        if cores == 100 and self.total_cores == 100 and not self.idle:
+            return False
+        return not (cores == 0 and self.cores == 0 and self.total_cores != 0)
+
+
+@dataclass(frozen=True, slots=True)
+class VendorRoom:
+    """The devices of one vendor on a node that have a free slot."""
+
+    devices: tuple[Room, ...]
+    mig: bool  # a MIG GPU can host several instances: the device count is no bound
+    # k-th largest free memory / cores among them, for an O(1) first rejection
+    memory: tuple[int, ...] = ()
+    cores: tuple[int, ...] = ()
+
+    def may_take(self, request: ContainerRequest) -> bool:
+        if not self.mig:
+            k = request.nums
+            if len(self.devices) < k:
+                return False
+            if self.memory[k - 1] < request.memreq or self.cores[k - 1] < min(
+                request.coresreq, 100
+            ):
+                return False
+        fitting = sum(1 for room in self.devices if room.takes(request))
+        return fitting > 0 if self.mig else fitting >= request.nums
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +78,10 @@ class NodeState:
     usage: tuple[DeviceUsage, ...]
     score: float
     room: Mapping[str, VendorRoom]
+    # may_fit answers per request shape; a state never changes, so neither do they
+    _memo: dict[tuple[ContainerRequests, ...], bool] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, node: Node, usage: Sequence[DeviceUsage] | None = None) -> NodeState:
@@ -50,38 +90,48 @@ class NodeState:
             node=node, usage=taken, score=node_score(node.devices, taken), room=_room(node, taken)
         )
 
-    def may_fit(self, containers: Iterable[ContainerRequests]) -> bool:
+    def may_fit(self, containers: tuple[ContainerRequests, ...]) -> bool:
         """False only when no placement can exist (a necessary condition, never a sufficient one)."""
+        known = self._memo.get(containers)
+        if known is None:
+            known = self._memo[containers] = self._may_fit(containers)
+        return known
+
+    def _may_fit(self, containers: tuple[ContainerRequests, ...]) -> bool:
         for requests in containers:
             for request in requests:
                 room = self.room.get(request.vendor)
-                if room is None or not room.may_take(
-                    request.nums, request.memreq, request.coresreq
-                ):
+                if room is None or not room.may_take(request):
                     return False
         return True
 
 
 def _room(node: Node, usage: Sequence[DeviceUsage]) -> Mapping[str, VendorRoom]:
-    memory: dict[str, list[int]] = {}
-    cores: dict[str, list[int]] = {}
+    rooms: dict[str, list[Room]] = {}
     mig: set[str] = set()
     for device, taken in zip(node.devices, usage, strict=True):
-        memory.setdefault(device.vendor, [])
-        cores.setdefault(device.vendor, [])
+        found = rooms.setdefault(device.vendor, [])
         if device.health and taken.used < device.count:
-            memory[device.vendor].append(device.memory - taken.usedmem)
-            cores[device.vendor].append(device.cores - taken.usedcores)
+            found.append(
+                Room(
+                    memory=device.memory - taken.usedmem,
+                    cores=device.cores - taken.usedcores,
+                    idle=taken.used == 0,
+                    total_memory=device.memory,
+                    total_cores=device.cores,
+                )
+            )
         if device.mode == "mig":
             mig.add(device.vendor)
     return MappingProxyType(
         {
             v: VendorRoom(
-                memory=tuple(sorted(memory[v], reverse=True)),
-                cores=tuple(sorted(cores[v], reverse=True)),
+                devices=tuple(found),
                 mig=v in mig,
+                memory=tuple(sorted((r.memory for r in found), reverse=True)),
+                cores=tuple(sorted((r.cores for r in found), reverse=True)),
             )
-            for v in memory
+            for v, found in rooms.items()
         }
     )
 
