@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from hami.api.types import ContainerDevice, MigPlacement, MigProfile, ScoringWeights
+from hami.api.types import MigPlacement, MigProfile, ScoringWeights
 
 MEM_PCT_UNSET = 101  # HAMi's sentinel for "no memory percentage given"
 
@@ -63,16 +63,6 @@ class DeviceUsage:
             usedmem=max(self.usedmem - other.usedmem, 0),
             usedcores=max(self.usedcores - other.usedcores, 0),
             mig=tuple(reserved),
-        )
-
-    def peak(self, other: DeviceUsage) -> DeviceUsage:
-        """Per-resource maximum (init containers run before app containers)."""
-        mig = self.mig if len(self.mig) >= len(other.mig) else other.mig
-        return DeviceUsage(
-            used=max(self.used, other.used),
-            usedmem=max(self.usedmem, other.usedmem),
-            usedcores=max(self.usedcores, other.usedcores),
-            mig=mig,
         )
 
 
@@ -148,21 +138,3 @@ class PodRequest:
 
     def vendors(self) -> frozenset[str]:
         return frozenset(r.vendor for c in self.containers for r in c)
-
-    def with_options(self, options: PodOptions) -> PodRequest:
-        return replace(self, options=options)
-
-
-@dataclass(frozen=True, slots=True)
-class QuotaLimit:
-    """A namespace's device quota for one vendor: limits and what is already used."""
-
-    memory_limit: int | None = None  # MiB (before the memory factor)
-    cores_limit: int | None = None
-    memory_used: int = 0
-    cores_used: int = 0
-    memory_factor: int = 1
-
-
-# The devices chosen for one pod on one node: per vendor, one entry per container.
-PodAllocation = Mapping[str, tuple[tuple[ContainerDevice, ...], ...]]

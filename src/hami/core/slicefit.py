@@ -177,7 +177,7 @@ def slice_fit(
                 break
     if topo and len(state.picks) >= request.nums:
         chosen = topology.select(
-            [candidates_by_pos(candidates, p.position) for p in state.picks], request.nums
+            [_device_at(candidates, p.position) for p in state.picks], request.nums
         )
         return tuple(state.picks[i] for i in chosen)
     if state.picks:
@@ -185,5 +185,5 @@ def slice_fit(
     return Unfit(counts=dict(reasons), total=len(candidates))
 
 
-def candidates_by_pos(candidates: Sequence[Candidate], position: int) -> Device:
+def _device_at(candidates: Sequence[Candidate], position: int) -> Device:
     return next(c.device for c in candidates if c.position == position)

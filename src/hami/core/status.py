@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -47,21 +46,8 @@ class Unfit:
     def because(cls, message: str) -> Unfit:
         return cls(counts={}, total=0, message=message)
 
-    @classmethod
-    def of(cls, reason: str, count: int, total: int) -> Unfit:
-        return cls(counts={reason: count}, total=total)
-
     def text(self) -> str:
         """HAMi's `failedNodes` text: ``n/total Reason`` entries, sorted, joined by ", "."""
         if self.message:
             return self.message
         return ", ".join(sorted(f"{n}/{self.total} {reason}" for reason, n in self.counts.items()))
-
-    def first_reason(self) -> str:
-        if self.message:
-            return self.message
-        return max(self.counts.items(), key=lambda item: (item[1], item[0]))[0]
-
-
-def tally(counter: Counter[str], total: int) -> Unfit:
-    return Unfit(counts=dict(counter), total=total)
