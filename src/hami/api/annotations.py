@@ -7,6 +7,7 @@ why. Encoders write exactly what HAMi writes (compact Go-style JSON, colon/semic
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import cast
@@ -46,6 +47,16 @@ def go_json(value: object) -> str:
     )
 
 
+def _go_map(value: object) -> object:
+    """Go's ``json.Marshal`` writes map keys sorted (nested maps included)."""
+    if isinstance(value, Mapping):
+        items = cast(Mapping[object, object], value).items()
+        return {str(k): _go_map(v) for k, v in sorted(items, key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [_go_map(v) for v in cast(Sequence[object], value)]
+    return value
+
+
 def _load_json(key: str, value: str) -> object:
     try:
         return cast(object, json.loads(value))
@@ -53,10 +64,15 @@ def _load_json(key: str, value: str) -> object:
         raise WireFormatError(
             key, _clip(value), f"not valid JSON ({exc.msg} at {exc.pos})"
         ) from exc
+    except (ValueError, RecursionError) as exc:  # huge integer literals, absurd nesting
+        raise WireFormatError(key, _clip(value), f"not valid JSON ({exc})") from None
 
 
 def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_DECIMAL_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def _int(key: str, piece: str, name: str, raw: object, *, bits32: bool = True) -> int:
@@ -69,6 +85,10 @@ def _int(key: str, piece: str, name: str, raw: object, *, bits32: bool = True) -
         number = int(raw)
     elif isinstance(raw, str):
         text = raw.strip()
+        # Go's strconv.ParseInt(s, 10, …): ASCII digits only (Python's int() would also take
+        # "1_000" and non-ASCII digits).
+        if not _DECIMAL_INT.fullmatch(text):
+            raise WireFormatError(key, piece, f"{name} {raw!r} is not an integer")
         try:
             number = int(text, 10)
         except ValueError:
@@ -132,9 +152,9 @@ def decode_node_devices(value: str, key: str = keys.NVIDIA_REGISTER) -> tuple[De
     text = value.strip()
     if not text:
         raise WireFormatError(key, value, "empty registration")
-    if text.startswith("["):
+    if text.startswith(("[", "{")):  # a legacy value never starts with "{"
         return _decode_node_devices_json(key, text)
-    return decode_legacy_node_devices(text, key)
+    return decode_legacy_node_devices(value, key)
 
 
 def _lower_keys(key: str, piece: str, raw: object) -> dict[str, object]:
@@ -209,7 +229,10 @@ def _decode_mig_profiles(key: str, piece: str, raw: object) -> tuple[MigProfile,
         if not name:
             raise WireFormatError(key, piece, "a MIG profile has no name")
         placements = []
-        for place in cast(list[object], fields.get("placements") or []):
+        raw_placements = fields.get("placements") or []
+        if not isinstance(raw_placements, list):
+            raise WireFormatError(key, f"{piece} {name}", "placements is not a JSON array")
+        for place in cast(list[object], raw_placements):
             pf = _lower_keys(key, f"{piece} {name}", place)
             placements.append(
                 MigPlacement(
@@ -254,7 +277,7 @@ def device_info_json(device: DeviceInfo) -> dict[str, object]:
         ("migProfiles", [_mig_profile_json(p) for p in device.mig_profiles]),
         ("health", device.health),
         ("devicevendor", device.devicevendor),
-        ("custominfo", dict(device.custominfo)),
+        ("custominfo", _go_map(device.custominfo)),
     )
     for name, val in candidates:
         if val or val is True:
@@ -335,8 +358,7 @@ def _decode_container(key: str, entry: str) -> ContainerDevices:
     devices = []
     for piece in entry.split(":"):
         if "," not in piece:
-            if piece.strip():
-                raise WireFormatError(key, piece, "a device needs UUID,TYPE,mem,cores")
+            # HAMi parses only the pieces that contain a comma; the rest are skipped (§2.5).
             continue
         fields = piece.split(",")
         if len(fields) < 4:
@@ -583,7 +605,7 @@ def decode_pair_scores(value: str, key: str = keys.NVIDIA_SCORE) -> tuple[PairSc
 
 
 def encode_pair_scores(pairs: Sequence[PairScores]) -> str:
-    return go_json([{"uuid": p.uuid, "score": dict(p.scores)} for p in pairs])
+    return go_json([{"uuid": p.uuid, "score": _go_map(p.scores)} for p in pairs])
 
 
 # ------------------------------------------------------------------------------------------------

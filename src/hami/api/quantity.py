@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
@@ -21,6 +22,7 @@ _DECIMAL = {
     "P": Fraction(10**15),
     "E": Fraction(10**18),
 }
+_MAX_EXPONENT = 1000  # guards against "1e999999999" taking forever; no real quantity comes close
 _EXPONENT = re.compile(r"^[eE]([+-]?[0-9]+)$")
 
 
@@ -31,20 +33,30 @@ def parse_quantity(text: object, what: str = "quantity") -> Fraction:
     if isinstance(text, int):
         return Fraction(text)
     if isinstance(text, float):
+        if not math.isfinite(text):
+            raise WireFormatError(what, str(text), "not a finite quantity")
         return Fraction(str(text))
     if not isinstance(text, str):
         raise WireFormatError(what, str(text), "not a quantity")
     match = _PATTERN.match(text.strip())
     if not match:
         raise WireFormatError(what, text, "not a Kubernetes quantity")
-    number, suffix = Fraction(match.group(1)), match.group(2)
+    try:
+        number = Fraction(match.group(1))
+    except ValueError:  # e.g. more digits than Python converts (sys.get_int_max_str_digits)
+        raise WireFormatError(what, text, "number is too long") from None
+    suffix = match.group(2)
     if suffix in _BINARY:
         return number * _BINARY[suffix]
     if suffix in _DECIMAL:
         return number * _DECIMAL[suffix]
     exponent = _EXPONENT.match(suffix)
     if exponent:
-        return number * Fraction(10) ** int(exponent.group(1))
+        digits = exponent.group(1).lstrip("+-").lstrip("0")
+        if len(digits) > len(str(_MAX_EXPONENT)) or int(digits or "0") > _MAX_EXPONENT:
+            raise WireFormatError(what, text, f"exponent {exponent.group(1)} is out of range")
+        power = int(exponent.group(1))
+        return number * Fraction(10) ** power
     raise WireFormatError(what, text, f"unknown quantity suffix {suffix!r}")
 
 
