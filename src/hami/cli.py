@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from hami import __version__
+from hami.cluster.cli import app as cluster_app
 from hami.sim.cli import sim
 
 app = typer.Typer(
@@ -13,6 +14,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(cluster_app, name="cluster")
 
 
 app.command("sim")(sim)

@@ -1,0 +1,9 @@
+"""End-to-end fixtures: a real local control plane (see hami.cluster.testing)."""
+
+from hami.cluster.testing import (  # noqa: F401  (pytest fixtures, used by name)
+    k8s_cluster,
+    k8s_scheduler_extenders,
+    k8s_scheduler_profiles,
+    kube,
+    namespace,
+)
