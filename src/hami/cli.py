@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from hami import __version__
+from hami.agent.cli import device_plugin_main
 from hami.cluster.cli import app as cluster_app
+from hami.scheduler.cli import scheduler
 from hami.sim.cli import sim
 
 app = typer.Typer(
@@ -18,6 +20,8 @@ app.add_typer(cluster_app, name="cluster")
 
 
 app.command("sim")(sim)
+app.command("scheduler")(scheduler)
+app.command("device-plugin")(device_plugin_main)
 
 
 @app.command()

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# GPU check: device discovery with the real NVML backend (hami.agent.nvml), printed as the
+# registration JSON the plugin would write, next to `nvidia-smi -q` facts (UUID, memory, NUMA).
+# One call on a machine with an NVIDIA GPU and driver; no network; well under a minute.
+#
+#   gpu-checks/nvml_discovery.sh            # from anywhere; exit 0 = every GPU matches
+#
+# Python >= 3.11 and pynvml (nvidia-ml-py, one pure-Python file) are needed. If the machine has
+# no venv, run gpu-checks/nvml_prepare.sh beforehand on the development machine and carry the
+# git-ignored directory gpu-checks/nvml_deps along with the checkout.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+die() { printf 'nvml_discovery: ERROR: %s\n' "$*" >&2; exit 2; }
+
+pick_python() {
+  local candidate
+  for candidate in "${PYTHON:-}" .venv/bin/python python3 python3.13 python3.12 python3.11; do
+    [[ -n "$candidate" ]] || continue
+    command -v "$candidate" >/dev/null 2>&1 || [[ -x "$candidate" ]] || continue
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$candidate"
+      return
+    fi
+  done
+  die "no Python >= 3.11 found (set \$PYTHON)"
+}
+
+command -v nvidia-smi >/dev/null 2>&1 || die "nvidia-smi not found: is the NVIDIA driver installed?"
+PY="$(pick_python)"
+export PYTHONPATH="$PWD/src:$PWD/gpu-checks/nvml_deps${PYTHONPATH:+:$PYTHONPATH}"
+"$PY" -c 'import pynvml' 2>/dev/null ||
+  die "pynvml is not importable by $PY: pip install nvidia-ml-py, or run gpu-checks/nvml_prepare.sh here first and carry gpu-checks/nvml_deps"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(hostname)  driver $(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -n1)  python $("$PY" -c 'import platform; print(platform.python_version())')"
+timeout 30 nvidia-smi -q >"$work/smi.txt" || die "nvidia-smi -q failed"
+timeout 45 "$PY" gpu-checks/nvml_report.py --smi "$work/smi.txt"

@@ -1,0 +1,322 @@
+"""The Allocate flow (wire-format.md §5.5): find the pod, pop its container entries, answer
+kubelet, write the rest back, finish the bind handshake — and on any failure mark the pod
+``failed``, release the node lock and leave an Event on the pod saying why."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import uuid as uuidlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from hami.agent import devices as devlogic
+from hami.agent.allocate import HookFiles, Target, build_mig_response, build_response, container_dir
+from hami.agent.errors import AgentError, AllocationError, Conflict, KubeError, PodNotFound
+from hami.agent.kube import EventSpec, KubePort, PodInfo, annotations_patch
+from hami.agent.model import ContainerAllocation, Gpu
+from hami.agent.settings import Settings
+from hami.api import keys
+from hami.api.annotations import (
+    decode_mig_allocations,
+    decode_node_lock,
+    decode_pod_devices,
+    encode_pod_devices,
+)
+from hami.api.errors import WireFormatError
+from hami.api.types import ContainerDevice, ContainerDevices
+
+log = logging.getLogger(__name__)
+
+PENDING_PHASES = frozenset({keys.BIND_PHASE_ALLOCATING, keys.BIND_PHASE_SUCCESS})
+LOCK_RELEASE_ATTEMPTS = 5
+FAILED_REASON = "GPUAllocateFailed"
+
+
+@dataclass(frozen=True, slots=True)
+class PreferredRequest:
+    available: tuple[str, ...]
+    must_include: tuple[str, ...]
+    size: int
+
+
+class HostPrep:
+    """Creates the per-container cache directory and the lock directory on the host."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def prepare(self, settings: Settings, target: Target) -> None:
+        if not self.enabled:
+            return
+        directory = container_dir(settings, target)
+        shutil.rmtree(directory, ignore_errors=True)
+        for path in (directory, settings.lock_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, 0o777)
+
+
+def is_waiting(pod: PodInfo, node_name: str, phases: frozenset[str]) -> bool:
+    """A pod bound here by HAMi whose devices are not all allocated yet."""
+    notes = pod.annotations
+    return (
+        pod.phase in phases
+        and not pod.deleting
+        and keys.BIND_TIME in notes
+        and notes.get(keys.BIND_PHASE) in PENDING_PHASES
+        and notes.get(keys.VGPU_NODE) == node_name
+    )
+
+
+class Allocator:
+    """One node's Allocate / GetPreferredAllocation logic; calls are serialised."""
+
+    def __init__(
+        self,
+        kube: KubePort,
+        settings: Settings,
+        gpus: Callable[[], Sequence[Gpu]],
+        *,
+        host: HostPrep | None = None,
+        new_id: Callable[[], str] = lambda: uuidlib.uuid4().hex,
+        pod_phases: frozenset[str] = frozenset({"Pending"}),
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.node = settings.node_name
+        self._gpus = gpus
+        self._host = host or HostPrep(settings.prepare_host)
+        self._new_id = new_id
+        self._phases = pod_phases
+        self._mutex = asyncio.Lock()
+
+    # --- finding the pod -----------------------------------------------------------------------
+
+    async def find_pod(self) -> PodInfo:
+        """The lock owner if it is waiting here, else the oldest waiting pod bound here."""
+        owner = await self._lock_owner()
+        if owner is not None:
+            return owner
+        waiting = [p for p in await self.kube.list_pods(self.node) if self._waiting(p)]
+        if not waiting:
+            raise PodNotFound(
+                f"no pod waiting for GPU allocation on node {self.node}: none is bound here with "
+                f"{keys.BIND_PHASE} in (allocating, success) and {keys.NVIDIA_TO_ALLOCATE} set"
+            )
+        return min(waiting, key=lambda p: p.annotations.get(keys.BIND_TIME, ""))
+
+    def _waiting(self, pod: PodInfo) -> bool:
+        return (
+            is_waiting(pod, self.node, self._phases) and keys.NVIDIA_TO_ALLOCATE in pod.annotations
+        )
+
+    async def _lock_owner(self) -> PodInfo | None:
+        value = (await self.kube.get_node(self.node)).annotations.get(keys.NODE_LOCK)
+        try:
+            lock = decode_node_lock(value) if value else None
+        except WireFormatError:
+            return None
+        if lock is None or lock.namespace is None or lock.name is None:
+            return None
+        pod = await self.kube.get_pod(lock.namespace, lock.name)
+        if (
+            pod is None
+            or pod.node_name != self.node
+            or keys.NVIDIA_TO_ALLOCATE not in pod.annotations
+        ):
+            return None
+        return pod
+
+    # --- Allocate ------------------------------------------------------------------------------
+
+    async def allocate(self, requests: Sequence[Sequence[str]]) -> list[ContainerAllocation]:
+        """kubelet's Allocate: one device-ID list per container."""
+        async with self._mutex:
+            try:
+                pod = await self.find_pod()
+            except PodNotFound as exc:
+                await self._note_node(str(exc))
+                raise
+            try:
+                return await self._allocate_for(pod, requests)
+            except (AgentError, ValueError, KeyError, OSError) as exc:  # WireFormatError too
+                await self.fail(pod, exc)
+                raise AllocationError(f"pod {pod.ref}: {exc}") from exc
+
+    async def _allocate_for(
+        self, pod: PodInfo, requests: Sequence[Sequence[str]]
+    ) -> list[ContainerAllocation]:
+        entries = list(
+            decode_pod_devices(pod.annotations[keys.NVIDIA_TO_ALLOCATE], keys.NVIDIA_TO_ALLOCATE)
+        )
+        responses = []
+        for ids in requests:
+            position = _next_entry(entries, pod)
+            entry = self._entry_for(entries[position], ids, pod, position)
+            responses.append(self._respond(pod, position, entry))
+            entries[position] = ()
+        remaining = encode_pod_devices(entries)
+        await self.kube.patch_pod(
+            pod.namespace, pod.name, annotations_patch({keys.NVIDIA_TO_ALLOCATE: remaining})
+        )
+        if not any(entries):
+            await self._finish(pod)
+        return responses
+
+    def _entry_for(
+        self, entry: ContainerDevices, ids: Sequence[str], pod: PodInfo, position: int
+    ) -> ContainerDevices:
+        if len(entry) != len(ids):
+            raise AllocationError(
+                f"device number not matched for container #{position} "
+                f"({_container_name(pod, position)}): the scheduler assigned {len(entry)} GPU(s), "
+                f"kubelet asked for {len(ids)}"
+            )
+        if (
+            not self.settings.node.preferred_allocation
+            or self.settings.node.operating_mode == keys.MODE_MIG
+        ):
+            return entry
+        owners = devlogic.replica_owner(self._gpus(), self.settings.node)
+        return tuple(
+            ContainerDevice(devlogic.physical_id(rid, owners), d.type, d.usedmem, d.usedcores)
+            for rid, d in zip(ids, entry, strict=True)
+        )
+
+    def _respond(self, pod: PodInfo, position: int, entry: ContainerDevices) -> ContainerAllocation:
+        cache_id = self._new_id()
+        if self.settings.node.operating_mode == keys.MODE_MIG:
+            return build_mig_response(_mig_uuids(pod, position, entry), self.settings, cache_id)
+        target = Target(pod.uid, _container_name(pod, position), _container_env(pod, position))
+        self._host.prepare(self.settings, target)
+        index_of = {g.uuid: g.index for g in self._gpus()}
+        hook = HookFiles.inspect(self.settings)
+        return build_response(
+            entry, target, self.settings, index_of=index_of, hook=hook, cache_id=cache_id
+        )
+
+    async def _finish(self, pod: PodInfo) -> None:
+        await self.kube.patch_pod(
+            pod.namespace, pod.name, annotations_patch({keys.BIND_PHASE: keys.BIND_PHASE_SUCCESS})
+        )
+        await release_node_lock(self.kube, self.node, pod)
+
+    # --- failure -------------------------------------------------------------------------------
+
+    async def fail(self, pod: PodInfo, exc: BaseException) -> None:
+        """Best effort: bind-phase failed, lock released, a Warning event on the pod."""
+        why = f"GPU allocation on node {self.node} failed: {exc}"
+        log.error("pod %s: %s", pod.ref, why)
+        steps = (
+            self.kube.patch_pod(
+                pod.namespace,
+                pod.name,
+                annotations_patch({keys.BIND_PHASE: keys.BIND_PHASE_FAILED}),
+            ),
+            release_node_lock(self.kube, self.node, pod),
+            self.kube.create_event(
+                EventSpec("Pod", pod.namespace, pod.name, pod.uid, FAILED_REASON, why)
+            ),
+        )
+        for step in steps:
+            try:
+                await step
+            except (AgentError, OSError) as err:
+                log.error("pod %s: while recording the failure: %s", pod.ref, err)
+
+    async def _note_node(self, why: str) -> None:
+        try:
+            node = await self.kube.get_node(self.node)
+            event = EventSpec("Node", "default", self.node, node.uid, FAILED_REASON, why)
+            await self.kube.create_event(event)
+        except AgentError as err:
+            log.error("node %s: cannot record event: %s", self.node, err)
+
+    # --- GetPreferredAllocation ----------------------------------------------------------------
+
+    async def preferred(self, requests: Sequence[PreferredRequest]) -> list[list[str]]:
+        """Map the annotated GPUs of the k-th waiting container onto available replica IDs."""
+        wanted = await self._wanted_entries()
+        owners = devlogic.replica_owner(self._gpus(), self.settings.node)
+        return [
+            devlogic.preferred_replicas(
+                wanted[k] if k < len(wanted) else None, r.available, r.must_include, r.size, owners
+            )
+            for k, r in enumerate(requests)
+        ]
+
+    async def _wanted_entries(self) -> list[ContainerDevices]:
+        try:
+            pod = await self.find_pod()
+            value = pod.annotations[keys.NVIDIA_TO_ALLOCATE]
+            return [e for e in decode_pod_devices(value, keys.NVIDIA_TO_ALLOCATE) if e]
+        except (PodNotFound, WireFormatError) as exc:
+            log.info("preferred allocation without a pod: %s", exc)
+            return []
+
+
+def _next_entry(entries: Sequence[ContainerDevices], pod: PodInfo) -> int:
+    for position, entry in enumerate(entries):
+        if entry:
+            return position
+    raise AllocationError(
+        f"{keys.NVIDIA_TO_ALLOCATE} of pod {pod.ref} has no container entry left to allocate"
+    )
+
+
+def _container_name(pod: PodInfo, position: int) -> str:
+    if position < len(pod.containers):
+        return pod.containers[position].name
+    raise AllocationError(
+        f"{keys.NVIDIA_TO_ALLOCATE} of pod {pod.ref} has an entry at position {position} "
+        f"but the pod has only {len(pod.containers)} container(s)"
+    )
+
+
+def _container_env(pod: PodInfo, position: int) -> dict[str, str]:
+    return dict(pod.containers[position].env)
+
+
+def _mig_uuids(pod: PodInfo, position: int, entry: ContainerDevices) -> list[str]:
+    raw = pod.annotations.get(keys.MIG_ALLOCATIONS)
+    if not raw:
+        raise AllocationError(f"pod {pod.ref} has no {keys.MIG_ALLOCATIONS} for MIG mode")
+    mine = sorted(
+        (a for a in decode_mig_allocations(raw) if a.container_index == position),
+        key=lambda a: a.device_index,
+    )
+    if len(mine) != len(entry) or any(a.mig_uuid is None for a in mine):
+        raise AllocationError(
+            f"MIG instances for container #{position} of pod {pod.ref} are not realised; "
+            "creating MIG instances is not implemented by this plugin yet"
+        )
+    return [a.mig_uuid for a in mine if a.mig_uuid is not None]
+
+
+async def release_node_lock(kube: KubePort, node_name: str, pod: PodInfo) -> None:
+    """Remove `hami.io/mutex.lock` if this pod holds it (or it has no owner); guarded by
+    resourceVersion and retried on conflicts."""
+    for _ in range(LOCK_RELEASE_ATTEMPTS):
+        node = await kube.get_node(node_name)
+        value = node.annotations.get(keys.NODE_LOCK)
+        if value is None or not _owned_by(value, pod):
+            return
+        patch = annotations_patch({keys.NODE_LOCK: None}, node.resource_version)
+        try:
+            await kube.patch_node(node_name, patch)
+            return
+        except Conflict:
+            await asyncio.sleep(0.1)
+    raise KubeError(409, f"could not release {keys.NODE_LOCK} on node {node_name}: kept changing")
+
+
+def _owned_by(value: str, pod: PodInfo) -> bool:
+    try:
+        lock = decode_node_lock(value)
+    except WireFormatError:
+        return "," not in value
+    if lock.namespace is None:
+        return True
+    return (lock.namespace, lock.name) == (pod.namespace, pod.name)

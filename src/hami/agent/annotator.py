@@ -1,0 +1,103 @@
+"""The node registration loop (wire-format.md §5.3): keep `hami.io/node-nvidia-register`
+(and `hami.io/node-nvidia-score` when topology scoring is on) up to date, patching only when
+the value changed; optionally also the node's capacity, as kubelet does (simulate mode)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from hami.agent import devices as devlogic
+from hami.agent.errors import AgentError
+from hami.agent.health import HealthTable
+from hami.agent.kube import KubePort, annotations_patch
+from hami.agent.model import Gpu
+from hami.agent.settings import Settings
+from hami.api import keys
+from hami.api.annotations import encode_node_devices, encode_pair_scores
+from hami.api.types import PairScores
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 5.0
+
+
+class NodeAnnotator:
+    """Writes one node's registration annotations (and, optionally, its GPU capacity)."""
+
+    def __init__(
+        self,
+        kube: KubePort,
+        settings: Settings,
+        gpus: Callable[[], Sequence[Gpu]],
+        scores: Callable[[], Sequence[PairScores]],
+        health: HealthTable,
+        *,
+        publish_capacity: bool = False,
+    ) -> None:
+        self._kube = kube
+        self._settings = settings
+        self._gpus = gpus
+        self._scores = scores
+        self._health = health
+        self._capacity = publish_capacity
+        self._written: dict[str, str] = {}
+        self._written_capacity: tuple[int, int] | None = None
+        self.patches = 0
+
+    def desired(self) -> dict[str, str]:
+        """The annotation values this node should carry now."""
+        table = self._health.snapshot()
+        infos = devlogic.registration(self._gpus(), table, self._settings.node)
+        values = {keys.NVIDIA_REGISTER: encode_node_devices(infos)}
+        if self._settings.topology_score:
+            values[keys.NVIDIA_SCORE] = encode_pair_scores(self._scores())
+        return values
+
+    async def sync(self) -> bool:
+        """Patch what changed; True when an API call was made."""
+        changed = await self._sync_annotations()
+        if self._capacity:
+            changed = await self._sync_capacity() or changed
+        return changed
+
+    async def _sync_annotations(self) -> bool:
+        values = self.desired()
+        if not self._written:
+            current = (await self._kube.get_node(self._settings.node_name)).annotations
+            self._written = {k: current[k] for k in values if k in current}
+        todo = {k: v for k, v in values.items() if self._written.get(k) != v}
+        if not todo:
+            return False
+        await self._kube.patch_node(self._settings.node_name, annotations_patch(todo))
+        self._written.update(todo)
+        self.patches += 1
+        log.info("node %s: wrote %s", self._settings.node_name, ", ".join(sorted(todo)))
+        return True
+
+    async def _sync_capacity(self) -> bool:
+        """Capacity = every replica ID, allocatable = the healthy ones (as kubelet reports)."""
+        listed = devlogic.kubelet_devices(
+            self._gpus(), self._health.snapshot(), self._settings.node
+        )
+        counts = (len(listed), sum(d.healthy for d in listed))
+        if counts == self._written_capacity:
+            return False
+        resource = self._settings.node.resource_name
+        status = {"capacity": {resource: str(counts[0])}, "allocatable": {resource: str(counts[1])}}
+        await self._kube.patch_node_status(self._settings.node_name, {"status": status})
+        self._written_capacity = counts
+        return True
+
+    async def run(self) -> None:
+        """Sync every ``register_interval`` seconds and at once after every health change."""
+        interval = self._settings.register_interval
+        while True:
+            seen = self._health.version
+            try:
+                await self.sync()
+                delay = interval
+            except AgentError as exc:
+                log.warning("node %s: registration failed: %s", self._settings.node_name, exc)
+                delay = RETRY_SECONDS
+            await self._health.wait_change(seen, delay)

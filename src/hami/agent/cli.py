@@ -1,0 +1,226 @@
+"""`hami device-plugin`: the NVIDIA device plugin (one node) or ``--simulate`` (many kwok nodes).
+
+Flags override the per-node JSON, which overrides the shared device-config.yaml (see
+:mod:`hami.agent.settings`). Environment aliases follow HAMi's chart (``NODE_NAME``,
+``DEVICE_LIST_STRATEGY``, ``HOOK_PATH``, ``ENABLE_TOPOLOGY_SCORE``, …).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hami.agent.discovery import open_backend
+from hami.agent.errors import AgentError, ConfigError
+from hami.agent.health import XidPolicy
+from hami.agent.kube import LightkubePort
+from hami.agent.loading import load_node_file, load_shared, node_config
+from hami.agent.settings import Settings, validate
+
+app = typer.Typer(help="The NVIDIA device plugin.", add_completion=False)
+
+Opt = typer.Option
+
+
+# CLI parameter → `NodeConfig` field (node settings; override the per-node JSON and the yaml).
+NODE_FLAGS = (
+    ("resource_name", "resource_name"),
+    ("device_split_count", "split_count"),
+    ("device_memory_scaling", "memory_scaling"),
+    ("device_cores_scaling", "core_scaling"),
+    ("preconfigured_device_memory", "preconfigured_memory"),
+    ("lib_cuda_log_level", "lib_cuda_log_level"),
+    ("disable_core_limit", "disable_core_limit"),
+    ("enable_numa_topology", "enable_numa_topology"),
+    ("preferred_allocation", "preferred_allocation"),
+    ("operating_mode", "operating_mode"),
+)
+# CLI parameter → `Settings` field (process settings).
+PROCESS_FLAGS = (
+    ("socket_dir", "socket_dir"),
+    ("hook_path", "hook_path"),
+    ("device_list_strategy", "list_strategies"),
+    ("device_id_strategy", "id_strategy"),
+    ("pass_device_specs", "pass_device_specs"),
+    ("gdrcopy_enabled", "gdrcopy"),
+    ("gds_enabled", "gds"),
+    ("mofed_enabled", "mofed"),
+    ("cdi_annotation_prefix", "cdi_annotation_prefix"),
+    ("cdi_spec_dir", "cdi_spec_dir"),
+    ("enable_topology_score", "topology_score"),
+    ("register_interval", "register_interval"),
+)
+
+Files = tuple[Path | None, Path | None]  # (shared device-config.yaml, per-node JSON)
+
+
+def _settings_for(
+    node_name: str, files: Files, process: dict[str, Any], flags: dict[str, Any]
+) -> Settings:
+    shared, per_node = files
+    node_file = load_node_file(per_node) if per_node else None
+    node = node_config(load_shared(shared), node_file, node_name, flags)
+    return validate(Settings(node_name=node_name, node=node, **process))
+
+
+def _process_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Only the flags that were given (None → the `Settings` default)."""
+    out = {k: v for k, v in values.items() if v is not None}
+    if "list_strategies" in out:
+        out["list_strategies"] = tuple(
+            s.strip() for s in out["list_strategies"].split(",") if s.strip()
+        )
+    return out
+
+
+async def _serve(
+    settings: Settings,
+    backend: str,
+    inventory: Path | None,
+    kubeconfig: str | None,
+    policy: XidPolicy,
+) -> None:
+    from hami.agent.plugin import NodeAgent
+
+    source = open_backend(backend, inventory, settings.node_name)
+    kube = LightkubePort.from_kubeconfig(kubeconfig)
+    try:
+        await NodeAgent(settings, source, kube, policy=policy).run()
+    finally:
+        source.close()
+        await kube.close()
+
+
+async def _simulate(
+    nodes: list[str],
+    inventory: Path | None,
+    kubeconfig: str | None,
+    settings_for: Any,
+    policy: XidPolicy,
+) -> None:
+    from hami.agent.simulate import Simulator, parse_nodes
+
+    simulated = parse_nodes(nodes, inventory)
+    kube = LightkubePort.from_kubeconfig(kubeconfig)
+    try:
+        await Simulator(kube, simulated, settings_for, policy).run()
+    finally:
+        await kube.close()
+
+
+@app.command()
+def device_plugin_main(
+    node_name: Annotated[
+        str | None, Opt(envvar=["NODE_NAME", "NodeName"], help="This node.")
+    ] = None,
+    config_file: Annotated[
+        Path | None, Opt(help="Shared device-config.yaml (nvidia section).")
+    ] = None,
+    node_config_file: Annotated[
+        Path | None, Opt(envvar="NODE_CONFIG_FILE", help='Per-node JSON {"nodeconfig":[…]}.')
+    ] = None,
+    backend: Annotated[str, Opt(help="Discovery backend: nvml or fake.")] = "nvml",
+    inventory: Annotated[Path | None, Opt(help="Fake backend inventory (YAML).")] = None,
+    kubeconfig: Annotated[
+        str | None, Opt(envvar="KUBECONFIG", help="kubeconfig (default: in-cluster).")
+    ] = None,
+    socket_dir: Annotated[Path | None, Opt(help="kubelet device-plugin directory.")] = None,
+    hook_path: Annotated[
+        Path | None, Opt(envvar="HOOK_PATH", help="HAMi-core install prefix.")
+    ] = None,
+    resource_name: Annotated[str | None, Opt(help="Extended resource to advertise.")] = None,
+    device_split_count: Annotated[int | None, Opt(help="Tasks per GPU.")] = None,
+    device_memory_scaling: Annotated[float | None, Opt(help="Registered memory factor.")] = None,
+    device_cores_scaling: Annotated[float | None, Opt(help="Registered core factor.")] = None,
+    preconfigured_device_memory: Annotated[
+        int | None, Opt(help="MiB for unified-memory GPUs.")
+    ] = None,
+    lib_cuda_log_level: Annotated[str | None, Opt(help="LIBCUDA_LOG_LEVEL for containers.")] = None,
+    disable_core_limit: Annotated[
+        bool | None, Opt("--disable-core-limit/--enable-core-limit", envvar="DISABLE_CORE_LIMIT")
+    ] = None,
+    enable_numa_topology: Annotated[
+        bool | None, Opt("--enable-numa-topology/--disable-numa-topology")
+    ] = None,
+    preferred_allocation: Annotated[
+        bool | None, Opt("--enable-preferred-allocation/--disable-preferred-allocation")
+    ] = None,
+    operating_mode: Annotated[str | None, Opt(help="hami-core or mig.")] = None,
+    device_list_strategy: Annotated[
+        str | None,
+        Opt(
+            envvar="DEVICE_LIST_STRATEGY",
+            help="envvar, volume-mounts, cdi-annotations, cdi-cri (comma list).",
+        ),
+    ] = None,
+    device_id_strategy: Annotated[str | None, Opt(help="uuid or index.")] = None,
+    pass_device_specs: Annotated[bool | None, Opt("--pass-device-specs")] = None,
+    gdrcopy_enabled: Annotated[bool | None, Opt("--gdrcopy-enabled")] = None,
+    gds_enabled: Annotated[bool | None, Opt("--gds-enabled")] = None,
+    mofed_enabled: Annotated[bool | None, Opt("--mofed-enabled")] = None,
+    cdi_annotation_prefix: Annotated[str | None, Opt()] = None,
+    cdi_spec_dir: Annotated[Path | None, Opt()] = None,
+    enable_topology_score: Annotated[
+        bool | None, Opt("--enable-topology-score", envvar="ENABLE_TOPOLOGY_SCORE")
+    ] = None,
+    register_interval: Annotated[
+        float | None, Opt(help="Seconds between registration checks.")
+    ] = None,
+    disable_healthchecks: Annotated[str, Opt(envvar="DP_DISABLE_HEALTHCHECKS", hidden=True)] = "",
+    enable_healthchecks: Annotated[str, Opt(envvar="DP_ENABLE_HEALTHCHECKS", hidden=True)] = "",
+    simulate: Annotated[
+        bool, Opt("--simulate", help="Play many kwok nodes from fake inventories.")
+    ] = False,
+    nodes: Annotated[
+        list[str] | None, Opt(help="--simulate: name[=inventory.yaml], repeatable or comma list.")
+    ] = None,
+    verbose: Annotated[int, Opt("-v", count=True, help="More logging.")] = 0,
+) -> None:
+    """Run the NVIDIA device plugin (kubelet device-plugin API v1beta1)."""
+    args = dict(locals())
+    logging.basicConfig(
+        level=logging.DEBUG if verbose > 1 else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    flags = {field: args[param] for param, field in NODE_FLAGS}
+    process = _process_settings({field: args[param] for param, field in PROCESS_FLAGS})
+    files = (config_file, node_config_file)
+    policy = XidPolicy.from_env(disable_healthchecks, enable_healthchecks)
+    source = (backend, inventory, kubeconfig)
+    try:
+        _run(simulate, node_name, nodes or [], source, files, process, flags, policy)
+    except AgentError as exc:
+        typer.echo(f"hami device-plugin: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(
+    simulate: bool,
+    node_name: str | None,
+    nodes: list[str],
+    source: tuple[str, Path | None, str | None],
+    files: Files,
+    process: dict[str, Any],
+    flags: dict[str, Any],
+    policy: XidPolicy,
+) -> None:
+    backend, inventory, kubeconfig = source
+    if simulate:
+
+        def settings_for(name: str) -> Settings:
+            return replace(_settings_for(name, files, process, flags), prepare_host=False)
+
+        runner = _simulate(nodes, inventory, kubeconfig, settings_for, policy)
+    else:
+        if not node_name:
+            raise ConfigError("--node-name (or env NODE_NAME) is required")
+        settings = _settings_for(node_name, files, process, flags)
+        runner = _serve(settings, backend, inventory, kubeconfig, policy)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(runner)

@@ -1,0 +1,219 @@
+"""The Kubernetes port of the agent, its typed views and the lightkube implementation.
+
+The port speaks plain JSON-like dicts (the API's own shape) and small frozen views, so the fake
+(:mod:`hami.agent.fake_kube`) needs no client library. Only this module imports lightkube.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+from lightkube import ALL_NS, ApiError, AsyncClient, KubeConfig
+from lightkube.core.exceptions import ConfigError as LightkubeConfigError
+from lightkube.resources.core_v1 import Event, Node, Pod
+from lightkube.types import PatchType
+
+from hami.agent.errors import ConfigError, Conflict, KubeError
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    name: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    """What the agent reads from a pod. ``containers``: init containers first, then regular."""
+
+    namespace: str
+    name: str
+    uid: str
+    node_name: str
+    phase: str
+    annotations: Mapping[str, str]
+    containers: tuple[ContainerInfo, ...]
+    deleting: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> PodInfo:
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        containers = [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            uid=meta.get("uid", ""),
+            node_name=spec.get("nodeName") or "",
+            phase=(obj.get("status") or {}).get("phase", ""),
+            annotations=dict(meta.get("annotations") or {}),
+            containers=tuple(_container(c) for c in containers),
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+
+def _container(obj: Mapping[str, Any]) -> ContainerInfo:
+    env = {e["name"]: str(e.get("value", "")) for e in obj.get("env") or () if "name" in e}
+    limits = {k: str(v) for k, v in ((obj.get("resources") or {}).get("limits") or {}).items()}
+    return ContainerInfo(name=obj.get("name", ""), env=env, limits=limits)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    name: str
+    annotations: Mapping[str, str]
+    resource_version: str = ""
+    uid: str = ""
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> NodeInfo:
+        meta = obj.get("metadata") or {}
+        return cls(
+            name=meta.get("name", ""),
+            annotations=dict(meta.get("annotations") or {}),
+            resource_version=meta.get("resourceVersion", ""),
+            uid=meta.get("uid", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """A core/v1 Event about a pod or node."""
+
+    kind: str  # "Pod" or "Node"
+    namespace: str  # the object's namespace ("default" for nodes)
+    name: str
+    uid: str
+    reason: str
+    message: str
+    type: str = "Warning"
+    component: str = "hami-device-plugin"
+
+
+class KubePort(Protocol):
+    """The Kubernetes calls the device plugin makes."""
+
+    async def get_node(self, name: str) -> NodeInfo: ...
+
+    async def patch_node(self, name: str, patch: Json) -> None:
+        """JSON merge patch of the node object (metadata, optionally resourceVersion-guarded)."""
+        ...
+
+    async def patch_node_status(self, name: str, patch: Json) -> None: ...
+
+    async def get_pod(self, namespace: str, name: str) -> PodInfo | None: ...
+
+    async def list_pods(self, node_name: str | None = None) -> Sequence[PodInfo]:
+        """Pods bound to ``node_name`` (all pods when None), every namespace."""
+        ...
+
+    async def patch_pod(self, namespace: str, name: str, patch: Json) -> None: ...
+
+    async def create_event(self, event: EventSpec) -> None: ...
+
+
+def annotations_patch(values: Mapping[str, str | None], resource_version: str = "") -> Json:
+    """A merge patch setting (or, for None, removing) annotations."""
+    meta: Json = {"annotations": dict(values)}
+    if resource_version:
+        meta["resourceVersion"] = resource_version
+    return {"metadata": meta}
+
+
+def event_json(event: EventSpec, now: datetime | None = None) -> Json:
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "metadata": {"generateName": f"{event.name}.", "namespace": event.namespace},
+        "involvedObject": {
+            "kind": event.kind,
+            "name": event.name,
+            "namespace": event.namespace if event.kind == "Pod" else "",
+            "uid": event.uid,
+            "apiVersion": "v1",
+        },
+        "reason": event.reason,
+        "message": event.message,
+        "type": event.type,
+        "source": {"component": event.component},
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+
+
+class LightkubePort:
+    """`KubePort` over a lightkube ``AsyncClient``; API errors become `KubeError`."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None) -> LightkubePort:
+        try:
+            config = KubeConfig.from_file(path) if path else KubeConfig.from_env()
+        except (LightkubeConfigError, OSError) as exc:
+            where = path or "in-cluster service account / ~/.kube/config"
+            raise ConfigError(f"cannot load kubeconfig ({where}): {exc}") from None
+        return cls(AsyncClient(config=config))
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def get_node(self, name: str) -> NodeInfo:
+        obj = await self._call(self._client.get(Node, name))
+        return NodeInfo.from_json(obj.to_dict())
+
+    async def patch_node(self, name: str, patch: Json) -> None:
+        await self._merge(Node, name, patch)
+
+    async def patch_node_status(self, name: str, patch: Json) -> None:
+        await self._merge(Node.Status, name, patch)
+
+    async def get_pod(self, namespace: str, name: str) -> PodInfo | None:
+        try:
+            obj = await self._call(self._client.get(Pod, name, namespace=namespace))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return PodInfo.from_json(obj.to_dict())
+
+    async def list_pods(self, node_name: str | None = None) -> Sequence[PodInfo]:
+        fields = {"spec.nodeName": node_name} if node_name else None
+
+        async def collect() -> list[PodInfo]:
+            found = self._client.list(Pod, namespace=ALL_NS, fields=fields)
+            return [PodInfo.from_json(p.to_dict()) async for p in found]
+
+        return cast(list[PodInfo], await self._call(collect()))
+
+    async def patch_pod(self, namespace: str, name: str, patch: Json) -> None:
+        await self._merge(Pod, name, patch, namespace=namespace)
+
+    async def create_event(self, event: EventSpec) -> None:
+        await self._call(self._client.create(Event.from_dict(event_json(event))))
+
+    async def _merge(self, res: Any, name: str, patch: Json, namespace: str | None = None) -> None:
+        await self._call(
+            self._client.patch(res, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
+        )
+
+    @staticmethod
+    async def _call(awaitable: Any) -> Any:
+        """The one place lightkube errors are translated."""
+        try:
+            return await awaitable
+        except ApiError as exc:
+            status = int(getattr(exc.status, "code", 0) or 0)
+            message = str(getattr(exc.status, "message", "") or exc)
+            raise (Conflict if status == 409 else KubeError)(status, message) from exc

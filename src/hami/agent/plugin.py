@@ -1,0 +1,77 @@
+"""One node's device plugin: discovery + health + allocator + gRPC service + kubelet session +
+registration loop, wired together and run as sibling tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from hami.agent import devices as devlogic
+from hami.agent.allocator import Allocator, HostPrep
+from hami.agent.annotator import NodeAnnotator
+from hami.agent.cdi import write_spec
+from hami.agent.discovery import DeviceSource
+from hami.agent.health import HealthTable, XidPolicy
+from hami.agent.kube import KubePort
+from hami.agent.kubelet import KubeletSession, PluginServer
+from hami.agent.model import Gpu
+from hami.agent.servicer import DevicePluginServicer
+from hami.agent.settings import Settings
+
+log = logging.getLogger(__name__)
+
+KUBELET_POD_PHASES = frozenset({"Pending"})
+
+
+class NodeAgent:
+    """Everything the plugin runs for one node."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: DeviceSource,
+        kube: KubePort,
+        *,
+        policy: XidPolicy | None = None,
+        publish_capacity: bool = False,
+        pod_phases: frozenset[str] = KUBELET_POD_PHASES,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self._gpus = devlogic.managed(source.gpus(), settings.node)
+        self.health = HealthTable({g.uuid: g.healthy for g in self._gpus}, policy or XidPolicy())
+        self.allocator = Allocator(
+            kube, settings, self.gpus, host=HostPrep(settings.prepare_host), pod_phases=pod_phases
+        )
+        self.servicer = DevicePluginServicer(self.allocator, self.health, self.gpus, settings.node)
+        self.annotator = NodeAnnotator(
+            kube,
+            settings,
+            self.gpus,
+            source.pair_scores,
+            self.health,
+            publish_capacity=publish_capacity,
+        )
+        server = PluginServer(self.servicer, settings.socket_dir / settings.socket_name)
+        self.session = KubeletSession(settings, server)
+
+    def gpus(self) -> Sequence[Gpu]:
+        """The managed GPUs (discovered once at start-up, filtered by the node config)."""
+        return self._gpus
+
+    async def run(self, *, kubelet: bool = True) -> None:
+        """Run until cancelled; ``kubelet=False`` skips the socket (simulate mode)."""
+        log.info(
+            "node %s: managing %d GPU(s) as %s",
+            self.settings.node_name,
+            len(self._gpus),
+            self.settings.node.resource_name,
+        )
+        if any(s.startswith("cdi") for s in self.settings.list_strategies):
+            write_spec(self.settings, self._gpus)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.health.follow(self.source.health_events()))
+            tasks.create_task(self.annotator.run())
+            if kubelet:
+                tasks.create_task(self.session.run())

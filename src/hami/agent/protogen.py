@@ -1,0 +1,34 @@
+"""Generate the Python stubs for `proto/api.proto` with grpcio-tools (`make proto`).
+
+Run as ``python -m hami.agent.protogen``. The stubs land next to the .proto file and import each
+other as ``hami.agent.proto.api_pb2``, because protoc runs with the package root as include path.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PROTO = Path(__file__).resolve().parent / "proto" / "api.proto"
+ROOT = PROTO.parents[3]  # the directory that holds the `hami` package
+
+
+def generate() -> int:
+    """Run protoc; returns its exit status (0 on success)."""
+    from grpc_tools import protoc  # build-time dependency only
+
+    include = str(Path(protoc.__file__).resolve().parent / "_proto")
+    args = [
+        "grpc_tools.protoc",
+        f"-I{ROOT}",
+        f"-I{include}",
+        f"--python_out={ROOT}",
+        f"--pyi_out={ROOT}",
+        f"--grpc_python_out={ROOT}",
+        str(PROTO.relative_to(ROOT)),
+    ]
+    return int(protoc.main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(generate())

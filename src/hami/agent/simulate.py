@@ -1,0 +1,139 @@
+"""``hami device-plugin --simulate``: one process plays the plugin *and* kubelet's side for many
+kwok nodes, from fake inventories.
+
+Per node it registers the GPUs (annotations, plus ``nvidia.com/gpu`` capacity/allocatable
+through the status subresource, as kubelet would) and, for every pod HAMi bound there, calls
+the node's real `Allocator` once per GPU container — init containers first — the way kubelet
+calls ``Allocate``. kwok marks bound pods Running on its own, so Running pods count as waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hami.agent import devices as devlogic
+from hami.agent.allocator import PreferredRequest, is_waiting
+from hami.agent.errors import AgentError, ConfigError
+from hami.agent.fake import FakeSource, load_inventory
+from hami.agent.health import XidPolicy
+from hami.agent.kube import KubePort, PodInfo
+from hami.agent.plugin import NodeAgent
+from hami.agent.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SIM_POD_PHASES = frozenset({"Pending", "Running"})
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class SimNode:
+    name: str
+    inventory: Path
+
+
+def parse_nodes(items: Sequence[str], default_inventory: Path | None) -> list[SimNode]:
+    """``name=inventory.yaml`` or ``name`` (uses ``--inventory``); items may be comma lists."""
+    nodes = []
+    for item in (p.strip() for raw in items for p in raw.split(",")):
+        if not item:
+            continue
+        name, sep, path = item.partition("=")
+        if sep:
+            nodes.append(SimNode(name.strip(), Path(path.strip())))
+        elif default_inventory is not None:
+            nodes.append(SimNode(name, default_inventory))
+        else:
+            raise ConfigError(f"--nodes: {item!r} names no inventory and --inventory is not set")
+    if not nodes:
+        raise ConfigError("--simulate needs --nodes name[=inventory.yaml],…")
+    return nodes
+
+
+def gpu_count(limits: Mapping[str, str], resource: str) -> int:
+    try:
+        return max(int(limits.get(resource, "0")), 0)
+    except ValueError:
+        return 0
+
+
+class Simulator:
+    """Many `NodeAgent`s sharing one Kubernetes client, plus a kubelet stand-in."""
+
+    def __init__(
+        self,
+        kube: KubePort,
+        nodes: Sequence[SimNode],
+        settings_for: Callable[[str], Settings],
+        policy: XidPolicy | None = None,
+    ) -> None:
+        self.kube = kube
+        self.agents: dict[str, NodeAgent] = {}
+        for node in nodes:
+            source = FakeSource(
+                load_inventory(node.inventory, node.name), node.inventory, node.name
+            )
+            self.agents[node.name] = NodeAgent(
+                settings_for(node.name),
+                source,
+                kube,
+                policy=policy,
+                publish_capacity=True,
+                pod_phases=SIM_POD_PHASES,
+            )
+        self._handled: set[str] = set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            for agent in self.agents.values():
+                tasks.create_task(agent.run(kubelet=False))
+            tasks.create_task(self._kubelet_loop())
+
+    async def _kubelet_loop(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except AgentError as exc:
+                log.warning("simulated kubelet: %s", exc)
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def step(self) -> int:
+        """Allocate every newly bound pod once; returns how many pods were handled."""
+        pods = await self.kube.list_pods()
+        self._handled &= {p.uid for p in pods}
+        done = 0
+        for pod in pods:
+            agent = self.agents.get(pod.node_name)
+            if agent is None or pod.uid in self._handled:
+                continue
+            if is_waiting(pod, pod.node_name, SIM_POD_PHASES):
+                self._handled.add(pod.uid)
+                await self.admit(agent, pod)
+                done += 1
+        return done
+
+    async def admit(self, agent: NodeAgent, pod: PodInfo) -> None:
+        """What kubelet does for a pod: Allocate for each container that requests GPUs."""
+        resource = agent.settings.node.resource_name
+        for container in pod.containers:
+            count = gpu_count(container.limits, resource)
+            if count == 0:
+                continue
+            ids = await self._choose(agent, count)
+            try:
+                await agent.allocator.allocate([ids])
+            except AgentError as exc:
+                log.warning("pod %s container %s: %s", pod.ref, container.name, exc)
+                return
+
+    async def _choose(self, agent: NodeAgent, count: int) -> list[str]:
+        listed = devlogic.kubelet_devices(
+            agent.gpus(), agent.health.snapshot(), agent.settings.node
+        )
+        available = tuple(d.id for d in listed if d.healthy)
+        chosen = await agent.allocator.preferred([PreferredRequest(available, (), count)])
+        return chosen[0]

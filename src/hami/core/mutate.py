@@ -1,0 +1,209 @@
+"""The admission decision for one Pod (wire-format.md §3.1): pure, no I/O.
+
+Route pods that ask for a managed device to our scheduler, apply every vendor's container
+defaults, add their environment, and refuse what cannot work: privileged containers that ask
+for a device, pods already bound to a node, invalid requests and requests over a quota.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from hami.api import keys
+from hami.api.admission import PatchOp, pointer
+from hami.core.errors import RequestInvalid
+from hami.core.model import ContainerRequest
+from hami.core.vendor import QuotaRoom, Vendor
+
+Manifest = Mapping[str, object]
+DEFAULT_SCHEDULER = "default-scheduler"
+IGNORE = "ignore"
+
+
+@dataclass(frozen=True, slots=True)
+class MutateSettings:
+    """The scheduler flags the webhook consults."""
+
+    scheduler_name: str = "hami-scheduler"
+    force_overwrite_default_scheduler: bool = True
+    runtime_class_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Allowed (with the JSON Patch to apply) or denied (with a status code and message)."""
+
+    allowed: bool
+    message: str = ""
+    code: int = 200
+    patch: tuple[PatchOp, ...] = ()
+    uses_devices: bool = False
+
+    @classmethod
+    def deny(cls, message: str, code: int = 403) -> Verdict:
+        return cls(allowed=False, message=message, code=code)
+
+
+@dataclass(frozen=True, slots=True)
+class _Container:
+    section: str  # "initContainers" or "containers"
+    index: int
+    body: Manifest
+    admitted: Manifest
+    env: Mapping[str, str] = field(default_factory=dict)
+    uses: bool = False
+
+    @property
+    def name(self) -> str:
+        return str(self.body.get("name") or f"#{self.index}")
+
+
+def _mapping(value: object) -> Manifest:
+    return cast(Manifest, value) if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Manifest]:
+    items = value if isinstance(value, list) else []
+    return [cast(Manifest, c) for c in items if isinstance(c, Mapping)]
+
+
+def mutate(
+    pod: Manifest,
+    vendors: Mapping[str, Vendor],
+    settings: MutateSettings,
+    quota: Mapping[str, QuotaRoom] | None = None,
+) -> Verdict:
+    """Decide on one Pod CREATE."""
+    meta = _mapping(pod.get("metadata"))
+    if _mapping(meta.get("labels")).get(keys.WEBHOOK_LABEL) == IGNORE:
+        return Verdict(allowed=True, message=f"pod is labelled {keys.WEBHOOK_LABEL}={IGNORE}")
+    spec = _mapping(pod.get("spec"))
+    if not _list(spec.get("containers")):
+        return Verdict.deny("pod has no containers", 400)
+    if _other_scheduler(spec, settings):
+        return Verdict(allowed=True, message="pod already has different scheduler assigned")
+    name = meta.get("name") or meta.get("generateName") or ""
+    where = f"pod {meta.get('namespace') or 'default'}/{name}"
+    try:
+        containers = list(_admit_all(spec, vendors, where))
+    except RequestInvalid as exc:
+        return Verdict.deny(str(exc), 400)
+    return _decide(spec, containers, vendors, settings, quota or {})
+
+
+def _other_scheduler(spec: Manifest, settings: MutateSettings) -> bool:
+    current = str(spec.get("schedulerName") or "")
+    if not current:
+        return False
+    if current == DEFAULT_SCHEDULER and settings.force_overwrite_default_scheduler:
+        return False
+    return not settings.scheduler_name or settings.scheduler_name != current
+
+
+def _admit_all(spec: Manifest, vendors: Mapping[str, Vendor], where: str) -> Iterator[_Container]:
+    for field_name in ("initContainers", "containers"):
+        for index, body in enumerate(_list(spec.get(field_name))):
+            name = str(body.get("name") or f"#{index}")
+            admitted: Manifest = body
+            env: dict[str, str] = {}
+            uses = False
+            for vendor in vendors.values():
+                result = vendor.admit_container(admitted, f"{where} container {name}")
+                admitted = result.container
+                env.update(result.env)
+                uses = uses or result.uses_vendor
+            yield _Container(field_name, index, body, admitted, env, uses)
+
+
+def _decide(
+    spec: Manifest,
+    containers: Sequence[_Container],
+    vendors: Mapping[str, Vendor],
+    settings: MutateSettings,
+    quota: Mapping[str, QuotaRoom],
+) -> Verdict:
+    for c in containers:
+        if c.uses and _privileged(c.body):
+            return Verdict.deny(f"container {c.name} is privileged")
+    uses = any(c.uses for c in containers)
+    ops = [op for c in containers for op in _container_ops(c)]
+    if uses and settings.scheduler_name:
+        if spec.get("nodeName"):
+            return Verdict.deny("pod has node assigned")
+        ops.append(PatchOp("add", pointer("spec", "schedulerName"), settings.scheduler_name))
+    if uses and settings.runtime_class_name and not spec.get("runtimeClassName"):
+        ops.append(PatchOp("add", pointer("spec", "runtimeClassName"), settings.runtime_class_name))
+    over = _over_quota(containers, vendors, quota)
+    if over:
+        return Verdict.deny(f"exceeding resource quota: {over}")
+    return Verdict(allowed=True, patch=tuple(ops), uses_devices=uses)
+
+
+def _privileged(container: Manifest) -> bool:
+    return _mapping(container.get("securityContext")).get("privileged") is True
+
+
+def _container_ops(c: _Container) -> Iterator[PatchOp]:
+    base = ("spec", c.section, c.index)
+    resources = _quantities(c.admitted.get("resources"))
+    if resources != _quantities(c.body.get("resources")):
+        yield PatchOp("add", pointer(*base, "resources"), resources)
+    existing = _list(c.body.get("env"))
+    present = {str(e.get("name")) for e in existing}
+    added = [{"name": k, "value": v} for k, v in c.env.items() if k not in present]
+    if not added:
+        return
+    if not existing and "env" not in c.body:
+        yield PatchOp("add", pointer(*base, "env"), added)
+        return
+    for item in added:
+        yield PatchOp("add", pointer(*base, "env", "-"), item)
+
+
+def _quantities(resources: object) -> dict[str, object]:
+    """Resources with integer quantities written as strings, the API server's canonical form."""
+    out: dict[str, object] = {}
+    for section, values in _mapping(resources).items():
+        if isinstance(values, Mapping):
+            items = cast(Mapping[str, object], values).items()
+            if items:  # an empty section is the same as none
+                out[section] = {k: str(v) if isinstance(v, int) else v for k, v in items}
+        else:
+            out[section] = values
+    return out
+
+
+def _over_quota(
+    containers: Sequence[_Container],
+    vendors: Mapping[str, Vendor],
+    quota: Mapping[str, QuotaRoom],
+) -> str:
+    """The first vendor resource whose pod-level request exceeds the namespace's room."""
+    for key, room in sorted(quota.items()):
+        vendor = vendors.get(key)
+        if vendor is None or (room.memory is None and room.cores is None):
+            continue
+        init: list[ContainerRequest] = []
+        app: list[ContainerRequest] = []
+        for c in containers:
+            request = vendor.parse_container(c.admitted, c.name)
+            if request is not None:
+                (init if c.section == "initContainers" else app).append(request)
+        memory = _effective(init, app, lambda r: r.memreq * r.nums)
+        cores = _effective(init, app, lambda r: r.coresreq * r.nums)
+        if room.memory is not None and memory > room.memory:
+            return f"{key} memory {memory} > {room.memory} left"
+        if room.cores is not None and cores > room.cores:
+            return f"{key} cores {cores} > {room.cores} left"
+    return ""
+
+
+def _effective(
+    init: Sequence[ContainerRequest],
+    app: Sequence[ContainerRequest],
+    amount: Callable[[ContainerRequest], int],
+) -> int:
+    """Init containers run one at a time before the app containers (§7.3)."""
+    return max(sum(amount(r) for r in app), max((amount(r) for r in init), default=0))

@@ -1,0 +1,1 @@
+"""The Kubernetes API behind a small port: a lightkube-backed client and an in-memory fake."""

@@ -1,0 +1,1 @@
+"""The scheduler service: kube-scheduler extender (/filter, /bind) and mutating webhook."""

@@ -1,0 +1,97 @@
+"""The HTTP surface: /filter, /bind, /webhook, /healthz, /readyz, /metrics.
+
+Handlers parse, delegate and serialise; errors are mapped in `hami.scheduler.errors`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hami.api.admission import AdmissionRequest
+from hami.api.errors import WireFormatError
+from hami.api.extender import (
+    ExtenderArgs,
+    ExtenderBindingArgs,
+    ExtenderBindingResult,
+    ExtenderFilterResult,
+)
+from hami.scheduler.errors import EXTENDER_ERRORS, extender_error, webhook_status
+from hami.scheduler.service import SchedulerService
+
+JSON = "application/json"
+
+
+def _reply(body: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON)
+
+
+async def _body(request: Request) -> object:
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise WireFormatError("body", "", f"not JSON: {exc}") from None
+
+
+def create_app(service: SchedulerService) -> FastAPI:
+    app = FastAPI(title="hami-scheduler", docs_url=None, redoc_url=None, openapi_url=None)
+    metrics = service.metrics
+
+    @app.post("/filter")
+    async def filter_(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            args = ExtenderArgs.from_json(await _body(request))
+            if args.nodes is None:
+                await service.wait_ready()
+            result = await service.filterer.filter(args)
+            outcome = "placed" if result.node_names or result.nodes else "unfit"
+        except EXTENDER_ERRORS as exc:
+            result, outcome = ExtenderFilterResult(error=extender_error(exc)), "error"
+        metrics.requests.labels("filter", outcome).inc()
+        metrics.latency.labels("filter").observe(time.perf_counter() - started)
+        return _reply(result.to_json())
+
+    @app.post("/bind")
+    async def bind(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            args = ExtenderBindingArgs.from_json(await _body(request))
+            await service.wait_ready()
+            await service.binder.bind(args)
+            result, outcome = ExtenderBindingResult(), "bound"
+        except EXTENDER_ERRORS as exc:
+            result, outcome = ExtenderBindingResult(error=extender_error(exc)), "error"
+        metrics.requests.labels("bind", outcome).inc()
+        metrics.latency.labels("bind").observe(time.perf_counter() - started)
+        return _reply(result.to_json())
+
+    @app.post("/webhook")
+    @app.post("/webhook/mutating")
+    async def webhook(request: Request) -> Response:
+        try:
+            review = AdmissionRequest.from_json(await _body(request))
+        except (WireFormatError, ValueError) as exc:
+            metrics.requests.labels("webhook", "error").inc()
+            return _reply({"error": str(exc)}, webhook_status(exc))
+        response = service.webhook.review(review)
+        metrics.requests.labels("webhook", "allowed" if response.allowed else "denied").inc()
+        return _reply(response.review(review.api_version))
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response("ok", media_type="text/plain")
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        ok = service.ready
+        return Response("ok" if ok else "not ready", 200 if ok else 503, media_type="text/plain")
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,106 @@
+"""`/bind`: take the node lock, then create the Binding (wire-format.md §3.13).
+
+`hami.io/bind-phase: allocating` and `hami.io/bind-time` ride on the Binding itself (the API
+server copies a Binding's annotations onto the pod in the same write), so a bind is two
+writes: the lock and the Binding. The lock stays held for the device plugin to release; any
+failure releases it here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NoReturn
+
+from hami.api import annotations as codec
+from hami.api import keys
+from hami.api.extender import ExtenderBindingArgs
+from hami.k8s import objects
+from hami.k8s.api import PODS, KubeAPI, KubeAPIError, NotFound
+from hami.scheduler import events
+from hami.scheduler.cache import Clock, ClusterCache, utcnow
+from hami.scheduler.events import EventRecorder, Subject
+from hami.scheduler.nodelock import LockContended, NodeLocker
+
+log = logging.getLogger(__name__)
+
+
+class BindError(Exception):
+    """The bind failed; the message is the reply's ``Error``."""
+
+
+class Binder:
+    def __init__(
+        self,
+        kube: KubeAPI,
+        cache: ClusterCache,
+        locker: NodeLocker,
+        recorder: EventRecorder,
+        *,
+        lock_wait: float = 25.0,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._kube = kube
+        self._cache = cache
+        self._locker = locker
+        self._events = recorder
+        self._lock_wait = lock_wait
+        self._clock = clock
+
+    async def bind(self, args: ExtenderBindingArgs) -> None:
+        """Raises BindError."""
+        ns, name, node = args.pod_namespace or "default", args.pod_name, args.node
+        uid = await self._pod_uid(ns, name, args.pod_uid)
+        subject = Subject("Pod", name, ns, uid)
+        if self._cache.node_manifest(node) is None:
+            self._cache.release(uid)
+            self._fail(subject, f"failed to get node {node}")
+        locked = self._cache.holds_app_devices(uid)
+        if locked:
+            await self._lock(subject, node)
+        try:
+            await self._kube.bind(ns, name, node, uid=args.pod_uid, annotations=self._phase())
+        except KubeAPIError as exc:
+            if locked:
+                await self._release(node, ns, name)
+            self._fail(subject, f"bind pod to node {node}: {exc}")
+        message = f"Successfully binding node [{node}] to {ns}/{name}"
+        self._events.record(subject, events.BINDING_SUCCEED, message)
+
+    async def _pod_uid(self, ns: str, name: str, uid: str) -> str:
+        known = self._cache.known_pod(ns, name)
+        if known:
+            return known
+        try:
+            pod = await self._kube.get(PODS, name, ns)
+        except NotFound:
+            if uid:
+                self._cache.release(uid)
+            raise BindError(f"pod {ns}/{name} not found") from None
+        except KubeAPIError as exc:
+            raise BindError(f"get pod {ns}/{name}: {exc}") from exc
+        return objects.uid(pod)
+
+    async def _lock(self, subject: Subject, node: str) -> None:
+        try:
+            await self._locker.acquire(node, subject.namespace, subject.name, self._lock_wait)
+        except LockContended as exc:
+            self._fail(subject, f"timed out after {self._lock_wait:g}s: {exc}")
+        except KubeAPIError as exc:
+            await self._release(node, subject.namespace, subject.name)
+            self._fail(subject, f"lock node {node}: {exc}")
+
+    async def _release(self, node: str, ns: str, name: str) -> None:
+        try:
+            await self._locker.release(node, ns, name)
+        except KubeAPIError as exc:
+            log.warning("node %s: could not release the lock of %s/%s: %s", node, ns, name, exc)
+
+    def _phase(self) -> dict[str, str]:
+        return {
+            keys.BIND_PHASE: keys.BIND_PHASE_ALLOCATING,
+            keys.BIND_TIME: codec.unix_seconds(self._clock()),
+        }
+
+    def _fail(self, subject: Subject, message: str) -> NoReturn:
+        self._events.record(subject, events.BINDING_FAILED, message, warning=True)
+        raise BindError(message)

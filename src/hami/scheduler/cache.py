@@ -1,0 +1,444 @@
+"""The scheduler's picture of the cluster, kept current by Node and Pod watch events.
+
+* Nodes: each vendor's registration decoded once per change; a node whose registration is
+  malformed is left out (one log line and one `RegistrationInvalid` action per bad value); a
+  vendor whose handshake says its plugin is gone loses its devices.
+* Pods: usage is rebuilt from the `…-devices-allocated` annotations of every pod that carries
+  `hami.io/vgpu-node`, so a restarted scheduler loses nothing.
+* Filter decisions are *assumed* before their annotation patch is sent, so a concurrent filter
+  sees the capacity as taken; watch events older than the patch do not undo the assumption,
+  and a failed patch is forgotten.
+
+Everything here is synchronous and single-threaded (one asyncio loop): a decision and its
+assumption happen with no await in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from hami.api import annotations as codec
+from hami.api import keys
+from hami.api.errors import WireFormatError
+from hami.core import accounting
+from hami.core.accounting import PlacedPod
+from hami.core.cluster import ClusterView, NodeState
+from hami.core.model import Node
+from hami.core.nodes import node_from_annotations
+from hami.core.vendor import Vendor
+from hami.k8s import objects
+from hami.k8s.api import Manifest
+from hami.scheduler import registration
+from hami.scheduler.registration import HandshakeSpec
+
+log = logging.getLogger(__name__)
+
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeWrite:
+    """Set (or, with ``value`` None, remove) a handshake annotation on a node."""
+
+    node: str
+    key: str
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BadRegistration:
+    """A node's registration annotation cannot be decoded."""
+
+    node: str
+    key: str
+    message: str
+
+
+NodeAction = HandshakeWrite | BadRegistration
+
+
+@dataclass(slots=True)
+class _NodeEntry:
+    manifest: Manifest
+    node: Node | None = None  # every vendor's devices as registered
+    signature: tuple[tuple[str, str], ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+    healthy: dict[str, bool] = field(default_factory=dict)
+    cleaned: set[str] = field(default_factory=set)
+    bad: str = ""
+
+
+@dataclass(slots=True)
+class _PodEntry:
+    key: str
+    placed: PlacedPod
+    app_devices: bool  # a regular container holds a device: /bind takes the node lock
+    assumed: bool = False
+    confirm_rv: int | None = None  # watch events older than our own patch are stale
+
+
+def placed_pod(
+    key: str,
+    node: str,
+    annotations: Mapping[str, str],
+    vendors: Mapping[str, Vendor],
+    init_count: int,
+    init_done: bool = False,
+) -> PlacedPod | None:
+    """A pod's allocation from its annotations (None when it holds no device).
+
+    Raises WireFormatError for a malformed allocation annotation.
+    """
+    devices = {}
+    for vendor in vendors.values():
+        found = vendor.allocated_devices(annotations)
+        if found is not None and any(found):
+            devices[vendor.key] = found
+    if not devices:
+        return None
+    mig_value = annotations.get(keys.MIG_ALLOCATIONS)
+    mig = codec.decode_mig_allocations(mig_value) if mig_value else ()
+    return PlacedPod(
+        key=key, node=node, devices=devices, init_count=init_count, init_done=init_done, mig=mig
+    )
+
+
+def _holds_app_devices(placed: PlacedPod) -> bool:
+    return any(
+        any(container) for per in placed.devices.values() for container in per[placed.init_count :]
+    )
+
+
+def _init_done(pod: Manifest) -> bool:
+    inits = objects.spec(pod).get("initContainers")
+    if not isinstance(inits, list) or not inits:
+        return False
+    statuses = objects.status(pod).get("initContainerStatuses")
+    if not isinstance(statuses, list) or len(statuses) < len(inits):
+        return False
+    for item in statuses:
+        state = objects.section(item, "state") if isinstance(item, Mapping) else {}
+        if objects.section(state, "terminated").get("exitCode") != 0:
+            return False
+    return True
+
+
+def _init_count(pod: Manifest) -> int:
+    inits = objects.spec(pod).get("initContainers")
+    return len(inits) if isinstance(inits, list) else 0
+
+
+class ClusterCache:
+    """Nodes, placed pods and the ranked `ClusterView` derived from them."""
+
+    def __init__(
+        self,
+        vendors: Mapping[str, Vendor],
+        handshakes: Sequence[HandshakeSpec] = (),
+        *,
+        handshake_timeout: float = 60.0,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.vendors = vendors
+        self._handshakes = tuple(h for h in handshakes if h.vendor in vendors)
+        self._volatile = frozenset({keys.NODE_LOCK, *(h.key for h in self._handshakes)})
+        self._timeout = handshake_timeout
+        self._clock = clock
+        self._nodes: dict[str, _NodeEntry] = {}
+        self._pods: dict[str, _PodEntry] = {}  # by pod UID
+        self._by_node: dict[str, set[str]] = {}
+        self._by_key: dict[str, str] = {}  # namespace/name -> UID
+        self._init_done: set[str] = set()
+        self._view = ClusterView.of(())
+        self._synced: set[str] = set()
+        self._sync_event = asyncio.Event()
+        self._node_events: dict[str, asyncio.Event] = {}
+        self.actions: list[NodeAction] = []
+        self.actions_ready = asyncio.Event()
+        self.generation = 0  # bumped on every usage or inventory change
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @property
+    def view(self) -> ClusterView:
+        return self._view
+
+    @property
+    def synced(self) -> bool:
+        return {"nodes", "pods"} <= self._synced
+
+    async def wait_synced(self, timeout: float) -> bool:
+        if not self.synced:
+            try:
+                await asyncio.wait_for(self._sync_event.wait(), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    def node_manifest(self, name: str) -> Manifest | None:
+        entry = self._nodes.get(name)
+        return entry.manifest if entry else None
+
+    def known_pod(self, namespace: str, name: str) -> str | None:
+        """The UID of a pod the cache tracks (placed or assumed), else None."""
+        return self._by_key.get(f"{namespace}/{name}")
+
+    def holds_app_devices(self, uid: str) -> bool:
+        entry = self._pods.get(uid)
+        return entry.app_devices if entry else False
+
+    def placed(self, uid: str) -> PlacedPod | None:
+        entry = self._pods.get(uid)
+        return entry.placed if entry else None
+
+    def pods_on(self, node: str) -> list[PlacedPod]:
+        return [self._pods[uid].placed for uid in self._by_node.get(node, ())]
+
+    async def node_changed(self, name: str, timeout: float) -> None:
+        """Wait until the node object changes (or ``timeout`` passes)."""
+        event = self._node_events.setdefault(name, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    # --- sync bookkeeping ---------------------------------------------------------------------
+
+    def mark_synced(self, what: str) -> None:
+        self._synced.add(what)
+        if self.synced:
+            self._sync_event.set()
+
+    def mark_unsynced(self) -> None:
+        self._synced.clear()
+        self._sync_event.clear()
+
+    # --- nodes --------------------------------------------------------------------------------
+
+    def replace_nodes(self, items: Iterable[Manifest]) -> None:
+        """A fresh list: forget nodes that are gone, apply the rest."""
+        names = set()
+        for item in items:
+            names.add(objects.name(item))
+            self.apply_node("ADDED", item)
+        for gone in set(self._nodes) - names:
+            self._drop_node(gone)
+        self.mark_synced("nodes")
+
+    def apply_node(self, event: str, manifest: Manifest) -> None:
+        name = objects.name(manifest)
+        if event == "DELETED":
+            self._drop_node(name)
+            return
+        entry = self._nodes.get(name)
+        if entry is None:
+            entry = self._nodes[name] = _NodeEntry(manifest=manifest)
+        entry.manifest = manifest
+        self._decode(name, entry)
+        self._assess(name, entry)
+        self._refresh(name)
+        self._wake(name)
+
+    def reassess(self) -> None:
+        """Time-based handshake checks over every node (run periodically)."""
+        for name, entry in self._nodes.items():
+            before = dict(entry.healthy)
+            self._assess(name, entry)
+            if entry.healthy != before:
+                self._refresh(name)
+
+    def _decode(self, name: str, entry: _NodeEntry) -> None:
+        annotations = objects.annotations(entry.manifest)
+        signature = tuple(sorted((k, v) for k, v in annotations.items() if k not in self._volatile))
+        if signature == entry.signature and (entry.node is not None or entry.bad):
+            return
+        entry.signature = signature
+        try:
+            entry.node = node_from_annotations(name, annotations, self.vendors)
+        except WireFormatError as exc:
+            entry.node = None
+            message = str(exc)
+            if message != entry.bad:
+                log.warning("node %s skipped: malformed registration %s", name, message)
+                self._act(BadRegistration(name, exc.key, message))
+            entry.bad = message
+            return
+        entry.bad = ""
+
+    def _assess(self, name: str, entry: _NodeEntry) -> None:
+        annotations = objects.annotations(entry.manifest)
+        now = self._clock()
+        for spec in self._handshakes:
+            has_devices = entry.node is not None and any(
+                d.vendor == spec.vendor for d in entry.node.devices
+            )
+            if not has_devices:
+                entry.healthy.pop(spec.vendor, None)
+                continue
+            count = registration.allocatable(entry.manifest, spec.count_resource)
+            health = registration.assess(
+                spec,
+                annotations,
+                count,
+                entry.counts.get(spec.vendor),
+                spec.vendor in entry.cleaned,
+                now,
+                self._timeout,
+            )
+            entry.counts[spec.vendor] = count
+            entry.healthy[spec.vendor] = health.healthy
+            if health.healthy:
+                entry.cleaned.discard(spec.vendor)
+            elif health.write == registration.REMOVE:
+                entry.cleaned.add(spec.vendor)
+            if health.write is not None and health.write != annotations.get(spec.key):
+                value = None if health.write == registration.REMOVE else health.write
+                if value is not None or spec.key in annotations:
+                    self._act(HandshakeWrite(name, spec.key, value))
+
+    def _usable(self, entry: _NodeEntry) -> Node | None:
+        node = entry.node
+        if node is None:
+            return None
+        down = {v for v, ok in entry.healthy.items() if not ok}
+        if down:
+            node = Node(
+                name=node.name,
+                devices=tuple(d for d in node.devices if d.vendor not in down),
+                cordoned=node.cordoned,
+            )
+        return node if node.devices else None
+
+    def _drop_node(self, name: str) -> None:
+        if self._nodes.pop(name, None) is not None:
+            self._refresh(name)
+        self._wake(name)
+
+    def _act(self, action: NodeAction) -> None:
+        self.actions.append(action)
+        self.actions_ready.set()
+
+    def take_actions(self) -> list[NodeAction]:
+        actions, self.actions = self.actions, []
+        self.actions_ready.clear()
+        return actions
+
+    # --- pods ---------------------------------------------------------------------------------
+
+    def replace_pods(self, items: Iterable[Manifest]) -> None:
+        uids = set()
+        for item in items:
+            uids.add(objects.uid(item))
+            self.apply_pod("ADDED", item)
+        for gone in [u for u, e in self._pods.items() if u not in uids and not e.assumed]:
+            self._remove_pod(gone)
+        self.mark_synced("pods")
+
+    def apply_pod(self, event: str, pod: Manifest) -> None:
+        uid = objects.uid(pod)
+        entry = self._pods.get(uid)
+        if event == "DELETED":
+            self._remove_pod(uid)
+            self._init_done.discard(uid)
+            return
+        if entry is not None and entry.assumed:
+            rv = objects.rv_number(objects.resource_version(pod))
+            if entry.confirm_rv is None or rv < entry.confirm_rv:
+                return  # older than our own patch: the assumption stands
+        placed = self._placed_from(uid, pod)
+        if placed is None:
+            self._remove_pod(uid)
+        else:
+            self._set_pod(uid, _PodEntry(objects.key(pod), placed, _holds_app_devices(placed)))
+
+    def _placed_from(self, uid: str, pod: Manifest) -> PlacedPod | None:
+        annotations = objects.annotations(pod)
+        node = annotations.get(keys.VGPU_NODE)
+        if not node or objects.status(pod).get("phase") in TERMINAL_PHASES:
+            return None
+        if uid not in self._init_done and _init_done(pod):
+            self._init_done.add(uid)  # one-shot: init usage is released once, for good
+        key = objects.key(pod)
+        try:
+            return placed_pod(
+                key, node, annotations, self.vendors, _init_count(pod), uid in self._init_done
+            )
+        except WireFormatError as exc:
+            log.warning("pod %s: ignoring its allocation: %s", key, exc)
+            return None
+
+    def assume(self, uid: str, placed: PlacedPod) -> None:
+        """Count a decision before its patch is sent."""
+        self._set_pod(uid, _PodEntry(placed.key, placed, _holds_app_devices(placed), True))
+
+    def confirm(self, uid: str, resource_version: str) -> None:
+        """The patch landed at ``resource_version``: later watch events are authoritative."""
+        entry = self._pods.get(uid)
+        if entry is not None and entry.assumed:
+            entry.confirm_rv = objects.rv_number(resource_version)
+
+    def forget(self, uid: str) -> None:
+        """Undo an assumption whose patch failed."""
+        entry = self._pods.get(uid)
+        if entry is not None and entry.assumed:
+            self._remove_pod(uid)
+
+    def release(self, uid: str) -> None:
+        """Drop a pod's usage before it is filtered again (it is being re-scheduled)."""
+        self._remove_pod(uid)
+
+    def _set_pod(self, uid: str, entry: _PodEntry) -> None:
+        old = self._pods.get(uid)
+        self._pods[uid] = entry
+        self._by_key[entry.key] = uid
+        self._by_node.setdefault(entry.placed.node, set()).add(uid)
+        if old is not None and old.placed.node != entry.placed.node:
+            self._unlink(uid, old)
+            self._refresh(old.placed.node)
+        if old is None or old.placed != entry.placed:
+            self._refresh(entry.placed.node)
+
+    def _remove_pod(self, uid: str) -> None:
+        entry = self._pods.pop(uid, None)
+        if entry is None:
+            return
+        self._unlink(uid, entry)
+        if self._by_key.get(entry.key) == uid:
+            del self._by_key[entry.key]
+        self._refresh(entry.placed.node)
+
+    def _unlink(self, uid: str, entry: _PodEntry) -> None:
+        on_node = self._by_node.get(entry.placed.node)
+        if on_node is not None:
+            on_node.discard(uid)
+            if not on_node:
+                del self._by_node[entry.placed.node]
+
+    # --- the derived view ---------------------------------------------------------------------
+
+    def _refresh(self, name: str) -> None:
+        """Recompute one node's state in the view from its inventory and its pods."""
+        self.generation += 1
+        entry = self._nodes.get(name)
+        node = self._usable(entry) if entry is not None else None
+        if node is None:
+            if name in self._view:
+                self._view = ClusterView.of(s for s in self._view.states() if s.node.name != name)
+            return
+        usage, unknown = accounting.node_usage(node, self.pods_on(name))
+        if unknown:
+            log.debug("node %s: pods reference unknown devices %s", name, sorted(set(unknown)))
+        self._view = self._view.with_state(NodeState.of(node, usage))
+
+    def _wake(self, name: str) -> None:
+        event = self._node_events.pop(name, None)
+        if event is not None:
+            event.set()

@@ -1,0 +1,91 @@
+"""`hami scheduler`: the extender + webhook service."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hami.config import ConfigError, load_config
+from hami.scheduler.main import LeadershipLost, run
+from hami.scheduler.settings import SchedulerSettings, default_identity
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``30``, ``28s``, ``5m`` or ``1m30s`` (Go duration style)."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise typer.BadParameter(f"{text!r} is not a duration (e.g. 30s, 5m)")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def scheduler(
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config file")] = None,
+    http_bind: Annotated[str, typer.Option(help="listen address host:port")] = "127.0.0.1:8080",
+    cert_file: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
+    key_file: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+    kubeconfig: Annotated[Path | None, typer.Option(help="kubeconfig (default: env)")] = None,
+    scheduler_name: Annotated[str | None, typer.Option(help="overrides schedulerName")] = None,
+    node_label_selector: Annotated[str | None, typer.Option(help="only these nodes")] = None,
+    node_lock_timeout: Annotated[str, typer.Option(help="node lock expiry")] = "5m",
+    bind_lock_wait: Annotated[str, typer.Option(help="/bind waits this for a lock")] = "25s",
+    force_overwrite_default_scheduler: bool = True,
+    events: Annotated[bool, typer.Option(help="write Kubernetes Events")] = True,
+    leader_elect: Annotated[bool, typer.Option(help="run as one of several replicas")] = False,
+    lease_name: str = "hami-scheduler",
+    lease_namespace: str = "kube-system",
+    identity: Annotated[str | None, typer.Option(help="lease holder identity")] = None,
+    lease_duration: Annotated[str, typer.Option(help="lease duration")] = "10s",
+    reuse_port: Annotated[bool, typer.Option(help="share http-bind between replicas")] = False,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run the kube-scheduler extender (/filter, /bind) and the mutating webhook (/webhook)."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        device_config = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if scheduler_name:
+        device_config = dataclasses.replace(device_config, scheduler_name=scheduler_name)
+    if (cert_file is None) != (key_file is None):
+        raise typer.BadParameter("--cert-file and --key-file go together")
+    settings = SchedulerSettings(
+        config=device_config,
+        http_bind=http_bind,
+        cert_file=cert_file,
+        key_file=key_file,
+        kubeconfig=kubeconfig,
+        force_overwrite_default_scheduler=force_overwrite_default_scheduler,
+        node_label_selector=node_label_selector,
+        node_lock_timeout=parse_duration(node_lock_timeout),
+        bind_lock_wait=parse_duration(bind_lock_wait),
+        events=events,
+        leader_elect=leader_elect,
+        lease_name=lease_name,
+        lease_namespace=lease_namespace,
+        identity=identity or default_identity(),
+        lease_duration=parse_duration(lease_duration),
+        reuse_port=reuse_port,
+    )
+    try:
+        run(settings)
+    except LeadershipLost as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,90 @@
+"""Kubernetes Events for pods and nodes, written in the background off the request path."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from hami.k8s.api import EVENTS, KubeAPI, KubeAPIError, Manifest
+
+log = logging.getLogger(__name__)
+
+# Reasons (wire-format.md §3.16), plus ours for a malformed node registration.
+FILTERING_SUCCEED = "FilteringSucceed"
+FILTERING_FAILED = "FilteringFailed"
+BINDING_SUCCEED = "BindingSucceed"
+BINDING_FAILED = "BindingFailed"
+REGISTRATION_INVALID = "RegistrationInvalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    kind: str  # "Pod" or "Node"
+    name: str
+    namespace: str = ""
+    uid: str = ""
+
+
+class EventRecorder:
+    """Queues events; `run` writes them. A full queue drops events rather than block."""
+
+    def __init__(
+        self, kube: KubeAPI, component: str, *, enabled: bool = True, capacity: int = 10_000
+    ) -> None:
+        self._kube = kube
+        self._component = component
+        self._enabled = enabled
+        self._queue: asyncio.Queue[Manifest] = asyncio.Queue(capacity)
+        self.dropped = 0
+
+    def record(self, subject: Subject, reason: str, message: str, warning: bool = False) -> None:
+        if not self._enabled:
+            return
+        try:
+            self._queue.put_nowait(self._event(subject, reason, message, warning))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def _event(self, subject: Subject, reason: str, message: str, warning: bool) -> Manifest:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace = subject.namespace or "default"
+        involved = {"apiVersion": "v1", "kind": subject.kind, "name": subject.name}
+        if subject.namespace:
+            involved["namespace"] = subject.namespace
+        if subject.uid:
+            involved["uid"] = subject.uid
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{subject.name}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": self._component},
+            "reportingComponent": self._component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+
+    async def run(self) -> None:
+        while True:
+            event = await self._queue.get()
+            await self._write(event)
+            self._queue.task_done()
+
+    async def _write(self, event: Manifest) -> None:
+        try:
+            await self._kube.create(EVENTS, event)
+        except KubeAPIError as exc:
+            log.debug("event not written: %s", exc)
+
+    async def flush(self) -> None:
+        """Write everything queued so far (tests, shutdown)."""
+        while not self._queue.empty():
+            await self._write(self._queue.get_nowait())
+            self._queue.task_done()

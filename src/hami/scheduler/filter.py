@@ -1,0 +1,172 @@
+"""`/filter`: pick one node and its devices for a pod, record it, answer kube-scheduler.
+
+Live path (``NodeNames``): decide on the cache's view, *assume* the result in the cache, then
+write every annotation (and the `hami.io/vgpu-node` label) in one merge patch; a failed patch
+undoes the assumption. Simulation path (full ``Nodes``, Cluster Autoscaler): decide on fresh
+copies of those nodes and change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from hami.api import keys
+from hami.api.errors import WireFormatError
+from hami.api.extender import ExtenderArgs, ExtenderFilterResult
+from hami.core.cluster import ClusterView, NodeState
+from hami.core.config import SchedulerConfig
+from hami.core.decide import Decision, decide
+from hami.core.errors import RequestInvalid
+from hami.core.model import PodRequest
+from hami.core.nodes import node_from_annotations
+from hami.core.request import parse_pod
+from hami.core.status import NODE_UNREGISTERED, Unfit
+from hami.core.vendor import Vendor
+from hami.k8s import objects
+from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest
+from hami.scheduler import events
+from hami.scheduler.cache import Clock, ClusterCache, placed_pod, utcnow
+from hami.scheduler.events import EventRecorder, Subject
+
+log = logging.getLogger(__name__)
+SETTLE = 0.05  # a no-fit answer waits this long once for in-flight watch events
+
+
+class FilterError(Exception):
+    """The filter cannot answer (bad request, cache not ready, API failure)."""
+
+
+class Filterer:
+    def __init__(
+        self,
+        kube: KubeAPI,
+        cache: ClusterCache,
+        vendors: Mapping[str, Vendor],
+        config: SchedulerConfig,
+        recorder: EventRecorder,
+        *,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._kube = kube
+        self._cache = cache
+        self._vendors = vendors
+        self._config = config
+        self._events = recorder
+        self._clock = clock
+
+    async def filter(self, args: ExtenderArgs) -> ExtenderFilterResult:
+        """Raises FilterError; the route turns it into the reply's ``Error``."""
+        if args.pod is None:
+            raise FilterError("extender args missing pod")
+        request = self._parse(args.pod)
+        if not request.wants_devices:
+            return ExtenderFilterResult(node_names=args.node_names, nodes=args.nodes)
+        if args.nodes is not None:
+            return self.simulate(request, args.nodes)
+        return await self._live(args.pod, request, args.node_names)
+
+    def _parse(self, pod: Manifest) -> PodRequest:
+        try:
+            return parse_pod(pod, self._vendors, self._config)
+        except RequestInvalid as exc:
+            raise FilterError(str(exc)) from None
+
+    def simulate(self, request: PodRequest, nodes: Sequence[Manifest]) -> ExtenderFilterResult:
+        """Side-effect free: every given node fresh (no usage), only the best one returned."""
+        states, failed = [], {}
+        for manifest in nodes:
+            name = objects.name(manifest)
+            try:
+                node = node_from_annotations(name, objects.annotations(manifest), self._vendors)
+            except WireFormatError:
+                node = None
+            if node is None or not node.devices:
+                failed[name] = NODE_UNREGISTERED
+                continue
+            states.append(NodeState.of(node))
+        decision = decide(request, ClusterView.of(states), self._vendors)
+        failed.update(decision.failed_nodes())
+        chosen = [n for n in nodes if objects.name(n) == decision.node]
+        return ExtenderFilterResult(nodes=tuple(chosen), failed_nodes=failed)
+
+    async def _live(
+        self, pod: Manifest, request: PodRequest, names: Sequence[str] | None
+    ) -> ExtenderFilterResult:
+        uid = objects.uid(pod)
+        decision = self._decide_and_assume(uid, request, names)
+        if not decision.placed:
+            generation = self._cache.generation
+            await asyncio.sleep(SETTLE)
+            if self._cache.generation != generation:
+                decision = self._decide_and_assume(uid, request, names)
+        subject = Subject("Pod", request.name, request.namespace, uid)
+        if not decision.placed:
+            self._report_unfit(subject, decision)
+            return ExtenderFilterResult(node_names=(), failed_nodes=decision.failed_nodes())
+        assert decision.node is not None
+        await self._record(subject, uid, decision, self._clock())
+        fits = f"{decision.node}:{decision.score or 0:.2f}"
+        self._events.record(
+            subject,
+            events.FILTERING_SUCCEED,
+            f"find fit node({decision.node}), {len(decision.failed)} nodes not fit, "
+            f"1 nodes fit({fits})",
+        )
+        return ExtenderFilterResult(node_names=(decision.node,), failed_nodes={})
+
+    def _decide_and_assume(
+        self, uid: str, request: PodRequest, names: Sequence[str] | None
+    ) -> Decision:
+        """No await in here: the decision and its assumption are one step."""
+        self._cache.release(uid)
+        candidates = frozenset(names) if names is not None else None
+        decision = decide(request, self._cache.view, self._vendors, candidates=candidates)
+        if decision.placed and decision.node is not None:
+            placed = placed_pod(
+                request.key,
+                decision.node,
+                decision.annotations,
+                self._vendors,
+                request.init_count,
+            )
+            if placed is not None:
+                self._cache.assume(uid, placed)
+        return decision
+
+    async def _record(self, subject: Subject, uid: str, decision: Decision, now: datetime) -> None:
+        annotations = decision.annotations_at(now)
+        patch = {
+            "metadata": {
+                "annotations": annotations,
+                "labels": {keys.VGPU_NODE: annotations[keys.VGPU_NODE]},
+            }
+        }
+        try:
+            result = await self._kube.merge_patch(PODS, subject.name, patch, subject.namespace)
+        except KubeAPIError as exc:
+            self._cache.forget(uid)
+            message = f"patch pod annotations: {exc}"
+            self._events.record(subject, events.FILTERING_FAILED, message, warning=True)
+            raise FilterError(message) from exc
+        self._cache.confirm(uid, objects.resource_version(result))
+
+    def _report_unfit(self, subject: Subject, decision: Decision) -> None:
+        by_reason: dict[str, list[str]] = defaultdict(list)
+        for node, unfit in sorted(decision.failed.items()):
+            by_reason[_headline(unfit)].append(node)
+        parts = [f"no available node, {len(decision.failed)} nodes do not meet"]
+        parts += [
+            f"{len(ns)} nodes {r}({','.join(ns[:10])})" for r, ns in sorted(by_reason.items())
+        ]
+        self._events.record(subject, events.FILTERING_FAILED, "; ".join(parts), warning=True)
+
+
+def _headline(unfit: Unfit) -> str:
+    """The reason that ruled out most devices (or the node-level message)."""
+    if unfit.message or not unfit.counts:
+        return unfit.message
+    return max(unfit.counts.items(), key=lambda item: (item[1], item[0]))[0]

@@ -1,0 +1,130 @@
+"""Leader election on a `coordination.k8s.io/v1` Lease (`--leader-elect`).
+
+The holder renews every ``renew_interval``; a follower takes the Lease over once it has seen
+the same record unchanged for ``lease_duration`` (judged on its own monotonic clock, so clock
+skew between replicas does not matter). A leader that cannot renew within the duration steps
+down. Failover therefore takes at most ``lease_duration + renew_interval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from hami.k8s import objects
+from hami.k8s.api import LEASES, Conflict, KubeAPI, KubeAPIError, Manifest, NotFound
+
+log = logging.getLogger(__name__)
+
+
+def micro_time(moment: datetime) -> str:
+    """A Kubernetes MicroTime: RFC3339 with microseconds, UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        kube: KubeAPI,
+        name: str,
+        namespace: str,
+        identity: str,
+        *,
+        lease_duration: float = 10.0,
+        renew_interval: float = 2.0,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self._kube = kube
+        self._name = name
+        self._namespace = namespace
+        self.identity = identity
+        self._duration = lease_duration
+        self._renew = renew_interval
+        self._now = monotonic or (lambda: asyncio.get_running_loop().time())
+        self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
+        self._observed_at = 0.0
+        self._renewed_at = -math.inf
+        self.is_leader = False
+        self.changed = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            await self.step()
+            await asyncio.sleep(self._renew)
+
+    async def step(self) -> None:
+        """One round: acquire or renew; update ``is_leader``."""
+        try:
+            won = await self._try()
+        except KubeAPIError as exc:
+            log.warning("lease %s/%s: %s", self._namespace, self._name, exc)
+            won = self.is_leader and self._now() - self._renewed_at < self._duration
+        self._set(won)
+
+    async def wait_leader(self) -> None:
+        while not self.is_leader:
+            await self.changed.wait()
+
+    async def _try(self) -> bool:
+        try:
+            lease = await self._kube.get(LEASES, self._name, self._namespace)
+        except NotFound:
+            await self._kube.create(LEASES, self._record(None), self._namespace)
+            self._renewed_at = self._now()
+            return True
+        spec = objects.spec(lease)
+        holder = str(spec.get("holderIdentity") or "")
+        record = (holder, str(spec.get("renewTime") or ""))
+        if record != self._observed:
+            self._observed, self._observed_at = record, self._now()
+        mine = holder == self.identity
+        expired = not holder or self._now() - self._observed_at > self._duration
+        if not mine and not expired:
+            return False
+        try:
+            await self._kube.replace(LEASES, self._name, self._record(lease), self._namespace)
+        except Conflict:
+            return False
+        self._renewed_at = self._now()
+        return True
+
+    def _record(self, current: Manifest | None) -> Manifest:
+        now = micro_time(datetime.now(UTC))
+        spec = dict(objects.spec(current)) if current is not None else {}
+        taking_over = spec.get("holderIdentity") != self.identity
+        if taking_over:
+            spec["acquireTime"] = now
+            transitions = spec.get("leaseTransitions")
+            spec["leaseTransitions"] = (transitions if isinstance(transitions, int) else 0) + (
+                1 if current is not None else 0
+            )
+        spec.update(
+            holderIdentity=self.identity,
+            leaseDurationSeconds=max(1, math.ceil(self._duration)),
+            renewTime=now,
+        )
+        meta: dict[str, object] = {"name": self._name, "namespace": self._namespace}
+        if current is not None:
+            meta["resourceVersion"] = objects.resource_version(current)
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": spec,
+        }
+
+    def _set(self, leader: bool) -> None:
+        if leader != self.is_leader:
+            log.info(
+                "%s %s leadership of %s/%s",
+                self.identity,
+                "took" if leader else "lost",
+                self._namespace,
+                self._name,
+            )
+            self.is_leader = leader
+            self.changed.set()
+            self.changed = asyncio.Event()

@@ -1,0 +1,79 @@
+"""Is a node's registration alive? The handshake protocol of wire-format.md §2.7 / §3.14.
+
+The scheduler writes ``Requesting_<time>`` into a vendor's handshake key; within the timeout the
+node counts as healthy, afterwards only while the node still advertises the vendor's count
+resource as allocatable. A node that lost its devices is cleaned up (the key is removed) and
+stays down until it advertises devices again — it does not flap back on our own write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from hami.api import annotations as codec
+from hami.api import keys
+from hami.api.errors import WireFormatError
+from hami.api.quantity import parse_int_quantity
+from hami.core.config import SchedulerConfig
+from hami.k8s import objects
+from hami.k8s.api import Manifest
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeSpec:
+    """A vendor with a handshake key, and the node resource that proves its plugin is alive."""
+
+    vendor: str
+    key: str
+    count_resource: str
+
+
+def handshake_specs(config: SchedulerConfig) -> tuple[HandshakeSpec, ...]:
+    return (
+        HandshakeSpec(keys.NVIDIA_VENDOR, keys.NVIDIA_HANDSHAKE, config.nvidia.resource_count_name),
+    )
+
+
+REMOVE = ""  # Health.write value meaning "delete the handshake key"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    healthy: bool
+    write: str | None = None  # new handshake value, REMOVE, or None to leave it
+
+
+def allocatable(node: Manifest, resource: str) -> int:
+    """The node's allocatable count of ``resource`` (0 when absent or unreadable)."""
+    raw = objects.section(objects.status(node), "allocatable").get(resource)
+    if raw is None:
+        return 0
+    try:
+        return parse_int_quantity(raw, resource)
+    except WireFormatError:
+        return 0
+
+
+def assess(
+    spec: HandshakeSpec,
+    annotations: Mapping[str, str],
+    count: int,
+    previous: int | None,
+    cleaned: bool,
+    now: datetime,
+    timeout: float,
+) -> Health:
+    """One vendor's health on one node; ``previous`` is the count seen last time."""
+    if previous and count == 0:
+        return Health(False, REMOVE)
+    if cleaned and count == 0:
+        return Health(False)
+    value = annotations.get(spec.key)
+    if value is None or keys.HANDSHAKE_REQUESTING not in value:
+        return Health(True, codec.encode_handshake_requesting(now.astimezone(UTC)))
+    sent = codec.decode_handshake(value, UTC).time
+    if sent is None or now < sent + timedelta(seconds=timeout) or count > 0:
+        return Health(True)
+    return Health(False, REMOVE)

@@ -1,0 +1,162 @@
+"""Wiring: one object that owns the cache, its informers and the request handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+
+from hami.core.config import SchedulerConfig
+from hami.core.mutate import MutateSettings
+from hami.core.vendor import Vendor
+from hami.k8s.api import NODES, PODS, KubeAPI, KubeAPIError
+from hami.scheduler import events
+from hami.scheduler.bind import Binder
+from hami.scheduler.cache import BadRegistration, Clock, ClusterCache, HandshakeWrite, utcnow
+from hami.scheduler.events import EventRecorder, Subject
+from hami.scheduler.filter import Filterer
+from hami.scheduler.informer import Informer, Sink
+from hami.scheduler.leader import LeaderElector
+from hami.scheduler.metrics import Metrics
+from hami.scheduler.nodelock import NodeLocker
+from hami.scheduler.registration import handshake_specs
+from hami.scheduler.settings import SchedulerSettings
+from hami.scheduler.webhook import Webhook
+
+log = logging.getLogger(__name__)
+EVENT_WRITERS = 4
+
+
+class NotReady(Exception):
+    """This replica cannot answer yet (cache not synced, or not the leader)."""
+
+
+class SchedulerService:
+    def __init__(
+        self,
+        settings: SchedulerSettings,
+        kube: KubeAPI,
+        vendors: Mapping[str, Vendor],
+        *,
+        clock: Clock = utcnow,
+    ) -> None:
+        config: SchedulerConfig = settings.config
+        self.settings = settings
+        self.kube = kube
+        self.cache = ClusterCache(
+            vendors,
+            handshake_specs(config),
+            handshake_timeout=settings.handshake_timeout,
+            clock=clock,
+        )
+        self.recorder = EventRecorder(kube, settings.scheduler_name, enabled=settings.events)
+        self.locker = NodeLocker(kube, self.cache, expiry=settings.node_lock_timeout, clock=clock)
+        self.filterer = Filterer(kube, self.cache, vendors, config, self.recorder, clock=clock)
+        self.binder = Binder(
+            kube,
+            self.cache,
+            self.locker,
+            self.recorder,
+            lock_wait=settings.bind_lock_wait,
+            clock=clock,
+        )
+        self.webhook = Webhook(
+            vendors,
+            MutateSettings(
+                scheduler_name=settings.scheduler_name,
+                force_overwrite_default_scheduler=settings.force_overwrite_default_scheduler,
+                runtime_class_name=config.nvidia.runtime_class_name,
+            ),
+        )
+        self.elector = (
+            LeaderElector(
+                kube,
+                settings.lease_name,
+                settings.lease_namespace,
+                settings.identity,
+                lease_duration=settings.lease_duration,
+                renew_interval=settings.renew_interval,
+            )
+            if settings.leader_elect
+            else None
+        )
+        self.metrics = Metrics(lambda: self.cache.view)
+        self.node_informer = Informer(
+            kube,
+            NODES,
+            Sink(self.cache.replace_nodes, self.cache.apply_node),
+            label_selector=settings.node_label_selector,
+        )
+        self.pod_informer = Informer(
+            kube, PODS, Sink(self.cache.replace_pods, self.cache.apply_pod)
+        )
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector is None or self.elector.is_leader
+
+    @property
+    def ready(self) -> bool:
+        return self.is_leader and self.cache.synced
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Raise NotReady unless this replica is the synced leader within ``timeout``."""
+        wait = self.settings.sync_wait if timeout is None else timeout
+        try:
+            async with asyncio.timeout(wait):
+                if self.elector is not None:
+                    await self.elector.wait_leader()
+                await self.cache.wait_synced(wait)
+        except TimeoutError:
+            pass
+        if not self.is_leader:
+            raise NotReady("this scheduler replica is not the leader")
+        if not self.cache.synced:
+            raise NotReady("scheduler cache not synced yet")
+
+    async def run(self) -> None:
+        """Every background loop; returns only when cancelled."""
+        loops = [
+            self.node_informer.run(),
+            self.pod_informer.run(),
+            self._registrar(),
+            self._ticker(),
+            *(self.recorder.run() for _ in range(EVENT_WRITERS)),
+        ]
+        if self.elector is not None:
+            loops += [self.elector.run(), self._on_leadership(self.elector)]
+        async with asyncio.TaskGroup() as group:
+            for loop in loops:
+                group.create_task(loop)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.registration_interval)
+            self.cache.reassess()
+
+    async def _on_leadership(self, elector: LeaderElector) -> None:
+        while True:
+            await elector.changed.wait()
+            if elector.is_leader:
+                self.cache.reassess()
+
+    async def _registrar(self) -> None:
+        """Carry out the cache's node actions (handshake writes, bad-registration events)."""
+        while True:
+            await self.cache.actions_ready.wait()
+            actions = self.cache.take_actions()
+            if not self.is_leader:
+                continue
+            for action in actions:
+                await self._act(action)
+
+    async def _act(self, action: HandshakeWrite | BadRegistration) -> None:
+        if isinstance(action, BadRegistration):
+            subject = Subject("Node", action.node)
+            message = f"registration annotation {action.key} is malformed: {action.message}"
+            self.recorder.record(subject, events.REGISTRATION_INVALID, message, warning=True)
+            return
+        patch = {"metadata": {"annotations": {action.key: action.value}}}
+        with contextlib.suppress(KubeAPIError):
+            await self.kube.merge_patch(NODES, action.node, patch)

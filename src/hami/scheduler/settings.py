@@ -1,0 +1,56 @@
+"""Service settings of `hami scheduler` (the device rules live in `SchedulerConfig`).
+
+Precedence: built-in defaults < the YAML config file (device keys, `schedulerName`, policies)
+< command-line flags. Built once in `hami.scheduler.main` and passed explicitly.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hami.core.config import SchedulerConfig
+
+
+def default_identity() -> str:
+    """``<hostname>_<uuid>``, the form kube-scheduler uses for its Lease holder."""
+    return f"{socket.gethostname()}_{uuid.uuid4()}"
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    config: SchedulerConfig = field(default_factory=SchedulerConfig)
+    http_bind: str = "127.0.0.1:8080"
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    kubeconfig: Path | None = None
+    force_overwrite_default_scheduler: bool = True
+    node_label_selector: str | None = None
+    node_lock_timeout: float = 300.0  # lock expiry (HAMi --node-lock-timeout 5m)
+    bind_lock_wait: float = 25.0  # /bind waits this long for a held lock (kube-scheduler: 30 s)
+    handshake_timeout: float = 60.0
+    registration_interval: float = 15.0  # time-based handshake checks; changes are event-driven
+    sync_wait: float = 20.0  # /filter waits this long for the cache to sync (or leadership)
+    events: bool = True
+    leader_elect: bool = False
+    lease_name: str = "hami-scheduler"
+    lease_namespace: str = "kube-system"
+    identity: str = field(default_factory=default_identity)
+    lease_duration: float = 10.0
+    renew_interval: float = 2.0
+    reuse_port: bool = False  # several replicas on one address: only the leader listens
+
+    @property
+    def scheduler_name(self) -> str:
+        return self.config.scheduler_name
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.http_bind.rpartition(":")
+        return host or "0.0.0.0", int(port)
+
+    @property
+    def tls(self) -> bool:
+        return self.cert_file is not None and self.key_file is not None

@@ -1,0 +1,258 @@
+"""The Allocate flow against the in-memory Kubernetes fake (wire-format.md §5.4–§5.5)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hami.agent.allocator import Allocator, HostPrep, PreferredRequest, release_node_lock
+from hami.agent.errors import AllocationError, KubeError, PodNotFound
+from hami.agent.fake_kube import FakeKube
+from hami.agent.kube import PodInfo
+from hami.agent.settings import Settings
+from hami.api import keys
+from hami.api.annotations import decode_pod_devices, encode_mig_allocations
+from hami.api.types import MigAllocation, MigPlacement
+from tests.agent.builders import A100_UUIDS, NODE, a100_source, bound_pod, dev, locked_node
+from tests.agent.builders import settings as make_settings
+
+U0, U1, U2, U3 = A100_UUIDS
+
+
+def make(tmp_path: Path, kube: FakeKube, **node: object) -> Allocator:
+    settings = make_settings(tmp_path, **node)
+    source = a100_source()
+    ids = iter(f"cache{i}" for i in range(100))
+    return Allocator(kube, settings, source.gpus, host=HostPrep(True), new_id=lambda: next(ids))
+
+
+def ids(uuid: str, n: int = 1) -> list[str]:
+    return [f"{uuid}-{i}" for i in range(n)]
+
+
+async def test_allocate_one_container_via_the_lock(tmp_path: Path) -> None:
+    kube = FakeKube()
+    pod = bound_pod("gpu-pod", [[dev(U0, 3000, 30)]], containers=["cuda"])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    (result,) = await make(tmp_path, kube).allocate([ids(U0)])
+    assert result.envs["NVIDIA_VISIBLE_DEVICES"] == U0
+    assert result.envs["CUDA_DEVICE_MEMORY_LIMIT_0"] == "3000m"
+    assert result.envs["CUDA_DEVICE_SM_LIMIT"] == "30"
+    assert result.envs["CUDA_DEVICE_MEMORY_SHARED_CACHE"].endswith("/vgpu/cache0.cache")
+    notes = kube.pod_annotations("default", "gpu-pod")
+    assert notes[keys.NVIDIA_TO_ALLOCATE] == ";"  # no growing-';' bug
+    assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+    assert notes[keys.NVIDIA_ALLOCATED] == f"{U0},NVIDIA,3000,30:;"  # untouched
+    assert keys.NODE_LOCK not in kube.node_annotations(NODE)
+    cache_dir = tmp_path / "hook" / "vgpu" / "containers" / "uid-gpu-pod_cuda"
+    assert cache_dir.is_dir() and (cache_dir.stat().st_mode & 0o777) == 0o777
+    assert (tmp_path / "vgpulock").is_dir()
+    assert not kube.events
+
+
+async def test_two_containers_each_get_their_own_entry(tmp_path: Path) -> None:
+    kube = FakeKube()
+    entries = [[], [dev(U0, 1000, 10)], [dev(U1, 2000, 20), dev(U2, 2000, 20)]]
+    pod = bound_pod("two", entries, init=["setup"], containers=["a", "b"])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    alloc = make(tmp_path, kube)
+    (first,) = await alloc.allocate([ids(U0)])
+    assert first.envs["NVIDIA_VISIBLE_DEVICES"] == U0
+    assert first.mounts[0].host_path.endswith("/containers/uid-two_a")
+    notes = kube.pod_annotations("default", "two")
+    assert decode_pod_devices(notes[keys.NVIDIA_TO_ALLOCATE]) == (
+        (),
+        (),
+        (dev(U1, 2000, 20), dev(U2, 2000, 20)),
+    )
+    assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_ALLOCATING  # one container still waits
+    assert keys.NODE_LOCK in kube.node_annotations(NODE)
+    (second,) = await alloc.allocate([[f"{U1}-3", f"{U2}-5"]])
+    assert second.envs["NVIDIA_VISIBLE_DEVICES"] == f"{U1},{U2}"
+    assert second.envs["CUDA_DEVICE_MEMORY_LIMIT_1"] == "2000m"
+    assert second.mounts[0].host_path.endswith("/containers/uid-two_b")
+    notes = kube.pod_annotations("default", "two")
+    assert notes[keys.NVIDIA_TO_ALLOCATE] == ";;;"
+    assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+    assert keys.NODE_LOCK not in kube.node_annotations(NODE)
+
+
+async def test_one_call_for_two_containers(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_pod(bound_pod("p", [[dev(U0)], [dev(U1)]], containers=["a", "b"]))
+    kube.add_node(NODE)
+    results = await make(tmp_path, kube).allocate([ids(U0), ids(U1)])
+    assert [r.envs["NVIDIA_VISIBLE_DEVICES"] for r in results] == [U0, U1]
+    assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+
+
+async def test_without_lock_the_oldest_waiting_pod_is_found(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_node(NODE)
+    newer = bound_pod("newer", [[dev(U1)]])
+    newer["metadata"]["annotations"][keys.BIND_TIME] = "1755757299"
+    kube.add_pod(newer)
+    kube.add_pod(bound_pod("older", [[dev(U0)]]))
+    kube.add_pod(bound_pod("running", [[dev(U2)]], phase="Running"))
+    kube.add_pod(bound_pod("done", [[dev(U2)]], bind_phase=keys.BIND_PHASE_FAILED))
+    kube.add_pod(bound_pod("elsewhere", [[dev(U2)]], node="other-node"))
+    pod = await make(tmp_path, kube).find_pod()
+    assert pod.name == "older"
+
+
+async def test_lock_owner_on_another_node_falls_back_to_search(tmp_path: Path) -> None:
+    kube = FakeKube()
+    stranger = bound_pod("stranger", [[dev(U0)]], node="other-node")
+    kube.add_pod(stranger)
+    locked_node(kube, stranger)
+    kube.add_pod(bound_pod("mine", [[dev(U0)]]))
+    assert (await make(tmp_path, kube).find_pod()).name == "mine"
+
+
+async def test_no_pod_is_a_clear_error_with_a_node_event(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_node(NODE)
+    with pytest.raises(PodNotFound, match=f"no pod waiting for GPU allocation on node {NODE}"):
+        await make(tmp_path, kube).allocate([ids(U0)])
+    (event,) = kube.events
+    assert (event.kind, event.name, event.reason) == ("Node", NODE, "GPUAllocateFailed")
+
+
+async def assert_failed(kube: FakeKube, pod: str, why: str) -> None:
+    notes = kube.pod_annotations("default", pod)
+    assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_FAILED
+    assert keys.NODE_LOCK not in kube.node_annotations(NODE)
+    (event,) = kube.events
+    assert (event.kind, event.name, event.type) == ("Pod", pod, "Warning")
+    assert why in event.message
+
+
+async def test_device_count_mismatch_fails_the_pod(tmp_path: Path) -> None:
+    kube = FakeKube()
+    pod = bound_pod("p", [[dev(U0), dev(U1)]])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    with pytest.raises(
+        AllocationError,
+        match=r"pod default/p: device number not matched.*2 GPU\(s\), kubelet asked for 1",
+    ):
+        await make(tmp_path, kube).allocate([ids(U0)])
+    await assert_failed(kube, "p", "device number not matched")
+
+
+async def test_malformed_annotation_fails_the_pod(tmp_path: Path) -> None:
+    kube = FakeKube()
+    pod = bound_pod("p", [[dev(U0)]])
+    pod["metadata"]["annotations"][keys.NVIDIA_TO_ALLOCATE] = f"{U0},NVIDIA,lots,30:;"
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    with pytest.raises(AllocationError, match="memory 'lots' is not an integer"):
+        await make(tmp_path, kube).allocate([ids(U0)])
+    await assert_failed(kube, "p", keys.NVIDIA_TO_ALLOCATE)
+
+
+async def test_no_entry_left_fails_the_pod(tmp_path: Path) -> None:
+    kube = FakeKube()
+    pod = bound_pod("p", [[dev(U0)]])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    with pytest.raises(AllocationError, match="no container entry left"):
+        await make(tmp_path, kube).allocate([ids(U0), ids(U1)])
+    await assert_failed(kube, "p", "no container entry left")
+
+
+async def test_write_back_failure_fails_the_pod(tmp_path: Path) -> None:
+    kube = FakeKube()
+    pod = bound_pod("p", [[dev(U0)]])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    alloc = make(tmp_path, kube)
+    original = kube.patch_pod
+    calls = 0
+
+    async def flaky(namespace: str, name: str, patch: dict) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise KubeError(500, "etcd is on fire")
+        await original(namespace, name, patch)
+
+    kube.patch_pod = flaky  # type: ignore[method-assign]
+    with pytest.raises(AllocationError, match="etcd is on fire"):
+        await alloc.allocate([ids(U0)])
+    await assert_failed(kube, "p", "etcd is on fire")
+
+
+async def test_preferred_allocation_uses_kubelet_chosen_gpus(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_pod(bound_pod("p", [[dev(U0, 100, 5)]]))
+    kube.add_node(NODE)
+    alloc = make(tmp_path, kube, preferred_allocation=True)
+    chosen = await alloc.preferred([PreferredRequest(tuple(ids(U1, 3) + ids(U0, 3)), (), 1)])
+    assert chosen == [[f"{U0}-0"]]
+    (result,) = await alloc.allocate([[f"{U3}-2"]])  # kubelet may still choose otherwise
+    assert result.envs["NVIDIA_VISIBLE_DEVICES"] == U3
+    assert result.envs["CUDA_DEVICE_MEMORY_LIMIT_0"] == "100m"
+
+
+async def test_preferred_without_a_pod_still_answers(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_node(NODE)
+    chosen = await make(tmp_path, kube).preferred([PreferredRequest(("a", "b", "c"), ("c",), 2)])
+    assert chosen == [["c", "a"]]
+
+
+async def test_mig_mode_uses_realised_mig_uuids(tmp_path: Path) -> None:
+    kube = FakeKube()
+    pod = bound_pod("m", [[dev(U0, 9984, 29)]])
+    reservation = MigAllocation(0, 0, U0, "2g.10gb", MigPlacement(2, 2), "MIG-abc", 4, 0)
+    pod["metadata"]["annotations"][keys.MIG_ALLOCATIONS] = encode_mig_allocations([reservation])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    alloc = make(tmp_path, kube, operating_mode="mig")
+    (result,) = await alloc.allocate([ids(U0)])
+    assert result.envs == {"NVIDIA_VISIBLE_DEVICES": "MIG-abc"} and result.mounts == ()
+
+
+async def test_mig_mode_without_realised_instances_fails_clearly(tmp_path: Path) -> None:
+    kube = FakeKube()
+    pod = bound_pod("m", [[dev(U0, 9984, 29)]])
+    reservation = MigAllocation(0, 0, U0, "2g.10gb", MigPlacement(2, 2))
+    pod["metadata"]["annotations"][keys.MIG_ALLOCATIONS] = encode_mig_allocations([reservation])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    with pytest.raises(AllocationError, match="not realised"):
+        await make(tmp_path, kube, operating_mode="mig").allocate([ids(U0)])
+    await assert_failed(kube, "m", "not realised")
+
+
+async def test_release_lock_only_for_its_owner() -> None:
+    kube = FakeKube()
+    mine = PodInfo.from_json(bound_pod("mine", [[dev(U0)]]))
+    other = bound_pod("other", [[dev(U0)]])
+    locked_node(kube, other)
+    await release_node_lock(kube, NODE, mine)
+    assert keys.NODE_LOCK in kube.node_annotations(NODE)
+    await release_node_lock(kube, NODE, PodInfo.from_json(other))
+    assert keys.NODE_LOCK not in kube.node_annotations(NODE)
+
+
+async def test_legacy_bare_timestamp_lock_is_released() -> None:
+    kube = FakeKube()
+    kube.add_node(NODE, {keys.NODE_LOCK: "2026-08-21T06:20:40Z"})
+    await release_node_lock(kube, NODE, PodInfo.from_json(bound_pod("p", [[dev(U0)]])))
+    assert keys.NODE_LOCK not in kube.node_annotations(NODE)
+
+
+async def test_host_preparation_can_be_switched_off(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_pod(bound_pod("p", [[dev(U0)]]))
+    kube.add_node(NODE)
+    settings: Settings = replace(make_settings(tmp_path), prepare_host=False)
+    alloc = Allocator(kube, settings, a100_source().gpus)
+    await alloc.allocate([ids(U0)])
+    assert not (tmp_path / "hook").exists()

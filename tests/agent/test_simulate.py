@@ -1,0 +1,96 @@
+"""Simulate mode with the in-memory Kubernetes fake: many nodes, kubelet's Allocate calls."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hami.agent.errors import ConfigError
+from hami.agent.fake import derived_uuid
+from hami.agent.fake_kube import FakeKube
+from hami.agent.settings import Settings
+from hami.agent.simulate import SimNode, Simulator, gpu_count, parse_nodes
+from hami.api import keys
+from hami.api.annotations import decode_node_devices
+from tests.agent.builders import A100, A100_UUIDS, INVENTORIES, bound_pod, dev
+from tests.agent.builders import settings as make_settings
+
+GENERIC = INVENTORIES / "kwok-generic.yaml"
+
+
+def test_parse_nodes() -> None:
+    assert parse_nodes(["a=x.yaml,b", "c"], Path("d.yaml")) == [
+        SimNode("a", Path("x.yaml")),
+        SimNode("b", Path("d.yaml")),
+        SimNode("c", Path("d.yaml")),
+    ]
+    with pytest.raises(ConfigError, match="--inventory"):
+        parse_nodes(["a"], None)
+    with pytest.raises(ConfigError, match="--nodes"):
+        parse_nodes([""], None)
+
+
+def test_gpu_count() -> None:
+    assert gpu_count({"nvidia.com/gpu": "2"}, "nvidia.com/gpu") == 2
+    assert gpu_count({"nvidia.com/gpu": "lots"}, "nvidia.com/gpu") == 0
+    assert gpu_count({}, "nvidia.com/gpu") == 0
+
+
+def make(tmp_path: Path, kube: FakeKube, nodes: list[SimNode]) -> Simulator:
+    def settings_for(name: str) -> Settings:
+        return replace(make_settings(tmp_path), node_name=name, prepare_host=False)
+
+    return Simulator(kube, nodes, settings_for)
+
+
+async def test_registers_every_node_with_its_own_uuids(tmp_path: Path) -> None:
+    kube = FakeKube()
+    for name in ("kwok-a", "kwok-b"):
+        kube.add_node(name)
+    sim = make(tmp_path, kube, [SimNode("kwok-a", GENERIC), SimNode("kwok-b", GENERIC)])
+    for agent in sim.agents.values():
+        await agent.annotator.sync()
+    a = decode_node_devices(kube.node_annotations("kwok-a")[keys.NVIDIA_REGISTER])
+    b = decode_node_devices(kube.node_annotations("kwok-b")[keys.NVIDIA_REGISTER])
+    assert [d.id for d in a] == [derived_uuid("kwok-a", 0), derived_uuid("kwok-a", 1)]
+    assert {d.id for d in a}.isdisjoint(d.id for d in b)
+    status = kube.nodes["kwok-a"]["status"]
+    assert status["capacity"]["nvidia.com/gpu"] == status["allocatable"]["nvidia.com/gpu"] == "20"
+
+
+async def test_plays_kubelet_for_bound_pods(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_node("gpu-node-1")
+    entries = [[], [dev(A100_UUIDS[0])], [dev(A100_UUIDS[1]), dev(A100_UUIDS[2])]]
+    kube.add_pod(
+        bound_pod(
+            "p",
+            entries,
+            init=["init"],
+            containers=["a", "b"],
+            phase="Running",
+            gpus={"a": 1, "b": 2},
+        )
+    )
+    kube.add_pod(bound_pod("elsewhere", [[dev("GPU-x")]], node="not-simulated", gpus={"main": 1}))
+    sim = make(tmp_path, kube, [SimNode("gpu-node-1", A100)])
+    assert await sim.step() == 1
+    notes = kube.pod_annotations("default", "p")
+    assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+    assert notes[keys.NVIDIA_TO_ALLOCATE] == ";;;"
+    assert await sim.step() == 0  # handled once
+    assert kube.pod_annotations("default", "elsewhere")[keys.BIND_PHASE] == "allocating"
+
+
+async def test_failed_allocation_is_recorded_on_the_pod(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_node("gpu-node-1")
+    # the scheduler assigned one GPU but the container asks kubelet for two
+    kube.add_pod(bound_pod("p", [[dev(A100_UUIDS[0])]], gpus={"main": 2}))
+    sim = make(tmp_path, kube, [SimNode("gpu-node-1", A100)])
+    await sim.step()
+    assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == keys.BIND_PHASE_FAILED
+    (event,) = kube.events
+    assert "device number not matched" in event.message

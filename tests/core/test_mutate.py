@@ -1,0 +1,170 @@
+"""The admission decision (wire-format.md §3.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hami.core.config import NvidiaConfig, SchedulerConfig
+from hami.core.mutate import MutateSettings, Verdict, mutate
+from hami.core.vendor import QuotaRoom, Vendor
+from hami.vendors.registry import build
+
+SETTINGS = MutateSettings()
+
+
+def vendors(**nvidia: Any) -> dict[str, Vendor]:
+    return build(SchedulerConfig(nvidia=NvidiaConfig(**nvidia)))
+
+
+def pod(
+    *containers: dict[str, Any], init: tuple[dict[str, Any], ...] = (), **spec: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"containers": list(containers), **spec}
+    if init:
+        body["initContainers"] = list(init)
+    return {"metadata": {"name": "p", "namespace": "ns"}, "spec": body}
+
+
+def ctr(name: str = "cuda", **limits: object) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": "x",
+        "resources": {"limits": {f"nvidia.com/{k}": v for k, v in limits.items()}},
+    }
+
+
+def ops(verdict: Verdict) -> dict[str, object]:
+    assert verdict.allowed, verdict.message
+    return {op.path: op.value for op in verdict.patch}
+
+
+def test_worked_example_routes_to_our_scheduler_without_core_default() -> None:
+    verdict = mutate(pod(ctr(gpu=1, gpumem=3000, gpucores=30)), vendors(), SETTINGS)
+    assert ops(verdict) == {"/spec/schedulerName": "hami-scheduler"}
+    assert verdict.uses_devices
+
+
+def test_bare_gpu_request_becomes_exclusive() -> None:
+    patch = ops(mutate(pod(ctr(gpu=2)), vendors(), SETTINGS))
+    assert patch["/spec/containers/0/resources"] == {
+        "limits": {"nvidia.com/gpu": "2", "nvidia.com/gpucores": "100"}
+    }
+
+
+def test_memory_only_request_gets_default_gpu_count() -> None:
+    patch = ops(mutate(pod(ctr(gpumem=1000)), vendors(), SETTINGS))
+    limits = patch["/spec/containers/0/resources"]["limits"]  # type: ignore[index]
+    assert limits == {"nvidia.com/gpumem": "1000", "nvidia.com/gpu": "1"}
+
+
+def test_pod_without_devices_is_left_alone_but_gets_env_when_configured() -> None:
+    plain = pod({"name": "web", "image": "nginx"})
+    assert mutate(plain, vendors(), SETTINGS) == Verdict(allowed=True)
+    patch = ops(mutate(plain, vendors(overwrite_env=True), SETTINGS))
+    assert patch == {
+        "/spec/containers/0/env": [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "none"}]
+    }
+
+
+def test_priority_env_appended_to_existing_env() -> None:
+    container = ctr(gpu=1, gpumem=100, priority=1)
+    container["env"] = [{"name": "A", "value": "1"}]
+    patch = ops(mutate(pod(container), vendors(), SETTINGS))
+    assert patch["/spec/containers/0/env/-"] == {"name": "CUDA_TASK_PRIORITY", "value": "1"}
+
+
+def test_init_containers_are_visited_first() -> None:
+    verdict = mutate(pod(ctr("app", gpu=1), init=(ctr("setup", gpu=1),)), vendors(), SETTINGS)
+    paths = [op.path for op in verdict.patch]
+    assert paths == [
+        "/spec/initContainers/0/resources",
+        "/spec/containers/0/resources",
+        "/spec/schedulerName",
+    ]
+
+
+def test_runtime_class_set_when_configured_and_absent() -> None:
+    settings = MutateSettings(runtime_class_name="nvidia")
+    assert (
+        ops(mutate(pod(ctr(gpu=1, gpumem=10)), vendors(), settings))["/spec/runtimeClassName"]
+        == "nvidia"
+    )
+    kept = pod(ctr(gpu=1, gpumem=10), runtimeClassName="mine")
+    assert "/spec/runtimeClassName" not in ops(mutate(kept, vendors(), settings))
+
+
+def test_privileged_container_with_gpu_is_denied() -> None:
+    container = ctr("trainer", gpu=1)
+    container["securityContext"] = {"privileged": True}
+    verdict = mutate(pod(container), vendors(), SETTINGS)
+    assert not verdict.allowed
+    assert verdict.message == "container trainer is privileged"
+
+
+def test_privileged_container_without_gpu_is_fine() -> None:
+    sidecar = {"name": "s", "image": "x", "securityContext": {"privileged": True}}
+    assert mutate(pod(sidecar, ctr(gpu=1, gpumem=5)), vendors(), SETTINGS).allowed
+
+
+def test_pod_with_node_name_is_denied() -> None:
+    verdict = mutate(pod(ctr(gpu=1), nodeName="n1"), vendors(), SETTINGS)
+    assert (verdict.allowed, verdict.message) == (False, "pod has node assigned")
+
+
+def test_no_containers_denied() -> None:
+    verdict = mutate(pod(), vendors(), SETTINGS)
+    assert (verdict.allowed, verdict.code, verdict.message) == (False, 400, "pod has no containers")
+
+
+@pytest.mark.parametrize(
+    ("limits", "field"),
+    [
+        ({"gpumem-percentage": 150}, "nvidia.com/gpumem-percentage"),
+        ({"gpu": 1, "gpucores": 101}, "nvidia.com/gpucores"),
+        ({"gpu": 1, "gpumem": "lots"}, "nvidia.com/gpumem"),
+    ],
+)
+def test_invalid_request_denied_naming_container_and_resource(
+    limits: dict[str, object], field: str
+) -> None:
+    verdict = mutate(pod(ctr("worker", **limits)), vendors(), SETTINGS)
+    assert not verdict.allowed
+    assert verdict.code == 400
+    assert "container worker" in verdict.message
+    assert field in verdict.message
+
+
+def test_other_scheduler_left_unchanged() -> None:
+    verdict = mutate(pod(ctr(gpu=1), schedulerName="volcano"), vendors(), SETTINGS)
+    assert verdict.allowed and not verdict.patch
+    assert "different scheduler" in verdict.message
+
+
+def test_default_scheduler_overwritten_unless_disabled() -> None:
+    body = pod(ctr(gpu=1, gpumem=1), schedulerName="default-scheduler")
+    assert ops(mutate(body, vendors(), SETTINGS))["/spec/schedulerName"] == "hami-scheduler"
+    keep = MutateSettings(force_overwrite_default_scheduler=False)
+    assert not mutate(body, vendors(), keep).patch
+
+
+def test_ignore_label_skips_everything() -> None:
+    body = pod(ctr(gpu=1), nodeName="n1")
+    body["metadata"]["labels"] = {"hami.io/webhook": "ignore"}
+    verdict = mutate(body, vendors(), SETTINGS)
+    assert verdict.allowed and not verdict.patch
+
+
+def test_quota_counts_max_of_init_and_sum_of_app() -> None:
+    body = pod(
+        ctr("a", gpu=1, gpumem=3000, gpucores=10),
+        ctr("b", gpu=1, gpumem=3000, gpucores=10),
+        init=(ctr("i", gpu=1, gpumem=5000, gpucores=10),),
+    )
+    assert mutate(body, vendors(), SETTINGS, quota={"NVIDIA": QuotaRoom(memory=6000)}).allowed
+    denied = mutate(body, vendors(), SETTINGS, quota={"NVIDIA": QuotaRoom(memory=5999)})
+    assert not denied.allowed and "exceeding resource quota" in denied.message
+    cores = mutate(body, vendors(), SETTINGS, quota={"NVIDIA": QuotaRoom(cores=10)})
+    assert not cores.allowed and "cores" in cores.message
+    assert mutate(body, vendors(), SETTINGS, quota={"AMD": QuotaRoom(memory=1)}).allowed

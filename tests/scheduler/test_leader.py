@@ -1,0 +1,69 @@
+"""Lease-based leader election: one leader, takeover after the lease lapses, step-down."""
+
+from __future__ import annotations
+
+from hami.k8s import objects
+from hami.k8s.api import LEASES, Unavailable
+from hami.k8s.fake import FakeKube
+from hami.scheduler.leader import LeaderElector
+
+from .harness import gpu_pod, running
+
+
+class Tick:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_one_leader_then_takeover_after_the_lease_lapses() -> None:
+    kube, tick = FakeKube(), Tick()
+    a = LeaderElector(kube, "hami", "kube-system", "a", lease_duration=10, monotonic=tick)
+    b = LeaderElector(kube, "hami", "kube-system", "b", lease_duration=10, monotonic=tick)
+    await a.step()
+    await b.step()
+    assert (a.is_leader, b.is_leader) == (True, False)
+    tick.now = 5
+    await a.step()  # renews
+    await b.step()
+    tick.now = 14
+    await b.step()  # saw a's renewal at 5: not lapsed yet
+    assert not b.is_leader
+    tick.now = 16  # a stopped renewing (killed)
+    await b.step()
+    assert b.is_leader
+    lease = kube.stored(LEASES, "hami", "kube-system")
+    assert objects.spec(lease)["holderIdentity"] == "b"
+    assert objects.spec(lease)["leaseTransitions"] == 1
+    await a.step()
+    assert not a.is_leader
+
+
+async def test_leader_steps_down_when_it_cannot_renew() -> None:
+    kube, tick = FakeKube(), Tick()
+    a = LeaderElector(kube, "hami", "ns", "a", lease_duration=10, monotonic=tick)
+    await a.step()
+    kube.fail_next("get", Unavailable("down"), LEASES, times=10)
+    tick.now = 5
+    await a.step()
+    assert a.is_leader
+    tick.now = 11
+    await a.step()
+    assert not a.is_leader
+
+
+async def test_follower_does_not_answer_filter() -> None:
+    async with running(start=False, leader_elect=True, identity="me", sync_wait=0.05) as h:
+        await h.kube.create(
+            LEASES,
+            {
+                "metadata": {"name": "hami-scheduler", "namespace": "kube-system"},
+                "spec": {"holderIdentity": "other", "renewTime": "x"},
+            },
+        )
+        await h.service.elector.step()  # type: ignore[union-attr]
+        body = {"Pod": gpu_pod("p"), "NodeNames": ["n1"]}
+        result = (await h.client.post("/filter", json=body)).json()
+        assert result["Error"] == "this scheduler replica is not the leader"
