@@ -46,8 +46,11 @@ bench: setup
 	@mkdir -p bench-results
 	$(BIN)/python benchmarks/bench_core.py --out bench-results/bench_core.json
 
+## the whole stack on a local cluster (simulated GPU nodes); it keeps running: `hami demo down`
+DEMO_DEPS += cluster-bin
 demo: setup $(DEMO_DEPS)
-	$(BIN)/hami sim examples/cluster.yaml examples/pods.yaml --config examples/config.yaml
+	$(BIN)/hami demo up --config examples/config.yaml --pods examples/pods.yaml \
+		--inventory-dir examples/inventory
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache bench-results

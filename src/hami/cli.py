@@ -7,6 +7,8 @@ import typer
 from hami import __version__
 from hami.agent.cli import device_plugin_main
 from hami.cluster.cli import app as cluster_app
+from hami.demo.cli import app as demo_app
+from hami.monitor.cli import monitor
 from hami.scheduler.cli import scheduler
 from hami.sim.cli import sim
 
@@ -17,10 +19,12 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(demo_app, name="demo")
 
 
 app.command("sim")(sim)
 app.command("scheduler")(scheduler)
+app.command("monitor")(monitor)
 app.command("device-plugin")(device_plugin_main)
 
 

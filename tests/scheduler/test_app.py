@@ -63,7 +63,7 @@ async def test_health_readiness_and_metrics() -> None:
         assert await h.schedule("p") == "n1"
         text = (await h.client.get("/metrics")).text
         assert (
-            'hami_gpu_memory_allocated_bytes{device_index="0",device_type="NVIDIA-Tesla V100-PCIE-32GB",device_uuid="GPU-n1-0",node="n1",zone="vGPU"} 3.145728e+09'
+            'hami_gpu_memory_allocated_bytes{device_cores="100",device_index="0",device_type="NVIDIA-Tesla V100-PCIE-32GB",device_uuid="GPU-n1-0",node="n1",zone="vGPU"} 3.145728e+09'
             in text
         )
         assert 'hami_scheduler_requests_total{outcome="placed",route="filter"} 1.0' in text

@@ -41,6 +41,7 @@ NODES = Kind("nodes", "api/v1", False, "Node")
 EVENTS = Kind("events", "api/v1", True, "Event")
 NAMESPACES = Kind("namespaces", "api/v1", False, "Namespace")
 LEASES = Kind("leases", "apis/coordination.k8s.io/v1", True, "Lease")
+RESOURCE_QUOTAS = Kind("resourcequotas", "api/v1", True, "ResourceQuota")
 
 
 class KubeAPIError(Exception):

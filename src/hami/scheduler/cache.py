@@ -204,6 +204,13 @@ class ClusterCache:
     def pods_on(self, node: str) -> list[PlacedPod]:
         return [self._pods[uid].placed for uid in self._by_node.get(node, ())]
 
+    def pods_in(self, namespace: str) -> list[PlacedPod]:
+        """Every placed (or assumed) pod of ``namespace`` (a scan: used for quota rooms)."""
+        prefix = f"{namespace}/"
+        return [
+            self._pods[uid].placed for key, uid in self._by_key.items() if key.startswith(prefix)
+        ]
+
     async def node_changed(self, name: str, timeout: float) -> None:
         """Wait until the node object changes (or ``timeout`` passes)."""
         event = self._node_events.setdefault(name, asyncio.Event())

@@ -25,12 +25,13 @@ from hami.core.model import PodRequest
 from hami.core.nodes import node_from_annotations
 from hami.core.request import parse_pod
 from hami.core.status import NODE_UNREGISTERED, Unfit
-from hami.core.vendor import Vendor
+from hami.core.vendor import QuotaRoom, Vendor
 from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest
 from hami.scheduler import events
 from hami.scheduler.cache import Clock, ClusterCache, placed_pod, utcnow
 from hami.scheduler.events import EventRecorder, Subject
+from hami.scheduler.quota import QuotaRooms
 
 log = logging.getLogger(__name__)
 SETTLE = 0.05  # a no-fit answer waits this long once for in-flight watch events
@@ -50,6 +51,7 @@ class Filterer:
         recorder: EventRecorder,
         *,
         clock: Clock = utcnow,
+        quota: QuotaRooms | None = None,
     ) -> None:
         self._kube = kube
         self._cache = cache
@@ -57,6 +59,7 @@ class Filterer:
         self._config = config
         self._events = recorder
         self._clock = clock
+        self._quota = quota or _no_quota
 
     async def filter(self, args: ExtenderArgs) -> ExtenderFilterResult:
         """Raises FilterError; the route turns it into the reply's ``Error``."""
@@ -124,7 +127,10 @@ class Filterer:
         """No await in here: the decision and its assumption are one step."""
         self._cache.release(uid)
         candidates = frozenset(names) if names is not None else None
-        decision = decide(request, self._cache.view, self._vendors, candidates=candidates)
+        quota = self._quota(request.namespace)
+        decision = decide(
+            request, self._cache.view, self._vendors, candidates=candidates, quota=quota
+        )
         if decision.placed and decision.node is not None:
             placed = placed_pod(
                 request.key,
@@ -163,6 +169,10 @@ class Filterer:
             f"{len(ns)} nodes {r}({','.join(ns[:10])})" for r, ns in sorted(by_reason.items())
         ]
         self._events.record(subject, events.FILTERING_FAILED, "; ".join(parts), warning=True)
+
+
+def _no_quota(namespace: str) -> Mapping[str, QuotaRoom]:
+    return {}
 
 
 def _headline(unfit: Unfit) -> str:

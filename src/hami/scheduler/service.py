@@ -9,8 +9,8 @@ from collections.abc import Mapping
 
 from hami.core.config import SchedulerConfig
 from hami.core.mutate import MutateSettings
-from hami.core.vendor import Vendor
-from hami.k8s.api import NODES, PODS, KubeAPI, KubeAPIError
+from hami.core.vendor import QuotaRoom, Vendor
+from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPI, KubeAPIError
 from hami.scheduler import events
 from hami.scheduler.bind import Binder
 from hami.scheduler.cache import BadRegistration, Clock, ClusterCache, HandshakeWrite, utcnow
@@ -18,8 +18,9 @@ from hami.scheduler.events import EventRecorder, Subject
 from hami.scheduler.filter import Filterer
 from hami.scheduler.informer import Informer, Sink
 from hami.scheduler.leader import LeaderElector
-from hami.scheduler.metrics import Metrics
+from hami.scheduler.metrics import Metrics, QuotaUsage
 from hami.scheduler.nodelock import NodeLocker
+from hami.scheduler.quota import QuotaBook, quota_specs
 from hami.scheduler.registration import handshake_specs
 from hami.scheduler.settings import SchedulerSettings
 from hami.scheduler.webhook import Webhook
@@ -50,9 +51,12 @@ class SchedulerService:
             handshake_timeout=settings.handshake_timeout,
             clock=clock,
         )
+        self.quota = QuotaBook(quota_specs(config))
         self.recorder = EventRecorder(kube, settings.scheduler_name, enabled=settings.events)
         self.locker = NodeLocker(kube, self.cache, expiry=settings.node_lock_timeout, clock=clock)
-        self.filterer = Filterer(kube, self.cache, vendors, config, self.recorder, clock=clock)
+        self.filterer = Filterer(
+            kube, self.cache, vendors, config, self.recorder, clock=clock, quota=self.quota_rooms
+        )
         self.binder = Binder(
             kube,
             self.cache,
@@ -68,6 +72,7 @@ class SchedulerService:
                 force_overwrite_default_scheduler=settings.force_overwrite_default_scheduler,
                 runtime_class_name=config.nvidia.runtime_class_name,
             ),
+            quota=self.quota_rooms,
         )
         self.elector = (
             LeaderElector(
@@ -81,7 +86,7 @@ class SchedulerService:
             if settings.leader_elect
             else None
         )
-        self.metrics = Metrics(lambda: self.cache.view)
+        self.metrics = Metrics(self.cache, quotas=self.quota_usage, leader=lambda: self.is_leader)
         self.node_informer = Informer(
             kube,
             NODES,
@@ -91,6 +96,20 @@ class SchedulerService:
         self.pod_informer = Informer(
             kube, PODS, Sink(self.cache.replace_pods, self.cache.apply_pod)
         )
+        self.quota_informer = Informer(
+            kube, RESOURCE_QUOTAS, Sink(self.quota.replace, self.quota.apply)
+        )
+
+    def quota_rooms(self, namespace: str) -> dict[str, QuotaRoom]:
+        """What the namespace's ResourceQuotas still allow, per vendor (empty: no limit)."""
+        if not self.quota.limited(namespace):
+            return {}
+        return self.quota.rooms(namespace, self.cache.pods_in(namespace))
+
+    def quota_usage(self) -> list[QuotaUsage]:
+        """Every limited namespace resource with its usage, for `hami_resource_quota_*`."""
+        lines = self.quota.lines(self.cache.pods_in)
+        return [QuotaUsage(ns, res, float(used), float(limit)) for ns, res, used, limit in lines]
 
     @property
     def is_leader(self) -> bool:
@@ -120,6 +139,7 @@ class SchedulerService:
         loops = [
             self.node_informer.run(),
             self.pod_informer.run(),
+            self.quota_informer.run(),
             self._registrar(),
             self._ticker(),
             *(self.recorder.run() for _ in range(EVENT_WRITERS)),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from hami.api.admission import AdmissionRequest, AdmissionResponse
 from hami.core.mutate import MutateSettings, mutate
-from hami.core.vendor import Vendor
+from hami.core.vendor import QuotaRoom, Vendor
 from hami.k8s import objects
 from hami.k8s.api import Manifest
 
@@ -15,12 +15,20 @@ log = logging.getLogger(__name__)
 
 
 class Webhook:
-    def __init__(self, vendors: Mapping[str, Vendor], settings: MutateSettings) -> None:
+    def __init__(
+        self,
+        vendors: Mapping[str, Vendor],
+        settings: MutateSettings,
+        quota: Callable[[str], Mapping[str, QuotaRoom]] | None = None,
+    ) -> None:
         self._vendors = vendors
         self._settings = settings
+        self._quota = quota
 
     def review(self, request: AdmissionRequest) -> AdmissionResponse:
-        verdict = mutate(_with_namespace(request), self._vendors, self._settings)
+        pod = _with_namespace(request)
+        room = self._quota(objects.namespace(pod) or "default") if self._quota else None
+        verdict = mutate(pod, self._vendors, self._settings, room)
         if not verdict.allowed:
             log.info("denied pod in %s: %s", request.namespace, verdict.message)
         return AdmissionResponse(

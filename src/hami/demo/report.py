@@ -1,0 +1,111 @@
+"""Where each pod landed and which GPU slices it got, read back from the API server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from hami.api import annotations as codec
+from hami.api import keys
+from hami.api.errors import WireFormatError
+from hami.k8s import objects
+from hami.k8s.api import EVENTS, NODES, PODS, KubeAPI, Manifest, NotFound
+from hami.scheduler.events import FILTERING_FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """One pod: its node (or None while pending) and, per GPU container, its slices."""
+
+    namespace: str
+    name: str
+    node: str | None
+    phase: str  # the device plugin's hami.io/bind-phase, or the reason it is not placed
+    slices: tuple[tuple[str, str], ...] = ()  # (container, "uuid (type) mem MiB, cores %")
+
+    @property
+    def decided(self) -> bool:
+        """Bound and allocated (or failed) by the device plugin, or refused by the filter."""
+        if self.node is None:
+            return self.phase != "" and self.phase != "pending"
+        return self.phase in ("success", "failed")
+
+
+def container_names(pod: Manifest) -> list[str]:
+    """Init containers first, then containers: the order of the devices annotation."""
+    spec = objects.spec(pod)
+    names = []
+    for section in ("initContainers", "containers"):
+        raw = spec.get(section)
+        for container in raw if isinstance(raw, list) else []:
+            if isinstance(container, Mapping):
+                names.append(str(container.get("name", "?")))
+    return names
+
+
+def slices_of(pod: Manifest, models: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Per GPU device of each container: ``uuid (model) mem MiB, cores %``."""
+    value = objects.annotations(pod).get(keys.NVIDIA_ALLOCATED)
+    if not value:
+        return ()
+    try:
+        decoded = codec.decode_pod_devices(value)
+    except WireFormatError as exc:
+        return (("?", f"unreadable {keys.NVIDIA_ALLOCATED}: {exc}"),)
+    names = container_names(pod)
+    if len(names) != len(decoded):
+        names = [f"#{i}" for i in range(len(decoded))]
+    return tuple(
+        (
+            container,
+            f"{d.uuid} ({models.get(d.uuid, d.type)}) {d.usedmem} MiB, {d.usedcores}% cores",
+        )
+        for container, devices in zip(names, decoded, strict=True)
+        for d in devices
+    )
+
+
+async def why_pending(api: KubeAPI, namespace: str, name: str) -> str:
+    """The newest FilteringFailed event's message for the pod, or "pending"."""
+    selector = f"involvedObject.name={name},reason={FILTERING_FAILED}"
+    found = (await api.list(EVENTS, namespace=namespace, field_selector=selector)).items
+    if not found:
+        return "pending"
+    newest = max(found, key=lambda e: str(e.get("lastTimestamp") or ""))
+    return f"{FILTERING_FAILED}: {newest.get('message', '')}"
+
+
+async def placement(api: KubeAPI, namespace: str, name: str) -> Placement:
+    try:
+        pod = await api.get(PODS, name, namespace)
+    except NotFound:
+        return Placement(namespace, name, None, "deleted")
+    node = objects.spec(pod).get("nodeName")
+    if not node:
+        return Placement(namespace, name, None, await why_pending(api, namespace, name))
+    phase = objects.annotations(pod).get(keys.BIND_PHASE, "bound")
+    return Placement(namespace, name, str(node), phase, slices_of(pod, await models(api, node)))
+
+
+async def models(api: KubeAPI, node: object) -> dict[str, str]:
+    """GPU uuid → model, from the node's registration (empty when unreadable)."""
+    try:
+        value = objects.annotations(await api.get(NODES, str(node))).get(keys.NVIDIA_REGISTER)
+        return {d.id: d.type for d in codec.decode_node_devices(value or "")}
+    except (NotFound, WireFormatError):
+        return {}
+
+
+def render(placements: Sequence[Placement]) -> list[str]:
+    """Text lines: one per pod, then one per GPU slice (or the reason it waits)."""
+    width = max((len(f"{p.namespace}/{p.name}") for p in placements), default=0)
+    lines = []
+    for p in placements:
+        who = f"{p.namespace}/{p.name}".ljust(width)
+        if p.node is None:
+            lines.append(f"  {who}  PENDING")
+            lines.append(f"      {p.phase}")
+            continue
+        lines.append(f"  {who}  -> {p.node}  (bind-phase {p.phase})")
+        lines += [f"      {container}: {text}" for container, text in p.slices]
+    return lines

@@ -1,0 +1,204 @@
+"""Reading (and the monitor's few writes to) a container's shared-region file.
+
+The layouts are HAMi's monitor readers (wire-format.md §6.4, isolation-library.md §4.2/§4.6):
+v1 is libvgpu's / HAMi-core's `shared_region_t` (2,008,952 bytes; libvgpu's
+`lvgpu_region_t` in `libvgpu/include/libvgpu.h` is byte-identical), v0 the older HAMi-core
+layout. Selection follows HAMi: magic first, then size and major version.
+
+Reads are lock-free snapshots of 64-bit counters (each value is whole; the sum over slots may
+mix instants, as in HAMi). Writes are the two 32-bit feedback fields, `recent_kernel` and
+`utilization_switch`, stored with one aligned 4-byte copy.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+Buffer = bytes | bytearray | mmap.mmap
+
+MAGIC = 19920718
+MAX_DEVICES = 16
+MAX_PROCS = 1024
+UUID_FIELD = 96
+UUID_CHARS = 40  # HAMi exports the first 40 bytes of the UUID field
+MIN_SIZE = 12
+
+
+class RegionError(Exception):
+    """A region file cannot be used; ``reason`` is a short metric label."""
+
+    def __init__(self, path: Path, reason: str, detail: str) -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    version: str
+    size: int
+    num: int
+    uuids: int
+    limit: int
+    sm_limit: int
+    procs: int
+    slot: int  # slot size
+    mem_stride: int  # one device_memory_t
+    util: int  # device_util[] offset inside a slot
+    util_stride: int
+    status: int  # status offset inside a slot
+    tail: int  # proc_num; utilization_switch, recent_kernel, priority follow as int32
+    last_kernel: int | None  # int64 seconds (v1 only)
+
+
+V1 = Layout(
+    "v1", 2_008_952, 56, 64, 1600, 1728, 1856, 1960, 64, 1160, 48, 1928, 2_008_896, 2_008_912
+)
+V0 = Layout("v0", 1_197_896, 48, 56, 1592, 1720, 1848, 1168, 40, 776, 24, 1160, 1_197_880, None)
+MEM_FIELDS = 5  # context, module, data (buffer), offset, total
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceUsage:
+    """One device of a container: limits from the header, sums over live process slots."""
+
+    index: int  # vdevice index inside the container
+    uuid: str
+    limit: int  # bytes
+    sm_limit: int
+    context: int = 0
+    module: int = 0
+    buffer: int = 0
+    offset: int = 0
+    total: int = 0
+    sm_util: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RegionSnapshot:
+    version: str
+    devices: tuple[DeviceUsage, ...]  # devices with a valid UUID only
+    procs: int  # live slots (status != 0)
+    last_kernel_time: int  # Unix seconds, 0 when unknown (v0)
+    priority: int
+    recent_kernel: int
+    utilization_switch: int
+
+
+def select_layout(path: Path, data: Buffer) -> Layout:
+    """HAMi's version selection; raises RegionError."""
+    size = len(data)
+    if size < MIN_SIZE:
+        raise RegionError(path, "too_small", f"{size} bytes, not a shared region")
+    (magic, major) = struct.unpack_from("<iI", data, 0)
+    if magic != MAGIC:
+        raise RegionError(path, "bad_magic", f"magic {magic} is not {MAGIC}")
+    if V0.size <= size < V1.size:
+        return V0
+    if major == 1 and size >= V1.size:
+        return V1
+    raise RegionError(path, "unknown_version", f"major version {major} with {size} bytes")
+
+
+def _uuid(raw: bytes) -> str | None:
+    head = raw[:UUID_CHARS]
+    if not head or head[0] == 0:
+        return None
+    try:
+        return head.split(b"\0", 1)[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _tail(layout: Layout, data: Buffer) -> tuple[int, int, int, int]:
+    procnum, switch, recent, priority = struct.unpack_from("<4i", data, layout.tail)
+    return procnum, switch, recent, priority
+
+
+def read_snapshot(layout: Layout, data: Buffer) -> RegionSnapshot:
+    (num,) = struct.unpack_from("<Q", data, layout.num)
+    count = min(num, MAX_DEVICES)
+    limits = struct.unpack_from(f"<{MAX_DEVICES}Q", data, layout.limit)
+    sm_limits = struct.unpack_from(f"<{MAX_DEVICES}Q", data, layout.sm_limit)
+    procnum, switch, recent, priority = _tail(layout, data)
+    sums = [[0] * (MEM_FIELDS + 1) for _ in range(count)]
+    live = 0
+    for slot in range(max(0, min(procnum, MAX_PROCS))):
+        base = layout.procs + slot * layout.slot
+        (status,) = struct.unpack_from("<i", data, base + layout.status)
+        if status == 0:
+            continue
+        live += 1
+        _add_slot(layout, data, base, sums)
+    last = struct.unpack_from("<q", data, layout.last_kernel)[0] if layout.last_kernel else 0
+    devices = []
+    for i in range(count):
+        start = layout.uuids + i * UUID_FIELD
+        uuid = _uuid(bytes(data[start : start + UUID_FIELD]))
+        if uuid is None:
+            continue
+        ctx, module, buffer, offset, total, sm = sums[i]
+        devices.append(
+            DeviceUsage(i, uuid, limits[i], sm_limits[i], ctx, module, buffer, offset, total, sm)
+        )
+    return RegionSnapshot(layout.version, tuple(devices), live, last, priority, recent, switch)
+
+
+def _add_slot(layout: Layout, data: Buffer, base: int, sums: list[list[int]]) -> None:
+    words = layout.mem_stride // 8
+    used = struct.unpack_from(f"<{MAX_DEVICES * words}Q", data, base + 8)
+    util_words = layout.util_stride // 8
+    util = struct.unpack_from(f"<{MAX_DEVICES * util_words}Q", data, base + layout.util)
+    for i, acc in enumerate(sums):
+        for f in range(MEM_FIELDS):
+            acc[f] += used[i * words + f]
+        acc[MEM_FIELDS] += util[i * util_words + 2]  # sm_util
+
+
+class RegionFile:
+    """An open, shared mapping of one region file (re-opened when the file is replaced)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writable = os.access(path, os.W_OK)
+        access = mmap.ACCESS_WRITE if self.writable else mmap.ACCESS_READ
+        try:
+            with path.open("r+b" if self.writable else "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                if stat.st_size < MIN_SIZE:
+                    raise RegionError(path, "too_small", f"{stat.st_size} bytes")
+                self._map = mmap.mmap(handle.fileno(), stat.st_size, access=access)
+        except OSError as exc:
+            raise RegionError(path, "unreadable", str(exc)) from None
+        self.identity = (stat.st_dev, stat.st_ino, stat.st_size)
+        try:
+            self.layout = select_layout(path, self._map)
+        except RegionError:
+            self._map.close()
+            raise
+
+    def snapshot(self) -> RegionSnapshot:
+        return read_snapshot(self.layout, self._map)
+
+    def set_recent_kernel(self, value: int) -> None:
+        if self.writable:
+            struct.pack_into("<i", self._map, self.layout.tail + 8, value)
+
+    def set_utilization_switch(self, value: int) -> None:
+        if self.writable:
+            struct.pack_into("<i", self._map, self.layout.tail + 4, value)
+
+    def close(self) -> None:
+        self._map.close()
+
+
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size)

@@ -1,0 +1,108 @@
+"""Two `hami scheduler` replicas with `--leader-elect --reuse-port` on one address: only the Lease
+holder listens; SIGKILL it and the other takes the Lease and schedules the next pod within 15 s
+(the webhook refuses pods while nobody listens, so the next pod is created as soon as it can)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hami.cluster.process import Component
+from hami.cluster.testing import wait_until
+from hami.demo.stack import Stack, create_node, gpu_pod, register_webhook, wait_registered
+from hami.k8s import objects
+from hami.k8s.api import LEASES, PODS, KubeAPIError
+from hami.k8s.client import LightkubeAPI
+
+pytestmark = pytest.mark.e2e
+
+INVENTORY = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "kwok-generic.yaml"
+NODES = ("ha-0", "ha-1")
+LEASE = ("default", "hami-scheduler")
+FAILOVER_LIMIT = 15.0
+
+
+def _replica_args(identity: str) -> list[str]:
+    return ["--leader-elect", "--reuse-port", "--lease-namespace", LEASE[0], "--identity", identity]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    result = Stack.start(tmp_path_factory.mktemp("hami-ha"), "hami-ha")
+    try:
+        asyncio.run(_nodes(result))
+        result.scheduler(name="replica-a", args=_replica_args("replica-a"))
+        result.scheduler(name="replica-b", args=_replica_args("replica-b"), wait_ready=False)
+        result.plugin({name: INVENTORY for name in NODES})
+        asyncio.run(_ready(result))
+        yield result
+    finally:
+        result.stop()
+
+
+async def _nodes(stack: Stack) -> None:
+    api = stack.api()
+    try:
+        for name in NODES:
+            await create_node(api, name)
+    finally:
+        await api.close()
+
+
+async def _ready(stack: Stack) -> None:
+    api = stack.api()
+    try:
+        await register_webhook(api, stack.port, stack.ca)
+        await wait_registered(api, NODES)
+    finally:
+        await api.close()
+
+
+async def _holder(api: LightkubeAPI) -> str:
+    lease = await api.get(LEASES, LEASE[1], LEASE[0])
+    return str(objects.spec(lease).get("holderIdentity"))
+
+
+async def _bound(api: LightkubeAPI, name: str) -> str | None:
+    node = objects.spec(await api.get(PODS, name, "default")).get("nodeName")
+    return str(node) if node else None
+
+
+async def _create_when_served(api: LightkubeAPI, name: str) -> bool:
+    """Create the pod; False while the webhook (so no replica) is answering."""
+    try:
+        await api.create(PODS, gpu_pod(name, {"gpu": 1, "gpumem": 1000}), "default")
+    except KubeAPIError:
+        return False
+    return True
+
+
+def _replica(stack: Stack, name: str) -> Component:
+    return next(c for c in stack.components if c.name == name)
+
+
+@pytest.mark.timeout(180)
+async def test_follower_takes_over_within_15_s(stack: Stack) -> None:
+    api = stack.api()
+    try:
+        assert await _holder(api) == "replica-a"
+        assert "waiting for the lease" in stack.log("replica-b")
+        await api.create(PODS, gpu_pod("before", {"gpu": 1, "gpumem": 1000}), "default")
+        await wait_until(lambda: _bound(api, "before"), 30, "the leader to bind a pod")
+
+        leader = _replica(stack, "replica-a").process
+        assert leader is not None
+        leader.kill()
+        leader.wait(10)
+        killed = time.monotonic()
+        await wait_until(lambda: _create_when_served(api, "after"), 30, "a replica to serve")
+        await wait_until(lambda: _bound(api, "after"), 30, "the new leader to bind a pod")
+        failover = time.monotonic() - killed
+        assert await _holder(api) == "replica-b"
+        assert failover <= FAILOVER_LIMIT, f"the next pod bound {failover:.1f} s after the kill"
+    finally:
+        await api.close()
