@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SIM_POD_PHASES = frozenset({"Pending", "Running"})
 POLL_SECONDS = 0.5
+MIN_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +95,17 @@ class Simulator:
             tasks.create_task(self._kubelet_loop())
 
     async def _kubelet_loop(self) -> None:
+        # Poll fast while pods keep arriving (a burst binds one pod per node-lock release),
+        # back off to POLL_SECONDS when idle.
+        delay = MIN_POLL_SECONDS
         while True:
+            handled = 0
             try:
-                await self.step()
+                handled = await self.step()
             except AgentError as exc:
                 log.warning("simulated kubelet: %s", exc)
-            await asyncio.sleep(POLL_SECONDS)
+            delay = MIN_POLL_SECONDS if handled else min(delay * 2, POLL_SECONDS)
+            await asyncio.sleep(delay)
 
     async def step(self) -> int:
         """Allocate every newly bound pod once; returns how many pods were handled."""
