@@ -8,6 +8,7 @@ from hami import __version__
 from hami.agent.cli import device_plugin_main
 from hami.cluster.cli import app as cluster_app
 from hami.demo.cli import app as demo_app
+from hami.explain_cli import register as register_explain
 from hami.monitor.cli import monitor
 from hami.scheduler.cli import scheduler
 from hami.sim.cli import sim
@@ -26,6 +27,7 @@ app.command("sim")(sim)
 app.command("scheduler")(scheduler)
 app.command("monitor")(monitor)
 app.command("device-plugin")(device_plugin_main)
+register_explain(app)
 
 
 @app.command()

@@ -1,0 +1,121 @@
+"""Web UI overview page load with 1,000 nodes × 8 GPUs (target ≤ 1 s), with a baseline.
+
+Cases, each timed over ``--runs`` GET requests through the ASGI app (TestClient):
+* ``baseline_healthz``: the same server answering /healthz (routing and transport only);
+* ``overview_static``: GET / over a prepared snapshot (rendering and summaries);
+* ``overview_live``: GET / over the KubeAPI port (FakeKube): list, decode every registration
+  and allocation, build the core's view, render — what a live cluster costs per refresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from hami.config import load_config
+from hami.k8s.api import NODES, PODS
+from hami.k8s.fake import FakeKube, node_manifest
+from hami.vendors import registry
+from hami.webui.app import WebUI, create_app
+from hami.webui.history import History
+from hami.webui.source import KubeSource, StaticSource, build_snapshot
+
+TARGET_S = 1.0
+
+
+def manifests(nodes: int, gpus: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    node_docs, pod_docs = [], []
+    for n in range(nodes):
+        devices = [
+            {"id": f"GPU-{n}-{g}", "index": g, "count": 10, "devmem": 81920, "devcore": 100,
+             "type": "NVIDIA H100" if n % 2 else "NVIDIA A100", "health": True}
+            for g in range(gpus)
+        ]  # fmt: skip
+        name = f"node-{n:04d}"
+        node_docs.append(node_manifest(name, {"hami.io/node-nvidia-register": json.dumps(devices)}))
+        for g in range(0, gpus, 2):  # a pod on every other GPU
+            pod_docs.append(
+                {
+                    "metadata": {
+                        "name": f"p-{n}-{g}", "namespace": f"ns{n % 10}", "uid": f"u-{n}-{g}",
+                        "annotations": {
+                            "hami.io/vgpu-node": name,
+                            "hami.io/vgpu-devices-allocated": f"GPU-{n}-{g},NVIDIA,20000,30:;",
+                        },
+                    },
+                    "spec": {"nodeName": name, "containers": [{"name": "c"}]},
+                    "status": {"phase": "Running"},
+                }
+            )  # fmt: skip
+    return node_docs, pod_docs
+
+
+def timed(client: TestClient, path: str, runs: int) -> dict[str, float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        response = client.get(path)
+        times.append(time.perf_counter() - start)
+        assert response.status_code == 200, response.text[:200]
+    return {
+        "median_s": round(statistics.median(times), 4),
+        "max_s": round(max(times), 4),
+        "bytes": len(response.content),
+    }
+
+
+async def fake_kube(nodes: list[dict[str, object]], pods: list[dict[str, object]]) -> FakeKube:
+    fake = FakeKube()
+    for node in nodes:
+        await fake.create(NODES, node)
+    for pod in pods:
+        await fake.create(PODS, pod, "default")
+    return fake
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--gpus", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    settings = load_config(None)
+    vendors = registry.build(settings)
+    node_docs, pod_docs = manifests(args.nodes, args.gpus)
+    snapshot = build_snapshot(node_docs, pod_docs, vendors, settings)
+    static = TestClient(create_app(WebUI(StaticSource(snapshot, vendors), History(interval=60))))
+    source = KubeSource(asyncio.run(fake_kube(node_docs, pod_docs)), vendors, settings, ttl=0)
+    live = TestClient(create_app(WebUI(source, History(interval=60))))
+    results = {
+        "baseline_healthz": timed(static, "/healthz", args.runs),
+        "overview_static": timed(static, "/", args.runs),
+        "overview_live": timed(live, "/", args.runs),
+    }
+    document = {
+        "benchmark": "webui_overview",
+        "nodes": args.nodes,
+        "gpus_per_node": args.gpus,
+        "pods": len(pod_docs),
+        "target_s": TARGET_S,
+        "python": sys.version.split()[0],
+        "results": results,
+        "within_target": results["overview_live"]["median_s"] <= TARGET_S,
+    }
+    text = json.dumps(document, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

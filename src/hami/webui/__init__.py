@@ -1,0 +1,1 @@
+"""The read-only web UI and its JSON API (docs/api.md)."""

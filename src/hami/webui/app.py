@@ -1,0 +1,205 @@
+"""The web UI's FastAPI app: the read-only JSON API under /api/v1 and the HTML pages."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from hami import __version__
+from hami.webui import page, views
+from hami.webui.history import WINDOW_S, History
+from hami.webui.monitor import MonitorProbe
+from hami.webui.source import NodeInfo, PodInfo, Snapshot, Source, SourceError
+from hami.webui.views import Filters
+
+STATIC = Path(__file__).parent / "static"
+ENDPOINTS = (
+    "/api/v1/summary",
+    "/api/v1/nodes",
+    "/api/v1/nodes/{node}",
+    "/api/v1/nodes/{node}/history",
+    "/api/v1/pods",
+    "/api/v1/pods/{namespace}/{name}",
+    "/api/v1/pods/{namespace}/{name}/explain",
+)
+Text = Annotated[str, Query(max_length=253)]
+
+
+@dataclass(slots=True)
+class _Probed:
+    utilisation: dict[str, float]
+    notices: list[str]
+    at: float
+
+
+class WebUI:
+    """Reads a snapshot per request, samples history, asks the node monitors now and then."""
+
+    def __init__(
+        self,
+        source: Source,
+        history: History | None = None,
+        probe: MonitorProbe | None = None,
+        probe_every: float = 5.0,
+    ) -> None:
+        self.source = source
+        self.history = history or History()
+        self.probe = probe
+        self.probe_every = probe_every
+        self._probed = _Probed({}, [], float("-inf"))
+
+    async def read(self) -> tuple[Snapshot, dict[str, float]]:
+        try:
+            snapshot = await self.source.snapshot()
+        except SourceError as exc:
+            raise HTTPException(503, str(exc)) from None
+        if self.probe is not None and time.time() - self._probed.at >= self.probe_every:
+            util, notices = await self.probe.utilisation(snapshot.nodes)
+            self._probed = _Probed(util, notices, time.time())
+        if self._probed.notices:
+            snapshot = replace(snapshot, notices=(*snapshot.notices, *self._probed.notices))
+        self.history.record(snapshot, self._probed.utilisation)
+        return snapshot, self._probed.utilisation
+
+    async def pod(self, namespace: str, name: str) -> tuple[Snapshot, PodInfo, dict[str, float]]:
+        snapshot, util = await self.read()
+        pod = snapshot.pod(namespace, name)
+        if pod is None:
+            raise HTTPException(404, f"pod {namespace}/{name} not found (or it asks for no device)")
+        return snapshot, pod, util
+
+
+def _node_or_404(snapshot: Snapshot, name: str) -> NodeInfo:
+    info = snapshot.node(name)
+    if info is None:
+        raise HTTPException(404, f"node {name!r} not found")
+    return info
+
+
+def _phase(phase: str) -> str:
+    if phase not in ("", "pending", "placed"):
+        raise HTTPException(400, f"phase {phase!r}: use pending or placed")
+    return phase
+
+
+def create_app(ui: WebUI) -> FastAPI:
+    app = FastAPI(title="hami web UI", version=__version__)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _api(app, ui)
+    _pages(app, ui)
+
+    @app.exception_handler(HTTPException)
+    async def _error(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return HTMLResponse(page.error_page(exc.status_code, str(exc.detail)), exc.status_code)
+
+    return app
+
+
+def _api(app: FastAPI, ui: WebUI) -> None:
+    @app.get("/api/v1")
+    async def index() -> dict[str, object]:
+        return {"api_version": views.API_VERSION, "hami": __version__, "endpoints": ENDPOINTS}
+
+    @app.get("/api/v1/summary")
+    async def summary(
+        namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
+    ) -> dict[str, object]:
+        snapshot, _ = await ui.read()
+        return views.summary_doc(snapshot, Filters(namespace, node, vendor, model))
+
+    @app.get("/api/v1/nodes")
+    async def nodes(node: Text = "", vendor: Text = "", model: Text = "") -> dict[str, object]:
+        snapshot, _ = await ui.read()
+        return {"nodes": views.nodes_doc(snapshot, Filters("", node, vendor, model))}
+
+    @app.get("/api/v1/nodes/{name}")
+    async def one_node(name: str) -> dict[str, object]:
+        snapshot, _ = await ui.read()
+        return views.node_doc(snapshot, _node_or_404(snapshot, name))
+
+    @app.get("/api/v1/nodes/{name}/history")
+    async def history(
+        name: str, minutes: Annotated[int, Query(ge=1, le=60)] = 60
+    ) -> dict[str, object]:
+        snapshot, _ = await ui.read()
+        info = _node_or_404(snapshot, name)
+        since = snapshot.taken_at - minutes * 60
+        return {
+            "node": name,
+            "window_s": min(minutes * 60, WINDOW_S),
+            "devices": {
+                d.uuid: [s.to_dict() for s in ui.history.series(d.uuid, since)]
+                for d in info.node.devices
+            },
+        }
+
+    @app.get("/api/v1/pods")
+    async def pods(namespace: Text = "", node: Text = "", phase: Text = "") -> dict[str, object]:
+        snapshot, _ = await ui.read()
+        filters = Filters(namespace, node)
+        return {"pods": views.pods_doc(snapshot, filters, _phase(phase))}
+
+    @app.get("/api/v1/pods/{namespace}/{name}")
+    async def one_pod(namespace: str, name: str) -> dict[str, object]:
+        _, pod, _ = await ui.pod(namespace, name)
+        return views.pod_doc(pod)
+
+    @app.get("/api/v1/pods/{namespace}/{name}/explain")
+    async def explain(namespace: str, name: str) -> dict[str, object]:
+        snapshot, pod, _ = await ui.pod(namespace, name)
+        if not pod.pending:
+            where = f"holds devices on node {pod.node}" if pod.placed else "cannot be parsed"
+            raise HTTPException(409, f"pod {pod.key} is not pending: it {where}")
+        return views.explain_pod(snapshot, pod, ui.source.vendors).to_dict()
+
+
+def _pages(app: FastAPI, ui: WebUI) -> None:
+    def html(request: Request, title: str, body: str, filters: Filters, snap: Snapshot) -> Response:
+        if request.query_params.get("partial"):
+            return HTMLResponse(page.partial(body, snap.notices))
+        return HTMLResponse(page.layout(title, body, filters, snap.notices))
+
+    @app.get("/", response_class=HTMLResponse)
+    async def overview(
+        request: Request, namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
+    ) -> Response:
+        snapshot, _ = await ui.read()
+        filters = Filters(namespace, node, vendor, model)
+        body = page.overview(
+            views.summary_doc(snapshot, filters),
+            views.nodes_doc(snapshot, filters),
+            views.pods_doc(snapshot, filters, "pending"),
+            filters,
+        )
+        return html(request, "overview", body, filters, snapshot)
+
+    @app.get("/nodes/{name}", response_class=HTMLResponse)
+    async def node_view(
+        request: Request, name: str, vendor: Text = "", model: Text = ""
+    ) -> Response:
+        snapshot, _ = await ui.read()
+        info = _node_or_404(snapshot, name)
+        filters = Filters("", name, vendor, model)
+        since = snapshot.taken_at - WINDOW_S
+        series = {d.uuid: ui.history.series(d.uuid, since) for d in info.node.devices}
+        body = page.node_page(views.node_doc(snapshot, info, filters), series)
+        return html(request, f"node {name}", body, filters, snapshot)
+
+    @app.get("/pods/{namespace}/{name}", response_class=HTMLResponse)
+    async def pod_view(request: Request, namespace: str, name: str) -> Response:
+        snapshot, pod, util = await ui.pod(namespace, name)
+        why = views.explain_pod(snapshot, pod, ui.source.vendors) if pod.pending else None
+        body = page.pod_page(views.pod_doc(pod), why, util)
+        return html(request, f"pod {pod.key}", body, Filters(namespace), snapshot)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}

@@ -1,0 +1,57 @@
+"""`hami webui`: the read-only web UI on its own port, over a live cluster or sim files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hami.config import ConfigError, load_config
+from hami.k8s.client import LightkubeAPI, load_kubeconfig
+from hami.vendors import registry
+from hami.webui.app import WebUI, create_app
+from hami.webui.history import History
+from hami.webui.monitor import MonitorProbe
+from hami.webui.source import KubeSource, SimSource, Source, SourceError
+
+
+def webui(
+    cluster: Annotated[
+        Path | None, typer.Option("--cluster", help="Sim input: Nodes and placed Pods.")
+    ] = None,
+    pods: Annotated[Path | None, typer.Option("--pods", help="Sim input: pods to place.")] = None,
+    kubeconfig: Annotated[Path | None, typer.Option(help="Live cluster kubeconfig.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Scheduler configuration file.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    monitor_port: Annotated[
+        int, typer.Option(help="Node monitor port for utilisation (0: off).")
+    ] = 0,
+    history_interval: Annotated[float, typer.Option(help="Seconds between samples.")] = 10.0,
+) -> None:
+    """Serve the web UI and its JSON API (docs/api.md)."""
+    import uvicorn
+
+    try:
+        settings = load_config(config)
+        vendors = registry.build(settings)
+        source: Source
+        if cluster is not None:
+            source = SimSource(cluster, pods, vendors, settings)
+        else:
+            source = KubeSource(live_api(kubeconfig), vendors, settings)
+    except (ConfigError, SourceError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    probe = MonitorProbe(monitor_port) if monitor_port else None
+    ui = WebUI(source, History(interval=history_interval), probe)
+    uvicorn.run(create_app(ui), host=host, port=port, log_level="warning")
+
+
+def live_api(kubeconfig: Path | None) -> LightkubeAPI:
+    """The `KubeAPI` for a kubeconfig (SourceError when it cannot be read)."""
+    try:
+        return LightkubeAPI(load_kubeconfig(kubeconfig), user_agent="hami-webui")
+    except Exception as exc:  # lightkube raises several kinds for a bad or missing file
+        raise SourceError(f"kubeconfig: {exc}") from None

@@ -1,0 +1,305 @@
+"""Server-rendered HTML of the web UI: overview, node and pod views. Pure string building.
+
+Every page is a layout around a ``<main>``; the script (static/webui.js) re-fetches the same URL
+with ``partial=1`` and swaps the ``<main>`` in, so the page refreshes without a reload.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+from typing import cast
+from urllib.parse import quote, urlencode
+
+from hami.explain import Explanation
+from hami.webui.history import Sample
+from hami.webui.views import Filters
+
+Doc = Mapping[str, object]
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _int(doc: Doc, key: str) -> int:
+    return cast(int, doc[key])
+
+
+def _docs(doc: Doc, key: str) -> list[Doc]:
+    return cast(list[Doc], doc[key])
+
+
+def _colour(key: str) -> str:
+    return f"hsl({zlib.crc32(key.encode()) % 360} 60% 55%)"
+
+
+def _query(filters: Filters) -> str:
+    pairs = {k: v for k, v in vars_of(filters).items() if v}
+    return "?" + urlencode(pairs) if pairs else ""
+
+
+def vars_of(filters: Filters) -> dict[str, str]:
+    return {
+        "namespace": filters.namespace,
+        "node": filters.node,
+        "vendor": filters.vendor,
+        "model": filters.model,
+    }
+
+
+def layout(title: str, body: str, filters: Filters, notices: Sequence[str]) -> str:
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)} · hami</title>
+<link rel="stylesheet" href="/static/webui.css">
+<script src="/static/webui.js" defer></script>
+</head><body>
+<header><a class="brand" href="/{_query(filters)}">hami</a>{_filter_form(filters)}
+<span id="refresh-state" class="muted">live</span></header>
+<main id="content" data-refresh-ms="1000">{notices_html(notices)}{body}</main>
+</body></html>"""
+
+
+def partial(body: str, notices: Sequence[str]) -> str:
+    return notices_html(notices) + body
+
+
+def _filter_form(filters: Filters) -> str:
+    fields = "".join(
+        f'<label>{name} <input name="{name}" value="{_e(value)}" size="12"></label>'
+        for name, value in vars_of(filters).items()
+    )
+    return f'<form id="filters" method="get">{fields}<button>filter</button></form>'
+
+
+def notices_html(notices: Sequence[str]) -> str:
+    if not notices:
+        return ""
+    items = "".join(f"<li>{_e(n)}</li>" for n in notices)
+    return (
+        f'<section class="notice" role="status"><strong>Notice</strong><ul>{items}</ul></section>'
+    )
+
+
+def bar(parts: Iterable[tuple[str, int, str]], total: int, unit: str) -> str:
+    """A horizontal bar: one segment per (label, amount, colour) out of ``total``."""
+    segments = []
+    used = 0
+    for label, amount, colour in parts:
+        used += amount
+        width = 100.0 * amount / total if total else 0.0
+        segments.append(
+            f'<span class="seg" style="width:{width:.2f}%;background:{colour}" '
+            f'title="{_e(label)}: {amount} {unit}" data-pod="{_e(label)}"></span>'
+        )
+    return (
+        f'<div class="bar" title="{used}/{total} {unit}">{"".join(segments)}</div>'
+        f'<span class="num">{used}/{total} {unit}</span>'
+    )
+
+
+def _stat(key: str, label: str, value: object) -> str:
+    return f'<div class="stat"><span class="v" data-k="{key}">{_e(value)}</span>{label}</div>'
+
+
+# --- overview ----------------------------------------------------------------------------------
+
+
+def overview(summary: Doc, nodes: Sequence[Doc], pending: Sequence[Doc], filters: Filters) -> str:
+    frag = cast(Doc, summary["fragmentation"])
+    stats = "".join(
+        [
+            _stat("nodes", "nodes", summary["nodes"]),
+            _stat("nodes_registered", "with GPUs", summary["nodes_registered"]),
+            _stat("devices", "devices", summary["devices"]),
+            _stat("pods_placed", "pods placed", summary["pods_placed"]),
+            _stat("pods_pending", "pending", summary["pods_pending"]),
+            _stat("fragmentation", "% free memory stranded", frag["fragmentation_pct"]),
+        ]
+    )
+    memory = bar(
+        [("allocated", _int(summary, "memory_allocated_mib"), "#4a7")],
+        _int(summary, "memory_mib"),
+        "MiB",
+    )
+    cores = bar(
+        [("allocated", _int(summary, "cores_allocated"), "#47a")], _int(summary, "cores"), "cores"
+    )
+    return (
+        f'<h1>Cluster</h1><div class="stats">{stats}</div>'
+        f'<p class="totals">memory {memory}<br>cores {cores}</p>'
+        f"<h2>GPUs by vendor and model</h2>{_models_table(_docs(summary, 'by_model'))}"
+        f"<h2>Pending pods</h2>{_pending_list(pending)}"
+        f"<h2>Nodes</h2>{_nodes_table(nodes, filters)}"
+    )
+
+
+def _models_table(models: Sequence[Doc]) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(m['vendor'])}</td><td>{_e(m['model'])}</td>"
+        f'<td class="r">{_e(m["devices"])}</td>'
+        f"<td>{bar([('allocated', _int(m, 'memory_allocated_mib'), '#4a7')], _int(m, 'memory_mib'), 'MiB')}</td>"
+        f"<td>{bar([('allocated', _int(m, 'cores_allocated'), '#47a')], _int(m, 'cores'), 'cores')}</td></tr>"
+        for m in models
+    )
+    head = "<tr><th>vendor</th><th>model</th><th>devices</th><th>memory</th><th>cores</th></tr>"
+    return f'<table id="models">{head}{rows}</table>' if models else "<p>No GPUs registered.</p>"
+
+
+def _pending_list(pods: Sequence[Doc]) -> str:
+    if not pods:
+        return '<p class="muted">none</p>'
+    items = "".join(
+        f'<li><a href="/pods/{quote(str(p["namespace"]))}/{quote(str(p["name"]))}">'
+        f"{_e(p['namespace'])}/{_e(p['name'])}</a></li>"
+        for p in pods
+    )
+    return f'<ul id="pending">{items}</ul>'
+
+
+def _nodes_table(nodes: Sequence[Doc], filters: Filters) -> str:
+    rows = []
+    for n in nodes:
+        problem = n["problem"] or ("" if n["registered"] else "no device registration")
+        rows.append(
+            f'<tr><td><a href="/nodes/{quote(str(n["name"]))}{_query(filters)}">{_e(n["name"])}</a></td>'
+            f'<td class="r">{len(_docs(n, "devices"))}</td>'
+            f"<td>{bar([('allocated', _int(n, 'memory_allocated_mib'), '#4a7')], _int(n, 'memory_mib'), 'MiB')}</td>"
+            f"<td>{bar([('allocated', _int(n, 'cores_allocated'), '#47a')], _int(n, 'cores'), 'cores')}</td>"
+            f'<td class="warn">{_e(problem)}</td></tr>'
+        )
+    head = "<tr><th>node</th><th>devices</th><th>memory</th><th>cores</th><th></th></tr>"
+    return f'<table id="nodes">{head}{"".join(rows)}</table>'
+
+
+# --- node view ---------------------------------------------------------------------------------
+
+
+def node_page(node: Doc, history: Mapping[str, list[Sample]]) -> str:
+    devices = _docs(node, "devices")
+    problem = f'<p class="warn">{_e(node["problem"])}</p>' if node["problem"] else ""
+    if not node["registered"] and not node["problem"]:
+        problem = '<p class="warn">This node has no device registration.</p>'
+    cards = "".join(_device_card(d, history.get(str(d["uuid"]), [])) for d in devices)
+    return f'<h1>Node {_e(node["name"])}</h1>{problem}<div id="devices">{cards}</div>'
+
+
+def _device_card(device: Doc, samples: list[Sample]) -> str:
+    pods = _docs(device, "pods")
+    mem = bar(
+        (
+            (f"{p['pod']}/{p['container']}", _int(p, "memory_mib"), _colour(str(p["pod"])))
+            for p in pods
+        ),
+        _int(device, "memory_mib"),
+        "MiB",
+    )
+    cores = bar(
+        ((f"{p['pod']}/{p['container']}", _int(p, "cores"), _colour(str(p["pod"]))) for p in pods),
+        _int(device, "cores"),
+        "cores",
+    )
+    flags = [] if device["health"] else ["unhealthy"]
+    flags += ["cordoned"] if device["cordoned"] else []
+    legend = "".join(
+        f'<li><span class="sw" style="background:{_colour(str(p["pod"]))}"></span>'
+        f'<a href="/pods/{_e(p["pod"])}">{_e(p["pod"])}</a> {_e(p["container"])}: '
+        f"{_e(p['memory_mib'])} MiB, {_e(p['cores'])} cores</li>"
+        for p in pods
+    )
+    return (
+        f'<section class="device" data-uuid="{_e(device["uuid"])}">'
+        f"<h3>GPU {_e(device['index'])} · {_e(device['model'])} <small>{_e(device['uuid'])}"
+        f" · {_e(device['mode'] or 'default')} · slots {_e(device['slots_used'])}/{_e(device['slots'])}"
+        f'</small> <span class="warn">{" ".join(flags)}</span></h3>'
+        f'<div class="row"><span class="lbl">memory</span>{mem}</div>'
+        f'<div class="row"><span class="lbl">cores</span>{cores}</div>'
+        f'<ul class="legend">{legend}</ul>{sparkline(samples, _int(device, "memory_mib"))}</section>'
+    )
+
+
+def sparkline(samples: Sequence[Sample], memory: int, width: int = 360, height: int = 40) -> str:
+    """Allocated memory (green) and utilisation (blue) over the last hour, as inline SVG."""
+    if len(samples) < 2:
+        return '<p class="muted spark">history: collecting…</p>'
+    t0, t1 = samples[0].t, samples[-1].t
+    span = (t1 - t0) or 1.0
+
+    def points(values: Sequence[tuple[float, float]]) -> str:
+        return " ".join(
+            f"{(t - t0) / span * width:.1f},{height - v * height:.1f}" for t, v in values
+        )
+
+    mem = points([(s.t, s.memory_mib / memory if memory else 0.0) for s in samples])
+    util = points([(s.t, s.utilisation / 100) for s in samples if s.utilisation is not None])
+    util_line = f'<polyline points="{util}" class="util"/>' if util else ""
+    note = "" if util else '<text x="4" y="12" class="muted">no utilisation data</text>'
+    return (
+        f'<svg class="spark" width="{width}" height="{height}" role="img" '
+        f'aria-label="allocation and utilisation over time">'
+        f'<polyline points="{mem}" class="mem"/>{util_line}{note}</svg>'
+    )
+
+
+# --- pod view ----------------------------------------------------------------------------------
+
+
+def pod_page(pod: Doc, explanation: Explanation | None, utilisation: Mapping[str, float]) -> str:
+    head = (
+        f"<h1>Pod {_e(pod['namespace'])}/{_e(pod['name'])}</h1>"
+        f'<p>phase <b data-k="phase">{_e(pod["phase"])}</b>'
+        f"{' on node <a href=/nodes/' + quote(str(pod['node'])) + '>' + _e(pod['node']) + '</a>' if pod['node'] else ''}</p>"
+    )
+    problem = f'<p class="warn">{_e(pod["problem"])}</p>' if pod["problem"] else ""
+    return head + problem + _limits_table(pod) + _slices_table(pod, utilisation) + _why(explanation)
+
+
+def _limits_table(pod: Doc) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(r['container'])}</td><td>{_e(r['vendor'])}</td><td class=r>{_e(r['devices'])}</td>"
+        f"<td class=r>{_e(r['memory_mib'] or str(r['memory_pct']) + '%')}</td><td class=r>{_e(r['cores'])}</td></tr>"
+        for r in _docs(pod, "limits")
+    )
+    head = "<tr><th>container</th><th>vendor</th><th>devices</th><th>memory MiB</th><th>cores</th></tr>"
+    return f'<h2>Limits</h2><table id="limits">{head}{rows}</table>'
+
+
+def _slices_table(pod: Doc, utilisation: Mapping[str, float]) -> str:
+    slices = _docs(pod, "slices")
+    if not slices:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(s['container'])}</td><td>{_e(s['uuid'])}</td><td class=r>{_e(s['memory_mib'])}</td>"
+        f"<td class=r>{_e(s['cores'])}</td><td class=r>{_util(utilisation.get(str(s['uuid'])))}</td></tr>"
+        for s in slices
+    )
+    head = (
+        "<tr><th>container</th><th>device</th><th>memory MiB</th><th>cores</th>"
+        "<th>device use</th></tr>"
+    )
+    return f'<h2>Slices</h2><table id="slices">{head}{rows}</table>'
+
+
+def _util(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}%"
+
+
+def _why(explanation: Explanation | None) -> str:
+    if explanation is None:
+        return ""
+    groups = "".join(
+        f"<li><b>{g.count} × {_e(g.reason)}</b> <small>({_e(', '.join(g.nodes[:8]))}"
+        f"{' …' if g.count > 8 else ''})</small><br>→ {_e(g.hint)}</li>"
+        for g in explanation.groups
+    )
+    return (
+        f'<section id="explain"><h2>Why it is pending</h2><p>{_e(explanation.summary())}</p>'
+        f"<ul>{groups}</ul></section>"
+    )
+
+
+def error_page(status: int, message: str) -> str:
+    return layout(str(status), f'<h1>{status}</h1><p class="warn">{_e(message)}</p>', Filters(), [])

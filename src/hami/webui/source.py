@@ -1,0 +1,319 @@
+"""Where the web UI and `hami explain` read the cluster from: a live API server or sim files.
+
+Both build the same `Snapshot` from Node and Pod manifests with the decision core's own
+decoders, so what the UI shows is what the scheduler sees. Nothing is dropped silently: a node
+without a registration is shown without devices, a malformed registration or allocation
+becomes a notice, and the rest keeps working.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol, cast
+
+import yaml
+
+from hami.api import keys
+from hami.api.errors import WireFormatError
+from hami.api.types import ContainerDevice
+from hami.core import accounting
+from hami.core.accounting import PlacedPod
+from hami.core.cluster import ClusterView, NodeState
+from hami.core.config import SchedulerConfig
+from hami.core.decide import commit, decide
+from hami.core.errors import RequestInvalid
+from hami.core.model import Node, PodRequest
+from hami.core.nodes import node_from_annotations
+from hami.core.request import parse_pod
+from hami.core.vendor import Vendor
+from hami.k8s import objects
+from hami.k8s.api import NODES, PODS, KubeAPI, Manifest
+from hami.scheduler.cache import TERMINAL_PHASES, placed_pod
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    name: str
+    node: Node  # devices as registered (none when unregistered or malformed)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    address: str = ""  # InternalIP, for the node monitor
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    namespace: str
+    name: str
+    phase: str
+    node: str | None  # the node holding its devices (hami.io/vgpu-node or the sim's choice)
+    placed: PlacedPod | None  # its slices
+    request: PodRequest | None  # its device requests (None when it cannot be parsed)
+    problem: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def pending(self) -> bool:
+        return self.placed is None and self.request is not None and self.request.wants_devices
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    nodes: tuple[NodeInfo, ...]
+    pods: tuple[PodInfo, ...]
+    view: ClusterView
+    taken_at: float
+    notices: tuple[str, ...] = ()
+
+    def node(self, name: str) -> NodeInfo | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def pod(self, namespace: str, name: str) -> PodInfo | None:
+        return next((p for p in self.pods if p.namespace == namespace and p.name == name), None)
+
+    @property
+    def node_names(self) -> frozenset[str]:
+        return frozenset(n.name for n in self.nodes)
+
+
+class Source(Protocol):
+    """What the UI reads: a consistent snapshot, and the vendors to decode and explain with."""
+
+    vendors: Mapping[str, Vendor]
+
+    async def snapshot(self) -> Snapshot: ...
+
+
+class SourceError(Exception):
+    """The source cannot be read at all (API server unreachable, unreadable file)."""
+
+
+# --- building a snapshot -----------------------------------------------------------------------
+
+
+def _node_info(manifest: Manifest, vendors: Mapping[str, Vendor]) -> NodeInfo:
+    name = objects.name(manifest)
+    labels = objects.labels(manifest)
+    address = _internal_ip(manifest)
+    try:
+        node = node_from_annotations(name, objects.annotations(manifest), vendors)
+    except WireFormatError as exc:
+        problem = f"malformed registration: {exc}"
+        return NodeInfo(name, Node(name, ()), labels, address, problem)
+    return NodeInfo(name, node, labels, address)
+
+
+def _internal_ip(manifest: Manifest) -> str:
+    items = objects.status(manifest).get("addresses")
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and item.get("type") == "InternalIP":
+            return str(item.get("address") or "")
+    return ""
+
+
+def _pod_info(
+    manifest: Manifest, vendors: Mapping[str, Vendor], config: SchedulerConfig, admit: bool
+) -> PodInfo | None:
+    namespace, name = objects.namespace(manifest) or "default", objects.name(manifest)
+    phase = str(objects.status(manifest).get("phase") or "Pending")
+    if phase in TERMINAL_PHASES:
+        return None
+    annotations = objects.annotations(manifest)
+    node = annotations.get(keys.VGPU_NODE) or None
+    problems = []
+    placed = None
+    if node:
+        inits = objects.spec(manifest).get("initContainers")
+        count = len(inits) if isinstance(inits, list) else 0
+        try:
+            placed = placed_pod(f"{namespace}/{name}", node, annotations, vendors, count)
+        except WireFormatError as exc:
+            problems.append(f"malformed allocation: {exc}")
+    try:
+        request: PodRequest | None = parse_pod(manifest, vendors, config, admit=admit)
+    except RequestInvalid as exc:
+        request = None
+        problems.append(str(exc))
+    if placed is None and not problems and (request is None or not request.wants_devices):
+        return None  # not a GPU pod
+    return PodInfo(namespace, name, phase, node, placed, request, "; ".join(problems))
+
+
+def build_snapshot(
+    nodes: Iterable[Manifest],
+    pods: Iterable[Manifest],
+    vendors: Mapping[str, Vendor],
+    config: SchedulerConfig,
+    *,
+    admit: bool = False,
+    notices: Sequence[str] = (),
+) -> Snapshot:
+    """Nodes, GPU pods and the core's view of them, with a notice for every problem."""
+    node_infos = tuple(sorted((_node_info(m, vendors) for m in nodes), key=lambda n: n.name))
+    found = (_pod_info(m, vendors, config, admit) for m in pods)
+    pod_infos = tuple(sorted((p for p in found if p is not None), key=lambda p: p.key))
+    view, unknown = _view(node_infos, pod_infos)
+    said = list(notices)
+    said += [f"node {n.name}: {n.problem}" for n in node_infos if n.problem]
+    said += [f"pod {p.key}: {p.problem}" for p in pod_infos if p.problem]
+    said += [f"pods reference devices no node registers: {', '.join(unknown)}"] if unknown else []
+    return Snapshot(node_infos, pod_infos, view, time.time(), tuple(said))
+
+
+def _view(nodes: Sequence[NodeInfo], pods: Sequence[PodInfo]) -> tuple[ClusterView, list[str]]:
+    by_node: dict[str, list[PlacedPod]] = {}
+    for pod in pods:
+        if pod.placed is not None:
+            by_node.setdefault(pod.placed.node, []).append(pod.placed)
+    states: list[NodeState] = []
+    unknown: list[str] = []
+    for info in nodes:
+        if info.node.devices:
+            usage, missing = accounting.node_usage(info.node, by_node.get(info.name, []))
+            unknown.extend(missing)
+            states.append(NodeState.of(info.node, usage))
+    return ClusterView.of(states), sorted(set(unknown))
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+class KubeSource:
+    """Lists Nodes and Pods through the `KubeAPI` port; one list per ``ttl`` seconds at most."""
+
+    def __init__(
+        self,
+        api: KubeAPI,
+        vendors: Mapping[str, Vendor],
+        config: SchedulerConfig,
+        ttl: float = 0.5,
+    ) -> None:
+        self.api = api
+        self.vendors = vendors
+        self.config = config
+        self.ttl = ttl
+        self._last: Snapshot | None = None
+
+    async def snapshot(self) -> Snapshot:
+        last = self._last
+        if last is not None and time.time() - last.taken_at < self.ttl:
+            return last
+        try:
+            nodes = await self.api.list(NODES)
+            pods = await self.api.list(PODS)
+        except Exception as exc:  # any transport failure: say so, keep the UI up
+            if last is None:
+                raise SourceError(f"cannot list from the API server: {exc}") from exc
+            notice = f"API server unreachable ({exc}); showing the last snapshot"
+            return replace(last, notices=(notice, *last.notices))
+        self._last = build_snapshot(nodes.items, pods.items, self.vendors, self.config)
+        return self._last
+
+
+class SimSource:
+    """`hami sim` input files: CLUSTER.yaml (Nodes, placed Pods) and PODS.yaml (pods to place,
+    in order, as `hami sim` places them; those that do not fit stay Pending)."""
+
+    def __init__(
+        self,
+        cluster: Path,
+        pods: Path | None,
+        vendors: Mapping[str, Vendor],
+        config: SchedulerConfig,
+    ) -> None:
+        self.vendors = vendors
+        self.config = config
+        self._snapshot = sim_snapshot(cluster, pods, vendors, config)
+
+    async def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+
+class StaticSource:
+    """A fixed snapshot (tests, benchmarks)."""
+
+    def __init__(self, snapshot: Snapshot, vendors: Mapping[str, Vendor]) -> None:
+        self.vendors = vendors
+        self._snapshot = snapshot
+
+    async def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+
+def read_manifests(path: Path) -> list[Manifest]:
+    """Every object of a YAML file (``kind: List`` unpacked)."""
+    try:
+        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SourceError(f"{path}: {exc}") from None
+    found: list[Manifest] = []
+    for doc in docs:
+        if isinstance(doc, Mapping) and doc.get("kind") == "List":
+            items = doc.get("items")
+            found += [cast(Manifest, i) for i in items or [] if isinstance(i, Mapping)]
+        elif isinstance(doc, Mapping):
+            found.append(cast(Manifest, doc))
+        elif doc is not None:
+            raise SourceError(f"{path}: expected Kubernetes objects, found {type(doc).__name__}")
+    return found
+
+
+def sim_snapshot(
+    cluster: Path, pods: Path | None, vendors: Mapping[str, Vendor], config: SchedulerConfig
+) -> Snapshot:
+    objs = read_manifests(cluster)
+    nodes = [o for o in objs if o.get("kind") == "Node"]
+    placed = [o for o in objs if o.get("kind") == "Pod"]
+    queued = [o for o in read_manifests(pods) if o.get("kind", "Pod") == "Pod"] if pods else []
+    base = build_snapshot(nodes, placed, vendors, config, admit=True)
+    return place_in_order(base, queued, vendors, config)
+
+
+def place_in_order(
+    base: Snapshot,
+    queued: Sequence[Manifest],
+    vendors: Mapping[str, Vendor],
+    config: SchedulerConfig,
+    stop_before: str | None = None,
+) -> Snapshot:
+    """Place ``queued`` pods one at a time with the core (as `hami sim` does); ``stop_before``
+    (``namespace/name``) stops there and leaves that pod and the rest unplaced."""
+    view = base.view
+    pods = list(base.pods)
+    notices = list(base.notices)
+    candidates = base.node_names
+    stopped = False
+    for manifest in queued:
+        info = _pod_info(manifest, vendors, config, admit=True)
+        if info is None:
+            continue
+        stopped = stopped or info.key == stop_before
+        if info.request is None or stopped:
+            pods.append(info)
+            continue
+        decision = decide(info.request, view, vendors, candidates)
+        if decision.fit is not None and decision.node is not None:
+            view = commit(view, decision)
+            devices = {v: decision.fit.devices(v) for v in decision.fit.picks}
+            placed = PlacedPod(info.key, decision.node, devices, info.request.init_count)
+            info = replace(info, phase="Running", node=decision.node, placed=placed)
+        pods.append(info)
+    notices += [f"pod {p.key}: {p.problem}" for p in pods[len(base.pods) :] if p.problem]
+    return Snapshot(
+        base.nodes, tuple(sorted(pods, key=lambda p: p.key)), view, base.taken_at, tuple(notices)
+    )
+
+
+def slices(placed: PlacedPod) -> list[tuple[int, str, ContainerDevice]]:
+    """(container position, vendor, device) for every device a placed pod holds."""
+    return [
+        (position, vendor, device)
+        for vendor, per_container in sorted(placed.devices.items())
+        for position, container in enumerate(per_container)
+        for device in container
+    ]
