@@ -19,6 +19,7 @@ all: test
 -include hack/k8s/cluster.mk
 -include libvgpu/libvgpu.mk
 -include hack/kubelet/kubelet.mk
+-include hack/helm/helm.mk
 -include hack/browser.mk
 
 setup: $(VENV)/.installed $(SETUP_DEPS)

@@ -1,0 +1,191 @@
+"""`helm lint` and `helm template` over the default values and tests/chart/values/*.yaml."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.chart.helm import (
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    VALUES,
+    find,
+    helm,
+    kube_scheduler_config,
+    render,
+)
+
+pytestmark = pytest.mark.e2e  # needs the helm binary that `make helm-bin` builds
+
+NVIDIA = [
+    "nvidia.com/gpu",
+    "nvidia.com/gpumem",
+    "nvidia.com/gpumem-percentage",
+    "nvidia.com/gpucores",
+    "nvidia.com/priority",
+]
+
+
+@pytest.mark.parametrize("name", VALUES)
+def test_lint(name: str) -> None:
+    values = VALUES[name]
+    result = helm("lint", str(CHART), "--strict", *(["-f", str(values)] if values else []))
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("name", VALUES)
+def test_template_renders_valid_rbac(name: str) -> None:
+    docs = render(VALUES[name])
+    for doc in docs:
+        if doc["kind"] in ("ClusterRole", "Role"):
+            for rule in doc["rules"]:
+                for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+                    assert "*" not in rule.get(field, []), (doc["metadata"]["name"], rule)
+    accounts = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
+    pods = [d for d in docs if d["kind"] in ("Deployment", "DaemonSet", "Job")]
+    for workload in pods:
+        assert workload["spec"]["template"]["spec"]["serviceAccountName"] in accounts
+
+
+def test_default_values() -> None:
+    docs = render(None)
+    deploy = find(docs, "Deployment", f"{RELEASE}-scheduler")
+    assert deploy["spec"]["replicas"] == 1
+    containers = {c["name"]: c for c in deploy["spec"]["template"]["spec"]["containers"]}
+    assert containers["kube-scheduler"]["image"].startswith("registry.k8s.io/kube-scheduler:v1.")
+    extender = containers["vgpu-scheduler-extender"]["command"]
+    assert extender[:2] == ["hami", "scheduler"] and "--leader-elect" in extender
+    assert f"--lease-namespace={NAMESPACE}" in extender
+    config = kube_scheduler_config(docs)
+    assert config["profiles"] == [{"schedulerName": "hami-scheduler"}]
+    assert config["leaderElection"]["resourceNamespace"] == NAMESPACE
+    (ext,) = config["extenders"]
+    assert ext["urlPrefix"] == f"https://{RELEASE}-scheduler.{NAMESPACE}.svc:443"
+    assert [r["name"] for r in ext["managedResources"]] == NVIDIA
+    assert all(r["ignoredByScheduler"] for r in ext["managedResources"])
+    service = find(docs, "Service", f"{RELEASE}-scheduler")
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert (ports["http"]["port"], ports["http"]["nodePort"]) == (443, 31998)
+    assert ports["monitor"]["nodePort"] == 31993
+    (hook,) = find(docs, "MutatingWebhookConfiguration", f"{RELEASE}-webhook")["webhooks"]
+    assert hook["failurePolicy"] == "Ignore"
+    ignore = {"key": "hami.io/webhook", "operator": "NotIn", "values": ["ignore"]}
+    assert ignore in hook["namespaceSelector"]["matchExpressions"]
+    assert ignore in hook["objectSelector"]["matchExpressions"]
+    jobs = [d for d in docs if d["kind"] == "Job"]
+    assert {j["metadata"]["annotations"]["helm.sh/hook"] for j in jobs} == {
+        "pre-install,pre-upgrade",
+        "post-install,post-upgrade",
+    }
+    ds = find(docs, "DaemonSet", f"{RELEASE}-device-plugin")["spec"]["template"]["spec"]
+    assert ds["nodeSelector"] == {"gpu": "on"}
+    assert [c["name"] for c in ds["containers"]] == ["device-plugin", "vgpu-monitor"]
+    assert ds["initContainers"][0]["name"] == "install-libvgpu"
+    paths = {v["hostPath"]["path"] for v in ds["volumes"] if "hostPath" in v}
+    assert paths == {"/var/lib/kubelet/device-plugins", "/usr/local/vgpu", "/var/run/cdi"}
+    device_config = yaml.safe_load(
+        find(docs, "ConfigMap", f"{RELEASE}-scheduler-device")["data"]["device-config.yaml"]
+    )
+    assert device_config["nvidia"]["deviceSplitCount"] == 10
+    node_config = json.loads(
+        find(docs, "ConfigMap", f"{RELEASE}-device-plugin")["data"]["config.json"]
+    )
+    assert node_config["nodeconfig"][0]["operatingmode"] == "hami-core"
+
+
+def test_device_config_loads_in_hami() -> None:
+    from hami.config import parse_config
+
+    docs = render(None)
+    text = find(docs, "ConfigMap", f"{RELEASE}-scheduler-device")["data"]["device-config.yaml"]
+    config = parse_config(yaml.safe_load(text), "chart")
+    assert config.scheduler_name == "hami-scheduler"
+
+
+def test_webhook_off() -> None:
+    docs = render(VALUES["webhook-off"])
+    kinds = {d["kind"] for d in docs}
+    assert "MutatingWebhookConfiguration" not in kinds and "Job" not in kinds
+    ext = kube_scheduler_config(docs)["extenders"][0]
+    assert ext["urlPrefix"].startswith("http://") and ext["enableHTTPS"] is False
+    deploy = find(docs, "Deployment", f"{RELEASE}-scheduler")
+    command = deploy["spec"]["template"]["spec"]["containers"][1]["command"]
+    assert not any(a.startswith("--cert-file") for a in command)
+
+
+def test_ha_three_replicas() -> None:
+    docs = render(VALUES["ha"])
+    deploy = find(docs, "Deployment", f"{RELEASE}-scheduler")
+    assert deploy["spec"]["replicas"] == 3
+    assert deploy["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 2
+    assert "podAntiAffinity" in deploy["spec"]["template"]["spec"]["affinity"]
+    (hook,) = find(docs, "MutatingWebhookConfiguration", f"{RELEASE}-webhook")["webhooks"]
+    assert hook["failurePolicy"] == "Fail"
+    assert kube_scheduler_config(docs)["leaderElection"]["leaderElect"] is True
+
+
+def test_replicas_ignored_without_leader_election() -> None:
+    docs = render(None, ["--set", "scheduler.leaderElect=false", "--set", "scheduler.replicas=3"])
+    assert find(docs, "Deployment", f"{RELEASE}-scheduler")["spec"]["replicas"] == 1
+    assert not [
+        d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-scheduler")
+    ]
+    ext = kube_scheduler_config(docs)["extenders"][0]
+    assert ext["urlPrefix"] == "https://127.0.0.1:8443"
+
+
+def test_all_vendors_managed() -> None:
+    docs = render(VALUES["all-vendors"])
+    names = [r["name"] for r in kube_scheduler_config(docs)["extenders"][0]["managedResources"]]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    expected = set(NVIDIA)
+    for vendor, cfg in values["devices"].items():
+        if vendor != "nvidia":
+            expected |= set(cfg["customresources"])
+    assert set(names) == expected and len(names) == len(expected)
+    assert "huawei.com/Ascend910B4-1-core" in names and "iluvatar.ai/BI-V150.vMem" in names
+
+
+def test_optional_monitoring_and_cert_manager() -> None:
+    docs = render(
+        None,
+        [
+            "--set",
+            "prometheus.enabled=true",
+            "--set",
+            "dashboard.enabled=true",
+            "--set",
+            "scheduler.certManager.enabled=true",
+        ],
+    )
+    monitor = find(docs, "ServiceMonitor", RELEASE)
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["monitor"]
+    dashboard = find(docs, "ConfigMap", f"{RELEASE}-dashboard")["data"]["hami-dashboard.json"]
+    source = ROOT / "deploy" / "grafana" / "hami-dashboard.json"
+    assert json.loads(dashboard) == json.loads(source.read_text())
+    assert find(docs, "Certificate", f"{RELEASE}-scheduler-serving-cert")
+    webhook = find(docs, "MutatingWebhookConfiguration", f"{RELEASE}-webhook")
+    assert "cert-manager.io/inject-ca-from" in webhook["metadata"]["annotations"]
+    assert not [d for d in docs if d["kind"] == "Job"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("scheduler.admissionWebhook.failurePolicy=Maybe", "value must be one of 'Ignore', 'Fail'"),
+        ("scheduler.replicas=0", "/scheduler/replicas"),
+        ("scheduler.defaultSchedulerPolicy.nodeSchedulerPolicy=fast", "nodeSchedulerPolicy"),
+        ("devicePlugin.deviceSplitCount=0", "/devicePlugin/deviceSplitCount"),
+        ("scheduler.service.schedulerPort=80", "/scheduler/service/schedulerPort"),
+        ("resourceName=not a name", "/resourceName"),
+    ],
+)
+def test_schema_rejects(flag: str, message: str) -> None:
+    result = helm("template", RELEASE, str(CHART), "--set", flag, check=False)
+    assert result.returncode != 0
+    assert "don't meet the specifications of the schema" in result.stderr
+    assert message in result.stderr, result.stderr
