@@ -16,22 +16,26 @@ from pydantic.alias_generators import to_camel
 
 from hami.core.config import GPU_POLICIES, NvidiaConfig, SchedulerConfig
 from hami.core.policy import parse_gpu_policy
+from hami.vendors.config import (
+    AmdConfig,
+    CambriconConfig,
+    CountConfig,
+    HygonConfig,
+    IluvatarChip,
+    KunlunConfig,
+    MetaxConfig,
+    MthreadsConfig,
+    VendorAwareConfig,
+    VendorSettings,
+    VnpuConfig,
+    VnpuTemplate,
+)
 
-# Sections of HAMi's device config that later vendor modules read; accepted so a HAMi file loads.
+# Sections of HAMi's device config whose vendors are not implemented yet: accepted (so a HAMi
+# file loads) and ignored. Every other section is validated and configures its vendor.
 VENDOR_SECTIONS = frozenset(
     {
-        "cambricon",
-        "hygon",
-        "metax",
-        "mthreads",
-        "iluvatars",
-        "enflame",
-        "kunlun",
         "awsneuron",
-        "amd",
-        "vastai",
-        "biren",
-        "vnpus",
     }
 )
 
@@ -72,10 +76,184 @@ class NvidiaSection(_Strict):
     pre_configured_device_memory: int = Field(0, ge=0)
     lib_cuda_log_level: int = Field(1, ge=0, le=4)
     enable_numa_topology: bool = False
+    enabled: bool = True  # hami extension: false switches the NVIDIA vendor off
 
     def to_core(self) -> NvidiaConfig:
-        fields = self.model_dump(exclude={"mig_profile_allowlist"})
+        fields = self.model_dump(exclude={"mig_profile_allowlist", "enabled"})
         return NvidiaConfig(**fields)
+
+
+class HygonSection(_Strict):
+    resource_count_name: str = Field("hygon.com/dcunum", min_length=1)
+    resource_memory_name: str = "hygon.com/dcumem"
+    resource_core_name: str = "hygon.com/dcucores"
+    memory_factor: int = Field(1, ge=1)
+    enabled: bool = True
+
+    def to_vendor(self) -> HygonConfig | None:
+        return HygonConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
+
+
+class CambriconSection(_Strict):
+    resource_count_name: str = Field("cambricon.com/vmlu", min_length=1)
+    resource_memory_name: str = Field("cambricon.com/mlu.smlu.vmemory", min_length=1)
+    resource_core_name: str = Field("cambricon.com/mlu.smlu.vcore", min_length=1)
+    enabled: bool = True
+
+    def to_vendor(self) -> CambriconConfig | None:
+        return CambriconConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
+
+
+class MthreadsSection(_Strict):
+    resource_count_name: str = Field("mthreads.com/vgpu", min_length=1)
+    resource_memory_name: str = Field("mthreads.com/sgpu-memory", min_length=1)
+    resource_core_name: str = Field("mthreads.com/sgpu-core", min_length=1)
+    enabled: bool = True
+
+    def to_vendor(self) -> MthreadsConfig | None:
+        return MthreadsConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
+
+
+class MetaxSection(_Strict):
+    resource_count_name: str = Field("metax-tech.com/gpu", min_length=1)
+    resource_vcount_name: str = Field(
+        "metax-tech.com/sgpu", min_length=1, alias="resourceVCountName"
+    )
+    resource_vmemory_name: str = Field(
+        "metax-tech.com/vmemory", min_length=1, alias="resourceVMemoryName"
+    )
+    resource_vcore_name: str = Field(
+        "metax-tech.com/vcore", min_length=1, alias="resourceVCoreName"
+    )
+    sgpu_topology_aware: bool = False
+    enabled: bool = True
+
+    def to_vendor(self) -> MetaxConfig | None:
+        return MetaxConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
+
+
+class KunlunSection(_Strict):
+    resource_count_name: str = Field("kunlunxin.com/xpu", min_length=1)
+    resource_vcount_name: str = Field(
+        "kunlunxin.com/vxpu", min_length=1, alias="resourceVCountName"
+    )
+    resource_vmemory_name: str = Field(
+        "kunlunxin.com/vxpu-memory", min_length=1, alias="resourceVMemoryName"
+    )
+    enabled: bool = True
+
+    def to_vendor(self) -> KunlunConfig | None:
+        return KunlunConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
+
+
+class CountSection(_Strict):
+    resource_count_name: str = Field(min_length=1)
+    enabled: bool = True
+
+    def to_vendor(self) -> CountConfig | None:
+        return CountConfig(self.resource_count_name) if self.enabled else None
+
+
+class VastaiSection(CountSection):
+    resource_count_name: str = Field("vastaitech.com/va", min_length=1)
+
+
+class BirenSection(CountSection):
+    resource_count_name: str = Field("birentech.com/gpu", min_length=1)
+
+
+class AmdSection(_Strict):
+    resource_count_name: str = Field("amd.com/gpu", min_length=1)
+    resource_memory_name: str = Field("amd.com/gpumem", min_length=1)
+    resource_core_name: str = Field("amd.com/gpucores", min_length=1)
+    enabled: bool = True
+
+    def to_vendor(self) -> AmdConfig | None:
+        return AmdConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
+
+
+class EnflameSection(_Strict):
+    """`enflame:`; only the whole-GCU resource is used so far (DRS slices are not implemented)."""
+
+    resource_name_gcu: str = Field("enflame.com/gcu", min_length=1, alias="resourceNameGCU")
+    resource_name_drsgcu: str = Field("enflame.com/drs-gcu", alias="resourceNameDRSGCU")
+    resource_name_gcu_memory: str = Field("enflame.com/gcu-memory", alias="resourceNameGCUMemory")
+    resource_name_gcu_core: str = Field("enflame.com/gcu-core", alias="resourceNameGCUCore")
+    resource_name_vgcu: str = Field("", alias="resourceNameVGCU")
+    resource_name_vgcu_percentage: str = Field("", alias="resourceNameVGCUPercentage")
+    enabled: bool = True
+
+    def to_vendor(self) -> CountConfig | None:
+        return CountConfig(self.resource_name_gcu) if self.enabled else None
+
+
+class IluvatarEntry(_Strict):
+    chip_name: str = Field(min_length=1)
+    common_word: str = ""
+    resource_count_name: str = ""
+    resource_memory_name: str = ""
+    resource_core_name: str = ""
+
+    def to_vendor(self) -> IluvatarChip:
+        named = IluvatarChip.named(self.common_word or self.chip_name)
+        return IluvatarChip(
+            chip_name=self.chip_name,
+            common_word=named.common_word,
+            resource_count_name=self.resource_count_name or named.resource_count_name,
+            resource_memory_name=self.resource_memory_name or named.resource_memory_name,
+            resource_core_name=self.resource_core_name or named.resource_core_name,
+        )
+
+
+class VnpuTemplateEntry(_Strict):
+    name: str = Field(min_length=1)
+    memory: int = Field(gt=0)
+    ai_core: int = Field(0, ge=0)
+    ai_cpu: int = Field(0, ge=0, alias="aiCPU")
+
+
+class VnpuEntry(_Strict):
+    chip_name: str = ""
+    common_word: str = Field(min_length=1)
+    resource_name: str = ""
+    resource_memory_name: str = ""
+    resource_core_name: str = ""
+    memory_allocatable: int = Field(0, ge=0)
+    memory_capacity: int = Field(0, ge=0)
+    memory_factor: int = Field(1, ge=1)
+    ai_core: int = Field(0, ge=0)
+    ai_cpu: int = Field(0, ge=0, alias="aiCPU")
+    runtime_class_name: str = ""
+    overwrite_env: bool = False
+    super_pod: bool = False
+    templates: list[VnpuTemplateEntry] = []
+
+    def to_vendor(self) -> VnpuConfig:
+        resource = self.resource_name or f"huawei.com/{self.common_word}"
+        return VnpuConfig(
+            chip_name=self.chip_name or self.common_word,
+            common_word=self.common_word,
+            resource_name=resource,
+            resource_memory_name=self.resource_memory_name or f"{resource}-memory",
+            resource_core_name=self.resource_core_name or f"{resource}-core",
+            memory_allocatable=self.memory_allocatable,
+            memory_capacity=self.memory_capacity or self.memory_allocatable,
+            memory_factor=self.memory_factor,
+            ai_core=self.ai_core,
+            ai_cpu=self.ai_cpu,
+            runtime_class_name=self.runtime_class_name,
+            overwrite_env=self.overwrite_env,
+            super_pod=self.super_pod,
+            templates=tuple(
+                VnpuTemplate(t.name, t.memory, t.ai_core, t.ai_cpu) for t in self.templates
+            ),
+        )
+
+
+class VnpusSection(_Strict):
+    hami_vnpu_core: bool = False
+    configs: list[VnpuEntry] = []
+    enabled: bool = True
 
 
 class FileModel(_Strict):
@@ -83,6 +261,45 @@ class FileModel(_Strict):
     gpu_scheduler_policy: str = "spread"
     scheduler_name: str = "hami-scheduler"
     nvidia: NvidiaSection = NvidiaSection()
+    hygon: HygonSection | None = None
+    cambricon: CambriconSection | None = None
+    mthreads: MthreadsSection | None = None
+    metax: MetaxSection | None = None
+    kunlun: KunlunSection | None = None
+    amd: AmdSection | None = None
+    enflame: EnflameSection | None = None
+    vastai: VastaiSection | None = None
+    biren: BirenSection | None = None
+    iluvatars: list[IluvatarEntry] = []
+    vnpus: VnpusSection | None = None
+
+    def vendor_settings(self, source: str) -> VendorSettings:
+        vnpus = self.vnpus if self.vnpus is not None and self.vnpus.enabled else None
+        chips = tuple(entry.to_vendor() for entry in self.iluvatars)
+        configs = tuple(c.to_vendor() for c in vnpus.configs) if vnpus else ()
+        _unique(source, "iluvatars", [c.common_word for c in chips])
+        _unique(source, "vnpus.configs", [c.common_word for c in configs])
+        return VendorSettings(
+            nvidia=self.nvidia.enabled,
+            hygon=self.hygon.to_vendor() if self.hygon else None,
+            cambricon=self.cambricon.to_vendor() if self.cambricon else None,
+            mthreads=self.mthreads.to_vendor() if self.mthreads else None,
+            metax=self.metax.to_vendor() if self.metax else None,
+            kunlun=self.kunlun.to_vendor() if self.kunlun else None,
+            amd=self.amd.to_vendor() if self.amd else None,
+            enflame_gcu=self.enflame.to_vendor() if self.enflame else None,
+            vastai=self.vastai.to_vendor() if self.vastai else None,
+            biren=self.biren.to_vendor() if self.biren else None,
+            iluvatars=chips,
+            vnpus=configs,
+            hami_vnpu_core=vnpus.hami_vnpu_core if vnpus else False,
+        )
+
+
+def _unique(source: str, where: str, words: list[str]) -> None:
+    seen = [w for i, w in enumerate(words) if w in words[:i]]
+    if seen:
+        raise ConfigError(f"{source}: {where}: commonWord {seen[0]!r} is listed twice")
 
 
 def _describe(error: Mapping[str, Any]) -> str:
@@ -105,11 +322,12 @@ def parse_config(data: object, source: str = "<config>") -> SchedulerConfig:
     for token in parse_gpu_policy(model.gpu_scheduler_policy):
         if token not in GPU_POLICIES:
             raise ConfigError(f"{source}: gpuSchedulerPolicy: unknown policy {token!r}")
-    return SchedulerConfig(
+    return VendorAwareConfig(
         nvidia=model.nvidia.to_core(),
         node_scheduler_policy=model.node_scheduler_policy,
         gpu_scheduler_policy=model.gpu_scheduler_policy,
         scheduler_name=model.scheduler_name,
+        vendors=model.vendor_settings(source),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import cast
 
@@ -624,3 +625,149 @@ def allocated_key(vendor_prefix: str) -> str:
 def unix_seconds(moment: datetime) -> str:
     """A decimal Unix-seconds annotation value (`hami.io/vgpu-time`, `hami.io/bind-time`)."""
     return str(int(moment.timestamp()))
+
+
+def unix_nanos(moment: datetime) -> str:
+    """A decimal Unix-nanoseconds value (`mthreads.com/predicate-time` and friends)."""
+    return str(int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000)
+
+
+# ------------------------------------------------------------------------------------------------
+# Ascend (§2.9, §4.7)
+
+
+@dataclass(frozen=True, slots=True)
+class AscendRuntime:
+    """One entry of the `huawei.com/<commonWord>` pod annotation."""
+
+    uuid: str
+    temp: str = ""  # vNPU template name (hard split); empty in hami-core mode / whole card
+    memory: int = 0
+    core: int = 0
+
+
+def encode_ascend_runtime(items: Sequence[AscendRuntime]) -> str:
+    """``[{"UUID":…,"temp":…,"memory":…,"core":…}]`` with Go's omitempty on every field."""
+    out: list[dict[str, object]] = []
+    for item in items:
+        entry: dict[str, object] = {}
+        for name, value in (
+            ("UUID", item.uuid),
+            ("temp", item.temp),
+            ("memory", item.memory),
+            ("core", item.core),
+        ):
+            if value:
+                entry[name] = value
+        out.append(entry)
+    return go_json(out)
+
+
+def decode_ascend_runtime(value: str, key: str) -> tuple[AscendRuntime, ...]:
+    raw = _load_json(key, value)
+    if not isinstance(raw, list):
+        raise WireFormatError(key, _clip(value), "expected a JSON array")
+    found = []
+    for item in cast(list[object], raw):
+        if not isinstance(item, dict):
+            raise WireFormatError(key, _clip(value), "expected an array of objects")
+        fields = cast(dict[str, object], item)
+        uuid = _str_field(key, "UUID", fields, "UUID")
+        found.append(
+            AscendRuntime(
+                uuid=uuid,
+                temp=_str_field(key, uuid, fields, "temp"),
+                memory=_int(key, uuid, "memory", fields.get("memory") or 0, bits32=False),
+                core=_int(key, uuid, "core", fields.get("core") or 0),
+            )
+        )
+    return tuple(found)
+
+
+def custom_int(info: DeviceInfo, name: str) -> int | None:
+    """An integer from a registration's `custominfo` (e.g. Ascend `NetworkID`); None if absent."""
+    raw = info.custominfo.get(name)
+    if raw is None or isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    if isinstance(raw, str) and _DECIMAL_INT.fullmatch(raw.strip()):
+        return int(raw.strip())
+    raise WireFormatError("custominfo", info.id, f"{name} {raw!r} is not an integer")
+
+
+# ------------------------------------------------------------------------------------------------
+# MetaX (§4.9)
+
+
+@dataclass(frozen=True, slots=True)
+class MetaxGpu:
+    """One entry of the `metax-tech.com/node-gpu-devices` registration."""
+
+    uuid: str
+    model: str = ""
+    bdf: str = ""
+    total_dev_count: int = 0
+    total_compute: int = 0
+    total_vram: int = 0
+    numa: int = 0
+    healthy: bool = False
+    qos_policy: str = ""
+    link_zone: int = 0
+
+
+def decode_metax_devices(value: str, key: str) -> tuple[MetaxGpu, ...]:
+    raw = _load_json(key, value)
+    if not isinstance(raw, list):
+        raise WireFormatError(key, _clip(value), "expected a JSON array")
+    found = []
+    for item in cast(list[object], raw):
+        if not isinstance(item, dict):
+            raise WireFormatError(key, _clip(value), "expected an array of objects")
+        fields = cast(dict[str, object], item)
+        uuid = _str_field(key, "uuid", fields, "uuid")
+        if not uuid:
+            raise WireFormatError(key, _clip(value), "device has no uuid")
+        healthy = fields.get("healthy", False)
+        if not isinstance(healthy, bool):
+            raise WireFormatError(key, uuid, f"healthy {healthy!r} is not a boolean")
+        found.append(
+            MetaxGpu(
+                uuid=uuid,
+                model=_str_field(key, uuid, fields, "model"),
+                bdf=_str_field(key, uuid, fields, "bdf"),
+                total_dev_count=_int(key, uuid, "totalDevCount", fields.get("totalDevCount") or 0),
+                total_compute=_int(key, uuid, "totalCompute", fields.get("totalCompute") or 0),
+                total_vram=_int(key, uuid, "totalVRam", fields.get("totalVRam") or 0),
+                numa=_int(key, uuid, "numa", fields.get("numa") or 0, bits32=False),
+                healthy=healthy,
+                qos_policy=_str_field(key, uuid, fields, "qosPolicy"),
+                link_zone=_int(key, uuid, "linkZone", fields.get("linkZone") or 0),
+            )
+        )
+    return tuple(found)
+
+
+def encode_metax_allocation(containers: Sequence[Sequence[ContainerDevice]]) -> str:
+    """``[[{"uuid":…,"compute":…,"vRam":…}],[]]``: one inner array per container."""
+    return go_json(
+        [
+            [{"uuid": d.uuid, "compute": d.usedcores, "vRam": d.usedmem} for d in container]
+            for container in containers
+        ]
+    )
+
+
+def decode_count_map(value: str, key: str) -> dict[int, int]:
+    """A JSON object mapping a device count to an integer (MetaX topology losses/scores)."""
+    raw = _load_json(key, value)
+    if not isinstance(raw, dict):
+        raise WireFormatError(key, _clip(value), "expected a JSON object")
+    out: dict[int, int] = {}
+    for count, score in cast(dict[str, object], raw).items():
+        out[_int(key, count, "device count", count, bits32=False)] = _int(
+            key, count, "value", score
+        )
+    return out

@@ -56,3 +56,111 @@ HANDSHAKE_REQUESTING: Final = "Requesting"
 HANDSHAKE_DELETED: Final = "Deleted"
 HANDSHAKE_REPORTED: Final = "Reported"
 HANDSHAKE_TIME_LAYOUT: Final = "%Y-%m-%d %H:%M:%S"  # Go layout 2006-01-02 15:04:05
+
+# --- other vendors (§2.4, §2.9, §4) ---------------------------------------------------------------
+HYGON_VENDOR: Final = "DCU"
+HYGON_REGISTER: Final = "hami.io/node-dcu-register"
+HYGON_HANDSHAKE: Final = "hami.io/node-handshake-dcu"
+HYGON_TO_ALLOCATE: Final = "hami.io/dcu-devices-to-allocate"
+HYGON_ALLOCATED: Final = "hami.io/dcu-devices-allocated"
+HYGON_USE_TYPE: Final = "hygon.com/use-dcutype"
+HYGON_NOUSE_TYPE: Final = "hygon.com/nouse-dcutype"
+HYGON_USE_UUID: Final = "hygon.com/use-gpuuuid"
+HYGON_NOUSE_UUID: Final = "hygon.com/nouse-gpuuuid"
+
+CAMBRICON_VENDOR: Final = "MLU"
+CAMBRICON_TO_ALLOCATE: Final = "hami.io/cambricon-mlu-devices-to-allocate"
+CAMBRICON_ALLOCATED: Final = "hami.io/cambricon-mlu-devices-allocated"
+CAMBRICON_PROFILE: Final = "CAMBRICON_DSMLU_PROFILE"
+CAMBRICON_ASSIGNED: Final = "CAMBRICON_DSMLU_ASSIGNED"
+CAMBRICON_LOCK: Final = "cambricon.com/dsmlu.lock"
+CAMBRICON_USE_UUID: Final = "cambricon.com/use-gpuuuid"
+CAMBRICON_NOUSE_UUID: Final = "cambricon.com/nouse-gpuuuid"
+CAMBRICON_MEMORY_UNIT: Final = 256  # MiB per vmemory unit
+
+ILUVATAR_MEMORY_UNIT: Final = 256  # MiB per vMem unit
+ILUVATAR_CONTAINER_ENV: Final = "SOL_CONTINER_NAME"  # sic, HAMi's spelling
+
+ASCEND_VNPU_MODE: Final = "huawei.com/vnpu-mode"
+ASCEND_NODE_HAMI_CORE: Final = "hami-vnpu-core"
+ASCEND_PREDICATE_TIME: Final = "predicate-time"
+ASCEND_NETWORK_ID: Final = "NetworkID"
+ASCEND_910C: Final = "Ascend910C"
+
+MTHREADS_VENDOR: Final = "Mthreads"
+MTHREADS_TO_ALLOCATE: Final = (
+    "hami.io/mthreads-vgpu-devices-to-allocate"  # registered, never written
+)
+MTHREADS_ALLOCATED: Final = "hami.io/mthreads-vgpu-devices-allocated"
+MTHREADS_GPU_INDEX: Final = "mthreads.com/gpu-index"
+MTHREADS_PREDICATE_TIME: Final = "mthreads.com/predicate-time"
+MTHREADS_PREDICATE_NODE: Final = "mthreads.com/predicate-node"
+MTHREADS_REQUEST_GPU_NUM: Final = "mthreads.com/request-gpu-num"
+MTHREADS_USE_UUID: Final = "mthreads.ai/use-gpuuuid"
+MTHREADS_NOUSE_UUID: Final = "mthreads.ai/nouse-gpuuuid"
+MTHREADS_MEMORY_UNIT: Final = 512  # MiB per sgpu-memory unit
+MTHREADS_CORES_PER_GPU: Final = 16
+MTHREADS_FULL_MEMORY_UNITS: Final = 96
+MTHREADS_MEMORY_SIZES: Final = (2, 4, 8, 16, 32, 64, 96)
+
+METAX_GPU_VENDOR: Final = "Metax-GPU"
+METAX_GPU_TO_ALLOCATE: Final = "hami.io/metax-gpu-devices-to-allocate"
+METAX_GPU_ALLOCATED: Final = "hami.io/metax-gpu-devices-allocated"
+METAX_TOPOLOGY_LOSSES: Final = "metax-tech.com/gpu.topology.losses"
+METAX_TOPOLOGY_SCORES: Final = "metax-tech.com/gpu.topology.scores"
+METAX_SGPU_VENDOR: Final = "Metax-SGPU"
+METAX_SGPU_TO_ALLOCATE: Final = "hami.io/metax-sgpu-devices-to-allocate"
+METAX_SGPU_ALLOCATED: Final = "hami.io/metax-sgpu-devices-allocated"
+METAX_SGPU_REGISTER: Final = "metax-tech.com/node-gpu-devices"
+METAX_DEVICES_ALLOCATED: Final = "metax-tech.com/gpu-devices-allocated"
+METAX_PREDICATE_TIME: Final = "metax-tech.com/predicate-time"
+METAX_APP_CLASS: Final = "metax-tech.com/sgpu-app-class"
+METAX_QOS_POLICY: Final = "metax-tech.com/sgpu-qos-policy"
+METAX_USE_UUID: Final = "metax-tech.com/use-gpuuuid"
+METAX_NOUSE_UUID: Final = "metax-tech.com/nouse-gpuuuid"
+METAX_APP_CLASSES: Final = ("online", "offline")
+METAX_QOS_POLICIES: Final = ("best-effort", "fixed-share", "burst-share")
+
+KUNLUN_VENDOR: Final = "kunlun"
+KUNLUN_ALLOCATED: Final = "hami.io/kunlun-allocated"
+KUNLUN_DEVICE_IDX: Final = "BAIDU_COM_DEVICE_IDX"
+KUNLUN_USE_UUID: Final = "baidu.com/use-gpuuuid"
+KUNLUN_NOUSE_UUID: Final = "baidu.com/nouse-gpuuuid"
+KUNLUN_WHOLE_MEMORY: Final = 98304
+
+BIREN_VENDOR: Final = "Biren"
+BIREN_REGISTER: Final = "hami.io/node-biren-register"
+BIREN_HANDSHAKE: Final = "hami.io/node-handshake-biren"
+BIREN_USE_UUID: Final = "birentech.com/use-gpuuuid"
+BIREN_NOUSE_UUID: Final = "birentech.com/nouse-gpuuuid"
+
+VASTAI_VENDOR: Final = "Vastai"
+VASTAI_REGISTER: Final = "hami.io/node-va-register"
+VASTAI_HANDSHAKE: Final = "hami.io/node-handshake-va"
+VASTAI_USE_UUID: Final = "vastaitech.com/use-gpuuuid"
+VASTAI_NOUSE_UUID: Final = "vastaitech.com/nouse-gpuuuid"
+VASTAI_STRATEGY: Final = "DeviceStrategy"
+VASTAI_DIE: Final = "die"
+VASTAI_AIC: Final = "AIC"
+
+ENFLAME_GCU_VENDOR: Final = "GCU"
+ENFLAME_GCU_TO_ALLOCATE: Final = "hami.io/enflame-gcu-devices-to-allocate"
+ENFLAME_GCU_ALLOCATED: Final = "hami.io/enflame-gcu-devices-allocated"
+
+AMD_VENDOR: Final = "AMD"
+AMD_REGISTER: Final = "hami.io/node-amd-register"
+AMD_TO_ALLOCATE: Final = "hami.io/amd-devices-to-allocate"
+AMD_ALLOCATED: Final = "hami.io/amd-devices-allocated"
+AMD_USE_TYPE: Final = "amd.com/use-gputype"
+AMD_NOUSE_TYPE: Final = "amd.com/nouse-gputype"
+AMD_USE_UUID: Final = "amd.com/use-gpu-uuid"
+AMD_NOUSE_UUID: Final = "amd.com/nouse-gpu-uuid"
+
+KUNLUN_VXPU_VENDOR: Final = "XPU"
+KUNLUN_VXPU_REGISTER: Final = "hami.io/node-register-xpu"
+KUNLUN_VXPU_HANDSHAKE: Final = "hami.io/node-handshake-xpu"
+KUNLUN_VXPU_TO_ALLOCATE: Final = "hami.io/xpu-devices-to-allocate"
+KUNLUN_VXPU_ALLOCATED: Final = "hami.io/xpu-devices-allocated"
+KUNLUN_VXPU_USE_UUID: Final = "hami.io/use-xpu-uuid"
+KUNLUN_VXPU_NOUSE_UUID: Final = "hami.io/no-use-xpu-uuid"
+KUNLUN_VXPU_SIZES: Final = (24576, 49152, 98304)

@@ -55,11 +55,16 @@ class VendorRoom:
 
     devices: tuple[Room, ...]
     mig: bool  # a MIG GPU can host several instances: the device count is no bound
+    # the vendor's memory/cores are not the sliced kind (e.g. AMD cores = % of compute units):
+    # only the count of devices with a free slot bounds it
+    loose: bool = False
     # k-th largest free memory / cores among them, for an O(1) first rejection
     memory: tuple[int, ...] = ()
     cores: tuple[int, ...] = ()
 
     def may_take(self, request: ContainerRequest) -> bool:
+        if self.loose:
+            return self.mig or len(self.devices) >= request.nums
         if not self.mig:
             k = request.nums
             if len(self.devices) < k:
@@ -109,6 +114,7 @@ class NodeState:
 def _room(node: Node, usage: Sequence[DeviceUsage]) -> Mapping[str, VendorRoom]:
     rooms: dict[str, list[Room]] = {}
     mig: set[str] = set()
+    loose: set[str] = set()
     for device, taken in zip(node.devices, usage, strict=True):
         found = rooms.setdefault(device.vendor, [])
         if device.health and taken.used < device.count:
@@ -123,11 +129,14 @@ def _room(node: Node, usage: Sequence[DeviceUsage]) -> Mapping[str, VendorRoom]:
             )
         if device.mode == "mig":
             mig.add(device.vendor)
+        if getattr(device, "rough_summary", False):
+            loose.add(device.vendor)
     return MappingProxyType(
         {
             v: VendorRoom(
                 devices=tuple(found),
                 mig=v in mig,
+                loose=v in loose,
                 memory=tuple(sorted((r.memory for r in found), reverse=True)),
                 cores=tuple(sorted((r.cores for r in found), reverse=True)),
             )

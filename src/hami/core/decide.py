@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,7 +14,7 @@ from hami.core.fit import NodeFit, fit_pod
 from hami.core.model import PodRequest
 from hami.core.policy import node_preference
 from hami.core.status import NODE_UNREGISTERED, Unfit
-from hami.core.vendor import QuotaRoom, Vendor
+from hami.core.vendor import QuotaRoom, ScoringVendor, Stamp, StampingVendor, Vendor
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class Decision:
     failed: Mapping[str, Unfit] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     wants_devices: bool = True  # False: the pod asks for no device; the scheduler leaves it be
+    stamps: Mapping[str, Stamp] = field(default_factory=dict)  # written by annotations_at
 
     @property
     def placed(self) -> bool:
@@ -41,7 +42,16 @@ class Decision:
         """Every annotation the scheduler writes for this decision, `hami.io/vgpu-time` included."""
         if not self.placed:
             return {}
-        return {**self.annotations, keys.VGPU_TIME: codec.unix_seconds(now)}
+        stamped = {key: _stamp(kind, now, self.node or "") for key, kind in self.stamps.items()}
+        return {**self.annotations, **stamped, keys.VGPU_TIME: codec.unix_seconds(now)}
+
+
+def _stamp(kind: Stamp, now: datetime, node: str) -> str:
+    if kind == "unix-seconds":
+        return codec.unix_seconds(now)
+    if kind == "unix-nanos":
+        return codec.unix_nanos(now)
+    return node
 
 
 def decide(
@@ -68,6 +78,9 @@ def decide(
         if len(wanted) - len(missing) < len(view):
             among = wanted  # a true subset: filter; otherwise every node is a candidate
     highest_first = node_preference(pod.options.node_policy) > 0
+    scorers = _scorers(pod, vendors)
+    if scorers:
+        return _decide_scored(pod, view, vendors, scorers, among, failed, quota)
     skipped: list[NodeState] = []
     for state in view.ranked(highest_first, among):
         if not state.may_fit(pod.containers):
@@ -85,23 +98,93 @@ def decide(
     return Decision(pod=pod.key, failed=failed)
 
 
+def _scorers(pod: PodRequest, vendors: Mapping[str, Vendor]) -> dict[str, ScoringVendor]:
+    """The pod's vendors whose node score depends on the allocation."""
+    found: dict[str, ScoringVendor] = {}
+    for key in pod.vendors():
+        vendor = vendors.get(key)
+        if isinstance(vendor, ScoringVendor):
+            found[key] = vendor
+    return found
+
+
+def _decide_scored(
+    pod: PodRequest,
+    view: ClusterView,
+    vendors: Mapping[str, Vendor],
+    scorers: Mapping[str, ScoringVendor],
+    among: frozenset[str] | None,
+    failed: dict[str, Unfit],
+    quota: Mapping[str, QuotaRoom] | None,
+) -> Decision:
+    """Fit every node that may fit and keep the best total score (default + vendor scores):
+    highest under binpack, lowest under spread; ties go to the node ranked first."""
+    sign = node_preference(pod.options.node_policy)
+    ranked = list(view.ranked(sign > 0, among))
+    hopeful = [s for s in ranked if s.may_fit(pod.containers)]
+    best = _best_scored(pod, hopeful, vendors, scorers, failed, quota, sign)
+    if best is None:  # the summary is a necessary condition only
+        others = [s for s in ranked if not s.may_fit(pod.containers)]
+        best = _best_scored(pod, others, vendors, scorers, failed, quota, sign)
+    if best is None:
+        return Decision(pod=pod.key, failed=failed)
+    total, state, result = best
+    return _placed(pod, state, result, vendors, failed, total)
+
+
+def _best_scored(
+    pod: PodRequest,
+    states: Sequence[NodeState],
+    vendors: Mapping[str, Vendor],
+    scorers: Mapping[str, ScoringVendor],
+    failed: dict[str, Unfit],
+    quota: Mapping[str, QuotaRoom] | None,
+    sign: int,
+) -> tuple[float, NodeState, NodeFit] | None:
+    best: tuple[float, NodeState, NodeFit] | None = None
+    for state in states:
+        result = fit_pod(state.node, state.usage, pod, vendors, quota)
+        if isinstance(result, Unfit):
+            failed[state.node.name] = result
+            continue
+        total = state.score + _vendor_score(state, result, scorers, pod.options.node_policy)
+        if best is None or sign * total > sign * best[0]:
+            best = (total, state, result)
+    return best
+
+
+def _vendor_score(
+    state: NodeState, fit: NodeFit, scorers: Mapping[str, ScoringVendor], policy: str
+) -> float:
+    return sum(
+        vendor.score_node(state.node, state.usage, fit.picks.get(key, ()), policy)
+        for key, vendor in scorers.items()
+    )
+
+
 def _placed(
     pod: PodRequest,
     state: NodeState,
     fit: NodeFit,
     vendors: Mapping[str, Vendor],
     failed: Mapping[str, Unfit],
+    score: float | None = None,
 ) -> Decision:
     annotations: dict[str, str] = {keys.VGPU_NODE: state.node.name}
+    stamps: dict[str, Stamp] = {}
     for vendor_key, picks in fit.picks.items():
-        annotations.update(vendors[vendor_key].pod_annotations(fit.devices(vendor_key), picks))
+        vendor = vendors[vendor_key]
+        annotations.update(vendor.pod_annotations(fit.devices(vendor_key), picks))
+        if isinstance(vendor, StampingVendor):
+            stamps.update(vendor.stamps())
     return Decision(
         pod=pod.key,
         node=state.node.name,
         fit=fit,
-        score=state.score,
+        score=state.score if score is None else score,
         failed=dict(failed),
         annotations=annotations,
+        stamps=stamps,
     )
 
 

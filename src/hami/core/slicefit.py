@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.types import ContainerDevice
 from hami.core import mig, topology
@@ -27,6 +28,17 @@ class SliceRules:
     topology: bool = True
     quota: bool = True
     label: str | None = None  # TYPE written into the pod device list; None = the device type
+    # Vendor-specific pod filter annotations (read from FitContext.annotations), e.g.
+    # `hygon.com/use-gpuuuid`; None = the vendor has no such filter.
+    use_uuid_key: str | None = None
+    nouse_uuid_key: str | None = None
+    use_type_key: str | None = None
+    nouse_type_key: str | None = None
+
+    @property
+    def vendor_filters(self) -> bool:
+        keys_ = (self.use_uuid_key, self.nouse_uuid_key, self.use_type_key, self.nouse_type_key)
+        return any(keys_)
 
 
 def _contains_any(haystack: str, needles: Sequence[str]) -> bool:
@@ -50,6 +62,26 @@ def _gate(cand: Candidate, opts: PodOptions, rules: SliceRules) -> Reason | None
     if opts.vgpu_mode is not None and dev.mode not in opts.vgpu_mode:
         return Reason.CARD_TYPE_MISMATCH
     return None
+
+
+def _vendor_gate(dev: Device, ctx: FitContext, rules: SliceRules) -> Reason | None:
+    """The vendor's own type and UUID filter annotations (HAMi's CheckType / CheckUUID)."""
+    notes = ctx.annotations
+    if not notes or not rules.vendor_filters:
+        return None
+    use_t = codec.decode_comma_list(notes.get(rules.use_type_key or ""))
+    nouse_t = codec.decode_comma_list(notes.get(rules.nouse_type_key or ""))
+    if (use_t and not _contains_any(dev.type, use_t)) or _contains_any_of(dev.type, nouse_t):
+        return Reason.CARD_TYPE_MISMATCH
+    use_u = codec.decode_comma_list(notes.get(rules.use_uuid_key or ""))
+    nouse_u = codec.decode_comma_list(notes.get(rules.nouse_uuid_key or ""))
+    if (use_u and dev.uuid not in use_u) or dev.uuid in nouse_u:
+        return Reason.CARD_UUID_MISMATCH
+    return None
+
+
+def _contains_any_of(haystack: str, needles: Sequence[str]) -> bool:
+    return bool(needles) and _contains_any(haystack, needles)
 
 
 def _uuid_gate(dev: Device, opts: PodOptions) -> Reason | None:
@@ -155,6 +187,7 @@ def slice_fit(
                     reasons[Reason.NUMA_NOT_FIT] += dropped
             prev_numa = dev.numa
         reason = reason or (_uuid_gate(dev, opts) if rules.gates else None)
+        reason = reason or _vendor_gate(dev, ctx, rules)
         if reason is not None:
             reasons[reason] += 1
             continue
@@ -166,7 +199,9 @@ def slice_fit(
             memory, cores, instance = took.memory, took.cores, took.instance
             label = rules.label if rules.label is not None else dev.type
             picked = ContainerDevice(uuid=dev.uuid, type=label, usedmem=memory, usedcores=cores)
-            state.picks.append(Pick(position=cand.position, device=picked, mig=instance))
+            state.picks.append(
+                Pick(position=cand.position, device=picked, mig=instance, index=dev.index)
+            )
             state.memory += memory
             state.cores += cores
             if not topo:

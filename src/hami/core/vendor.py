@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from hami.api.types import ContainerDevice, PodDevices
-from hami.core.model import ContainerRequest, Device, DeviceUsage, MigReservation, PodOptions
+from hami.core.model import (
+    ContainerRequest,
+    Device,
+    DeviceUsage,
+    MigReservation,
+    Node,
+    PodOptions,
+)
 from hami.core.status import Unfit
 
 
@@ -32,6 +39,8 @@ class Pick:
     position: int
     device: ContainerDevice
     mig: MigReservation | None = None
+    index: int = 0  # the chosen device's registered index (Cambricon profile, Mthreads, Kunlun…)
+    note: str = ""  # vendor-private marker for its pod_annotations (e.g. Ascend `hami-core`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +65,9 @@ class FitContext:
     held_cores: int = 0
     floor_memory: int = 0
     floor_cores: int = 0
+    # The pod's annotations, for vendor-specific filters (e.g. `hygon.com/use-gpuuuid`) and modes
+    # (`huawei.com/vnpu-mode`); empty when the caller does not pass them.
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,4 +115,54 @@ class Vendor(Protocol):
 
     def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
         """Decode this vendor's allocated-devices annotation of a placed pod (None if absent)."""
+        ...
+
+
+# --- optional extensions ---------------------------------------------------------------------------
+
+# What `Decision.annotations_at(now)` writes into a vendor's stamp keys: Unix seconds, Unix
+# nanoseconds, or the chosen node's name.
+Stamp = Literal["unix-seconds", "unix-nanos", "node-name"]
+
+
+@runtime_checkable
+class ScoringVendor(Protocol):
+    """A vendor whose node score depends on the allocation (HAMi's non-zero `ScoreNode`).
+
+    Pods asking for such a vendor are decided by fitting every candidate node and ranking by
+    default score + vendor score, instead of walking the pre-ranked index.
+    """
+
+    def score_node(
+        self,
+        node: Node,
+        before: Sequence[DeviceUsage],
+        picks: Sequence[Sequence[Pick]],
+        policy: str,
+    ) -> float:
+        """Extra node score for this vendor's ``picks`` (one entry per container)."""
+        ...
+
+
+@runtime_checkable
+class StampingVendor(Protocol):
+    """A vendor that writes time or node-name annotations at decision time."""
+
+    def stamps(self) -> Mapping[str, Stamp]:
+        """Annotation key → what to write into it when the decision is recorded."""
+        ...
+
+
+@runtime_checkable
+class CapacityVendor(Protocol):
+    """A vendor whose devices are learnt from the node's `status.capacity` (no annotation)."""
+
+    def capacity_devices(
+        self,
+        node: str,
+        capacity: Mapping[str, str],
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+    ) -> tuple[Device, ...]:
+        """The node's devices of this vendor from its capacity (raises WireFormatError)."""
         ...

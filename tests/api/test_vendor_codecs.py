@@ -1,0 +1,70 @@
+"""Codecs of the non-NVIDIA vendors (wire-format.md §2.6, §2.9)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hami.api import annotations as codec
+from hami.api.errors import WireFormatError
+from hami.api.types import DeviceInfo
+
+KEY = "huawei.com/Ascend910B2"
+
+
+def test_ascend_runtime_golden_values() -> None:
+    items = [codec.AscendRuntime(uuid="npu-0", temp="vir06_1c_16g", memory=16384)]
+    text = '[{"UUID":"npu-0","temp":"vir06_1c_16g","memory":16384}]'
+    assert codec.encode_ascend_runtime(items) == text
+    assert codec.decode_ascend_runtime(text, KEY) == tuple(items)
+    soft = [codec.AscendRuntime(uuid="npu-1", memory=3000, core=30)]
+    assert codec.encode_ascend_runtime(soft) == '[{"UUID":"npu-1","memory":3000,"core":30}]'
+
+
+@given(
+    st.lists(
+        st.builds(
+            codec.AscendRuntime,
+            uuid=st.text(min_size=1, max_size=8),
+            temp=st.text(max_size=8),
+            memory=st.integers(0, 2**40),
+            core=st.integers(0, 100),
+        ),
+        max_size=4,
+    )
+)
+def test_ascend_runtime_round_trip(items: list[codec.AscendRuntime]) -> None:
+    assert codec.decode_ascend_runtime(codec.encode_ascend_runtime(items), KEY) == tuple(items)
+
+
+@pytest.mark.parametrize("bad", ["{", "{}", "[1]", '[{"UUID":1}]', '[{"UUID":"a","memory":"x"}]'])
+def test_ascend_runtime_errors_name_the_key(bad: str) -> None:
+    with pytest.raises(WireFormatError, match=KEY):
+        codec.decode_ascend_runtime(bad, KEY)
+
+
+def test_ascend_network_id_from_custominfo() -> None:
+    (info,) = codec.decode_node_devices(
+        '[{"id":"npu-0","type":"Ascend910B2","custominfo":{"NetworkID":3}}]',
+        "hami.io/node-register-Ascend910B2",
+    )
+    assert codec.custom_int(info, "NetworkID") == 3
+    assert codec.custom_int(info, "Other") is None
+    assert codec.custom_int(DeviceInfo("x", 0, 0, 0, "", custominfo={"N": "12"}), "N") == 12
+    assert codec.custom_int(DeviceInfo("x", 0, 0, 0, "", custominfo={"N": 2.0}), "N") == 2
+    with pytest.raises(WireFormatError, match="N"):
+        codec.custom_int(DeviceInfo("x", 0, 0, 0, "", custominfo={"N": "a"}), "N")
+
+
+def test_hygon_comma_registration_round_trip() -> None:
+    value = "DCU-0,4,16368,100,DCU-Z100L,0,true,0,hami-core:"
+    devices = codec.decode_node_devices(value, "hami.io/node-dcu-register")
+    assert codec.encode_legacy_node_devices(devices) == value
+
+
+def test_unix_nanos() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert codec.unix_nanos(moment) == "1767323045000006000"
