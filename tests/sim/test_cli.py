@@ -168,3 +168,19 @@ def test_policy_examples_show_each_policy_and_filter() -> None:
     assert placed["avoid"] == "GPU-p3,NVIDIA,1000,0:;"
     assert placed["numa-pair"] == "GPU-p2,NVIDIA,1000,0:GPU-p3,NVIDIA,1000,0:;"
     assert placed["wrong-type"] is None
+
+
+def test_mixed_vendor_cluster_places_one_pod_per_vendor() -> None:
+    vendors = EXAMPLES / "vendors"
+    code, out, _ = run(
+        str(vendors / "cluster.yaml"),
+        str(vendors / "pods.yaml"),
+        "--config",
+        str(vendors / "config.yaml"),
+        "--format",
+        "json",
+    )
+    assert code == 0
+    results = json.loads(out)["results"]
+    assert len(results) == 12
+    assert all(r["node"] for r in results), [r for r in results if not r["node"]]

@@ -7,10 +7,10 @@ from pathlib import Path
 import yaml
 
 from hami.config import load_config
+from hami.core.nodes import node_from_manifest
 from hami.sim.load import Cluster, load_cluster, load_pods
 from hami.sim.run import simulate
 from hami.vendors import registry
-from hami.vendors.inventory import node_from_manifest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "vendors"
 

@@ -135,6 +135,7 @@ def _context(pod: PodRequest, held: _Held, room: QuotaRoom | None, is_init: bool
         held_cores=0 if is_init else held.app_cores,
         floor_memory=held.init_memory,
         floor_cores=held.init_cores,
+        annotations=pod.annotations,
     )
 
 

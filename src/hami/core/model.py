@@ -127,6 +127,8 @@ class PodRequest:
     uid: str = ""
     container_names: tuple[str, ...] = ()
     options: PodOptions = PodOptions()
+    # the pod's annotations, for vendor-specific filters and modes (FitContext.annotations)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from typing import cast
 
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.core.model import Device, Node
-from hami.core.vendor import Vendor
+from hami.core.vendor import CapacityVendor, Vendor
 
 
 def node_from_annotations(
@@ -19,3 +21,32 @@ def node_from_annotations(
         devices.extend(vendor.node_devices(annotations))
     cordoned = frozenset(codec.decode_comma_list(annotations.get(keys.DEVICE_CORDON)))
     return Node(name=name, devices=tuple(devices), cordoned=cordoned)
+
+
+def _strings(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in cast(Mapping[object, object], value).items()}
+
+
+def _section(value: object) -> Mapping[str, object]:
+    return cast(Mapping[str, object], value) if isinstance(value, Mapping) else {}
+
+
+def node_from_manifest(manifest: Mapping[str, object], vendors: Mapping[str, Vendor]) -> Node:
+    """Every vendor's devices of a Node object: registration annotations, plus `status.capacity`
+    for vendors that register that way (Cambricon, Moore Threads, MetaX GPU, Enflame, Kunlun).
+    Raises WireFormatError naming the key."""
+    meta = _section(manifest.get("metadata"))
+    name = str(meta.get("name") or "")
+    annotations = _strings(meta.get("annotations"))
+    labels = _strings(meta.get("labels"))
+    capacity = _strings(_section(manifest.get("status")).get("capacity"))
+    node = node_from_annotations(name, annotations, vendors)
+    extra: list[Device] = []
+    for vendor in vendors.values():
+        if isinstance(vendor, CapacityVendor):
+            extra.extend(vendor.capacity_devices(name, capacity, labels, annotations))
+    if not extra:
+        return node
+    return dataclasses.replace(node, devices=(*node.devices, *extra))

@@ -111,6 +111,7 @@ def parse_pod(
         requests.append(_container_requests(container, ordered, where, admit))
         names.append(cname)
     meta = _mapping(pod.get("metadata"))
+    annotations = metadata_annotations(pod)
     return PodRequest(
         namespace=namespace,
         name=name,
@@ -118,5 +119,6 @@ def parse_pod(
         containers=tuple(requests),
         init_count=len(inits),
         container_names=tuple(names),
-        options=parse_options(metadata_annotations(pod), config, f"pod {namespace}/{name}"),
+        options=parse_options(annotations, config, f"pod {namespace}/{name}"),
+        annotations=annotations,
     )

@@ -29,7 +29,7 @@ from hami.core import accounting
 from hami.core.accounting import PlacedPod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.model import Node
-from hami.core.nodes import node_from_annotations
+from hami.core.nodes import node_from_manifest
 from hami.core.vendor import Vendor
 from hami.k8s import objects
 from hami.k8s.api import Manifest
@@ -264,12 +264,19 @@ class ClusterCache:
 
     def _decode(self, name: str, entry: _NodeEntry) -> None:
         annotations = objects.annotations(entry.manifest)
-        signature = tuple(sorted((k, v) for k, v in annotations.items() if k not in self._volatile))
+        capacity = objects.status(entry.manifest).get("capacity")
+        signature = (
+            *sorted((k, v) for k, v in annotations.items() if k not in self._volatile),
+            (
+                "status.capacity",
+                repr(sorted(dict(capacity).items())) if isinstance(capacity, dict) else "",
+            ),
+        )
         if signature == entry.signature and (entry.node is not None or entry.bad):
             return
         entry.signature = signature
         try:
-            entry.node = node_from_annotations(name, annotations, self.vendors)
+            entry.node = node_from_manifest(entry.manifest, self.vendors)
         except WireFormatError as exc:
             entry.node = None
             message = str(exc)

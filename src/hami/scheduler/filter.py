@@ -22,7 +22,7 @@ from hami.core.config import SchedulerConfig
 from hami.core.decide import Decision, decide
 from hami.core.errors import RequestInvalid
 from hami.core.model import PodRequest
-from hami.core.nodes import node_from_annotations
+from hami.core.nodes import node_from_manifest
 from hami.core.request import parse_pod
 from hami.core.status import NODE_UNREGISTERED, Unfit
 from hami.core.vendor import QuotaRoom, Vendor
@@ -84,7 +84,7 @@ class Filterer:
         for manifest in nodes:
             name = objects.name(manifest)
             try:
-                node = node_from_annotations(name, objects.annotations(manifest), self._vendors)
+                node = node_from_manifest(manifest, self._vendors)
             except WireFormatError:
                 node = None
             if node is None or not node.devices:

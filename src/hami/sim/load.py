@@ -16,7 +16,7 @@ from hami.core.accounting import PlacedPod
 from hami.core.config import SchedulerConfig
 from hami.core.errors import RequestInvalid
 from hami.core.model import Node, PodRequest
-from hami.core.nodes import node_from_annotations
+from hami.core.nodes import node_from_manifest
 from hami.core.request import metadata_annotations, parse_pod, pod_identity
 from hami.core.vendor import Vendor
 
@@ -88,9 +88,8 @@ def load_cluster(path: Path, vendors: Mapping[str, Vendor]) -> Cluster:
 
 def _node(path: Path, doc: Manifest, number: int, vendors: Mapping[str, Vendor]) -> Node:
     name = _name(doc, number)
-    annotations = metadata_annotations(doc)
     try:
-        return node_from_annotations(name, annotations, vendors)
+        return node_from_manifest(doc, vendors)
     except WireFormatError as exc:
         raise SimInputError(f"{path}: Node {name}: {exc}") from None
 

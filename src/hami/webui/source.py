@@ -26,7 +26,7 @@ from hami.core.config import SchedulerConfig
 from hami.core.decide import commit, decide
 from hami.core.errors import RequestInvalid
 from hami.core.model import Node, PodRequest
-from hami.core.nodes import node_from_annotations
+from hami.core.nodes import node_from_manifest
 from hami.core.request import parse_pod
 from hami.core.vendor import Vendor
 from hami.k8s import objects
@@ -101,7 +101,7 @@ def _node_info(manifest: Manifest, vendors: Mapping[str, Vendor]) -> NodeInfo:
     labels = objects.labels(manifest)
     address = _internal_ip(manifest)
     try:
-        node = node_from_annotations(name, objects.annotations(manifest), vendors)
+        node = node_from_manifest(manifest, vendors)
     except WireFormatError as exc:
         problem = f"malformed registration: {exc}"
         return NodeInfo(name, Node(name, ()), labels, address, problem)
