@@ -49,7 +49,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_core.py --out bench-results/bench_core.json
 
 ## the whole stack on a local cluster (simulated GPU nodes); it keeps running: `hami demo down`
-DEMO_DEPS += cluster-bin
+DEMO_DEPS += cluster-bin helm-bin
 demo: setup $(DEMO_DEPS)
 	$(BIN)/hami demo up --config examples/config.yaml --pods examples/pods.yaml \
 		--inventory-dir examples/inventory

@@ -1,18 +1,19 @@
-"""The chart under test and the helm binary `make helm-bin` built (hack/helm/build.sh)."""
+"""The chart under test and the helm binary `make helm-bin` built (hack/helm/build.sh); the
+helm runner is :mod:`hami.demo.chart`'s, which renders the local stack's kube-scheduler config."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hami.demo.chart import CHART, NAMESPACE, RELEASE, helm
+
+__all__ = ["CHART", "NAMESPACE", "RELEASE", "ROOT", "VALUES", "helm"]
+
 ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "hami"
 VALUES_DIR = Path(__file__).resolve().parent / "values"
 VALUES = {
     "default": None,
@@ -20,30 +21,6 @@ VALUES = {
     "ha": VALUES_DIR / "ha.yaml",
     "all-vendors": VALUES_DIR / "all-vendors.yaml",
 }
-RELEASE = "hami"
-NAMESPACE = "hami-system"
-
-
-def helm_binary() -> Path:
-    """The cached helm; a missing build is a failure with the remedy, never a skip."""
-    cache = Path(os.environ.get("HAMI_CACHE", Path.home() / ".cache" / "hami"))
-    pointer = cache / "helm-current.json"
-    if not pointer.exists():
-        raise AssertionError(f"helm is not built ({pointer} missing): run `make helm-bin`")
-    binary = Path(json.loads(pointer.read_text())["dir"]) / "helm"
-    if not os.access(binary, os.X_OK):
-        raise AssertionError(f"{binary} is not executable: run `make helm-bin`")
-    return binary
-
-
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HELM_CACHE_HOME": "/nonexistent", "HELM_CONFIG_HOME": "/nonexistent"}
-    result = subprocess.run(
-        [str(helm_binary()), *args], capture_output=True, text=True, env=env, timeout=120
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
-    return result
 
 
 def template_args(values: Path | None, extra: Sequence[str] = ()) -> list[str]:

@@ -17,10 +17,12 @@ from tests.chart.helm import (
     helm,
     kube_scheduler_config,
     render,
+    template_args,
 )
 
 pytestmark = pytest.mark.e2e  # needs the helm binary that `make helm-bin` builds
 
+DASHBOARD = ROOT / "deploy" / "grafana" / "hami-dashboard.json"
 NVIDIA = [
     "nvidia.com/gpu",
     "nvidia.com/gpumem",
@@ -165,12 +167,27 @@ def test_optional_monitoring_and_cert_manager() -> None:
     monitor = find(docs, "ServiceMonitor", RELEASE)
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["monitor"]
     dashboard = find(docs, "ConfigMap", f"{RELEASE}-dashboard")["data"]["hami-dashboard.json"]
-    source = ROOT / "deploy" / "grafana" / "hami-dashboard.json"
-    assert json.loads(dashboard) == json.loads(source.read_text())
+    assert json.loads(dashboard) == json.loads(DASHBOARD.read_text())
     assert find(docs, "Certificate", f"{RELEASE}-scheduler-serving-cert")
     webhook = find(docs, "MutatingWebhookConfiguration", f"{RELEASE}-webhook")
     assert "cert-manager.io/inject-ca-from" in webhook["metadata"]["annotations"]
     assert not [d for d in docs if d["kind"] == "Job"]
+
+
+def test_chart_dashboard_is_a_copy_of_deploy_grafana() -> None:
+    """helm warns on symlinks in a chart, so the chart holds a real copy; keep them identical
+    (`cp deploy/grafana/hami-dashboard.json charts/hami/files/`)."""
+    copy = CHART / "files" / "hami-dashboard.json"
+    assert not copy.is_symlink()
+    assert copy.read_bytes() == DASHBOARD.read_bytes()
+
+
+@pytest.mark.parametrize("name", VALUES)
+def test_template_renders_without_warnings(name: str) -> None:
+    values = VALUES[name]
+    extra = ["--set", "dashboard.enabled=true", "--set", "prometheus.enabled=true"]
+    result = helm(*template_args(values, extra))
+    assert result.stderr == ""
 
 
 @pytest.mark.parametrize(

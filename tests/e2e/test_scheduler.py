@@ -1,6 +1,6 @@
 """The scheduler service against the real control plane: kube-apiserver (webhook registered by
-URL, TLS with the cluster CA), kube-scheduler (profile `hami-scheduler`, our extender with
-`nodeCacheCapable` and ignored managed resources), kwok nodes whose GPUs are played by
+URL, TLS with the cluster CA), kube-scheduler (the chart's profile `hami-scheduler` and extender:
+`nodeCacheCapable`, ignored managed resources, TLS with the cluster CA), kwok nodes whose GPUs are played by
 `hami device-plugin --simulate`.
 
 The module starts its own cluster: the extender is top-level in a KubeSchedulerConfiguration,
@@ -29,10 +29,11 @@ import pytest_asyncio
 
 from hami.api import annotations as codec
 from hami.api import keys
-from hami.cluster import ClusterOptions, LocalCluster
+from hami.cluster import LocalCluster
 from hami.cluster.pki import write_serving_cert
 from hami.cluster.ports import free_port
 from hami.cluster.testing import client_for, create_gpu_node, wait_until
+from hami.demo import stack as demo_stack
 from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, NODES, PODS, Kind, KubeAPIError, Manifest
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
@@ -44,13 +45,6 @@ WEBHOOKS = Kind(
     "apis/admissionregistration.k8s.io/v1",
     False,
     "MutatingWebhookConfiguration",
-)
-MANAGED = (
-    "nvidia.com/gpu",
-    "nvidia.com/gpumem",
-    "nvidia.com/gpumem-percentage",
-    "nvidia.com/gpucores",
-    "nvidia.com/priority",
 )
 MAIN_NODES = ("hami-main-0", "hami-main-1")
 REQUEUE_NODE = "hami-requeue"
@@ -126,26 +120,11 @@ def _inventory(directory: Path, gpus: int) -> Path:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     run_dir = tmp_path_factory.mktemp("hami-scheduler-e2e")
     port = free_port()
-    extender = {
-        "urlPrefix": f"https://127.0.0.1:{port}",
-        "filterVerb": "filter",
-        "bindVerb": "bind",
-        "weight": 1,
-        "enableHTTPS": True,
-        "tlsConfig": {"insecure": True},
-        "nodeCacheCapable": True,
-        "httpTimeout": "30s",
-        "managedResources": [{"name": n, "ignoredByScheduler": True} for n in MANAGED],
-    }
-    cluster = LocalCluster(
-        ClusterOptions(
-            run_dir=run_dir / "cluster",
-            name="hami-scheduler-e2e",
-            scheduler_profiles=[{"schedulerName": "hami-scheduler"}],
-            scheduler_extenders=[extender],
-            include_default_profile=False,
-        )
-    ).start()
+    # the chart's profile and extender (hami.demo.chart), TLS verified with the cluster CA
+    options = demo_stack.cluster_options(
+        run_dir / "cluster", "hami-scheduler-e2e", port, default_profile=False
+    )
+    cluster = LocalCluster(options).start()
     assert cluster.pki is not None
     result = Stack(cluster, port, run_dir, cluster.pki.ca.cert)
     try:

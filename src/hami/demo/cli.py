@@ -28,6 +28,7 @@ from hami.cluster.ports import free_port
 from hami.cluster.process import Component
 from hami.cluster.state import read_state, stop_recorded
 from hami.demo import stack
+from hami.demo.chart import ChartError
 from hami.demo.report import Placement, placement, render
 from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, PODS, Conflict, KubeAPI, KubeAPIError
@@ -120,7 +121,11 @@ def _stop_previous(name: str) -> None:
 
 def _start_control_plane(name: str) -> tuple[LocalCluster, int]:
     port = free_port()
-    cluster = LocalCluster(stack.cluster_options(_run_dir(name), f"hami-{name}", port, detach=True))
+    try:
+        options = stack.cluster_options(_run_dir(name), f"hami-{name}", port, detach=True)
+    except ChartError as exc:
+        raise _fail(str(exc)) from None
+    cluster = LocalCluster(options)
     try:
         cluster.start()
     except ClusterError as exc:

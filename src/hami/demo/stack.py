@@ -1,7 +1,8 @@
 """A whole hami stack on the local control plane, as HAMi runs it in a real cluster.
 
-* kube-scheduler gets the profile ``hami-scheduler`` and our extender (HTTPS, verified with the
-  cluster CA, ``nodeCacheCapable``, the GPU resources managed and ``ignoredByScheduler``);
+* kube-scheduler gets the profile ``hami-scheduler`` and our extender exactly as the Helm chart
+  renders them (:mod:`hami.demo.chart`; HTTPS verified with the cluster CA, ``nodeCacheCapable``,
+  the GPU resources managed and ``ignoredByScheduler``);
 * ``hami scheduler`` serves ``/filter``, ``/bind`` and ``/webhook`` with a certificate from the
   cluster CA; the mutating webhook is registered by URL with that CA as ``caBundle``;
 * ``hami device-plugin --simulate`` plays the device plugin and kubelet for kwok nodes.
@@ -29,19 +30,13 @@ from hami.cluster.control_plane import STATE_FILE, ClusterOptions, LocalCluster
 from hami.cluster.pki import CertPair, write_serving_cert
 from hami.cluster.ports import free_port
 from hami.cluster.process import Component
+from hami.demo import chart
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, Kind, KubeAPI, KubeAPIError, Manifest
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 
 HAMI = str(Path(sys.executable).with_name("hami"))
 PROFILE = "hami-scheduler"
-MANAGED_RESOURCES = (
-    "nvidia.com/gpu",
-    "nvidia.com/gpumem",
-    "nvidia.com/gpumem-percentage",
-    "nvidia.com/gpucores",
-    "nvidia.com/priority",
-)
 WEBHOOKS = Kind(
     "mutatingwebhookconfigurations",
     "apis/admissionregistration.k8s.io/v1",
@@ -58,21 +53,6 @@ def ca_file(run_dir: Path) -> Path:
     return run_dir.resolve() / "pki" / "ca.crt"
 
 
-def extender(port: int, ca: Path) -> dict[str, Any]:
-    """The kube-scheduler extender entry for ``hami scheduler`` on ``https://127.0.0.1:port``."""
-    return {
-        "urlPrefix": f"https://127.0.0.1:{port}",
-        "filterVerb": "filter",
-        "bindVerb": "bind",
-        "weight": 1,
-        "enableHTTPS": True,
-        "tlsConfig": {"caFile": str(ca)},
-        "nodeCacheCapable": True,
-        "httpTimeout": "30s",
-        "managedResources": [{"name": n, "ignoredByScheduler": True} for n in MANAGED_RESOURCES],
-    }
-
-
 def cluster_options(
     run_dir: Path,
     name: str,
@@ -81,12 +61,15 @@ def cluster_options(
     detach: bool = False,
     default_profile: bool = True,
 ) -> ClusterOptions:
-    """A control plane whose kube-scheduler sends GPU pods to our extender on ``port``."""
+    """A control plane whose kube-scheduler sends GPU pods to our extender on ``port``: the
+    chart's profiles and extenders (:func:`hami.demo.chart.local_scheduler_config`), after the
+    default profile when ``default_profile``."""
+    config = chart.local_scheduler_config(port, ca_file(run_dir))
     return ClusterOptions(
         run_dir=run_dir,
         name=name,
-        scheduler_profiles=[{"schedulerName": PROFILE}],
-        scheduler_extenders=[extender(port, ca_file(run_dir))],
+        scheduler_profiles=config["profiles"],
+        scheduler_extenders=config.get("extenders", ()),
         include_default_profile=default_profile,
         detach=detach,
     )

@@ -1,0 +1,80 @@
+"""The kube-scheduler configuration of the local stack, rendered by the Helm chart.
+
+``charts/hami/templates/scheduler/configmap-kube-scheduler.yaml`` is the one source of the
+KubeSchedulerConfiguration (profile, extender, verbs, ``managedResources``). The local stack
+(``hami demo``, the scheduler's end-to-end tests, ``benchmarks/bench_scheduler.py``) renders that
+template with the helm binary ``make helm-bin`` builds, with ``scheduler.leaderElect=false`` and
+``scheduler.service.httpTargetPort=<port>`` so the extender URL is ``https://127.0.0.1:<port>``;
+only the CA file is swapped (the chart's is the path mounted in its pod).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hami.cluster.paths import cache_root
+
+CHART = Path(__file__).resolve().parents[3] / "charts" / "hami"
+CONFIGMAP = "templates/scheduler/configmap-kube-scheduler.yaml"
+HELM_POINTER = "helm-current.json"
+RELEASE = "hami"
+NAMESPACE = "hami-system"
+
+
+class ChartError(RuntimeError):
+    """helm or the chart is missing, or the rendering failed; the message says how to fix it."""
+
+
+def helm_binary() -> Path:
+    """The helm that ``make helm-bin`` built (``$HAMI_CACHE/helm-current.json``)."""
+    pointer = cache_root() / HELM_POINTER
+    if not pointer.exists():
+        raise ChartError(f"helm is not built ({pointer} missing): run `make helm-bin`")
+    binary = Path(json.loads(pointer.read_text())["dir"]) / "helm"
+    if not os.access(binary, os.X_OK):
+        raise ChartError(f"{binary} is not executable: run `make helm-bin`")
+    return binary
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run helm with no user configuration or cache (nothing is fetched)."""
+    env = {**os.environ, "HELM_CACHE_HOME": "/nonexistent", "HELM_CONFIG_HOME": "/nonexistent"}
+    result = subprocess.run(
+        [str(helm_binary()), *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise ChartError(f"helm {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def kube_scheduler_config(values: Sequence[str] = ()) -> dict[str, Any]:
+    """The KubeSchedulerConfiguration the chart renders with ``--set`` ``values``."""
+    if not (CHART / "Chart.yaml").is_file():
+        raise ChartError(f"the chart is not at {CHART} (run from a checkout of the repository)")
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--show-only", CONFIGMAP]
+    for value in values:
+        args += ["--set", value]
+    (configmap,) = [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
+    return dict(yaml.safe_load(configmap["data"]["config.yaml"]))
+
+
+def local_values(port: int) -> list[str]:
+    """Chart values whose extender URL is ``https://127.0.0.1:<port>`` (one replica)."""
+    return ["scheduler.leaderElect=false", f"scheduler.service.httpTargetPort={port}"]
+
+
+def local_scheduler_config(port: int, ca: Path) -> dict[str, Any]:
+    """The chart's configuration for ``hami scheduler`` on 127.0.0.1:``port``, verified with
+    ``ca``. The stack's control plane supplies ``clientConnection`` and ``leaderElection``."""
+    config = kube_scheduler_config(local_values(port))
+    for extender in config.get("extenders", []):
+        if "tlsConfig" in extender:
+            extender["tlsConfig"]["caFile"] = str(ca)
+    return config
