@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hami.config import load_config
 from hami.core.config import NvidiaConfig, SchedulerConfig
 from hami.core.mutate import MutateSettings, Verdict, mutate
 from hami.core.vendor import QuotaRoom, Vendor
+from hami.vendors.ascend import AscendVendor
 from hami.vendors.registry import build
 
 SETTINGS = MutateSettings()
@@ -168,3 +172,95 @@ def test_quota_counts_max_of_init_and_sum_of_app() -> None:
     cores = mutate(body, vendors(), SETTINGS, quota={"NVIDIA": QuotaRoom(cores=10)})
     assert not cores.allowed and "cores" in cores.message
     assert mutate(body, vendors(), SETTINGS, quota={"AMD": QuotaRoom(memory=1)}).allowed
+
+
+# --- pod-level vendor admission (PodModeVendor / PodAdmittingVendor) ------------------------------
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "vendors"
+
+
+def all_vendors() -> dict[str, Vendor]:
+    return build(load_config(EXAMPLES / "config.yaml"))
+
+
+def vendor_pod(*containers: dict[str, Any], annotations: dict[str, str] | None = None) -> Any:
+    body = pod(*containers)
+    if annotations is not None:
+        body["metadata"]["annotations"] = annotations
+    return body
+
+
+def limits(values: dict[str, object]) -> dict[str, Any]:
+    return {"name": "app", "resources": {"limits": values}}
+
+
+NPU = "huawei.com/Ascend910B2"
+
+
+def npu(memory: int, core: int = 0) -> dict[str, Any]:
+    values: dict[str, object] = {NPU: 1, f"{NPU}-memory": memory}
+    if core:
+        values[f"{NPU}-core"] = core
+    return {"name": "app", "resources": {"limits": values}}
+
+
+def test_ascend_hard_split_rounds_memory_up_to_a_template() -> None:
+    patch = ops(mutate(vendor_pod(npu(10000)), all_vendors(), SETTINGS))
+    assert patch["/spec/containers/0/resources"] == {"limits": {NPU: "1", f"{NPU}-memory": "16384"}}
+
+
+def test_ascend_hami_core_mode_comes_from_the_pod_annotation() -> None:
+    soft = {"huawei.com/vnpu-mode": "hami-core"}
+    patch = ops(mutate(vendor_pod(npu(10000), annotations=soft), all_vendors(), SETTINGS))
+    assert "/spec/containers/0/resources" not in patch  # memory kept as asked
+    verdict = mutate(vendor_pod(npu(10000, core=20)), all_vendors(), SETTINGS)
+    assert not verdict.allowed and verdict.code == 400
+    assert "hami-core mode" in verdict.message
+    assert ops(mutate(vendor_pod(npu(10000, core=20), annotations=soft), all_vendors(), SETTINGS))
+
+
+def test_ascend_runtime_class_is_set_when_configured() -> None:
+    vendors = all_vendors()
+    ascend = vendors["Ascend910B2"]
+    assert isinstance(ascend, AscendVendor)
+    vendors["Ascend910B2"] = replace(
+        ascend, config=replace(ascend.config, runtime_class_name="ascend")
+    )
+    patch = ops(mutate(vendor_pod(npu(65536)), vendors, SETTINGS))
+    assert patch["/spec/runtimeClassName"] == "ascend"
+    plain = ops(mutate(vendor_pod(limits({"mthreads.com/vgpu": 1})), vendors, SETTINGS))
+    assert "/spec/runtimeClassName" not in plain
+
+
+def test_mthreads_multi_gpu_writes_request_gpu_num() -> None:
+    verdict = mutate(vendor_pod(limits({"mthreads.com/vgpu": 2})), all_vendors(), SETTINGS)
+    patch = ops(verdict)
+    assert patch["/metadata/annotations"] == {"mthreads.com/request-gpu-num": "2"}
+    existing = vendor_pod(limits({"mthreads.com/vgpu": 3}), annotations={"a": "b"})
+    patch = ops(mutate(existing, all_vendors(), SETTINGS))
+    assert patch["/metadata/annotations/mthreads.com~1request-gpu-num"] == "3"
+    single = ops(mutate(vendor_pod(limits({"mthreads.com/vgpu": 1})), all_vendors(), SETTINGS))
+    assert not any(p.startswith("/metadata") for p in single)
+
+
+def test_metax_sgpu_pod_rules() -> None:
+    sgpu = limits({"metax-tech.com/sgpu": 1, "metax-tech.com/vcore": 30})
+    patch = ops(mutate(vendor_pod(sgpu), all_vendors(), SETTINGS))
+    assert patch["/metadata/annotations"] == {"metax-tech.com/sgpu-qos-policy": "best-effort"}
+    online = {"metax-tech.com/sgpu-app-class": "online"}
+    patch = ops(mutate(vendor_pod(sgpu, annotations=online), all_vendors(), SETTINGS))
+    assert not any(p.startswith("/metadata") for p in patch)
+    bad = mutate(
+        vendor_pod(sgpu, annotations={"metax-tech.com/sgpu-app-class": "batch"}),
+        all_vendors(),
+        SETTINGS,
+    )
+    assert not bad.allowed and "must be online or offline" in bad.message
+    two = limits({"metax-tech.com/sgpu": 2})
+    denied = mutate(vendor_pod(two, annotations=online), all_vendors(), SETTINGS)
+    assert not denied.allowed and "exactly 1 sGPU" in denied.message
+    qos = {"metax-tech.com/sgpu-qos-policy": "greedy"}
+    assert not mutate(vendor_pod(sgpu, annotations=qos), all_vendors(), SETTINGS).allowed
+    nvidia_only = ops(mutate(vendor_pod(ctr(gpu=1)), all_vendors(), SETTINGS))
+    assert not any(p.startswith("/metadata") for p in nvidia_only)

@@ -57,7 +57,7 @@ async def test_node_with_allocatable_devices_stays_healthy_and_loses_them() -> N
 
 
 def test_assumption_survives_older_events_and_yields_to_newer() -> None:
-    cache = ClusterCache(VENDORS, handshake_specs(SchedulerConfig()), clock=FakeClock())
+    cache = ClusterCache(VENDORS, handshake_specs(VENDORS), clock=FakeClock())
     cache.apply_node(
         "ADDED",
         {

@@ -184,3 +184,31 @@ def test_mixed_vendor_cluster_places_one_pod_per_vendor() -> None:
     results = json.loads(out)["results"]
     assert len(results) == 12
     assert all(r["node"] for r in results), [r for r in results if not r["node"]]
+
+
+def test_table_shows_every_vendors_devices() -> None:
+    vendors = EXAMPLES / "vendors"
+    code, out, _ = run(
+        str(vendors / "cluster.yaml"),
+        str(vendors / "pods.yaml"),
+        "--config",
+        str(vendors / "config.yaml"),
+        "--now",
+        NOW,
+    )
+    assert code == 0
+    for shown in (
+        "NVIDIA [0] GPU-t4-0",
+        "Ascend910B2 [0]",
+        "MLU [0]",
+        "DCU [0] DCU-",
+        "BI-V100 [0]",
+        "Mthreads [0]",
+        "Metax-SGPU [0]",
+        "kunlun [0]",
+        "GCU [0]",
+        "AMD [0] amd-0",
+        "Biren [0]",
+        "Vastai [0]",
+    ):
+        assert shown in out, shown

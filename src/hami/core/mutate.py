@@ -15,7 +15,13 @@ from hami.api import keys
 from hami.api.admission import PatchOp, pointer
 from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest
-from hami.core.vendor import QuotaRoom, Vendor
+from hami.core.vendor import (
+    PodAdmission,
+    PodAdmittingVendor,
+    PodModeVendor,
+    QuotaRoom,
+    Vendor,
+)
 
 Manifest = Mapping[str, object]
 DEFAULT_SCHEDULER = "default-scheduler"
@@ -86,11 +92,17 @@ def mutate(
         return Verdict(allowed=True, message="pod already has different scheduler assigned")
     name = meta.get("name") or meta.get("generateName") or ""
     where = f"pod {meta.get('namespace') or 'default'}/{name}"
+    annotations = _annotations(meta)
     try:
-        containers = list(_admit_all(spec, vendors, where))
+        containers = list(_admit_all(spec, vendors, where, annotations))
+        pod_level = _admit_pod(containers, vendors, where, annotations)
     except RequestInvalid as exc:
         return Verdict.deny(str(exc), 400)
-    return _decide(spec, containers, vendors, settings, quota or {})
+    return _decide(meta, spec, containers, pod_level, vendors, settings, quota or {})
+
+
+def _annotations(meta: Manifest) -> dict[str, str]:
+    return {str(k): str(v) for k, v in _mapping(meta.get("annotations")).items()}
 
 
 def _other_scheduler(spec: Manifest, settings: MutateSettings) -> bool:
@@ -102,7 +114,9 @@ def _other_scheduler(spec: Manifest, settings: MutateSettings) -> bool:
     return not settings.scheduler_name or settings.scheduler_name != current
 
 
-def _admit_all(spec: Manifest, vendors: Mapping[str, Vendor], where: str) -> Iterator[_Container]:
+def _admit_all(
+    spec: Manifest, vendors: Mapping[str, Vendor], where: str, annotations: Mapping[str, str]
+) -> Iterator[_Container]:
     for field_name in ("initContainers", "containers"):
         for index, body in enumerate(_list(spec.get(field_name))):
             name = str(body.get("name") or f"#{index}")
@@ -110,16 +124,40 @@ def _admit_all(spec: Manifest, vendors: Mapping[str, Vendor], where: str) -> Ite
             env: dict[str, str] = {}
             uses = False
             for vendor in vendors.values():
-                result = vendor.admit_container(admitted, f"{where} container {name}")
+                at = f"{where} container {name}"
+                if isinstance(vendor, PodModeVendor):
+                    result = vendor.admit_container_in_pod(admitted, at, annotations)
+                else:
+                    result = vendor.admit_container(admitted, at)
                 admitted = result.container
                 env.update(result.env)
                 uses = uses or result.uses_vendor
             yield _Container(field_name, index, body, admitted, env, uses)
 
 
+def _admit_pod(
+    containers: Sequence[_Container],
+    vendors: Mapping[str, Vendor],
+    where: str,
+    annotations: Mapping[str, str],
+) -> PodAdmission:
+    """Every vendor's pod-level rules, merged in registry order (first RuntimeClass wins)."""
+    admitted = [c.admitted for c in containers]
+    added: dict[str, str] = {}
+    runtime = ""
+    for vendor in vendors.values():
+        if isinstance(vendor, PodAdmittingVendor):
+            result = vendor.pod_admission(annotations, admitted, where)
+            added.update(result.annotations)
+            runtime = runtime or result.runtime_class_name
+    return PodAdmission(annotations=added, runtime_class_name=runtime)
+
+
 def _decide(
+    meta: Manifest,
     spec: Manifest,
     containers: Sequence[_Container],
+    pod_level: PodAdmission,
     vendors: Mapping[str, Vendor],
     settings: MutateSettings,
     quota: Mapping[str, QuotaRoom],
@@ -133,12 +171,27 @@ def _decide(
         if spec.get("nodeName"):
             return Verdict.deny("pod has node assigned")
         ops.append(PatchOp("add", pointer("spec", "schedulerName"), settings.scheduler_name))
-    if uses and settings.runtime_class_name and not spec.get("runtimeClassName"):
-        ops.append(PatchOp("add", pointer("spec", "runtimeClassName"), settings.runtime_class_name))
+    runtime = settings.runtime_class_name or pod_level.runtime_class_name
+    if uses and runtime and not spec.get("runtimeClassName"):
+        ops.append(PatchOp("add", pointer("spec", "runtimeClassName"), runtime))
+    ops.extend(_annotation_ops(meta, pod_level.annotations))
     over = _over_quota(containers, vendors, quota)
     if over:
         return Verdict.deny(f"exceeding resource quota: {over}")
     return Verdict(allowed=True, patch=tuple(ops), uses_devices=uses)
+
+
+def _annotation_ops(meta: Manifest, added: Mapping[str, str]) -> Iterator[PatchOp]:
+    """Add (or overwrite) pod annotations; one op for the whole map when the pod has none."""
+    current = _annotations(meta)
+    changed = {k: v for k, v in added.items() if current.get(k) != v}
+    if not changed:
+        return
+    if not isinstance(meta.get("annotations"), Mapping):
+        yield PatchOp("add", pointer("metadata", "annotations"), changed)
+        return
+    for key, value in changed.items():
+        yield PatchOp("add", pointer("metadata", "annotations", key), value)
 
 
 def _privileged(container: Manifest) -> bool:

@@ -166,3 +166,85 @@ class CapacityVendor(Protocol):
     ) -> tuple[Device, ...]:
         """The node's devices of this vendor from its capacity (raises WireFormatError)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PodAdmission:
+    """What a vendor adds to the pod itself at admission (beyond its containers)."""
+
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    runtime_class_name: str = ""  # set when the pod names none (the first vendor's wins)
+
+
+@runtime_checkable
+class PodModeVendor(Protocol):
+    """A vendor whose container admission depends on the pod's annotations (Ascend's mode)."""
+
+    def admit_container_in_pod(
+        self, container: Mapping[str, object], where: str, annotations: Mapping[str, str]
+    ) -> Admission:
+        """``admit_container`` with the pod's annotations; the webhook calls it instead."""
+        ...
+
+
+@runtime_checkable
+class PodAdmittingVendor(Protocol):
+    """A vendor with pod-level admission rules or outputs (annotations, RuntimeClass)."""
+
+    def pod_admission(
+        self,
+        annotations: Mapping[str, str],
+        containers: Sequence[Mapping[str, object]],
+        where: str,
+    ) -> PodAdmission:
+        """Pod-level checks after the container pass (raises RequestInvalid).
+
+        ``containers`` are the admitted containers, init containers first; only those using
+        the vendor concern it.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationHealth:
+    """How the scheduler judges a vendor's node registration alive (wire-format.md §2.7).
+
+    ``handshake_key`` receives ``Requesting_<time>``; empty means no handshake, and then the
+    node is healthy while it advertises ``count_resource``. ``cleanup_key`` is removed when the
+    node turns unhealthy (default: the handshake key; AMD removes its register annotation).
+    """
+
+    count_resource: str
+    handshake_key: str = ""
+    cleanup_key: str = ""
+
+
+@runtime_checkable
+class HealthCheckedVendor(Protocol):
+    """A vendor whose registrations the scheduler checks (handshake or allocatable count)."""
+
+    @property
+    def registration_health(self) -> RegistrationHealth: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLockSpec:
+    """A node annotation that serialises binds (wire-format.md §3.13, §4.4).
+
+    ``owner``: the value is ``<RFC3339>,<namespace>,<pod>`` (else a bare RFC3339 time);
+    ``expiry``: seconds after which a lock is taken over (None: the scheduler's setting).
+    """
+
+    key: str
+    expiry: float | None = None
+    owner: bool = True
+
+
+@runtime_checkable
+class LockingVendor(Protocol):
+    """A vendor that names its bind lock; without it a vendor takes `hami.io/mutex.lock`."""
+
+    @property
+    def node_lock(self) -> NodeLockSpec | None:
+        """The lock, or None for a vendor that binds without one."""
+        ...

@@ -4,6 +4,10 @@
 server copies a Binding's annotations onto the pod in the same write), so a bind is two
 writes: the lock and the Binding. The lock stays held for the device plugin to release; any
 failure releases it here.
+
+A pod using several vendors takes each distinct vendor lock (`hami.io/mutex.lock`, Cambricon's
+`cambricon.com/dsmlu.lock`, …) in sorted vendor-key order; a failure releases the ones already
+taken, in reverse order.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from typing import NoReturn
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.extender import ExtenderBindingArgs
+from hami.core.vendor import NodeLockSpec
 from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPI, KubeAPIError, NotFound
 from hami.scheduler import events
-from hami.scheduler.cache import Clock, ClusterCache, utcnow
+from hami.scheduler.cache import Clock, ClusterCache, lock_specs, utcnow
 from hami.scheduler.events import EventRecorder, Subject
 from hami.scheduler.nodelock import LockContended, NodeLocker
 
@@ -54,14 +59,12 @@ class Binder:
         if self._cache.node_manifest(node) is None:
             self._cache.release(uid)
             self._fail(subject, f"failed to get node {node}")
-        locked = self._cache.holds_app_devices(uid)
-        if locked:
-            await self._lock(subject, node)
+        locks = lock_specs(self._cache.vendors, self._cache.app_vendors(uid))
+        await self._lock_all(subject, node, locks)
         try:
             await self._kube.bind(ns, name, node, uid=args.pod_uid, annotations=self._phase())
         except KubeAPIError as exc:
-            if locked:
-                await self._release(node, ns, name)
+            await self._release_all(node, ns, name, locks)
             self._fail(subject, f"bind pod to node {node}: {exc}")
         message = f"Successfully binding node [{node}] to {ns}/{name}"
         self._events.record(subject, events.BINDING_SUCCEED, message)
@@ -80,20 +83,29 @@ class Binder:
             raise BindError(f"get pod {ns}/{name}: {exc}") from exc
         return objects.uid(pod)
 
-    async def _lock(self, subject: Subject, node: str) -> None:
-        try:
-            await self._locker.acquire(node, subject.namespace, subject.name, self._lock_wait)
-        except LockContended as exc:
-            self._fail(subject, f"timed out after {self._lock_wait:g}s: {exc}")
-        except KubeAPIError as exc:
-            await self._release(node, subject.namespace, subject.name)
-            self._fail(subject, f"lock node {node}: {exc}")
+    async def _lock_all(self, subject: Subject, node: str, locks: tuple[NodeLockSpec, ...]) -> None:
+        """Take every lock in order; on a failure release those taken, newest first."""
+        ns, name = subject.namespace, subject.name
+        for position, lock in enumerate(locks):
+            try:
+                await self._locker.acquire(node, ns, name, self._lock_wait, lock)
+            except LockContended as exc:
+                await self._release_all(node, ns, name, locks[:position])
+                self._fail(subject, f"timed out after {self._lock_wait:g}s: {exc}")
+            except KubeAPIError as exc:
+                await self._release_all(node, ns, name, locks[: position + 1])
+                self._fail(subject, f"lock node {node}: {exc}")
 
-    async def _release(self, node: str, ns: str, name: str) -> None:
-        try:
-            await self._locker.release(node, ns, name)
-        except KubeAPIError as exc:
-            log.warning("node %s: could not release the lock of %s/%s: %s", node, ns, name, exc)
+    async def _release_all(
+        self, node: str, ns: str, name: str, locks: tuple[NodeLockSpec, ...]
+    ) -> None:
+        for lock in reversed(locks):
+            try:
+                await self._locker.release(node, ns, name, lock)
+            except KubeAPIError as exc:
+                log.warning(
+                    "node %s: could not release %s of %s/%s: %s", node, lock.key, ns, name, exc
+                )
 
     def _phase(self) -> dict[str, str]:
         return {

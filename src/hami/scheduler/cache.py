@@ -30,7 +30,7 @@ from hami.core.accounting import PlacedPod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.model import Node
 from hami.core.nodes import node_from_manifest
-from hami.core.vendor import Vendor
+from hami.core.vendor import LockingVendor, NodeLockSpec, Vendor
 from hami.k8s import objects
 from hami.k8s.api import Manifest
 from hami.scheduler import registration
@@ -39,6 +39,7 @@ from hami.scheduler.registration import HandshakeSpec
 log = logging.getLogger(__name__)
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+MUTEX_LOCK = NodeLockSpec(keys.NODE_LOCK)
 Clock = Callable[[], datetime]
 
 
@@ -113,6 +114,35 @@ def placed_pod(
     )
 
 
+def lock_specs(vendors: Mapping[str, Vendor], used: Iterable[str]) -> tuple[NodeLockSpec, ...]:
+    """The distinct bind locks of the ``used`` vendors, in sorted vendor-key order (§3.13).
+
+    A vendor without `node_lock` takes `hami.io/mutex.lock`; vendors sharing a key lock once.
+    """
+    specs: dict[str, NodeLockSpec] = {}
+    for key in sorted(used):
+        vendor = vendors.get(key)
+        if vendor is None:
+            continue
+        spec = vendor.node_lock if isinstance(vendor, LockingVendor) else MUTEX_LOCK
+        if spec is not None:
+            specs.setdefault(spec.key, spec)
+    return tuple(specs.values())
+
+
+def lock_keys(vendors: Mapping[str, Vendor]) -> set[str]:
+    """Every node-lock key the vendors use (never part of a node's registration)."""
+    return {keys.NODE_LOCK, *(s.key for s in lock_specs(vendors, vendors))}
+
+
+def _app_vendors(placed: PlacedPod) -> frozenset[str]:
+    return frozenset(
+        vendor
+        for vendor, per in placed.devices.items()
+        if any(any(container) for container in per[placed.init_count :])
+    )
+
+
 def _holds_app_devices(placed: PlacedPod) -> bool:
     return any(
         any(container) for per in placed.devices.values() for container in per[placed.init_count :]
@@ -151,7 +181,9 @@ class ClusterCache:
     ) -> None:
         self.vendors = vendors
         self._handshakes = tuple(h for h in handshakes if h.vendor in vendors)
-        self._volatile = frozenset({keys.NODE_LOCK, *(h.key for h in self._handshakes)})
+        self._volatile = frozenset(
+            {*lock_keys(vendors), *(h.key for h in self._handshakes if h.key)}
+        )
         self._timeout = handshake_timeout
         self._clock = clock
         self._nodes: dict[str, _NodeEntry] = {}
@@ -196,6 +228,11 @@ class ClusterCache:
     def holds_app_devices(self, uid: str) -> bool:
         entry = self._pods.get(uid)
         return entry.app_devices if entry else False
+
+    def app_vendors(self, uid: str) -> frozenset[str]:
+        """The vendors whose devices the pod's regular containers hold (they lock at bind)."""
+        entry = self._pods.get(uid)
+        return _app_vendors(entry.placed) if entry else frozenset()
 
     def placed(self, uid: str) -> PlacedPod | None:
         entry = self._pods.get(uid)
@@ -313,10 +350,13 @@ class ClusterCache:
                 entry.cleaned.discard(spec.vendor)
             elif health.write == registration.REMOVE:
                 entry.cleaned.add(spec.vendor)
-            if health.write is not None and health.write != annotations.get(spec.key):
-                value = None if health.write == registration.REMOVE else health.write
-                if value is not None or spec.key in annotations:
-                    self._act(HandshakeWrite(name, spec.key, value))
+            if health.write is None:
+                continue
+            if health.write == registration.REMOVE:
+                if spec.cleanup in annotations:
+                    self._act(HandshakeWrite(name, spec.cleanup, None))
+            elif health.write != annotations.get(spec.key):
+                self._act(HandshakeWrite(name, spec.key, health.write))
 
     def _usable(self, entry: _NodeEntry) -> Node | None:
         node = entry.node

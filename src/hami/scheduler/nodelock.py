@@ -1,5 +1,8 @@
 """HAMi's node lock: `hami.io/mutex.lock: <RFC3339>,<namespace>,<pod>` (wire-format.md §3.13).
 
+Vendors may name another lock (`LockingVendor.node_lock`, e.g. Cambricon's bare-time
+`cambricon.com/dsmlu.lock` with a 2-minute expiry); every method takes the lock's spec.
+
 Taken by `/bind`, released by the device plugin once the pod's last container is allocated
 (or by us when the bind fails). Writes are merge patches guarded by the node's
 resourceVersion. The same pod re-enters; a lock older than the timeout, or whose owner pod no
@@ -18,9 +21,10 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.api.types import NodeLock
+from hami.core.vendor import NodeLockSpec
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, Conflict, KubeAPI, Manifest, NotFound
-from hami.scheduler.cache import Clock, ClusterCache, utcnow
+from hami.scheduler.cache import MUTEX_LOCK, Clock, ClusterCache, utcnow
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 5
@@ -50,13 +54,20 @@ class NodeLocker:
         self._clock = clock
         self._local: dict[str, asyncio.Lock] = {}
 
-    async def acquire(self, node: str, namespace: str, name: str, wait: float = 0.0) -> None:
+    async def acquire(
+        self,
+        node: str,
+        namespace: str,
+        name: str,
+        wait: float = 0.0,
+        lock: NodeLockSpec = MUTEX_LOCK,
+    ) -> None:
         """Take the lock for pod ``namespace/name``, waiting up to ``wait`` seconds for it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
             try:
-                await self._serialised(node, lambda: self._take(node, namespace, name))
+                await self._serialised(node, lambda: self._take(node, namespace, name, lock))
                 return
             except LockContended:
                 remaining = deadline - loop.time()
@@ -64,9 +75,11 @@ class NodeLocker:
                     raise
                 await self._cache.node_changed(node, min(remaining, 1.0))
 
-    async def release(self, node: str, namespace: str, name: str) -> None:
+    async def release(
+        self, node: str, namespace: str, name: str, lock: NodeLockSpec = MUTEX_LOCK
+    ) -> None:
         """Remove the lock if this pod holds it (a legacy owner-less lock counts as ours)."""
-        await self._serialised(node, lambda: self._drop(node, namespace, name))
+        await self._serialised(node, lambda: self._drop(node, namespace, name, lock))
 
     async def _serialised(self, node: str, action: Callable[[], Awaitable[None]]) -> None:
         lock = self._local.setdefault(node, asyncio.Lock())
@@ -77,30 +90,34 @@ class NodeLocker:
         cached = None if fresh else self._cache.node_manifest(node)
         return cached if cached is not None else await self._kube.get(NODES, node)
 
-    async def _take(self, node: str, namespace: str, name: str) -> None:
+    async def _take(self, node: str, namespace: str, name: str, spec: NodeLockSpec) -> None:
         manifest = await self._node(node, fresh=False)
         for _ in range(ATTEMPTS):
-            current = objects.annotations(manifest).get(keys.NODE_LOCK)
-            if current and await self._held(node, current, namespace, name):
+            current = objects.annotations(manifest).get(spec.key)
+            if current and await self._held(node, current, namespace, name, spec):
                 return
-            value = codec.encode_node_lock(NodeLock(self._clock(), namespace, name))
+            owner = NodeLock(self._clock(), namespace, name)
+            value = codec.encode_node_lock(owner if spec.owner else NodeLock(owner.time))
             try:
-                await self._patch(node, manifest, value)
+                await self._patch(node, manifest, spec.key, value)
                 return
             except Conflict:
                 manifest = await self._node(node, fresh=True)
         raise LockContended(node, "a racing writer")
 
-    async def _held(self, node: str, value: str, namespace: str, name: str) -> bool:
+    async def _held(
+        self, node: str, value: str, namespace: str, name: str, spec: NodeLockSpec
+    ) -> bool:
         """True when this pod already holds the lock; raises when someone else does."""
         try:
-            lock = codec.decode_node_lock(value)
+            lock = codec.decode_node_lock(value, spec.key)
         except WireFormatError as exc:
             log.warning("node %s: replacing unreadable lock: %s", node, exc)
             return False
         if lock.namespace == namespace and lock.name == name:
             return True
-        if self._clock() - lock.time > self._expiry:
+        expiry = self._expiry if spec.expiry is None else timedelta(seconds=spec.expiry)
+        if self._clock() - lock.time > expiry:
             log.info("node %s: lock %r expired; taking it over", node, value)
             return False
         if lock.namespace and lock.name and not await self._owner_holds(lock, node):
@@ -128,24 +145,24 @@ class NodeLocker:
         elsewhere = objects.annotations(pod).get(keys.VGPU_NODE, node) != node
         return not (finished or elsewhere)
 
-    async def _drop(self, node: str, namespace: str, name: str) -> None:
+    async def _drop(self, node: str, namespace: str, name: str, spec: NodeLockSpec) -> None:
         manifest = await self._node(node, fresh=True)  # our own lock may not be cached yet
         for _ in range(ATTEMPTS):
-            current = objects.annotations(manifest).get(keys.NODE_LOCK)
+            current = objects.annotations(manifest).get(spec.key)
             if not current or not _owned_by(current, namespace, name):
                 return
             try:
-                await self._patch(node, manifest, None)
+                await self._patch(node, manifest, spec.key, None)
                 return
             except Conflict:
                 manifest = await self._node(node, fresh=True)
             except NotFound:
                 return
 
-    async def _patch(self, node: str, manifest: Manifest, value: str | None) -> None:
+    async def _patch(self, node: str, manifest: Manifest, key: str, value: str | None) -> None:
         patch = {
             "metadata": {
-                "annotations": {keys.NODE_LOCK: value},
+                "annotations": {key: value},
                 "resourceVersion": objects.resource_version(manifest),
             }
         }

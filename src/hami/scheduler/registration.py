@@ -16,24 +16,39 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.api.quantity import parse_int_quantity
-from hami.core.config import SchedulerConfig
+from hami.core.vendor import HealthCheckedVendor, Vendor
 from hami.k8s import objects
 from hami.k8s.api import Manifest
 
 
 @dataclass(frozen=True, slots=True)
 class HandshakeSpec:
-    """A vendor with a handshake key, and the node resource that proves its plugin is alive."""
+    """A vendor with a handshake key, and the node resource that proves its plugin is alive.
+
+    ``key`` empty: no handshake, the node is alive while ``count_resource`` is allocatable.
+    ``cleanup_key`` (default ``key``) is removed from a node found dead.
+    """
 
     vendor: str
     key: str
     count_resource: str
+    cleanup_key: str = ""
+
+    @property
+    def cleanup(self) -> str:
+        return self.cleanup_key or self.key
 
 
-def handshake_specs(config: SchedulerConfig) -> tuple[HandshakeSpec, ...]:
-    return (
-        HandshakeSpec(keys.NVIDIA_VENDOR, keys.NVIDIA_HANDSHAKE, config.nvidia.resource_count_name),
-    )
+def handshake_specs(vendors: Mapping[str, Vendor]) -> tuple[HandshakeSpec, ...]:
+    """One spec per vendor that declares its `registration_health` (registry order)."""
+    specs = []
+    for key, vendor in vendors.items():
+        if isinstance(vendor, HealthCheckedVendor):
+            health = vendor.registration_health
+            specs.append(
+                HandshakeSpec(key, health.handshake_key, health.count_resource, health.cleanup_key)
+            )
+    return tuple(specs)
 
 
 REMOVE = ""  # Health.write value meaning "delete the handshake key"
@@ -70,6 +85,8 @@ def assess(
         return Health(False, REMOVE)
     if cleaned and count == 0:
         return Health(False)
+    if not spec.key:  # no handshake: the allocatable count alone decides
+        return Health(count > 0)  # a node that had devices was cleaned up above
     value = annotations.get(spec.key)
     if value is None or keys.HANDSHAKE_REQUESTING not in value:
         return Health(True, codec.encode_handshake_requesting(now.astimezone(UTC)))

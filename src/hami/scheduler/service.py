@@ -47,7 +47,7 @@ class SchedulerService:
         self.kube = kube
         self.cache = ClusterCache(
             vendors,
-            handshake_specs(config),
+            handshake_specs(vendors),
             handshake_timeout=settings.handshake_timeout,
             clock=clock,
         )

@@ -54,7 +54,7 @@ def sim(
     if output is Format.json:
         sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        render(document, Console(width=140))
+        render(document, Console(width=140), vendors)
 
 
 def _moment(text: str | None) -> datetime:

@@ -8,18 +8,24 @@ from typing import cast
 from rich.console import Console
 from rich.table import Table
 
-from hami.api import annotations as codec
-from hami.api import keys
+from hami.api.errors import WireFormatError
+from hami.core.vendor import Vendor
 
 
-def _devices(annotations: Mapping[str, str]) -> str:
-    value = annotations.get(keys.NVIDIA_ALLOCATED)
-    if value is None:
-        return ""
+def _devices(annotations: Mapping[str, str], vendors: Mapping[str, Vendor]) -> str:
+    """Each vendor's allocation, decoded by the vendor itself, one line per container."""
     lines = []
-    for position, container in enumerate(codec.decode_pod_devices(value)):
-        parts = [f"{d.uuid} {d.usedmem}MiB/{d.usedcores}%" for d in container]
-        lines.append(f"[{position}] " + (", ".join(parts) if parts else "-"))
+    for key, vendor in vendors.items():
+        try:
+            found = vendor.allocated_devices(annotations)
+        except WireFormatError as exc:
+            lines.append(f"{key}: unreadable ({exc})")
+            continue
+        if found is None or not any(found):
+            continue
+        for position, container in enumerate(found):
+            parts = [f"{d.uuid} {d.usedmem}MiB/{d.usedcores}%" for d in container]
+            lines.append(f"{key} [{position}] " + (", ".join(parts) if parts else "-"))
     return "\n".join(lines)
 
 
@@ -34,7 +40,7 @@ def _reason(result: Mapping[str, object]) -> str:
     return "\n".join(f"{node}: {text}" for node, text in reasons.items())
 
 
-def render(document: Mapping[str, object], console: Console) -> None:
+def render(document: Mapping[str, object], console: Console, vendors: Mapping[str, Vendor]) -> None:
     placements = Table(title="Placements", show_lines=True)
     for column in ("pod", "node", "devices per container", "why not placed"):
         placements.add_column(column)
@@ -43,7 +49,7 @@ def render(document: Mapping[str, object], console: Console) -> None:
         placements.add_row(
             str(result["pod"]),
             str(result.get("node") or "-"),
-            _devices(annotations),
+            _devices(annotations, vendors),
             _reason(result),
         )
     console.print(placements)

@@ -13,7 +13,7 @@ from hami.api.types import ContainerDevice, PodDevices
 from hami.core.model import ContainerRequest, Device
 from hami.core.policy import MUTEX
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick
+from hami.core.vendor import Admission, Candidate, FitContext, Pick, RegistrationHealth
 from hami.vendors import common, resources
 from hami.vendors.config import AmdConfig
 
@@ -36,6 +36,11 @@ class AmdVendor:
     def _names(self) -> tuple[str, str, str]:
         cfg = self.config
         return cfg.resource_count_name, cfg.resource_memory_name, cfg.resource_core_name
+
+    @property
+    def registration_health(self) -> RegistrationHealth:
+        """Handshake and liveness resource for the scheduler's registration loop (§2.7)."""
+        return RegistrationHealth(self.config.resource_count_name, cleanup_key=keys.AMD_REGISTER)
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         limits = resources.limits(container)

@@ -14,7 +14,15 @@ from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest, Device, DeviceUsage, Node
 from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick, Stamp
+from hami.core.vendor import (
+    Admission,
+    Candidate,
+    FitContext,
+    Pick,
+    PodAdmission,
+    RegistrationHealth,
+    Stamp,
+)
 from hami.vendors import common, resources
 from hami.vendors.config import VnpuConfig
 
@@ -84,6 +92,29 @@ class AscendVendor:
         if not soft:
             self._trim_memory(out, count, where)
         return Admission(uses_vendor=True, container=out)
+
+    def admit_container_in_pod(
+        self, container: Mapping[str, object], where: str, annotations: Mapping[str, str]
+    ) -> Admission:
+        """Admission with the pod's `huawei.com/vnpu-mode` deciding hard or soft split."""
+        return self.admit_container(container, where, annotations)
+
+    def pod_admission(
+        self,
+        annotations: Mapping[str, str],
+        containers: Sequence[Mapping[str, object]],
+        where: str,
+    ) -> PodAdmission:
+        """The configured RuntimeClass for a pod asking for this NPU (§4.7)."""
+        runtime = self.config.runtime_class_name
+        if runtime and any(self.config.resource_name in resources.limits(c) for c in containers):
+            return PodAdmission(runtime_class_name=runtime)
+        return PodAdmission()
+
+    @property
+    def registration_health(self) -> RegistrationHealth:
+        """Handshake `hami.io/node-handshake-<cw>`, alive while the NPUs are allocatable."""
+        return RegistrationHealth(self.config.resource_name, handshake_key=self.handshake_key)
 
     def _paired_count(self, container: dict[str, object], count: int, where: str) -> int:
         cfg = self.config

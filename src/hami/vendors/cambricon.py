@@ -10,7 +10,7 @@ from hami.api.types import PodDevices
 from hami.core.model import ContainerRequest, Device
 from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick
+from hami.core.vendor import Admission, Candidate, FitContext, NodeLockSpec, Pick
 from hami.vendors import common, resources
 from hami.vendors.config import CambriconConfig
 
@@ -26,6 +26,8 @@ _RULES = SliceRules(
 _UNIT = keys.CAMBRICON_MEMORY_UNIT
 _SLOTS = 100  # each card is shared by up to 100 tasks
 
+CAMBRICON_LOCK_EXPIRY = 120.0  # seconds (§4.4)
+
 
 @dataclass(frozen=True, slots=True)
 class CambriconVendor:
@@ -36,6 +38,11 @@ class CambriconVendor:
     @property
     def key(self) -> str:
         return keys.CAMBRICON_VENDOR
+
+    @property
+    def node_lock(self) -> NodeLockSpec | None:
+        """`cambricon.com/dsmlu.lock`: a bare RFC3339 time, taken over after 2 minutes (§4.4)."""
+        return NodeLockSpec(keys.CAMBRICON_LOCK, expiry=CAMBRICON_LOCK_EXPIRY, owner=False)
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         uses = self.config.resource_count_name in resources.limits(container)

@@ -14,7 +14,7 @@ from hami.api.types import PodDevices
 from hami.core.model import ContainerRequest, Device
 from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick
+from hami.core.vendor import Admission, Candidate, FitContext, NodeLockSpec, Pick
 from hami.vendors import common, resources
 from hami.vendors.config import CountConfig
 
@@ -34,6 +34,11 @@ class EnflameGcuVendor:
     @property
     def key(self) -> str:
         return keys.ENFLAME_GCU_VENDOR
+
+    @property
+    def node_lock(self) -> NodeLockSpec | None:
+        """HAMi's Enflame GCU binds without a node lock (§3.13)."""
+        return None
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         uses = self.config.resource_count_name in resources.limits(container)

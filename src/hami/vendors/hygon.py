@@ -10,7 +10,7 @@ from hami.api.types import PodDevices
 from hami.core.model import ContainerRequest, Device
 from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick
+from hami.core.vendor import Admission, Candidate, FitContext, Pick, RegistrationHealth
 from hami.vendors import common, resources
 from hami.vendors.config import HygonConfig
 
@@ -36,6 +36,13 @@ class HygonVendor:
     @property
     def key(self) -> str:
         return keys.HYGON_VENDOR
+
+    @property
+    def registration_health(self) -> RegistrationHealth:
+        """Handshake and liveness resource for the scheduler's registration loop (§2.7)."""
+        return RegistrationHealth(
+            self.config.resource_count_name, handshake_key=keys.HYGON_HANDSHAKE
+        )
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         """Used iff the count resource is in limits; values are validated, nothing is changed."""

@@ -11,7 +11,7 @@ from hami.api.types import PodDevices
 from hami.core.model import ContainerRequest, Device
 from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick
+from hami.core.vendor import Admission, Candidate, FitContext, Pick, RegistrationHealth
 from hami.vendors import common, resources
 from hami.vendors.config import IluvatarChip
 
@@ -46,6 +46,11 @@ class IluvatarVendor:
             use_uuid_key=f"hami.io/use-{self.key}-uuid",
             nouse_uuid_key=f"hami.io/no-use-{self.key}-uuid",
         )
+
+    @property
+    def registration_health(self) -> RegistrationHealth:
+        """Handshake and liveness resource for the scheduler's registration loop (§2.7)."""
+        return RegistrationHealth(self.chip.resource_count_name, handshake_key=self.handshake_key)
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         """A multi-card request takes whole cards (vCore = count × 100); the container's name

@@ -17,7 +17,14 @@ from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest, Device, DeviceUsage, Node
 from hami.core.policy import MUTEX
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick
+from hami.core.vendor import (
+    Admission,
+    Candidate,
+    FitContext,
+    NodeLockSpec,
+    Pick,
+    RegistrationHealth,
+)
 from hami.vendors import common, resources
 from hami.vendors.config import KunlunConfig
 
@@ -105,6 +112,11 @@ class KunlunVendor:
     @property
     def key(self) -> str:
         return keys.KUNLUN_VENDOR
+
+    @property
+    def node_lock(self) -> NodeLockSpec | None:
+        """HAMi's whole-XPU vendor binds without a node lock (§3.13)."""
+        return None
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         uses = self.config.resource_count_name in resources.limits(container)
@@ -218,6 +230,13 @@ class KunlunVxpuVendor:
     @property
     def key(self) -> str:
         return keys.KUNLUN_VXPU_VENDOR
+
+    @property
+    def registration_health(self) -> RegistrationHealth:
+        """Handshake and liveness resource for the scheduler's registration loop (§2.7)."""
+        return RegistrationHealth(
+            self.config.resource_vcount_name, handshake_key=keys.KUNLUN_VXPU_HANDSHAKE
+        )
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         """Round the memory up to a slice size, in limits and requests."""

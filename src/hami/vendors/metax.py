@@ -16,7 +16,15 @@ from hami.core.model import ContainerRequest, Device, DeviceUsage, Node
 from hami.core.policy import SPREAD
 from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick, Stamp
+from hami.core.vendor import (
+    Admission,
+    Candidate,
+    FitContext,
+    NodeLockSpec,
+    Pick,
+    PodAdmission,
+    Stamp,
+)
 from hami.vendors import common, resources
 from hami.vendors.config import MetaxConfig
 
@@ -56,6 +64,11 @@ class MetaxGpuVendor:
     @property
     def key(self) -> str:
         return keys.METAX_GPU_VENDOR
+
+    @property
+    def node_lock(self) -> NodeLockSpec | None:
+        """HAMi's whole MetaX GPU binds without a node lock (§3.13)."""
+        return None
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         uses = self.config.resource_count_name in resources.limits(container)
@@ -188,6 +201,23 @@ class MetaxSgpuVendor:
             allowed = ", ".join(keys.METAX_QOS_POLICIES)
             raise RequestInvalid(where, keys.METAX_QOS_POLICY, f"{qos!r} must be one of {allowed}")
         return {}
+
+    def pod_admission(
+        self,
+        annotations: Mapping[str, str],
+        containers: Sequence[Mapping[str, object]],
+        where: str,
+    ) -> PodAdmission:
+        """`admit_pod` over the containers asking for sGPUs (nothing when none does)."""
+        name = self.config.resource_vcount_name
+        counts = [
+            resources.integer(c, name, where) or 0
+            for c in containers
+            if name in resources.limits(c)
+        ]
+        if not counts:
+            return PodAdmission()
+        return PodAdmission(annotations=self.admit_pod(annotations, counts, where))
 
     def parse_container(
         self, container: Mapping[str, object], where: str

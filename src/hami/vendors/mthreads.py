@@ -12,7 +12,15 @@ from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest, Device
 from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick, Stamp
+from hami.core.vendor import (
+    Admission,
+    Candidate,
+    FitContext,
+    NodeLockSpec,
+    Pick,
+    PodAdmission,
+    Stamp,
+)
 from hami.vendors import common, resources
 from hami.vendors.config import MthreadsConfig
 
@@ -39,6 +47,11 @@ class MthreadsVendor:
     @property
     def key(self) -> str:
         return keys.MTHREADS_VENDOR
+
+    @property
+    def node_lock(self) -> NodeLockSpec | None:
+        """HAMi's Moore Threads vendor binds without a node lock (§3.13)."""
+        return None
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         """More than one GPU, or one without memory, takes whole cards (16 cores, 96 units).
@@ -69,6 +82,20 @@ class MthreadsVendor:
         """The pod annotation value HAMi's webhook adds for multi-GPU containers."""
         count = resources.integer(container, self.config.resource_count_name, where)
         return count if count is not None and count > 1 else None
+
+    def pod_admission(
+        self,
+        annotations: Mapping[str, str],
+        containers: Sequence[Mapping[str, object]],
+        where: str,
+    ) -> PodAdmission:
+        """`mthreads.com/request-gpu-num` for a multi-GPU container (the last one wins, §4.8)."""
+        out: dict[str, str] = {}
+        for container in containers:
+            count = self.request_gpu_num(container, where)
+            if count is not None:
+                out[keys.MTHREADS_REQUEST_GPU_NUM] = str(count)
+        return PodAdmission(annotations=out)
 
     def parse_container(
         self, container: Mapping[str, object], where: str

@@ -15,7 +15,7 @@ from hami.core.errors import RequestInvalid
 from hami.core.model import MEM_PCT_UNSET, ContainerRequest, Device
 from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick
+from hami.core.vendor import Admission, Candidate, FitContext, Pick, RegistrationHealth
 from hami.vendors import resources
 
 INT32_MAX = 2**31 - 1
@@ -60,6 +60,13 @@ class NvidiaVendor:
             memreq=memreq,
             mem_pct=mem_pct,
             coresreq=cfg.default_cores if cores is None else cores,
+        )
+
+    @property
+    def registration_health(self) -> RegistrationHealth:
+        """Handshake and liveness resource for the scheduler's registration loop (§2.7)."""
+        return RegistrationHealth(
+            self.config.resource_count_name, handshake_key=keys.NVIDIA_HANDSHAKE
         )
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:

@@ -12,7 +12,7 @@ from hami.api.annotations import allocated_key, to_allocate_key
 from hami.api.types import PodDevices
 from hami.core.model import ContainerRequest, Device, DeviceUsage, Node
 from hami.core.status import Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick
+from hami.core.vendor import Admission, Candidate, FitContext, Pick, RegistrationHealth
 from hami.vendors import common, countfit, resources
 from hami.vendors.config import CountConfig
 
@@ -34,6 +34,13 @@ class VastaiVendor:
     @property
     def key(self) -> str:
         return keys.VASTAI_VENDOR
+
+    @property
+    def registration_health(self) -> RegistrationHealth:
+        """Handshake and liveness resource for the scheduler's registration loop (§2.7)."""
+        return RegistrationHealth(
+            self.config.resource_count_name, handshake_key=keys.VASTAI_HANDSHAKE
+        )
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         uses = self.config.resource_count_name in resources.limits(container)
