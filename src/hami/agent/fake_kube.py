@@ -1,14 +1,23 @@
 """An in-memory `KubePort` for unit tests: merge-patch semantics, resourceVersion checks,
-recorded events and injectable failures."""
+recorded events, a pod watch (with compaction and broken streams) and injectable failures."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from hami.agent.errors import Conflict, KubeError
-from hami.agent.kube import EventSpec, Json, NodeInfo, PodInfo
+from hami.agent.kube import (
+    EventSpec,
+    Json,
+    NodeInfo,
+    PodEvent,
+    PodInfo,
+    PodSelector,
+    list_and_watch,
+)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -33,7 +42,11 @@ class FakeKube:
         self.events: list[EventSpec] = []
         self.fail: dict[str, KubeError] = {}
         self.calls: list[str] = []
+        self.pod_log: list[PodEvent] = []  # pod changes, oldest first, since the last compact()
         self._version = 0
+        self._compacted = 0  # watches resuming from a version below this get 410 Gone
+        self._breaks: list[int] = []  # HTTP status per break_watches() call
+        self._changed = asyncio.Event()
 
     # --- test helpers ----------------------------------------------------------------------
 
@@ -46,8 +59,27 @@ class FakeKube:
         meta = pod.setdefault("metadata", {})
         meta.setdefault("namespace", "default")
         meta.setdefault("uid", f"uid-{meta['name']}")
-        self.pods[(meta["namespace"], meta["name"])] = pod
+        key = (meta["namespace"], meta["name"])
+        kind = "MODIFIED" if key in self.pods else "ADDED"
+        self.pods[key] = pod
         self._bump(pod)
+        self._record(kind, pod)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        pod = self.pods.pop((namespace, name))
+        self._bump(pod)
+        self._record("DELETED", pod)
+
+    def compact(self) -> None:
+        """Forget the pod change log, as etcd compaction does: older versions become 410 Gone."""
+        self.pod_log.clear()
+        self._compacted = self._version
+
+    def break_watches(self, status: int = 410) -> None:
+        """Open pod watches fail with ``status`` once they have delivered what is logged
+        (``0``: they end cleanly, as on a server timeout)."""
+        self._breaks.append(status)
+        self._wake()
 
     def node_annotations(self, name: str) -> dict[str, str]:
         return dict(self.nodes[name]["metadata"].get("annotations") or {})
@@ -88,6 +120,34 @@ class FakeKube:
         if pod is None:
             raise KubeError(404, f'pods "{name}" not found')
         self._patch_into(self.pods, (namespace, name), pod, patch)
+        self._record("MODIFIED", self.pods[(namespace, name)])
+
+    def watch_pods(self, selector: PodSelector) -> AsyncIterator[PodEvent]:
+        return list_and_watch(self, selector)
+
+    async def list_pods_at(self, selector: PodSelector) -> tuple[list[PodInfo], str]:
+        self._enter("list_pods")
+        pods = [PodInfo.from_json(p) for p in self.pods.values()]
+        return [p for p in pods if selector.matches(p)], str(self._version)
+
+    async def watch_pods_from(self, selector: PodSelector, version: str) -> AsyncIterator[PodEvent]:
+        self._enter("watch_pods")
+        since = int(version or 0)
+        if since < self._compacted:
+            raise KubeError(410, f"too old resource version: {since} ({self._compacted})")
+        breaks = len(self._breaks)
+        while True:
+            for event in [e for e in self.pod_log if int(e.resource_version) > since]:
+                since = int(event.resource_version)
+                if selector.matches(event.pod):
+                    yield event
+            if len(self._breaks) > breaks:
+                status = self._breaks[breaks]
+                if status:
+                    raise KubeError(status, "watch broken by the test")
+                return
+            self._changed.clear()
+            await self._changed.wait()
 
     async def create_event(self, event: EventSpec) -> None:
         self._enter("create_event")
@@ -114,6 +174,14 @@ class FakeKube:
         updated = merge_patch(obj, patch)
         self._bump(updated)
         store[key] = updated
+
+    def _record(self, kind: str, pod: Json) -> None:
+        version = pod["metadata"]["resourceVersion"]
+        self.pod_log.append(PodEvent(kind, PodInfo.from_json(pod), version))
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
 
     def _bump(self, obj: Json) -> None:
         self._version += 1

@@ -6,12 +6,15 @@ The port speaks plain JSON-like dicts (the API's own shape) and small frozen vie
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
-from lightkube import ALL_NS, ApiError, AsyncClient, KubeConfig
+import httpx
+from lightkube import ALL_NS, ApiError, AsyncClient, KubeConfig, operators
 from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 from lightkube.resources.core_v1 import Event, Node, Pod
 from lightkube.types import PatchType
@@ -19,6 +22,10 @@ from lightkube.types import PatchType
 from hami.agent.errors import ConfigError, Conflict, KubeError
 
 Json = dict[str, Any]
+
+log = logging.getLogger(__name__)
+
+GONE = 410  # the watch's resourceVersion was compacted away: list again
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +107,28 @@ class EventSpec:
     component: str = "hami-device-plugin"
 
 
+@dataclass(frozen=True, slots=True)
+class PodEvent:
+    """One change seen by a pod watch: ``type`` is ADDED, MODIFIED or DELETED."""
+
+    type: str
+    pod: PodInfo
+    resource_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PodSelector:
+    """Which pods a watch covers: those bound to ``node_name`` (None: any), or only bound ones."""
+
+    node_name: str | None = None
+    bound_only: bool = False
+
+    def matches(self, pod: PodInfo) -> bool:
+        if self.node_name is not None:
+            return pod.node_name == self.node_name
+        return bool(pod.node_name) or not self.bound_only
+
+
 class KubePort(Protocol):
     """The Kubernetes calls the device plugin makes."""
 
@@ -119,7 +148,91 @@ class KubePort(Protocol):
 
     async def patch_pod(self, namespace: str, name: str, patch: Json) -> None: ...
 
+    def watch_pods(self, selector: PodSelector) -> AsyncIterator[PodEvent]:
+        """List, then watch from the list's resourceVersion, forever (see `list_and_watch`)."""
+        ...
+
     async def create_event(self, event: EventSpec) -> None: ...
+
+
+class WatchSource(Protocol):
+    """The two primitives `list_and_watch` builds a pod watch from."""
+
+    async def list_pods_at(self, selector: PodSelector) -> tuple[list[PodInfo], str]:
+        """The matching pods and the list's resourceVersion."""
+        ...
+
+    def watch_pods_from(self, selector: PodSelector, version: str) -> AsyncIterator[PodEvent]:
+        """Changes after ``version``; ends when the server closes the stream, raises
+        `KubeError` (status 410 when ``version`` is too old)."""
+        ...
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Exponential reconnect delay: ``first`` doubled per consecutive failure, capped."""
+
+    first: float = 0.2
+    cap: float = 10.0
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        return min(self.first * 2.0 ** min(self.failures - 1, 32), self.cap)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def resync_events(known: dict[str, PodInfo], pods: Iterable[PodInfo]) -> list[PodEvent]:
+    """After a (re-)list: ADDED for every listed pod, DELETED for known pods no longer there;
+    ``known`` (uid → pod) is updated in place."""
+    listed = {p.uid: p for p in pods}
+    gone = [PodEvent("DELETED", known[uid]) for uid in known.keys() - listed.keys()]
+    known.clear()
+    known.update(listed)
+    return [*gone, *(PodEvent("ADDED", p) for p in listed.values())]
+
+
+async def list_and_watch(
+    source: WatchSource,
+    selector: PodSelector,
+    backoff: Backoff | None = None,
+    sleep: Callable[[float], Any] = asyncio.sleep,
+) -> AsyncIterator[PodEvent]:
+    """A pod watch that never ends: list (ADDED per pod), watch from the list's
+    resourceVersion, resume from the last seen version when the stream closes, list again on
+    410 Gone (DELETED for pods that vanished meanwhile), back off on other errors."""
+    backoff = backoff or Backoff()
+    known: dict[str, PodInfo] = {}
+    version = ""
+    while True:
+        try:
+            if not version:
+                pods, version = await source.list_pods_at(selector)
+                backoff.reset()
+                for event in resync_events(known, pods):
+                    yield event
+            async for event in source.watch_pods_from(selector, version):
+                backoff.reset()
+                version = event.resource_version or version
+                _track(known, event)
+                yield event
+        except KubeError as exc:
+            if exc.status == GONE:
+                log.info("pod watch: %s; listing again", exc)
+                version = ""
+                continue
+            delay = backoff.next_delay()
+            log.warning("pod watch: %s; retrying in %.1f s", exc, delay)
+            await sleep(delay)
+
+
+def _track(known: dict[str, PodInfo], event: PodEvent) -> None:
+    if event.type == "DELETED":
+        known.pop(event.pod.uid, None)
+    else:
+        known[event.pod.uid] = event.pod
 
 
 def annotations_patch(values: Mapping[str, str | None], resource_version: str = "") -> Json:
@@ -149,6 +262,9 @@ def event_json(event: EventSpec, now: datetime | None = None) -> Json:
         "lastTimestamp": stamp,
         "count": 1,
     }
+
+
+WATCH_SERVER_TIMEOUT = 300  # seconds; the stream is resumed from the last resourceVersion
 
 
 class LightkubePort:
@@ -200,6 +316,40 @@ class LightkubePort:
     async def patch_pod(self, namespace: str, name: str, patch: Json) -> None:
         await self._merge(Pod, name, patch, namespace=namespace)
 
+    def watch_pods(self, selector: PodSelector) -> AsyncIterator[PodEvent]:
+        return list_and_watch(self, selector)
+
+    async def list_pods_at(self, selector: PodSelector) -> tuple[list[PodInfo], str]:
+        found = self._client.list(Pod, namespace=ALL_NS, fields=_fields(selector))
+
+        async def collect() -> list[PodInfo]:
+            return [PodInfo.from_json(p.to_dict()) async for p in found]
+
+        pods = cast(list[PodInfo], await self._call(collect()))
+        return pods, found.resourceVersion
+
+    async def watch_pods_from(self, selector: PodSelector, version: str) -> AsyncIterator[PodEvent]:
+        stream = self._client.watch(
+            Pod,
+            namespace=ALL_NS,
+            fields=_fields(selector),
+            resource_version=version,
+            server_timeout=WATCH_SERVER_TIMEOUT,
+        )
+        try:
+            async for kind, obj in stream:
+                raw = obj.to_dict()
+                version = (raw.get("metadata") or {}).get("resourceVersion", version)
+                yield PodEvent(kind, PodInfo.from_json(raw), version)
+        except ApiError as exc:
+            raise _kube_error(exc) from exc
+        except httpx.HTTPStatusError as exc:
+            raise KubeError(exc.response.status_code, str(exc)) from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise KubeError(0, f"watch connection: {exc}") from exc
+        finally:
+            await stream.aclose()
+
     async def create_event(self, event: EventSpec) -> None:
         await self._call(self._client.create(Event.from_dict(event_json(event))))
 
@@ -214,6 +364,16 @@ class LightkubePort:
         try:
             return await awaitable
         except ApiError as exc:
-            status = int(getattr(exc.status, "code", 0) or 0)
-            message = str(getattr(exc.status, "message", "") or exc)
-            raise (Conflict if status == 409 else KubeError)(status, message) from exc
+            raise _kube_error(exc) from exc
+
+
+def _fields(selector: PodSelector) -> dict[str, Any] | None:
+    if selector.node_name is not None:
+        return {"spec.nodeName": selector.node_name}
+    return {"spec.nodeName": operators.not_equal("")} if selector.bound_only else None
+
+
+def _kube_error(exc: ApiError) -> KubeError:
+    status = int(getattr(exc.status, "code", 0) or 0)
+    message = str(getattr(exc.status, "message", "") or exc)
+    return (Conflict if status == 409 else KubeError)(status, message)

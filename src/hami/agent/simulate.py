@@ -5,6 +5,10 @@ Per node it registers the GPUs (annotations, plus ``nvidia.com/gpu`` capacity/al
 through the status subresource, as kubelet would) and, for every pod HAMi bound there, calls
 the node's real `Allocator` once per GPU container — init containers first — the way kubelet
 calls ``Allocate``. kwok marks bound pods Running on its own, so Running pods count as waiting.
+
+Bound pods are found by one pod watch (list + watch, re-listed on 410 Gone), so a pod is
+allocated as soon as its binding shows up; a slow full re-list every ``RELIST_SECONDS`` is the
+safety net.
 """
 
 from __future__ import annotations
@@ -20,15 +24,14 @@ from hami.agent.allocator import PreferredRequest, is_waiting
 from hami.agent.errors import AgentError, ConfigError
 from hami.agent.fake import FakeSource, load_inventory
 from hami.agent.health import XidPolicy
-from hami.agent.kube import KubePort, PodInfo
+from hami.agent.kube import KubePort, PodEvent, PodInfo, PodSelector
 from hami.agent.plugin import NodeAgent
 from hami.agent.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SIM_POD_PHASES = frozenset({"Pending", "Running"})
-POLL_SECONDS = 0.5
-MIN_POLL_SECONDS = 0.05
+RELIST_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,40 +90,71 @@ class Simulator:
                 pod_phases=SIM_POD_PHASES,
             )
         self._handled: set[str] = set()
+        self._admitting: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             for agent in self.agents.values():
                 tasks.create_task(agent.run(kubelet=False))
-            tasks.create_task(self._kubelet_loop())
+            tasks.create_task(self.watch())
+            tasks.create_task(self._relist_loop())
 
-    async def _kubelet_loop(self) -> None:
-        # Poll fast while pods keep arriving (a burst binds one pod per node-lock release),
-        # back off to POLL_SECONDS when idle.
-        delay = MIN_POLL_SECONDS
+    async def watch(self) -> None:
+        """Follow bound pods; each one that starts waiting on a simulated node is admitted once."""
+        async for event in self.kube.watch_pods(PodSelector(bound_only=True)):
+            self.on_event(event)
+
+    def on_event(self, event: PodEvent) -> asyncio.Task[None] | None:
+        """Start admitting the event's pod if it is new and waiting; returns that task."""
+        if event.type == "DELETED":
+            self._handled.discard(event.pod.uid)
+            return None
+        agent = self._claim(event.pod)
+        if agent is None:
+            return None
+        task = asyncio.create_task(self._admit_logged(agent, event.pod))
+        self._admitting.add(task)
+        task.add_done_callback(self._admitting.discard)
+        return task
+
+    async def _relist_loop(self) -> None:
         while True:
-            handled = 0
+            await asyncio.sleep(RELIST_SECONDS)
             try:
-                handled = await self.step()
+                if handled := await self.step():
+                    log.info(
+                        "simulated kubelet: the re-list found %d pods the watch missed", handled
+                    )
             except AgentError as exc:
                 log.warning("simulated kubelet: %s", exc)
-            delay = MIN_POLL_SECONDS if handled else min(delay * 2, POLL_SECONDS)
-            await asyncio.sleep(delay)
 
     async def step(self) -> int:
-        """Allocate every newly bound pod once; returns how many pods were handled."""
+        """List all pods and admit every waiting one not handled yet; returns how many."""
         pods = await self.kube.list_pods()
         self._handled &= {p.uid for p in pods}
         done = 0
         for pod in pods:
-            agent = self.agents.get(pod.node_name)
-            if agent is None or pod.uid in self._handled:
-                continue
-            if is_waiting(pod, pod.node_name, SIM_POD_PHASES):
-                self._handled.add(pod.uid)
+            agent = self._claim(pod)
+            if agent is not None:
                 await self.admit(agent, pod)
                 done += 1
         return done
+
+    def _claim(self, pod: PodInfo) -> NodeAgent | None:
+        """The pod's agent if the pod waits on a simulated node and nobody admitted it yet."""
+        agent = self.agents.get(pod.node_name)
+        if agent is None or pod.uid in self._handled:
+            return None
+        if not is_waiting(pod, pod.node_name, SIM_POD_PHASES):
+            return None
+        self._handled.add(pod.uid)
+        return agent
+
+    async def _admit_logged(self, agent: NodeAgent, pod: PodInfo) -> None:
+        try:
+            await self.admit(agent, pod)
+        except AgentError as exc:
+            log.warning("simulated kubelet, pod %s: %s", pod.ref, exc)
 
     async def admit(self, agent: NodeAgent, pod: PodInfo) -> None:
         """What kubelet does for a pod: Allocate for each container that requests GPUs."""

@@ -2,28 +2,37 @@
 
 The layouts are HAMi's monitor readers (wire-format.md §6.4, isolation-library.md §4.2/§4.6):
 v1 is libvgpu's / HAMi-core's `shared_region_t` (2,008,952 bytes; libvgpu's
-`lvgpu_region_t` in `libvgpu/include/libvgpu.h` is byte-identical), v0 the older HAMi-core
-layout. Selection follows HAMi: magic first, then size and major version.
+`lvgpu_region_t` in `libvgpu/include/libvgpu.h` is byte-identical), its offsets taken from the
+one Python mirror of that ABI, `hami.exporter.shm`; v0 is the older HAMi-core layout. Selection
+follows HAMi: magic first, then size and major version.
 
 Reads are lock-free snapshots of 64-bit counters (each value is whole; the sum over slots may
-mix instants, as in HAMi). Writes are the two 32-bit feedback fields, `recent_kernel` and
+mix instants, as in HAMi). In a region written by libvgpu (its extension header is present)
+every live process holds an OFD write lock on its slot's byte after the region; a slot whose
+lock nobody holds belongs to a killed process that nobody has reaped yet and is left out, so
+its usage drops at once. Writes are the two 32-bit feedback fields, `recent_kernel` and
 `utilization_switch`, stored with one aligned 4-byte copy.
 """
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import mmap
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hami.exporter import shm
+
 Buffer = bytes | bytearray | mmap.mmap
 
-MAGIC = 19920718
-MAX_DEVICES = 16
-MAX_PROCS = 1024
-UUID_FIELD = 96
+MAGIC = shm.MAGIC
+MAX_DEVICES = shm.MAX_DEVICES
+MAX_PROCS = shm.MAX_PROCS
+UUID_FIELD = shm.UUID_LEN
 UUID_CHARS = 40  # HAMi exports the first 40 bytes of the UUID field
 MIN_SIZE = 12
 
@@ -55,9 +64,25 @@ class Layout:
     last_kernel: int | None  # int64 seconds (v1 only)
 
 
+_R, _S = shm.RegionLayout, shm.Slot
 V1 = Layout(
-    "v1", 2_008_952, 56, 64, 1600, 1728, 1856, 1960, 64, 1160, 48, 1928, 2_008_896, 2_008_912
+    "v1",
+    size=shm.REGION_SIZE,
+    num=_R.device_num.offset,
+    uuids=_R.uuids.offset,
+    limit=_R.limit.offset,
+    sm_limit=_R.sm_limit.offset,
+    procs=_R.procs.offset,
+    slot=ctypes.sizeof(_S),
+    mem_stride=ctypes.sizeof(shm.DevMem),
+    util=_S.device_util.offset,
+    util_stride=ctypes.sizeof(shm.DevUtil),
+    status=_S.status.offset,
+    tail=_R.proc_num.offset,
+    last_kernel=_R.last_kernel_time.offset,
 )
+_EXT_MAGIC_AT = _R.ext.offset + shm.Ext.magic.offset
+_SM_UTIL_WORD = shm.DevUtil.sm_util.offset // 8
 V0 = Layout("v0", 1_197_896, 48, 56, 1592, 1720, 1848, 1168, 40, 776, 24, 1160, 1_197_880, None)
 MEM_FIELDS = 5  # context, module, data (buffer), offset, total
 
@@ -119,7 +144,35 @@ def _tail(layout: Layout, data: Buffer) -> tuple[int, int, int, int]:
     return procnum, switch, recent, priority
 
 
-def read_snapshot(layout: Layout, data: Buffer) -> RegionSnapshot:
+def has_life_locks(layout: Layout, data: Buffer) -> bool:
+    """Whether libvgpu wrote the region (its processes hold per-slot life locks)."""
+    if layout is not V1:
+        return False
+    return bool(struct.unpack_from("<I", data, _EXT_MAGIC_AT)[0] == shm.EXT_MAGIC)
+
+
+def slot_lock_offset(slot: int) -> int:
+    """``LVGPU_LOCK_SLOT_OFF(i)``: the byte a live slot owner keeps write-locked."""
+    return shm.REGION_SIZE + 1 + slot
+
+
+_FLOCK = "hhqqi4x"  # struct flock on 64-bit Linux: type, whence, start, len, pid
+
+
+def slot_alive(fd: int, slot: int) -> bool:
+    """Someone holds slot ``slot``'s life lock (F_OFD_GETLK; unsure counts as alive)."""
+    probe = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, slot_lock_offset(slot), 1, 0)
+    try:
+        answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe)
+    except OSError:
+        return True
+    return bool(struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK)
+
+
+def read_snapshot(
+    layout: Layout, data: Buffer, alive: Callable[[int], bool] | None = None
+) -> RegionSnapshot:
+    """Sum the live slots; ``alive(slot)``, when given, must also hold for a slot to count."""
     (num,) = struct.unpack_from("<Q", data, layout.num)
     count = min(num, MAX_DEVICES)
     limits = struct.unpack_from(f"<{MAX_DEVICES}Q", data, layout.limit)
@@ -130,7 +183,7 @@ def read_snapshot(layout: Layout, data: Buffer) -> RegionSnapshot:
     for slot in range(max(0, min(procnum, MAX_PROCS))):
         base = layout.procs + slot * layout.slot
         (status,) = struct.unpack_from("<i", data, base + layout.status)
-        if status == 0:
+        if status == 0 or (alive is not None and not alive(slot)):
             continue
         live += 1
         _add_slot(layout, data, base, sums)
@@ -156,7 +209,7 @@ def _add_slot(layout: Layout, data: Buffer, base: int, sums: list[list[int]]) ->
     for i, acc in enumerate(sums):
         for f in range(MEM_FIELDS):
             acc[f] += used[i * words + f]
-        acc[MEM_FIELDS] += util[i * util_words + 2]  # sm_util
+        acc[MEM_FIELDS] += util[i * util_words + _SM_UTIL_WORD]
 
 
 class RegionFile:
@@ -167,22 +220,35 @@ class RegionFile:
         self.writable = os.access(path, os.W_OK)
         access = mmap.ACCESS_WRITE if self.writable else mmap.ACCESS_READ
         try:
-            with path.open("r+b" if self.writable else "rb") as handle:
-                stat = os.fstat(handle.fileno())
-                if stat.st_size < MIN_SIZE:
-                    raise RegionError(path, "too_small", f"{stat.st_size} bytes")
-                self._map = mmap.mmap(handle.fileno(), stat.st_size, access=access)
+            self._fd = os.open(path, os.O_RDWR if self.writable else os.O_RDONLY)
         except OSError as exc:
             raise RegionError(path, "unreadable", str(exc)) from None
-        self.identity = (stat.st_dev, stat.st_ino, stat.st_size)
         try:
+            stat = os.fstat(self._fd)
+            if stat.st_size < MIN_SIZE:
+                raise RegionError(path, "too_small", f"{stat.st_size} bytes")
+            self._map = mmap.mmap(self._fd, stat.st_size, access=access)
+            self.identity = (stat.st_dev, stat.st_ino, stat.st_size)
             self.layout = select_layout(path, self._map)
+        except OSError as exc:
+            os.close(self._fd)
+            raise RegionError(path, "unreadable", str(exc)) from None
         except RegionError:
-            self._map.close()
+            self._close_map()
+            os.close(self._fd)
             raise
+        self._locks = has_life_locks(self.layout, self._map)
 
     def snapshot(self) -> RegionSnapshot:
-        return read_snapshot(self.layout, self._map)
+        alive = self._alive if self._locks else None
+        return read_snapshot(self.layout, self._map, alive)
+
+    def _alive(self, slot: int) -> bool:
+        return slot_alive(self._fd, slot)
+
+    def _close_map(self) -> None:
+        if hasattr(self, "_map"):
+            self._map.close()
 
     def set_recent_kernel(self, value: int) -> None:
         if self.writable:
@@ -194,6 +260,7 @@ class RegionFile:
 
     def close(self) -> None:
         self._map.close()
+        os.close(self._fd)
 
 
 def file_identity(path: Path) -> tuple[int, int, int] | None:

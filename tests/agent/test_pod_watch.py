@@ -1,0 +1,273 @@
+"""The pod watch of the agent's kube port: list + watch, resume, 410 re-list, backoff; and the
+simulated kubelet reacting to its events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, cast
+
+from lightkube import ApiError
+from lightkube.models.meta_v1 import Status
+from lightkube.resources.core_v1 import Pod
+
+from hami.agent.errors import KubeError
+from hami.agent.fake_kube import FakeKube
+from hami.agent.kube import Backoff, LightkubePort, PodEvent, PodSelector, list_and_watch
+from hami.agent.settings import Settings
+from hami.agent.simulate import SimNode, Simulator
+from hami.api import keys
+from tests.agent.builders import A100, A100_UUIDS, bound_pod, dev
+from tests.agent.builders import settings as make_settings
+
+TIMEOUT = 5.0
+
+
+def plain_pod(name: str, node: str = "") -> dict[str, Any]:
+    meta = {"name": name, "namespace": "default", "uid": f"uid-{name}"}
+    spec = {"nodeName": node, "containers": []}
+    return {"metadata": meta, "spec": spec, "status": {"phase": "Pending"}}
+
+
+async def take(events: AsyncIterator[PodEvent], count: int) -> list[tuple[str, str]]:
+    """The next ``count`` events as (type, pod name), failing after TIMEOUT."""
+
+    async def collect() -> list[tuple[str, str]]:
+        return [(e.type, e.pod.name) for e in [await anext(events) for _ in range(count)]]
+
+    return await asyncio.wait_for(collect(), TIMEOUT)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+@dataclass
+class Sleeps:
+    """An injected ``sleep`` that records the delays and runs a hook during the first."""
+
+    delays: list[float] = field(default_factory=list)
+    during: Callable[[], None] | None = None
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
+        if self.during is not None:
+            self.during()
+            self.during = None
+
+
+# --- the fake's watch through list_and_watch -------------------------------------------------
+
+
+async def test_lists_then_follows_changes() -> None:
+    kube = FakeKube()
+    kube.add_pod(plain_pod("a", "n1"))
+    events = kube.watch_pods(PodSelector())
+    assert await take(events, 1) == [("ADDED", "a")]
+    kube.add_pod(plain_pod("b"))
+    await kube.patch_pod("default", "a", {"metadata": {"annotations": {"x": "1"}}})
+    kube.delete_pod("default", "b")
+    assert await take(events, 3) == [("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
+    assert kube.calls.count("list_pods") == 1
+
+
+async def test_selector_filters_by_node_or_binding() -> None:
+    kube = FakeKube()
+    for name, node in (("free", ""), ("here", "n1"), ("there", "n2")):
+        kube.add_pod(plain_pod(name, node))
+    bound = kube.watch_pods(PodSelector(bound_only=True))
+    assert sorted(await take(bound, 2)) == [("ADDED", "here"), ("ADDED", "there")]
+    on_n1 = kube.watch_pods(PodSelector(node_name="n1"))
+    assert await take(on_n1, 1) == [("ADDED", "here")]
+    kube.add_pod(plain_pod("free", "n1"))  # bound now
+    assert await take(bound, 1) == [("MODIFIED", "free")]
+    assert await take(on_n1, 1) == [("MODIFIED", "free")]
+
+
+async def test_clean_close_resumes_without_relisting() -> None:
+    kube = FakeKube()
+    kube.add_pod(plain_pod("a"))
+    events = kube.watch_pods(PodSelector())
+    assert await take(events, 1) == [("ADDED", "a")]  # listed
+    kube.add_pod(plain_pod("b"))
+    assert await take(events, 1) == [("ADDED", "b")]  # watched
+    kube.break_watches(0)  # the server closed the stream (timeoutSeconds)
+    kube.add_pod(plain_pod("c"))
+    assert await take(events, 1) == [("ADDED", "c")]
+    assert kube.calls.count("list_pods") == 1
+    assert kube.calls.count("watch_pods") == 2
+
+
+async def test_410_gone_relists_and_reports_vanished_pods() -> None:
+    kube = FakeKube()
+    kube.add_pod(plain_pod("a"))
+    events = kube.watch_pods(PodSelector())
+    assert await take(events, 1) == [("ADDED", "a")]  # listed
+    kube.add_pod(plain_pod("b"))
+    assert await take(events, 1) == [("ADDED", "b")]  # watched
+    kube.break_watches(410)
+    kube.compact()  # b's deletion and c's creation are lost to the watch
+    kube.pods.pop(("default", "b"))
+    kube.pods[("default", "c")] = plain_pod("c")
+    got = await take(events, 3)
+    assert got[0] == ("DELETED", "b")
+    assert sorted(got[1:]) == [("ADDED", "a"), ("ADDED", "c")]
+    assert kube.calls.count("list_pods") == 2
+
+
+async def test_errors_back_off_then_a_compacted_version_relists() -> None:
+    kube = FakeKube()
+    kube.add_pod(plain_pod("a"))
+
+    def changed_and_compacted() -> None:  # while we wait to reconnect
+        kube.add_pod(plain_pod("c"))
+        kube.compact()
+
+    sleeps = Sleeps(during=changed_and_compacted)
+    events = list_and_watch(kube, PodSelector(), Backoff(first=0.5, cap=1.0), sleeps)
+    assert await take(events, 1) == [("ADDED", "a")]  # listed
+    kube.add_pod(plain_pod("b"))
+    assert await take(events, 1) == [("ADDED", "b")]  # watched
+    kube.break_watches(500)
+    kube.fail["watch_pods"] = KubeError(503, "unavailable")
+    task = asyncio.create_task(take(events, 3))
+    await eventually(lambda: len(sleeps.delays) >= 3)
+    del kube.fail["watch_pods"]
+    assert sorted(await task) == [("ADDED", "a"), ("ADDED", "b"), ("ADDED", "c")]  # re-listed
+    assert sleeps.delays[:3] == [0.5, 1.0, 1.0]
+    assert kube.calls.count("list_pods") == 2
+
+
+def test_backoff_doubles_caps_and_resets() -> None:
+    backoff = Backoff(first=0.1, cap=0.3)
+    assert [backoff.next_delay() for _ in range(3)] == [0.1, 0.2, 0.3]
+    backoff.reset()
+    assert backoff.next_delay() == 0.1
+
+
+# --- LightkubePort's watch over a stub lightkube client ------------------------------------
+
+
+class StubList:
+    def __init__(self, pods: list[dict[str, Any]], version: str) -> None:
+        self._pods, self.resourceVersion = pods, version
+
+    async def __aiter__(self) -> AsyncIterator[Pod]:
+        for pod in self._pods:
+            yield cast(Pod, Pod.from_dict(pod))
+
+
+def gone() -> ApiError:
+    return ApiError(status=Status(code=410, message="too old resource version", reason="Gone"))
+
+
+class StubClient:
+    """Lists return the current pods at version "10"; each watch plays the next script."""
+
+    def __init__(self, pods: list[dict[str, Any]], scripts: list[list[Any]]) -> None:
+        self.pods, self.scripts = pods, scripts
+        self.lists: list[dict[str, Any] | None] = []
+        self.watches: list[str | None] = []
+
+    def list(self, res: Any, *, namespace: Any, fields: Any) -> StubList:
+        self.lists.append(fields)
+        return StubList(list(self.pods), "10")
+
+    async def watch(self, res: Any, *, resource_version: str | None, **kw: Any) -> Any:
+        self.watches.append(resource_version)
+        for step in self.scripts.pop(0) if self.scripts else []:
+            if isinstance(step, BaseException):
+                raise step
+            yield step
+        await asyncio.Event().wait()  # an idle stream
+
+
+def pod_obj(name: str, version: str) -> Pod:
+    raw = plain_pod(name, "n1")
+    raw["metadata"]["resourceVersion"] = version
+    return cast(Pod, Pod.from_dict(raw))
+
+
+async def test_lightkube_watch_resumes_and_relists_on_410() -> None:
+    client = StubClient(
+        [plain_pod("a", "n1")],
+        [[("ADDED", pod_obj("b", "11")), gone()]],
+    )
+    events = LightkubePort(client).watch_pods(PodSelector(bound_only=True))
+    assert await take(events, 2) == [("ADDED", "a"), ("ADDED", "b")]
+    client.pods = [plain_pod("b", "n1")]
+    got = await take(events, 2)  # 410 mid-stream: list again, "a" has gone meanwhile
+    assert got == [("DELETED", "a"), ("ADDED", "b")]
+    assert client.watches == ["10"]
+    assert len(client.lists) == 2
+    assert client.lists[0] is not None and "spec.nodeName" in client.lists[0]
+
+
+async def test_lightkube_watch_maps_errors() -> None:
+    client = StubClient([], [[gone()]])
+    stream = LightkubePort(client).watch_pods_from(PodSelector(), "5")
+    try:
+        await anext(stream)
+    except KubeError as exc:
+        assert exc.status == 410
+    else:
+        raise AssertionError("no KubeError")
+
+
+# --- the simulated kubelet reacts to events -------------------------------------------------
+
+
+def simulator(tmp_path: Path, kube: FakeKube) -> Simulator:
+    def settings_for(name: str) -> Settings:
+        return replace(make_settings(tmp_path), node_name=name, prepare_host=False)
+
+    return Simulator(kube, [SimNode("gpu-node-1", A100)], settings_for)
+
+
+async def run_watch(sim: Simulator, body: Callable[[], Awaitable[None]]) -> None:
+    task = asyncio.create_task(sim.watch())
+    try:
+        await body()
+    finally:
+        task.cancel()
+
+
+async def test_simulator_allocates_a_pod_when_its_binding_arrives(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_node("gpu-node-1")
+    sim = simulator(tmp_path, kube)
+
+    def phase(name: str) -> str | None:
+        return kube.pod_annotations("default", name).get(keys.BIND_PHASE)
+
+    async def body() -> None:
+        kube.add_pod(bound_pod("p", [[dev(A100_UUIDS[0])]], gpus={"main": 1}))
+        await eventually(lambda: phase("p") == keys.BIND_PHASE_SUCCESS)
+        kube.delete_pod("default", "p")
+        await eventually(lambda: "uid-p" not in sim._handled)
+        kube.add_pod(bound_pod("q", [[dev(A100_UUIDS[1])]], gpus={"main": 1}))
+        await eventually(lambda: phase("q") == keys.BIND_PHASE_SUCCESS)
+
+    await run_watch(sim, body)
+    assert kube.calls.count("watch_pods") == 1
+    assert await sim.step() == 0  # the safety-net re-list finds nothing left to do
+
+
+async def test_simulator_ignores_pods_elsewhere_or_not_waiting(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_node("gpu-node-1")
+    sim = simulator(tmp_path, kube)
+    pods = [
+        bound_pod("other", [[dev("GPU-x")]], node="not-simulated", gpus={"main": 1}),
+        bound_pod("done", [[dev(A100_UUIDS[0])]], bind_phase=keys.BIND_PHASE_FAILED),
+    ]
+    for pod in pods:
+        kube.add_pod(pod)
+    for event in list(kube.pod_log):
+        assert sim.on_event(event) is None
+    assert sim._handled == set()
