@@ -45,10 +45,7 @@ class CambriconVendor:
         return NodeLockSpec(keys.CAMBRICON_LOCK, expiry=CAMBRICON_LOCK_EXPIRY, owner=False)
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
-        uses = self.config.resource_count_name in resources.limits(container)
-        if uses:
-            self.parse_container(container, where)
-        return Admission(uses_vendor=uses, container=container)
+        return common.admit_if_counted(self, self.config.resource_count_name, container, where)
 
     def parse_container(
         self, container: Mapping[str, object], where: str

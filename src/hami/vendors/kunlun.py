@@ -119,19 +119,14 @@ class KunlunVendor:
         return None
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
-        uses = self.config.resource_count_name in resources.limits(container)
-        if uses:
-            self.parse_container(container, where)
-        return Admission(uses_vendor=uses, container=container)
+        return common.admit_if_counted(self, self.config.resource_count_name, container, where)
 
     def parse_container(
         self, container: Mapping[str, object], where: str
     ) -> ContainerRequest | None:
-        name = self.config.resource_count_name
-        nums = resources.bounded(container, name, where, 0, common.INT32_MAX)
-        if not nums:
-            return None
-        return ContainerRequest(vendor=self.key, nums=nums, mem_pct=100)
+        return common.whole_devices(
+            self.key, container, self.config.resource_count_name, where, mem_pct=100
+        )
 
     def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
         return ()  # registered through node capacity

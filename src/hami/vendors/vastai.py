@@ -43,10 +43,7 @@ class VastaiVendor:
         )
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
-        uses = self.config.resource_count_name in resources.limits(container)
-        if uses:
-            self.parse_container(container, where)
-        return Admission(uses_vendor=uses, container=container)
+        return common.admit_if_counted(self, self.config.resource_count_name, container, where)
 
     def parse_container(
         self, container: Mapping[str, object], where: str
