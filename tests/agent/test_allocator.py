@@ -256,3 +256,67 @@ async def test_host_preparation_can_be_switched_off(tmp_path: Path) -> None:
     alloc = Allocator(kube, settings, a100_source().gpus)
     await alloc.allocate([ids(U0)])
     assert not (tmp_path / "hook").exists()
+
+
+async def test_allocate_via_the_lock_makes_four_api_calls(tmp_path: Path) -> None:
+    kube = FakeKube()
+    pod = bound_pod("gpu-pod", [[dev(U0)]])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    kube.calls.clear()
+    await make(tmp_path, kube).allocate([ids(U0)])
+    # the node read that found the lock owner also guards the lock release
+    assert kube.calls == ["get_node", "get_pod", "patch_pod", "patch_node"]
+    notes = kube.pod_annotations("default", "gpu-pod")
+    assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+    assert notes[keys.NVIDIA_TO_ALLOCATE] == ";"
+    assert keys.NODE_LOCK not in kube.node_annotations(NODE)
+
+
+async def test_a_hinted_pod_is_not_read_again(tmp_path: Path) -> None:
+    kube = FakeKube()
+    entries = [[dev(U0, 1000, 10)], [dev(U1, 2000, 20)]]
+    pod = bound_pod("two", entries, containers=["a", "b"])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    hint = PodInfo.from_json(pod)
+    alloc = make(tmp_path, kube)
+    kube.calls.clear()
+    (chosen,) = await alloc.preferred([PreferredRequest(tuple(ids(U0, 3)), (), 1)], hint)
+    (first,) = await alloc.allocate([chosen], hint)
+    assert kube.calls == ["patch_pod"]  # the last container is not allocated yet: lock kept
+    assert keys.NODE_LOCK in kube.node_annotations(NODE)
+    assert kube.pod_annotations("default", "two")[keys.BIND_PHASE] == keys.BIND_PHASE_ALLOCATING
+    # the stale hint is overlaid with our own write: the second call pops the second entry
+    (chosen,) = await alloc.preferred([PreferredRequest(tuple(ids(U1, 3)), (), 1)], hint)
+    (second,) = await alloc.allocate([chosen], hint)
+    assert first.envs["NVIDIA_VISIBLE_DEVICES"] == U0
+    assert second.envs["NVIDIA_VISIBLE_DEVICES"] == U1
+    assert kube.calls == ["patch_pod", "patch_pod", "get_node", "patch_node"]
+    notes = kube.pod_annotations("default", "two")
+    assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+    assert notes[keys.NVIDIA_TO_ALLOCATE] == ";;"
+    assert keys.NODE_LOCK not in kube.node_annotations(NODE)
+
+
+async def test_a_hint_that_does_not_wait_here_falls_back_to_the_api(tmp_path: Path) -> None:
+    kube = FakeKube()
+    pod = bound_pod("p", [[dev(U0)]])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    elsewhere = PodInfo.from_json(bound_pod("x", [[dev(U1)]], node="other-node"))
+    (result,) = await make(tmp_path, kube).allocate([ids(U0)], elsewhere)
+    assert result.envs["NVIDIA_VISIBLE_DEVICES"] == U0
+    assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+
+
+async def test_release_with_a_stale_node_read_retries_at_once() -> None:
+    kube = FakeKube()
+    pod = bound_pod("mine", [[dev(U0)]])
+    locked_node(kube, pod)
+    stale = await kube.get_node(NODE)
+    await kube.patch_node(NODE, {"metadata": {"annotations": {"other": "x"}}})
+    kube.calls.clear()
+    await release_node_lock(kube, NODE, PodInfo.from_json(pod), stale)
+    assert kube.calls == ["patch_node", "get_node", "patch_node"]
+    assert keys.NODE_LOCK not in kube.node_annotations(NODE)

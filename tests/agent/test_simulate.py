@@ -76,7 +76,10 @@ async def test_plays_kubelet_for_bound_pods(tmp_path: Path) -> None:
     )
     kube.add_pod(bound_pod("elsewhere", [[dev("GPU-x")]], node="not-simulated", gpus={"main": 1}))
     sim = make(tmp_path, kube, [SimNode("gpu-node-1", A100)])
+    kube.calls.clear()
     assert await sim.step() == 1
+    # the listed pod is used as is: one write per container, then the lock check (no lock)
+    assert kube.calls == ["list_pods", "patch_pod", "patch_pod", "get_node"]
     notes = kube.pod_annotations("default", "p")
     assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
     assert notes[keys.NVIDIA_TO_ALLOCATE] == ";;;"

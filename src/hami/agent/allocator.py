@@ -10,12 +10,12 @@ import os
 import shutil
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hami.agent import devices as devlogic
 from hami.agent.allocate import HookFiles, Target, build_mig_response, build_response, container_dir
 from hami.agent.errors import AgentError, AllocationError, Conflict, KubeError, PodNotFound
-from hami.agent.kube import EventSpec, KubePort, PodInfo, annotations_patch
+from hami.agent.kube import EventSpec, KubePort, NodeInfo, PodInfo, annotations_patch
 from hami.agent.model import ContainerAllocation, Gpu
 from hami.agent.settings import Settings
 from hami.api import keys
@@ -91,29 +91,45 @@ class Allocator:
         self._new_id = new_id
         self._phases = pod_phases
         self._mutex = asyncio.Lock()
+        # uid → the pod as our last to-allocate write left it, while containers are pending
+        self._written: dict[str, PodInfo] = {}
 
     # --- finding the pod -----------------------------------------------------------------------
 
-    async def find_pod(self) -> PodInfo:
-        """The lock owner if it is waiting here, else the oldest waiting pod bound here."""
-        owner = await self._lock_owner()
+    async def find_pod(self, hint: PodInfo | None = None) -> PodInfo:
+        """The lock owner if it is waiting here, else the oldest waiting pod bound here.
+
+        ``hint``: the pod the caller already holds (the simulated kubelet's watch delivered
+        it); if it waits here it is used as is — no API read — with the to-allocate value our
+        own earlier Allocate calls for it wrote."""
+        pod, _ = await self._find(hint)
+        return pod
+
+    async def _find(self, hint: PodInfo | None) -> tuple[PodInfo, NodeInfo | None]:
+        """The pod, and the node object read on the way (None when not read)."""
+        if hint is not None:
+            known = self._written.get(hint.uid, hint)
+            if self._waiting(known):
+                return known, None
+        node = await self.kube.get_node(self.node)
+        owner = await self._lock_owner(node)
         if owner is not None:
-            return owner
+            return owner, node
         waiting = [p for p in await self.kube.list_pods(self.node) if self._waiting(p)]
         if not waiting:
             raise PodNotFound(
                 f"no pod waiting for GPU allocation on node {self.node}: none is bound here with "
                 f"{keys.BIND_PHASE} in (allocating, success) and {keys.NVIDIA_TO_ALLOCATE} set"
             )
-        return min(waiting, key=lambda p: p.annotations.get(keys.BIND_TIME, ""))
+        return min(waiting, key=lambda p: p.annotations.get(keys.BIND_TIME, "")), node
 
     def _waiting(self, pod: PodInfo) -> bool:
         return (
             is_waiting(pod, self.node, self._phases) and keys.NVIDIA_TO_ALLOCATE in pod.annotations
         )
 
-    async def _lock_owner(self) -> PodInfo | None:
-        value = (await self.kube.get_node(self.node)).annotations.get(keys.NODE_LOCK)
+    async def _lock_owner(self, node: NodeInfo) -> PodInfo | None:
+        value = node.annotations.get(keys.NODE_LOCK)
         try:
             lock = decode_node_lock(value) if value else None
         except WireFormatError:
@@ -131,22 +147,30 @@ class Allocator:
 
     # --- Allocate ------------------------------------------------------------------------------
 
-    async def allocate(self, requests: Sequence[Sequence[str]]) -> list[ContainerAllocation]:
-        """kubelet's Allocate: one device-ID list per container."""
+    async def allocate(
+        self, requests: Sequence[Sequence[str]], pod: PodInfo | None = None
+    ) -> list[ContainerAllocation]:
+        """kubelet's Allocate: one device-ID list per container. ``pod``: see `find_pod`.
+
+        API calls: a pod found by the hint costs none, otherwise one node GET plus a pod GET
+        (or list); then one pod merge patch (the last container's also sets bind-phase
+        success), and after the last container one node GET plus one guarded node patch (no
+        GET when finding the pod read the node)."""
         async with self._mutex:
             try:
-                pod = await self.find_pod()
+                found, node = await self._find(pod)
             except PodNotFound as exc:
                 await self._note_node(str(exc))
                 raise
             try:
-                return await self._allocate_for(pod, requests)
+                return await self._allocate_for(found, requests, node)
             except (AgentError, ValueError, KeyError, OSError) as exc:  # WireFormatError too
-                await self.fail(pod, exc)
-                raise AllocationError(f"pod {pod.ref}: {exc}") from exc
+                self._written.pop(found.uid, None)
+                await self.fail(found, exc)
+                raise AllocationError(f"pod {found.ref}: {exc}") from exc
 
     async def _allocate_for(
-        self, pod: PodInfo, requests: Sequence[Sequence[str]]
+        self, pod: PodInfo, requests: Sequence[Sequence[str]], node: NodeInfo | None
     ) -> list[ContainerAllocation]:
         entries = list(
             decode_pod_devices(pod.annotations[keys.NVIDIA_TO_ALLOCATE], keys.NVIDIA_TO_ALLOCATE)
@@ -158,11 +182,16 @@ class Allocator:
             responses.append(self._respond(pod, position, entry))
             entries[position] = ()
         remaining = encode_pod_devices(entries)
-        await self.kube.patch_pod(
-            pod.namespace, pod.name, annotations_patch({keys.NVIDIA_TO_ALLOCATE: remaining})
-        )
-        if not any(entries):
-            await self._finish(pod)
+        values = {keys.NVIDIA_TO_ALLOCATE: remaining}
+        done = not any(entries)
+        if done:  # §5.5 steps 4 and 5 in one write: nothing is left for another container
+            values[keys.BIND_PHASE] = keys.BIND_PHASE_SUCCESS
+        await self.kube.patch_pod(pod.namespace, pod.name, annotations_patch(values))
+        if done:
+            self._written.pop(pod.uid, None)
+            await release_node_lock(self.kube, self.node, pod, node)
+        elif node is None:  # found by a hint: the next hinted call must see this write
+            self._written[pod.uid] = replace(pod, annotations={**pod.annotations, **values})
         return responses
 
     def _entry_for(
@@ -197,12 +226,6 @@ class Allocator:
             entry, target, self.settings, index_of=index_of, hook=hook, cache_id=cache_id
         )
 
-    async def _finish(self, pod: PodInfo) -> None:
-        await self.kube.patch_pod(
-            pod.namespace, pod.name, annotations_patch({keys.BIND_PHASE: keys.BIND_PHASE_SUCCESS})
-        )
-        await release_node_lock(self.kube, self.node, pod)
-
     # --- failure -------------------------------------------------------------------------------
 
     async def fail(self, pod: PodInfo, exc: BaseException) -> None:
@@ -236,9 +259,12 @@ class Allocator:
 
     # --- GetPreferredAllocation ----------------------------------------------------------------
 
-    async def preferred(self, requests: Sequence[PreferredRequest]) -> list[list[str]]:
-        """Map the annotated GPUs of the k-th waiting container onto available replica IDs."""
-        wanted = await self._wanted_entries()
+    async def preferred(
+        self, requests: Sequence[PreferredRequest], pod: PodInfo | None = None
+    ) -> list[list[str]]:
+        """Map the annotated GPUs of the k-th waiting container onto available replica IDs.
+        ``pod``: see `find_pod`."""
+        wanted = await self._wanted_entries(pod)
         owners = devlogic.replica_owner(self._gpus(), self.settings.node)
         return [
             devlogic.preferred_replicas(
@@ -247,9 +273,9 @@ class Allocator:
             for k, r in enumerate(requests)
         ]
 
-    async def _wanted_entries(self) -> list[ContainerDevices]:
+    async def _wanted_entries(self, hint: PodInfo | None) -> list[ContainerDevices]:
         try:
-            pod = await self.find_pod()
+            pod = await self.find_pod(hint)
             value = pod.annotations[keys.NVIDIA_TO_ALLOCATE]
             return [e for e in decode_pod_devices(value, keys.NVIDIA_TO_ALLOCATE) if e]
         except (PodNotFound, WireFormatError) as exc:
@@ -295,11 +321,16 @@ def _mig_uuids(pod: PodInfo, position: int, entry: ContainerDevices) -> list[str
     return [a.mig_uuid for a in mine if a.mig_uuid is not None]
 
 
-async def release_node_lock(kube: KubePort, node_name: str, pod: PodInfo) -> None:
+async def release_node_lock(
+    kube: KubePort, node_name: str, pod: PodInfo, node: NodeInfo | None = None
+) -> None:
     """Remove `hami.io/mutex.lock` if this pod holds it (or it has no owner); guarded by
-    resourceVersion and retried on conflicts."""
+    resourceVersion and retried on conflicts. ``node``: a recent read of the node, saving
+    the first GET (a stale one only costs a conflict and a fresh read)."""
+    given = node
     for _ in range(LOCK_RELEASE_ATTEMPTS):
-        node = await kube.get_node(node_name)
+        if node is None:
+            node = await kube.get_node(node_name)
         value = node.annotations.get(keys.NODE_LOCK)
         if value is None or not _owned_by(value, pod):
             return
@@ -308,6 +339,10 @@ async def release_node_lock(kube: KubePort, node_name: str, pod: PodInfo) -> Non
             await kube.patch_node(node_name, patch)
             return
         except Conflict:
+            if node is given:  # the caller's read was stale: read again at once
+                given = node = None
+                continue
+            node = None
             await asyncio.sleep(0.1)
     raise KubeError(409, f"could not release {keys.NODE_LOCK} on node {node_name}: kept changing")
 

@@ -157,23 +157,26 @@ class Simulator:
             log.warning("simulated kubelet, pod %s: %s", pod.ref, exc)
 
     async def admit(self, agent: NodeAgent, pod: PodInfo) -> None:
-        """What kubelet does for a pod: Allocate for each container that requests GPUs."""
+        """What kubelet does for a pod: Allocate for each container that requests GPUs.
+
+        Unlike the real kubelet we know which pod is being admitted, so the allocator is handed
+        the pod the watch (or re-list) delivered instead of finding it through the API."""
         resource = agent.settings.node.resource_name
         for container in pod.containers:
             count = gpu_count(container.limits, resource)
             if count == 0:
                 continue
-            ids = await self._choose(agent, count)
+            ids = await self._choose(agent, count, pod)
             try:
-                await agent.allocator.allocate([ids])
+                await agent.allocator.allocate([ids], pod)
             except AgentError as exc:
                 log.warning("pod %s container %s: %s", pod.ref, container.name, exc)
                 return
 
-    async def _choose(self, agent: NodeAgent, count: int) -> list[str]:
+    async def _choose(self, agent: NodeAgent, count: int, pod: PodInfo) -> list[str]:
         listed = devlogic.kubelet_devices(
             agent.gpus(), agent.health.snapshot(), agent.settings.node
         )
         available = tuple(d.id for d in listed if d.healthy)
-        chosen = await agent.allocator.preferred([PreferredRequest(available, (), count)])
+        chosen = await agent.allocator.preferred([PreferredRequest(available, (), count)], pod)
         return chosen[0]
