@@ -48,7 +48,7 @@ class StubCache:
 
 
 def samples(metrics: Metrics) -> list[Sample]:
-    text = generate_latest(metrics.registry).decode()
+    text = metrics.render().decode()  # what /metrics serves (equal to generate_latest, below)
     return [
         (s.name, dict(s.labels), s.value)
         for family in text_string_to_metric_families(text)
@@ -300,3 +300,40 @@ async def test_scrape_after_scheduling_through_the_service() -> None:
         assert one(found, "hami_vgpu_core_allocated_ratio", **pod) == 30
         text = (await h.client.get("/metrics")).text
         assert "hami_build_info{" in text and "hami_gpu_core_limit_ratio{" in text
+
+
+def test_render_is_byte_for_byte_generate_latest_and_follows_cache_changes() -> None:
+    odd = Device(uuid='GPU-"q\\n', vendor="NVIDIA", type="T\nx", count=2, memory=0, cores=100)
+    amd = Device(uuid="AMD-0", vendor="AMD", type="MI210", count=4, memory=65536, cores=104)
+    mig = MigAllocation(0, 0, "GPU-b", "1g.10gb", MigPlacement(2, 1), "MIG-1", 9, 0)
+    pods = [
+        PlacedPod(key="team/train", node="n1", devices=POD.devices, mig=(mig,)),
+        PlacedPod(key="x/y", node="n2", devices={"AMD": ((cd("AMD-0", 1024, 52),),)}),
+        PlacedPod(key='q/"p', node="n2", devices={"NVIDIA": ((cd('GPU-"q\\n', 7, 3),),)}),
+    ]
+    cache = StubCache([NODE, Node("n2", (odd, amd))], pods)
+    quotas = [QuotaUsage("team", "nvidia.com/gpumem", 3000, 10000), QuotaUsage("b", "x", -0.0)]
+    for legacy in (False, True):
+        metrics = Metrics(cache, legacy=legacy, quotas=lambda: quotas, leader=lambda: False)
+        metrics.request("filter", "placed", 0.003)
+        metrics.decision("unfit", 'a "reason"\\n')
+        assert metrics.render() == generate_latest(metrics.registry)
+        assert metrics.render() == generate_latest(metrics.registry)  # from cached node lines
+        cache.pods = pods[1:]  # a pod leaves n1: n1 re-rendered, n2's lines reused
+        assert metrics.render() == generate_latest(metrics.registry)
+        cache.nodes = [NODE]  # a node leaves the view
+        assert metrics.render() == generate_latest(metrics.registry)
+        cache.nodes, cache.pods = [NODE, Node("n2", (odd, amd))], pods
+        assert metrics.render() == generate_latest(metrics.registry)
+        assert b"TYPE hami_gpu_memory_limit_bytes gauge" in metrics.render()
+
+
+def test_unchanged_nodes_reuse_their_rendered_lines() -> None:
+    cache = ClusterCache(build(SchedulerConfig()))
+    cache.replace_nodes([gpu_node("n1", uuids=["GPU-1"]), gpu_node("n2", uuids=["GPU-2"])])
+    metrics = Metrics(cache)
+    first = metrics.render()
+    chunks = {name: entry[2] for name, entry in metrics.collector._rendered.items()}
+    assert metrics.render() == first == generate_latest(metrics.registry)
+    again = metrics.collector._rendered
+    assert all(again[name][2] is chunks[name] for name in chunks)

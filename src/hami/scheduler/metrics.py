@@ -10,20 +10,34 @@ Two halves in one private `CollectorRegistry` (the process-wide default registry
 * Our operational metrics: request and decision counters, filter/bind latency, node-lock waits
   and Kubernetes API errors, fed through the small hook methods of `Metrics`. Everything works
   when a hook is never called: the series simply stay absent or at zero.
+
+`Metrics.render` is what /metrics serves: the operational metrics, build info and cache gauges go
+through prometheus_client's ``generate_latest``; the §6.2 families (320,000 series at 5,000 nodes)
+are written as text-format 0.0.4 lines here, byte for byte what ``generate_latest(registry)``
+writes (sorted label names, the same escaping and float spelling), with each node's lines (its
+devices and its pods) kept between scrapes while its `NodeState` and placed pods are the same
+objects, so an unchanged node costs a few list appends.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import platform
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import (
+    UNDERSCORES,
+    escape_label_name,
+    escape_metric_name,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from hami import __version__
 from hami.api.types import ContainerDevice
@@ -279,6 +293,118 @@ class Families:
         yield from self._old.values()
 
 
+class Sink(Protocol):
+    """Where `add_device`, `add_pod` and `add_quota` put samples (`Families` or `_Lines`)."""
+
+    def add(
+        self,
+        spec: Spec,
+        labels: Mapping[str, str],
+        value: float,
+        legacy_value: float | None = None,
+    ) -> None: ...
+
+
+def _escape_value(value: str) -> str:
+    """A label value as generate_latest escapes it (backslash, newline, double quote)."""
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """One family's sample line up to its value: a ``%`` template over escaped label values."""
+
+    slot: int  # the family's position in the exposition
+    template: str  # name{label="%(key)s",...} (labels sorted by name, as generate_latest does)
+
+
+def _line(slot: int, name: str, labels: Iterable[tuple[str, str]], zone: bool) -> _Line:
+    """``labels``: (label name, key); the constant zone label joins them, all sorted by name."""
+    pairs: list[tuple[str, str | None]] = [*labels, *((("zone", None),) if zone else ())]
+    pairs.sort(key=lambda pair: pair[0])  # generate_latest sorts a sample's labels by name
+
+    def part(label: str, key: str | None) -> str:
+        value = _escape_value(ZONE).replace("%", "%%") if key is None else f"%({key})s"
+        return f'{escape_label_name(label, UNDERSCORES).replace("%", "%%")}="{value}"'
+
+    parts = [part(label, key) for label, key in pairs]
+    head = escape_metric_name(name, UNDERSCORES).replace("%", "%%")
+    labelstr = "{" + ",".join(parts) + "}" if parts else ""
+    return _Line(slot, f"{head}{labelstr} ")
+
+
+def _header(name: str, help_text: str) -> str:
+    escaped = escape_metric_name(name, UNDERSCORES)
+    doc = help_text.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {escaped} {doc}\n# TYPE {escaped} gauge\n"
+
+
+class Layout:
+    """The families of `Families` (same order, same legacy twins) as text-format pieces."""
+
+    def __init__(self, specs: Iterable[Spec], legacy: bool = False) -> None:
+        specs = tuple(specs)
+        self.headers: list[str] = []
+        self.new: dict[str, _Line] = {}
+        self.old: dict[str, _Line] = {}
+        for spec in specs:
+            pairs = ((label, label) for label in spec.labels)
+            self.new[spec.name] = _line(len(self.headers), spec.name, pairs, spec.zone)
+            self.headers.append(_header(spec.name, spec.help))
+        for spec in specs:
+            if legacy and spec.legacy:
+                line = _line(len(self.headers), spec.legacy, spec.legacy_labels, spec.zone)
+                self.old[spec.name] = line
+                self.headers.append(_header(spec.legacy, spec.help))
+        self.encoded_headers = [header.encode("utf-8") for header in self.headers]
+        self._numbers: dict[float, str] = {}
+
+    def number(self, value: float) -> str:
+        """``floatToGoString(value)``, remembered (sample values repeat across devices)."""
+        text = self._numbers.get(value)
+        if text is None:
+            text = floatToGoString(value)  # type: ignore[no-untyped-call]
+            if value and len(self._numbers) < 65536:  # 0 and -0.0 are equal but spelt apart
+                self._numbers[value] = text
+        return text
+
+
+class _Lines:
+    """A `Sink` that writes sample lines per family slot (one node's, or the quotas')."""
+
+    __slots__ = ("_escaped", "_labels", "_layout", "lines")
+
+    def __init__(self, layout: Layout) -> None:
+        self._layout = layout
+        self.lines: list[list[str]] = [[] for _ in layout.headers]
+        self._labels: Mapping[str, str] | None = None  # the last label dict, escaped once
+        self._escaped: dict[str, str] = {}
+
+    def add(
+        self,
+        spec: Spec,
+        labels: Mapping[str, str],
+        value: float,
+        legacy_value: float | None = None,
+    ) -> None:
+        if labels is not self._labels:
+            self._labels = labels
+            self._escaped = {k: _escape_value(v) for k, v in labels.items()}
+        escaped, number = self._escaped, self._layout.number
+        line = self._layout.new[spec.name]
+        self.lines[line.slot].append(f"{line.template % escaped}{number(value)}\n")
+        old = self._layout.old.get(spec.name)
+        if old is not None:
+            value = value if legacy_value is None else legacy_value
+            self.lines[old.slot].append(f"{old.template % escaped}{number(value)}\n")
+
+    def chunks(self) -> tuple[tuple[int, bytes], ...]:
+        """(slot, UTF-8 text) of every family that got lines."""
+        return tuple(
+            (slot, "".join(lines).encode("utf-8")) for slot, lines in enumerate(self.lines) if lines
+        )
+
+
 def build_info(build: BuildInfo) -> GaugeMetricFamily:
     """`hami_build_info` (no zone label), shared by the scheduler and the monitor."""
     family = GaugeMetricFamily(BUILD_INFO.name, BUILD_INFO.help, labels=BUILD_INFO.labels)
@@ -310,7 +436,7 @@ def _device_labels(state: NodeState, device: Device) -> dict[str, str]:
     }
 
 
-def add_device(families: Families, state: NodeState, device: Device, usage: DeviceUsage) -> None:
+def add_device(families: Sink, state: NodeState, device: Device, usage: DeviceUsage) -> None:
     """The per-device series of one registered device."""
     labels = _device_labels(state, device)
     core_limit = 100.0 if device.vendor == AMD_VENDOR else float(device.cores)
@@ -348,7 +474,7 @@ def _accumulate(
     into[(position, device.uuid)] = (mem + device.usedmem, cores + device.usedcores)
 
 
-def add_pod(families: Families, pod: PlacedPod, devices: Mapping[str, Device]) -> None:
+def add_pod(families: Sink, pod: PlacedPod, devices: Mapping[str, Device]) -> None:
     namespace, _, name = pod.key.partition("/")
     for (position, uuid), (mem, cores) in sorted(container_usage(pod).items()):
         labels = {
@@ -384,7 +510,7 @@ def add_pod(families: Families, pod: PlacedPod, devices: Mapping[str, Device]) -
         families.add(MIG_INSTANCE, labels, 1)
 
 
-def add_quota(families: Families, quota: QuotaUsage) -> None:
+def add_quota(families: Sink, quota: QuotaUsage) -> None:
     limit = "" if quota.limit is None else f"{quota.limit:g}"
     labels = {"namespace": quota.namespace, "quota_name": quota.name, "limit": limit}
     families.add(QUOTA_USED, labels, quota.used)
@@ -409,6 +535,10 @@ class CacheCollector(Collector):
         self._quotas = quotas
         self._build = build or BuildInfo()
         self._leader = leader
+        self._layout = Layout(SCHEDULER_SPECS, legacy)
+        self._build_text = generate_latest(_Families([build_info(self._build)]))
+        # node name -> (its NodeState, its placed pods, its (slot, text) chunks)
+        self._rendered: dict[str, tuple[NodeState, tuple[PlacedPod, ...], _Chunks]] = {}
 
     def collect(self) -> Iterator[Metric]:
         yield build_info(self._build)
@@ -427,6 +557,39 @@ class CacheCollector(Collector):
         yield from families
         yield from self._cache_gauges(view, pods)
 
+    def render(self) -> bytes:
+        """What ``generate_latest`` writes for `collect`, byte for byte, but from cached lines."""
+        return b"".join(self.render_pieces())
+
+    def render_pieces(self) -> list[bytes]:
+        """`render` in pieces (build info, each family's header and node chunks, cache gauges)."""
+        view = self._source.view
+        layout = self._layout
+        families: list[list[bytes]] = [[header] for header in layout.encoded_headers]
+        previous, rendered = self._rendered, {}
+        pods = 0
+        for state in view.states():
+            name = state.node.name
+            placed = self._source.pods_on(name)
+            pods += len(placed)
+            entry = previous.get(name)
+            if entry is None or entry[0] is not state or not _same(entry[1], placed):
+                entry = (state, tuple(placed), _render_node(layout, state, placed))
+            rendered[name] = entry
+            for slot, text in entry[2]:
+                families[slot].append(text)
+        self._rendered = rendered  # nodes gone from the view drop out here
+        quotas = _Lines(layout)
+        for quota in self._quotas():
+            add_quota(quotas, quota)
+        for slot, text in quotas.chunks():
+            families[slot].append(text)
+        pieces = [self._build_text]
+        for family in families:
+            pieces += family
+        pieces.append(generate_latest(_Families(self._cache_gauges(view, pods))))
+        return pieces
+
     def _cache_gauges(self, view: ClusterView, pods: int) -> Iterator[GaugeMetricFamily]:
         synced = GaugeMetricFamily(
             "hami_scheduler_cache_synced", "1 once the node and pod informers have listed"
@@ -443,6 +606,34 @@ class CacheCollector(Collector):
             yield GaugeMetricFamily(
                 "hami_scheduler_leader", "1 while this replica holds the lease", self._leader()
             )
+
+
+_Chunks = tuple[tuple[int, bytes], ...]
+
+
+def _same(cached: tuple[PlacedPod, ...], placed: list[PlacedPod]) -> bool:
+    return len(cached) == len(placed) and all(map(operator.is_, cached, placed))
+
+
+def _render_node(layout: Layout, state: NodeState, placed: Iterable[PlacedPod]) -> _Chunks:
+    """One node's lines: its devices', then its pods' (as `CacheCollector.collect` adds them)."""
+    lines = _Lines(layout)
+    by_uuid = {d.uuid: d for d in state.node.devices}
+    for device, usage in zip(state.node.devices, state.usage, strict=True):
+        add_device(lines, state, device, usage)
+    for pod in placed:
+        add_pod(lines, pod, by_uuid)
+    return lines.chunks()
+
+
+@dataclass(frozen=True, slots=True)
+class _Families:
+    """Already-built families as something ``generate_latest`` can render."""
+
+    families: Iterable[Metric]
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
 
 
 # --- the service-facing object ----------------------------------------------------------------
@@ -502,6 +693,17 @@ class Metrics:
             cache, legacy=legacy, quotas=quotas, build=build, leader=leader
         )
         self.registry.register(self.collector)
+        ops = (self.requests, self.latency, self.decisions, self.lock_waits, self.api_errors)
+        self._operational: tuple[Collector, ...] = ops
+
+    def render(self) -> bytes:
+        """The /metrics body: exactly ``generate_latest(self.registry)``, in a fraction of the time.
+
+        The operational metrics (registered first) still go through prometheus_client; the cache
+        families come from `CacheCollector.render`.
+        """
+        operational = _Families([m for c in self._operational for m in c.collect()])
+        return b"".join([generate_latest(operational), *self.collector.render_pieces()])
 
     # hooks ------------------------------------------------------------------------------------
 
