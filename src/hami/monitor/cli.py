@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from hami import aio
 from hami.monitor.main import ServeSettings, serve
 from hami.monitor.monitor import MonitorSettings
 from hami.scheduler.cli import parse_duration
@@ -47,4 +47,4 @@ def monitor(
         kubeconfig=kubeconfig,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings))
+        aio.run(serve(settings))

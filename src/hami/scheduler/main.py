@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 
 import uvicorn
 
+from hami import aio
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.scheduler.app import create_app
 from hami.scheduler.service import SchedulerService
@@ -95,4 +96,4 @@ async def _lost(service: SchedulerService) -> None:
 
 
 def run(settings: SchedulerSettings) -> None:
-    asyncio.run(serve(settings))
+    aio.run(serve(settings))
