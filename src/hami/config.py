@@ -20,11 +20,13 @@ from hami.vendors.config import (
     AmdConfig,
     CambriconConfig,
     CountConfig,
+    EnflameDrsConfig,
     HygonConfig,
     IluvatarChip,
     KunlunConfig,
     MetaxConfig,
     MthreadsConfig,
+    NeuronConfig,
     VendorAwareConfig,
     VendorSettings,
     VnpuConfig,
@@ -33,11 +35,7 @@ from hami.vendors.config import (
 
 # Sections of HAMi's device config whose vendors are not implemented yet: accepted (so a HAMi
 # file loads) and ignored. Every other section is validated and configures its vendor.
-VENDOR_SECTIONS = frozenset(
-    {
-        "awsneuron",
-    }
-)
+VENDOR_SECTIONS: frozenset[str] = frozenset()
 
 
 class ConfigError(ValueError):
@@ -146,6 +144,15 @@ class KunlunSection(_Strict):
         return KunlunConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
 
 
+class NeuronSection(_Strict):
+    resource_count_name: str = Field("aws.amazon.com/neuron", min_length=1)
+    resource_core_name: str = Field("aws.amazon.com/neuroncore", min_length=1)
+    enabled: bool = True
+
+    def to_vendor(self) -> NeuronConfig | None:
+        return NeuronConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
+
+
 class CountSection(_Strict):
     resource_count_name: str = Field(min_length=1)
     enabled: bool = True
@@ -173,7 +180,8 @@ class AmdSection(_Strict):
 
 
 class EnflameSection(_Strict):
-    """`enflame:`; only the whole-GCU resource is used so far (DRS slices are not implemented)."""
+    """`enflame:`: whole GCUs (`GCU`) and DRS slices (`Enflame`); the vGCU names are accepted and
+    only stand in for an empty `resourceNameDRSGCU`, as in HAMi."""
 
     resource_name_gcu: str = Field("enflame.com/gcu", min_length=1, alias="resourceNameGCU")
     resource_name_drsgcu: str = Field("enflame.com/drs-gcu", alias="resourceNameDRSGCU")
@@ -185,6 +193,19 @@ class EnflameSection(_Strict):
 
     def to_vendor(self) -> CountConfig | None:
         return CountConfig(self.resource_name_gcu) if self.enabled else None
+
+    def to_drs_vendor(self) -> EnflameDrsConfig | None:
+        if not self.enabled:
+            return None
+        default = EnflameDrsConfig()
+        return EnflameDrsConfig(
+            resource_name_drsgcu=self.resource_name_drsgcu
+            or self.resource_name_vgcu
+            or default.resource_name_drsgcu,
+            resource_name_gcu_memory=self.resource_name_gcu_memory
+            or default.resource_name_gcu_memory,
+            resource_name_gcu_core=self.resource_name_gcu_core or default.resource_name_gcu_core,
+        )
 
 
 class IluvatarEntry(_Strict):
@@ -266,6 +287,7 @@ class FileModel(_Strict):
     mthreads: MthreadsSection | None = None
     metax: MetaxSection | None = None
     kunlun: KunlunSection | None = None
+    awsneuron: NeuronSection | None = None
     amd: AmdSection | None = None
     enflame: EnflameSection | None = None
     vastai: VastaiSection | None = None
@@ -286,8 +308,10 @@ class FileModel(_Strict):
             mthreads=self.mthreads.to_vendor() if self.mthreads else None,
             metax=self.metax.to_vendor() if self.metax else None,
             kunlun=self.kunlun.to_vendor() if self.kunlun else None,
+            awsneuron=self.awsneuron.to_vendor() if self.awsneuron else None,
             amd=self.amd.to_vendor() if self.amd else None,
             enflame_gcu=self.enflame.to_vendor() if self.enflame else None,
+            enflame_drs=self.enflame.to_drs_vendor() if self.enflame else None,
             vastai=self.vastai.to_vendor() if self.vastai else None,
             biren=self.biren.to_vendor() if self.biren else None,
             iluvatars=chips,

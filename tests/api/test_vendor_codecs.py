@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -68,3 +69,57 @@ def test_hygon_comma_registration_round_trip() -> None:
 def test_unix_nanos() -> None:
     moment = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
     assert codec.unix_nanos(moment) == "1767323045000006000"
+
+
+# --- Enflame DRS (§4.10) ---------------------------------------------------------------------------
+
+
+def test_drs_capacity_golden_value() -> None:
+    value = (
+        '{"devices":[{"index":"0","minor":"0","capacity":6},{"index":"1","minor":"","capacity":"6"}],'
+        '"profiles":{"6g.40gb":"2","1g.6gb":"0","3g.20gb":"1"}}'
+    )
+    decoded = codec.decode_drs_capacity(value)
+    assert decoded.devices == (codec.DrsDevice(0, "0", 6), codec.DrsDevice(1, "1", 6))
+    assert decoded.profiles == (
+        codec.DrsProfile("1g.6gb", "0", 1, 6),
+        codec.DrsProfile("3g.20gb", "1", 3, 20),
+        codec.DrsProfile("6g.40gb", "2", 6, 40),
+    )
+
+
+def test_drs_capacity_errors_name_the_key_and_field() -> None:
+    with pytest.raises(WireFormatError, match=r"enflame.com/gcu-drs-capacity: 'devices\[0\]"):
+        codec.decode_drs_capacity('{"devices":[{"capacity":-1}],"profiles":{"1g.6gb":"0"}}')
+
+
+def test_drs_assignments_golden_value() -> None:
+    assigned = {"worker": codec.DrsAssignment(request=2, profile_id="3", profile_name="2g.16gb")}
+    assert codec.encode_drs_assignments(assigned) == (
+        '{"worker":{"allocated":false,"request":2,"profileID":"3","profileName":"2g.16gb"}}'
+    )
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.builds(
+            codec.DrsAssignment,
+            request=st.integers(1, 64),
+            profile_id=st.text(max_size=3),
+            profile_name=st.text(max_size=8),
+        ),
+        max_size=4,
+    )
+)
+def test_drs_assignments_are_json_sorted_by_container(
+    assigned: dict[str, codec.DrsAssignment],
+) -> None:
+    value = codec.encode_drs_assignments(assigned)
+    decoded = json.loads(value)
+    assert list(decoded) == sorted(assigned)
+    for name, item in assigned.items():
+        entry = decoded[name]
+        assert entry["allocated"] is False and entry["request"] == item.request
+        assert entry.get("profileID", "") == item.profile_id
+        assert entry.get("profileName", "") == item.profile_name

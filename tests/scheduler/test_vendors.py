@@ -45,7 +45,15 @@ def test_handshake_specs_come_from_the_vendors() -> None:
     assert specs["AMD"] == HandshakeSpec(
         "AMD", "", "amd.com/gpu", cleanup_key="hami.io/node-amd-register"
     )
-    for capacity_vendor in ("MLU", "Mthreads", "Metax-GPU", "GCU", "kunlun", "Metax-SGPU"):
+    for capacity_vendor in (
+        "MLU",
+        "Mthreads",
+        "Metax-GPU",
+        "GCU",
+        "kunlun",
+        "Metax-SGPU",
+        "AWSNeuron",
+    ):
         assert capacity_vendor not in specs
 
 
@@ -84,7 +92,7 @@ def test_amd_node_never_advertising_gpus_is_not_used_nor_cleaned() -> None:
 def test_lock_specs_are_distinct_and_in_sorted_vendor_order() -> None:
     assert lock_specs(VENDORS, {"NVIDIA", "MLU", "DCU"}) == (MUTEX_LOCK, CAMBRICON)
     assert lock_specs(VENDORS, {"NVIDIA", "MLU"}) == (CAMBRICON, MUTEX_LOCK)
-    assert lock_specs(VENDORS, {"Mthreads", "GCU", "kunlun", "Metax-GPU"}) == ()
+    assert lock_specs(VENDORS, {"Mthreads", "GCU", "kunlun", "Metax-GPU", "AWSNeuron"}) == ()
     assert lock_specs(VENDORS, {"AMD", "Biren", "XPU"}) == (MUTEX_LOCK,)
 
 

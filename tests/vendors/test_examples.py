@@ -43,6 +43,8 @@ def test_every_vendor_pod_is_placed_on_its_node() -> None:
         "demo/rocm": "amd-mi300x",
         "demo/supa": "biren-106",
         "demo/vaststream": "vastai-va1",
+        "demo/neuron": "aws-inf2",
+        "demo/gcu-drs": "enflame-drs",
     }
     notes = {d.pod: d.annotations for d in outcome.decisions}
     assert notes["demo/npu"]["huawei.com/Ascend910B2"] == (
@@ -58,6 +60,16 @@ def test_every_vendor_pod_is_placed_on_its_node() -> None:
     assert notes["demo/rocm"]["hami.io/amd-devices-allocated"] == (
         "amd-0,AMD-Instinct-MI300X,16384,76:;"
     )
+    assert notes["demo/neuron"]["hami.io/aws-neuron-devices-allocated"] == (
+        "aws-inf2-AWSNeuron-0,AWSNeuron,0,1:;"
+    )
+    assert notes["demo/neuron"]["AWS_NEURON_IDS"] == "0"
+    assert notes["demo/gcu-drs"]["hami.io/enflame-vgpu-devices-allocated"] == (
+        "enflame-drs-enflame-drs-1,Enflame,16384,25:;enflame-drs-enflame-drs-0,Enflame,32768,50:;"
+    )
+    assert notes["demo/gcu-drs"]["enflame.com/gcu-request-size"] == "2"
+    drs = outcome.view.get("enflame-drs")
+    assert drs is not None and sum(u.used for u in drs.usage) == 6  # 2 + 4 slices
 
 
 def test_sim_reads_annotation_registered_vendors_as_is() -> None:

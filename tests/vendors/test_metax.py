@@ -9,7 +9,8 @@ import pytest
 from hami.api import keys
 from hami.api.types import ContainerDevice
 from hami.core.errors import RequestInvalid
-from hami.core.model import ContainerRequest, DeviceUsage, Node
+from hami.core.fit import NodeFit, fit_pod
+from hami.core.model import EMPTY_USAGE, ContainerRequest, DeviceUsage, Node, PodRequest
 from hami.core.vendor import Pick
 from hami.vendors.metax import MetaxGpuVendor, MetaxSgpuDevice, MetaxSgpuVendor
 from tests.vendors.helpers import container, fit
@@ -74,6 +75,46 @@ def test_whole_gpu_score_from_topology_tables() -> None:
     assert GPU.score_node(node, [], two, "binpack") == 1900.0
     assert GPU.score_node(node, [], two, "spread") == 1950.0
     assert GPU.score_node(node, [], [[]], "binpack") == 0.0
+
+
+WHOLE = ContainerRequest("Metax-GPU", 1, mem_pct=100, coresreq=100)
+
+
+def _pod(*containers: ContainerRequest | None, init_count: int = 0) -> PodRequest:
+    return PodRequest(
+        namespace="ns",
+        name="p",
+        containers=tuple((c,) if c else () for c in containers),
+        init_count=init_count,
+    )
+
+
+def test_whole_gpu_two_containers_take_one_card_each() -> None:
+    """HAMi's same-card rule (§4.9) is not reproduced: with one slot per card it made two GPU
+    containers unschedulable everywhere (HAMi later dropped it, #2837)."""
+    node = Node("n", GPU.capacity_devices("n", {"metax-tech.com/gpu": "2"}, {}, {}))
+    placed = fit_pod(node, [EMPTY_USAGE] * 2, _pod(WHOLE, WHOLE), {GPU.key: GPU})
+    assert isinstance(placed, NodeFit)
+    first, second = ([p.device.uuid for p in c] for c in placed.picks["Metax-GPU"])
+    assert len(first) == len(second) == 1 and first != second
+
+
+def test_whole_gpu_init_and_app_container_share_the_card() -> None:
+    node = Node("n", GPU.capacity_devices("n", {"metax-tech.com/gpu": "2"}, {}, {}))
+    placed = fit_pod(
+        node, [EMPTY_USAGE] * 2, _pod(WHOLE, None, WHOLE, init_count=1), {GPU.key: GPU}
+    )
+    assert isinstance(placed, NodeFit)
+    chosen = [[p.device.uuid for p in c] for c in placed.picks["Metax-GPU"]]
+    assert chosen[1] == [] and chosen[0] == chosen[2] and len(chosen[0]) == 1
+    assert placed.delta == {chosen[0][0]: DeviceUsage(used=1, usedmem=65536, usedcores=100)}
+
+
+def test_whole_gpu_one_container_may_take_several_cards() -> None:
+    node = Node("n", GPU.capacity_devices("n", {"metax-tech.com/gpu": "2"}, {}, {}))
+    two = ContainerRequest("Metax-GPU", 2, mem_pct=100, coresreq=100)
+    placed = fit_pod(node, [EMPTY_USAGE] * 2, _pod(two), {GPU.key: GPU})
+    assert isinstance(placed, NodeFit) and len(placed.picks["Metax-GPU"][0]) == 2
 
 
 # --- sGPU ------------------------------------------------------------------------------------------

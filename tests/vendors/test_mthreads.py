@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from hami.api import keys
 from hami.api.types import ContainerDevice
 from hami.core.errors import RequestInvalid
-from hami.core.model import ContainerRequest
+from hami.core.fit import NodeFit, fit_pod
+from hami.core.model import (
+    EMPTY_USAGE,
+    ContainerRequest,
+    DeviceUsage,
+    Node,
+    PodOptions,
+    PodRequest,
+)
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import Pick
+from hami.core.vendor import FitContext, Pick
 from hami.vendors.mthreads import MthreadsVendor
-from tests.vendors.helpers import container, fit
+from tests.vendors.helpers import candidates, container, fit
 
 V = MthreadsVendor()
 CAPACITY = {"mthreads.com/sgpu-core": "32", "mthreads.com/sgpu-memory": "192"}
@@ -79,3 +89,69 @@ def test_pod_annotations_and_stamps() -> None:
         "mthreads.com/predicate-time": "unix-nanos",
         "mthreads.com/predicate-node": "node-name",
     }
+
+
+# --- one card per pod (§4.8) -----------------------------------------------------------------------
+
+
+def _pod(*containers: ContainerRequest | None, init_count: int = 0) -> PodRequest:
+    return PodRequest(
+        namespace="ns",
+        name="p",
+        containers=tuple((c,) if c else () for c in containers),
+        init_count=init_count,
+    )
+
+
+def test_every_container_of_a_pod_on_the_same_card() -> None:
+    node = Node("n", V.capacity_devices("n", CAPACITY, {}, {}))
+    small = ContainerRequest("Mthreads", 1, memreq=4096, mem_pct=0, coresreq=4)
+    placed = fit_pod(node, [EMPTY_USAGE] * 2, _pod(small, None, small), {V.key: V})
+    assert isinstance(placed, NodeFit)
+    cards = {p.device.uuid for c in placed.picks["Mthreads"] for p in c}
+    assert len(cards) == 1
+    assert placed.delta[cards.pop()].used == 2
+
+
+def test_a_later_container_may_not_take_another_card() -> None:
+    node = Node("n", V.capacity_devices("n", CAPACITY, {}, {}))
+    small = ContainerRequest("Mthreads", 1, memreq=4096, mem_pct=0, coresreq=4)
+    big = ContainerRequest("Mthreads", 1, memreq=47104, mem_pct=0, coresreq=4)
+    unfit = fit_pod(node, [EMPTY_USAGE] * 2, _pod(small, big), {V.key: V})
+    assert isinstance(unfit, Unfit)
+    assert unfit.counts == {
+        Reason.CARD_INSUFFICIENT_MEMORY: 1,
+        Reason.CARD_NOT_FOUND_CUSTOM_FILTER_RULE: 1,
+    }
+    assert unfit.text() == "1/2 CardInsufficientMemory, 1/2 CardNotFoundCustomFilterRule"
+
+
+def test_init_containers_share_the_card_too() -> None:
+    """Binpack prefers the busy card 0 for the app container, but the init container could
+    only take card 1, and `mthreads.com/gpu-index` is one list for the whole pod."""
+    node = Node("n", V.capacity_devices("n", CAPACITY, {}, {}))
+    small = ContainerRequest("Mthreads", 1, memreq=4096, mem_pct=0, coresreq=4)
+    big = ContainerRequest("Mthreads", 1, memreq=47104, mem_pct=0, coresreq=4)
+    busy = DeviceUsage(used=1, usedmem=4096, usedcores=4)
+    pod = dataclasses.replace(
+        _pod(big, small, init_count=1), options=PodOptions(gpu_policy=("binpack",))
+    )
+    placed = fit_pod(node, [busy, EMPTY_USAGE], pod, {V.key: V})
+    assert isinstance(placed, NodeFit)
+    assert [[p.device.uuid for p in c] for c in placed.picks["Mthreads"]] == [
+        ["n-mthreads-1"],
+        ["n-mthreads-1"],
+    ]
+    alone = fit_pod(
+        node, [busy, EMPTY_USAGE], dataclasses.replace(pod, containers=((), (small,))), {V.key: V}
+    )
+    assert isinstance(alone, NodeFit)
+    assert [p.device.uuid for p in alone.picks["Mthreads"][1]] == ["n-mthreads-0"]
+
+
+def test_fit_sees_earlier_picks_through_the_context() -> None:
+    devices = V.capacity_devices("n", CAPACITY, {}, {})
+    small = ContainerRequest("Mthreads", 1, memreq=4096, mem_pct=0, coresreq=4)
+    earlier = (Pick(1, ContainerDevice("n-mthreads-1", "Mthreads", 4096, 4), index=1),)
+    picks = V.fit(candidates(devices), small, FitContext(earlier=earlier))
+    assert isinstance(picks, tuple) and [p.device.uuid for p in picks] == ["n-mthreads-1"]

@@ -771,3 +771,129 @@ def decode_count_map(value: str, key: str) -> dict[int, int]:
             key, count, "value", score
         )
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Enflame DRS slices (§4.10)
+
+
+@dataclass(frozen=True, slots=True)
+class DrsProfile:
+    """One DRS profile of `enflame.com/gcu-drs-capacity`: ``<slices>g.<GB>gb`` → profile id."""
+
+    name: str
+    id: str
+    slices: int
+    memory_gb: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrsDevice:
+    """One GCU of `enflame.com/gcu-drs-capacity`: its index, minor and slice capacity."""
+
+    index: int
+    minor: str
+    capacity: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrsCapacity:
+    """The decoded registration; profiles sorted by (slices, GB) as HAMi tries them."""
+
+    devices: tuple[DrsDevice, ...]
+    profiles: tuple[DrsProfile, ...]
+
+
+def parse_drs_profile(name: str) -> tuple[int, int] | None:
+    """``"2g.16gb"`` → (2 slices, 16 GB), as HAMi's parseProfile reads it (case-insensitive, the
+    ``g``/``gb`` suffixes optional); None when either number is missing or not positive."""
+    parts = name.strip().lower().split(".")
+    if len(parts) < 2:
+        return None
+    slices = parts[0].strip().removesuffix("g")
+    memory = parts[1].strip().removesuffix("gb")
+    if not (slices.isascii() and slices.isdigit() and memory.isascii() and memory.isdigit()):
+        return None
+    if int(slices) <= 0 or int(memory) <= 0:
+        return None
+    return int(slices), int(memory)
+
+
+def decode_drs_capacity(value: str, key: str = keys.ENFLAME_DRS_CAPACITY) -> DrsCapacity:
+    """``{"devices":[{"index":"0","minor":"0","capacity":6}],"profiles":{"1g.6gb":"0"}}``.
+
+    A capacity may be a JSON number or a decimal string and must be positive; an index that is
+    not a number falls back to the device's position (as HAMi does), an empty minor to the
+    index. Profile names HAMi cannot read are skipped, but at least one must remain.
+    """
+    raw = _load_json(key, value)
+    if not isinstance(raw, dict):
+        raise WireFormatError(key, _clip(value), "expected a JSON object")
+    fields = cast(dict[str, object], raw)
+    listed = fields.get("devices")
+    if not isinstance(listed, list):
+        raise WireFormatError(key, "devices", f"expected an array, not {listed!r}")
+    named = fields.get("profiles")
+    if not isinstance(named, dict):
+        raise WireFormatError(key, "profiles", f"expected an object, not {named!r}")
+    profiles = _drs_profiles(key, cast(dict[str, object], named))
+    devices = tuple(
+        _drs_device(key, position, item) for position, item in enumerate(cast(list[object], listed))
+    )
+    return DrsCapacity(devices=devices, profiles=profiles)
+
+
+def _drs_profiles(key: str, named: Mapping[str, object]) -> tuple[DrsProfile, ...]:
+    found = []
+    for name, profile_id in named.items():
+        if not isinstance(profile_id, str):
+            raise WireFormatError(key, f"profiles.{name}", f"id {profile_id!r} is not a string")
+        parsed = parse_drs_profile(name)
+        if parsed is not None:
+            found.append(DrsProfile(name, profile_id, *parsed))
+    if not found:
+        raise WireFormatError(key, "profiles", "no valid profile (<slices>g.<GB>gb)")
+    return tuple(sorted(found, key=lambda p: (p.slices, p.memory_gb, p.name)))
+
+
+def _drs_device(key: str, position: int, item: object) -> DrsDevice:
+    piece = f"devices[{position}]"
+    if not isinstance(item, dict):
+        raise WireFormatError(key, piece, "expected an object")
+    fields = cast(dict[str, object], item)
+    index_text = _str_field(key, f"{piece}.index", fields, "index").strip()
+    index = int(index_text) if _DECIMAL_INT.fullmatch(index_text) else position
+    if not 0 <= index <= INT32_MAX:
+        index = position
+    minor = _str_field(key, f"{piece}.minor", fields, "minor").strip() or str(index)
+    if "capacity" not in fields:
+        raise WireFormatError(key, f"{piece}.capacity", "missing")
+    capacity = _int(key, f"{piece}.capacity", "capacity", fields["capacity"])
+    if capacity <= 0:
+        raise WireFormatError(key, f"{piece}.capacity", f"capacity {capacity} is not positive")
+    return DrsDevice(index=index, minor=minor, capacity=capacity)
+
+
+@dataclass(frozen=True, slots=True)
+class DrsAssignment:
+    """One container's entry of the `assigned-containers` pod annotation."""
+
+    request: int  # slices
+    profile_id: str = ""
+    profile_name: str = ""
+    allocated: bool = False
+
+
+def encode_drs_assignments(assigned: Mapping[str, DrsAssignment]) -> str:
+    """``{"worker":{"allocated":false,"request":2,"profileID":"3","profileName":"2g.16gb"}}``:
+    container names sorted, fields in HAMi's struct order, empty profile fields omitted."""
+    out: dict[str, dict[str, object]] = {}
+    for name in sorted(assigned):
+        item = assigned[name]
+        entry: dict[str, object] = {"allocated": item.allocated, "request": item.request}
+        if item.profile_id:
+            entry["profileID"] = item.profile_id
+        if item.profile_name:
+            entry["profileName"] = item.profile_name
+        out[name] = entry
+    return go_json(out)

@@ -2,16 +2,21 @@
 
 A pod's usage per device is collapsed: init containers run one after another before the app
 containers, so a device carries max(Σ app containers, largest init container) of memory and
-cores, and max(app occurrences, 1) slots.
+cores, and max(Σ app slots, largest init slots, 1) slots. An entry takes one slot unless its
+vendor says otherwise (`Pick.slots` while fitting, `SlotVendor` when rebuilding from annotations).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hami.api.types import ContainerDevice, MigAllocation
 from hami.core.model import EMPTY_USAGE, DeviceUsage, MigReservation, Node
+from hami.core.vendor import SlotVendor, as_slot_vendor
+
+# The slots one recorded entry of a vendor takes: (vendor key, entry) → slots.
+SlotsOf = Callable[[str, ContainerDevice], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,25 +36,41 @@ def collapse(
     init_count: int,
     init_done: bool = False,
     mig: Iterable[tuple[str, MigReservation]] = (),
+    slots: Iterable[Sequence[int]] | None = None,
 ) -> dict[str, DeviceUsage]:
-    """Per-UUID usage of one pod's containers (one vendor or all vendors flattened)."""
+    """Per-UUID usage of one pod's containers (one vendor or all vendors flattened).
+
+    ``slots``, when given, runs parallel to ``containers``: the slots each entry takes (default
+    1 each). An app container adds its entries' slots; an init container holds the largest slot
+    count among its entries on a device (1 for ordinary entries: HAMi counts it once, §7.3).
+    """
     app: dict[str, list[int]] = {}
     init: dict[str, list[int]] = {}
+    sizes_of = iter(slots) if slots is not None else None
     for position, container in enumerate(containers):
+        sizes = next(sizes_of) if sizes_of is not None else None
         is_init = position < init_count
         if is_init and init_done:
             continue
-        per_container: dict[str, list[int]] = {}
-        for device in container:
-            slot = per_container.setdefault(device.uuid, [0, 0, 0])
-            slot[0] += 1
-            slot[1] += device.usedmem
-            slot[2] += device.usedcores
+        per_container: dict[str, list[int]] = {}  # uuid → [slots, mem, cores, largest entry]
+        if sizes is None:
+            for device in container:
+                slot = per_container.setdefault(device.uuid, [0, 0, 0, 1])
+                slot[0] += 1
+                slot[1] += device.usedmem
+                slot[2] += device.usedcores
+        else:
+            for device, size in zip(container, sizes, strict=True):
+                slot = per_container.setdefault(device.uuid, [0, 0, 0, size])
+                slot[0] += size
+                slot[1] += device.usedmem
+                slot[2] += device.usedcores
+                slot[3] = max(slot[3], size)
         target = init if is_init else app
-        for uuid, (count, mem, cores) in per_container.items():
+        for uuid, (count, mem, cores, peak) in per_container.items():
             acc = target.setdefault(uuid, [0, 0, 0])
             if is_init:
-                acc[0] = 1
+                acc[0] = max(acc[0], peak)
                 acc[1] = max(acc[1], mem)
                 acc[2] = max(acc[2], cores)
             else:
@@ -72,37 +93,73 @@ def collapse(
     return result
 
 
-def pod_usage(pod: PlacedPod) -> dict[str, DeviceUsage]:
-    """Collapsed usage of a placed pod over all its vendors, MIG reservations included."""
-    containers = _flatten(pod.devices)
+def pod_usage(pod: PlacedPod, slots_of: SlotsOf | None = None) -> dict[str, DeviceUsage]:
+    """Collapsed usage of a placed pod over all its vendors, MIG reservations included.
+
+    ``slots_of`` says how many slots a recorded entry takes (None: one each).
+    """
+    containers, slots = _flatten(pod.devices, slots_of)
     mig = [(a.gpu_uuid, MigReservation(a.profile, a.placement)) for a in pod.mig]
-    return collapse(containers, pod.init_count, pod.init_done, mig)
+    return collapse(containers, pod.init_count, pod.init_done, mig, slots)
 
 
 def _flatten(
     devices: Mapping[str, tuple[tuple[ContainerDevice, ...], ...]],
-) -> list[tuple[ContainerDevice, ...]]:
+    slots_of: SlotsOf | None = None,
+) -> tuple[list[tuple[ContainerDevice, ...]], list[tuple[int, ...]] | None]:
     width = max((len(v) for v in devices.values()), default=0)
     merged: list[tuple[ContainerDevice, ...]] = [() for _ in range(width)]
-    for per_vendor in devices.values():
+    sizes: list[tuple[int, ...]] | None = None
+    if slots_of is not None:
+        sizes = [() for _ in range(width)]
+    for vendor, per_vendor in devices.items():
         for position, container in enumerate(per_vendor):
             merged[position] = merged[position] + container
-    return merged
+            if sizes is not None and slots_of is not None:
+                sizes[position] += tuple(slots_of(vendor, d) for d in container)
+    return merged, sizes
+
+
+def slot_counter(node: Node, vendors: Mapping[str, object] | None) -> SlotsOf | None:
+    """How many slots a recorded entry takes on ``node``, from the vendors that implement
+    `SlotVendor` and have devices there; None (one slot each) when there are none."""
+    if not vendors:
+        return None
+    present = {d.vendor for d in node.devices}
+    hooks: dict[str, SlotVendor] = {}
+    for key, vendor in vendors.items():
+        hook = as_slot_vendor(vendor) if key in present else None
+        if hook is not None:
+            hooks[key] = hook
+    if not hooks:
+        return None
+    index = {d.uuid: d for d in node.devices}
+
+    def slots_of(vendor: str, entry: ContainerDevice) -> int:
+        hook = hooks.get(vendor)
+        device = index.get(entry.uuid)
+        if hook is None or device is None:
+            return 1
+        return max(hook.slots(device, entry), 1)
+
+    return slots_of
 
 
 def node_usage(
-    node: Node, pods: Iterable[PlacedPod]
+    node: Node, pods: Iterable[PlacedPod], vendors: Mapping[str, object] | None = None
 ) -> tuple[tuple[DeviceUsage, ...], tuple[str, ...]]:
     """Usage of every device of ``node`` from the pods placed on it, and the unknown UUIDs.
 
     UUIDs the node does not register are reported (not applied): a stale pod must not poison
-    other devices.
+    other devices. Pass the ``vendors`` so that a `SlotVendor`'s entries take their real slot
+    count (without them every entry takes one slot).
     """
     index = {d.uuid: i for i, d in enumerate(node.devices)}
     usage = [EMPTY_USAGE] * len(node.devices)
     unknown: list[str] = []
+    slots_of = slot_counter(node, vendors)
     for pod in pods:
-        for uuid, taken in pod_usage(pod).items():
+        for uuid, taken in pod_usage(pod, slots_of).items():
             position = index.get(uuid)
             if position is None:
                 unknown.append(uuid)

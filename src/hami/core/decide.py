@@ -14,7 +14,14 @@ from hami.core.fit import NodeFit, fit_pod
 from hami.core.model import PodRequest
 from hami.core.policy import node_preference
 from hami.core.status import NODE_UNREGISTERED, Unfit
-from hami.core.vendor import QuotaRoom, ScoringVendor, Stamp, StampingVendor, Vendor
+from hami.core.vendor import (
+    QuotaRoom,
+    ScoringVendor,
+    Stamp,
+    StampingVendor,
+    Vendor,
+    as_naming_vendor,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +181,13 @@ def _placed(
     stamps: dict[str, Stamp] = {}
     for vendor_key, picks in fit.picks.items():
         vendor = vendors[vendor_key]
-        annotations.update(vendor.pod_annotations(fit.devices(vendor_key), picks))
+        devices = fit.devices(vendor_key)
+        namer = as_naming_vendor(vendor)
+        if namer is not None:
+            names = pod.container_names
+            annotations.update(namer.named_pod_annotations(devices, picks, names))
+        else:
+            annotations.update(vendor.pod_annotations(devices, picks))
         if isinstance(vendor, StampingVendor):
             stamps.update(vendor.stamps())
     return Decision(

@@ -87,7 +87,7 @@ def fit_container(
         chosen[request.vendor] = result
         for pick in result:
             work[pick.position] = work[pick.position].plus(
-                1, pick.device.usedmem, pick.device.usedcores, pick.mig
+                pick.slots, pick.device.usedmem, pick.device.usedcores, pick.mig
             )
     return chosen
 
@@ -100,8 +100,13 @@ def fit_pod(
     quota: Mapping[str, QuotaRoom] | None = None,
 ) -> NodeFit | Unfit:
     """Place every container of ``pod`` on ``node``: init containers each on their own, app
-    containers cumulatively; the result's delta is the collapsed usage (§7.3)."""
+    containers cumulatively; the result's delta is the collapsed usage (§7.3).
+
+    Each vendor's fit sees (`FitContext.earlier`) its picks for every earlier container, init
+    containers included, as HAMi's Fit sees the pod's allocation so far.
+    """
     held = {v: _Held() for v in pod.vendors()}
+    earlier: dict[str, tuple[Pick, ...]] = {}
     rooms = quota or {}
     containers: list[dict[str, tuple[Pick, ...]]] = []
     app_usage = list(usage)
@@ -110,7 +115,9 @@ def fit_pod(
         if not requests:
             containers.append({})
             continue
-        contexts = {v: _context(pod, held[v], rooms.get(v), is_init) for v in held}
+        contexts = {
+            v: _context(pod, held[v], rooms.get(v), is_init, earlier.get(v, ())) for v in held
+        }
         base = usage if is_init else app_usage
         result = fit_container(node, base, requests, pod, vendors, contexts)
         if isinstance(result, Unfit):
@@ -118,15 +125,22 @@ def fit_pod(
         containers.append(result)
         for vendor_key, picks in result.items():
             _account(held[vendor_key], picks, is_init)
+            earlier[vendor_key] = earlier.get(vendor_key, ()) + picks
             if not is_init:
                 for pick in picks:
                     app_usage[pick.position] = app_usage[pick.position].plus(
-                        1, pick.device.usedmem, pick.device.usedcores, pick.mig
+                        pick.slots, pick.device.usedmem, pick.device.usedcores, pick.mig
                     )
     return _node_fit(node, pod, containers)
 
 
-def _context(pod: PodRequest, held: _Held, room: QuotaRoom | None, is_init: bool) -> FitContext:
+def _context(
+    pod: PodRequest,
+    held: _Held,
+    room: QuotaRoom | None,
+    is_init: bool,
+    earlier: tuple[Pick, ...],
+) -> FitContext:
     return FitContext(
         options=pod.options,
         policy=pod.options.gpu_policy,
@@ -136,6 +150,7 @@ def _context(pod: PodRequest, held: _Held, room: QuotaRoom | None, is_init: bool
         floor_memory=held.init_memory,
         floor_cores=held.init_cores,
         annotations=pod.annotations,
+        earlier=earlier,
     )
 
 
@@ -159,5 +174,8 @@ def _node_fit(
     mig: list[tuple[str, MigReservation]] = [
         (p.device.uuid, p.mig) for c in containers for ps in c.values() for p in ps if p.mig
     ]
-    delta = accounting.collapse(flat, pod.init_count, mig=mig)
+    slots = None
+    if any(p.slots != 1 for c in containers for ps in c.values() for p in ps):
+        slots = [tuple(p.slots for v in vendor_keys for p in c.get(v, ())) for c in containers]
+    delta = accounting.collapse(flat, pod.init_count, mig=mig, slots=slots)
     return NodeFit(node=node.name, picks=picks, delta=delta)

@@ -34,6 +34,9 @@ class SliceRules:
     nouse_uuid_key: str | None = None
     use_type_key: str | None = None
     nouse_type_key: str | None = None
+    # Every device picked for the pod's earlier containers (FitContext.earlier) must be this
+    # card, else CardNotFoundCustomFilterRule (HAMi's customFilterRule of Mthreads and MetaX).
+    same_card: bool = False
 
     @property
     def vendor_filters(self) -> bool:
@@ -155,6 +158,13 @@ def _capacity(
     return _Take(profile.memory_mb, profile.core, instance)
 
 
+def _same_card(dev: Device, ctx: FitContext) -> Reason | None:
+    """HAMi's customFilterRule: the pod's earlier containers hold no other card than ``dev``."""
+    if any(p.device.uuid != dev.uuid for p in ctx.earlier):
+        return Reason.CARD_NOT_FOUND_CUSTOM_FILTER_RULE
+    return None
+
+
 def _quota_allows(ctx: FitContext, state: _Progress, memreq: int, cores: int) -> bool:
     room = ctx.quota_room
     if room.memory is not None:
@@ -193,6 +203,8 @@ def slice_fit(
             continue
         while True:  # a MIG GPU may host several instances of one container
             took = _capacity(dev, cand.usage, request, ctx, state, rules)
+            if not isinstance(took, Reason) and rules.same_card:
+                took = _same_card(dev, ctx) or took
             if isinstance(took, Reason):
                 reasons[took] += 1
                 break

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, cast, runtime_checkable
 
 from hami.api.types import ContainerDevice, PodDevices
 from hami.core.model import (
@@ -34,13 +34,20 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Pick:
-    """One device chosen for one container (several picks of one MIG GPU are possible)."""
+    """One device chosen for one container (several picks of one MIG GPU are possible).
+
+    A pick takes ``slots`` of the device's ``count`` (1 for every vendor but Enflame DRS, whose
+    pick takes the chosen profile's slice count). The fit adds exactly that to `DeviceUsage.used`;
+    a vendor with ``slots > 1`` must also implement `SlotVendor`, so that usage rebuilt from the
+    allocation annotation (which records no slot count) agrees with the fit.
+    """
 
     position: int
     device: ContainerDevice
     mig: MigReservation | None = None
     index: int = 0  # the chosen device's registered index (Cambricon profile, Mthreads, Kunlun…)
     note: str = ""  # vendor-private marker for its pod_annotations (e.g. Ascend `hami-core`)
+    slots: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,10 @@ class FitContext:
     # The pod's annotations, for vendor-specific filters (e.g. `hygon.com/use-gpuuuid`) and modes
     # (`huawei.com/vnpu-mode`); empty when the caller does not pass them.
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # This vendor's picks for the pod's earlier containers, in container order, init containers
+    # included (HAMi's `allocated` argument of Fit): for rules across containers, such as
+    # "every container of the pod on the same card" (Moore Threads, MetaX whole GPU).
+    earlier: tuple[Pick, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +156,59 @@ class ScoringVendor(Protocol):
 
 
 @runtime_checkable
+class SlotVendor(Protocol):
+    """A vendor whose picks may take several slots of a device's count (Enflame DRS).
+
+    The allocation annotation records only ``uuid,type,usedmem,usedcores`` per device, so when
+    usage is rebuilt from placed pods (`accounting.node_usage`) the vendor says how many slots a
+    recorded entry takes; it must answer what its fit put in `Pick.slots`. Vendors without this
+    hook take one slot per entry, at no cost.
+    """
+
+    def slots(self, device: Device, used: ContainerDevice) -> int:
+        """The slots ``used`` (one recorded entry) takes on the registered ``device`` (>= 1)."""
+        ...
+
+
+@runtime_checkable
+class ContainerNamingVendor(Protocol):
+    """A vendor whose pod annotations name the pod's containers (Enflame `assigned-containers`).
+
+    The decision calls ``named_pod_annotations`` instead of ``pod_annotations``.
+    """
+
+    def named_pod_annotations(
+        self, devices: PodDevices, picks: Sequence[Sequence[Pick]], names: Sequence[str]
+    ) -> dict[str, str]:
+        """``pod_annotations`` given the container names (init containers first; may be
+        empty when the caller does not know them)."""
+        ...
+
+
+def as_slot_vendor(vendor: object) -> SlotVendor | None:
+    """``vendor`` as a `SlotVendor`, or None (checked once per class: ``isinstance`` against a
+    runtime protocol costs microseconds, too much on the decision path)."""
+    return cast(SlotVendor, vendor) if _implements(type(vendor), SlotVendor) else None
+
+
+def as_naming_vendor(vendor: object) -> ContainerNamingVendor | None:
+    """``vendor`` as a `ContainerNamingVendor`, or None (checked once per class)."""
+    if _implements(type(vendor), ContainerNamingVendor):
+        return cast(ContainerNamingVendor, vendor)
+    return None
+
+
+_IMPLEMENTS: dict[tuple[type, type], bool] = {}  # (vendor class, protocol) → answer
+
+
+def _implements(kind: type, protocol: type) -> bool:
+    known = _IMPLEMENTS.get((kind, protocol))
+    if known is None:
+        known = _IMPLEMENTS[(kind, protocol)] = issubclass(kind, protocol)
+    return known
+
+
+@runtime_checkable
 class StampingVendor(Protocol):
     """A vendor that writes time or node-name annotations at decision time."""
 
@@ -155,7 +219,8 @@ class StampingVendor(Protocol):
 
 @runtime_checkable
 class CapacityVendor(Protocol):
-    """A vendor whose devices are learnt from the node's `status.capacity` (no annotation)."""
+    """A vendor whose devices are learnt from the node's `status.capacity`, or from an
+    annotation whose device ids need the node name (Enflame DRS)."""
 
     def capacity_devices(
         self,

@@ -487,7 +487,7 @@ class ClusterCache:
             if name in self._view:
                 self._view = ClusterView.of(s for s in self._view.states() if s.node.name != name)
             return
-        usage, unknown = accounting.node_usage(node, self.pods_on(name))
+        usage, unknown = accounting.node_usage(node, self.pods_on(name), self.vendors)
         if unknown:
             log.debug("node %s: pods reference unknown devices %s", name, sorted(set(unknown)))
         self._view = self._view.with_state(NodeState.of(node, usage))

@@ -22,14 +22,16 @@ class Outcome:
     unknown_uuids: tuple[str, ...]
 
 
-def initial_view(cluster: Cluster) -> tuple[ClusterView, tuple[str, ...]]:
+def initial_view(
+    cluster: Cluster, vendors: Mapping[str, Vendor] | None = None
+) -> tuple[ClusterView, tuple[str, ...]]:
     by_node: dict[str, list[accounting.PlacedPod]] = {}
     for pod in cluster.placed:
         by_node.setdefault(pod.node, []).append(pod)
     states = []
     unknown: list[str] = []
     for node in cluster.nodes:
-        usage, missing = accounting.node_usage(node, by_node.get(node.name, []))
+        usage, missing = accounting.node_usage(node, by_node.get(node.name, []), vendors)
         unknown.extend(missing)
         states.append(NodeState.of(node, usage))
     return ClusterView.of(states), tuple(unknown)
@@ -38,7 +40,7 @@ def initial_view(cluster: Cluster) -> tuple[ClusterView, tuple[str, ...]]:
 def simulate(
     cluster: Cluster, pods: Sequence[PodRequest], vendors: Mapping[str, Vendor]
 ) -> Outcome:
-    view, unknown = initial_view(cluster)
+    view, unknown = initial_view(cluster, vendors)
     decisions = []
     for pod in pods:
         decision = decide(pod, view, vendors)

@@ -50,10 +50,27 @@ class KunlunConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NeuronConfig:
+    """`awsneuron:` — whole Neuron devices and NeuronCores."""
+
+    resource_count_name: str = "aws.amazon.com/neuron"
+    resource_core_name: str = "aws.amazon.com/neuroncore"
+
+
+@dataclass(frozen=True, slots=True)
 class CountConfig:
     """A vendor configured by its count resource only (Biren, Vastai, Enflame GCU)."""
 
     resource_count_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnflameDrsConfig:
+    """The DRS-slice resources of the `enflame:` section (HAMi's Enflame vendor, §4.10)."""
+
+    resource_name_drsgcu: str = "enflame.com/drs-gcu"
+    resource_name_gcu_memory: str = "enflame.com/gcu-memory"
+    resource_name_gcu_core: str = "enflame.com/gcu-core"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +209,10 @@ class VendorSettings:
     mthreads: MthreadsConfig | None = None
     metax: MetaxConfig | None = None
     kunlun: KunlunConfig | None = None
+    awsneuron: NeuronConfig | None = None
     amd: AmdConfig | None = None
     enflame_gcu: CountConfig | None = None
+    enflame_drs: EnflameDrsConfig | None = None
     vastai: CountConfig | None = None
     biren: CountConfig | None = None
     iluvatars: tuple[IluvatarChip, ...] = ()

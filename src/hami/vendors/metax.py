@@ -30,7 +30,13 @@ from hami.vendors.config import MetaxConfig
 
 _WHOLE_MEMORY = 65536
 _GPU_RULES = SliceRules(
-    gates=False, mig=False, topology=False, quota=False, label=keys.METAX_GPU_VENDOR
+    gates=False,
+    mig=False,
+    topology=False,
+    quota=False,
+    label=keys.METAX_GPU_VENDOR,
+    # No same-card rule: a whole card holds one task, so HAMi's rule (§4.9) made every pod with
+    # two GPU containers unschedulable; HAMi itself dropped it later (#2837).
 )
 _SGPU_RULES = SliceRules(
     gates=False,
@@ -111,6 +117,11 @@ class MetaxGpuVendor:
     def fit(
         self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
     ) -> tuple[Pick, ...] | Unfit:
+        """The generic slice fit, plus HAMi's rule that all containers of a pod use the same
+        card (`CardNotFoundCustomFilterRule`, §4.9), init containers included.
+
+        A whole card has count 1, so two app containers asking for one card each never fit
+        (HAMi behaves the same at the reference version; later HAMi dropped the rule)."""
         return slice_fit(candidates, request, ctx, _GPU_RULES)
 
     def score_node(

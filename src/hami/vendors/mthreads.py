@@ -32,6 +32,7 @@ _RULES = SliceRules(
     label=keys.MTHREADS_VENDOR,
     use_uuid_key=keys.MTHREADS_USE_UUID,
     nouse_uuid_key=keys.MTHREADS_NOUSE_UUID,
+    same_card=True,
 )
 _UNIT = keys.MTHREADS_MEMORY_UNIT
 _CORES = keys.MTHREADS_CORES_PER_GPU
@@ -147,6 +148,9 @@ class MthreadsVendor:
     def fit(
         self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
     ) -> tuple[Pick, ...] | Unfit:
+        """The generic slice fit, plus: every device the pod's earlier containers (init
+        containers included) hold must be this card (`CardNotFoundCustomFilterRule`, §4.8);
+        `mthreads.com/gpu-index` is one pod-wide list, so the containers cannot differ."""
         return slice_fit(candidates, request, ctx, _RULES)
 
     def stamps(self) -> Mapping[str, Stamp]:

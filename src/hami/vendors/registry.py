@@ -15,12 +15,13 @@ from hami.vendors.ascend import AscendVendor
 from hami.vendors.biren import BirenVendor
 from hami.vendors.cambricon import CambriconVendor
 from hami.vendors.config import VendorSettings, vendor_settings
-from hami.vendors.enflame import EnflameGcuVendor
+from hami.vendors.enflame import EnflameDrsVendor, EnflameGcuVendor
 from hami.vendors.hygon import HygonVendor
 from hami.vendors.iluvatar import IluvatarVendor
 from hami.vendors.kunlun import KunlunVendor, KunlunVxpuVendor
 from hami.vendors.metax import MetaxGpuVendor, MetaxSgpuVendor
 from hami.vendors.mthreads import MthreadsVendor
+from hami.vendors.neuron import NeuronVendor
 from hami.vendors.nvidia import NvidiaVendor
 from hami.vendors.vastai import VastaiVendor
 
@@ -31,9 +32,11 @@ _FACTORIES: Sequence[Factory] = (
     lambda cfg, v: [CambriconVendor(v.cambricon)] if v.cambricon else [],
     lambda cfg, v: [HygonVendor(v.hygon)] if v.hygon else [],
     lambda cfg, v: [EnflameGcuVendor(v.enflame_gcu)] if v.enflame_gcu else [],
+    lambda cfg, v: [EnflameDrsVendor(v.enflame_drs)] if v.enflame_drs else [],
     lambda cfg, v: [MthreadsVendor(v.mthreads)] if v.mthreads else [],
     lambda cfg, v: [MetaxGpuVendor(v.metax), MetaxSgpuVendor(v.metax)] if v.metax else [],
     lambda cfg, v: [KunlunVendor(v.kunlun), KunlunVxpuVendor(v.kunlun)] if v.kunlun else [],
+    lambda cfg, v: [NeuronVendor(v.awsneuron)] if v.awsneuron else [],
     lambda cfg, v: [AmdVendor(v.amd)] if v.amd else [],
     lambda cfg, v: [VastaiVendor(v.vastai)] if v.vastai else [],
     lambda cfg, v: [BirenVendor(v.biren)] if v.biren else [],
