@@ -20,7 +20,7 @@ def run(*args: str) -> tuple[int, str]:
 def test_help_lists_the_flags() -> None:
     code, out = run("--help")
     assert code == 0
-    for flag in ("--node-config-file", "--device-split-count", "--simulate", "--inventory"):
+    for flag in ("--node-config-file", "--simulate", "--inventory", "--node-manifests"):
         assert flag in out
 
 
@@ -71,6 +71,36 @@ def test_bad_list_strategy_is_explained() -> None:
 def test_simulate_needs_nodes(tmp_path: Path) -> None:
     code, out = run("--simulate", "--kubeconfig", str(tmp_path / "none"))
     assert code == 2 and "--nodes" in out
+
+
+def test_bad_node_manifest_fails_naming_file_node_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "nodes.yaml"
+    path.write_text(
+        "kind: Node\nmetadata: {name: n1, annotations: {hami.io/node-dcu-register: 7}}\n"
+    )
+    code, out = run(
+        "--simulate",
+        "--node-manifests",
+        str(path),
+        "--config-file",
+        "examples/vendors/config.yaml",
+        "--kubeconfig",
+        str(tmp_path / "none"),
+    )
+    assert code == 2
+    assert f"{path}: Node n1: metadata.annotations.hami.io/node-dcu-register: must be" in out
+
+
+def test_node_manifests_need_the_vendor_sections(tmp_path: Path) -> None:
+    code, out = run(
+        "--simulate",
+        "--node-manifests",
+        "examples/vendors/cluster.yaml",
+        "--kubeconfig",
+        str(tmp_path / "none"),
+    )
+    assert code == 2
+    assert "Node ascend-910b2: registers no device of an enabled vendor" in out
 
 
 def test_flags_take_effect_over_node_json_and_yaml(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -322,19 +322,23 @@ def _mig_uuids(pod: PodInfo, position: int, entry: ContainerDevices) -> list[str
 
 
 async def release_node_lock(
-    kube: KubePort, node_name: str, pod: PodInfo, node: NodeInfo | None = None
+    kube: KubePort,
+    node_name: str,
+    pod: PodInfo,
+    node: NodeInfo | None = None,
+    key: str = keys.NODE_LOCK,
 ) -> None:
-    """Remove `hami.io/mutex.lock` if this pod holds it (or it has no owner); guarded by
-    resourceVersion and retried on conflicts. ``node``: a recent read of the node, saving
-    the first GET (a stale one only costs a conflict and a fresh read)."""
+    """Remove the node lock ``key`` (`hami.io/mutex.lock`) if this pod holds it (or it has no
+    owner); guarded by resourceVersion and retried on conflicts. ``node``: a recent read of
+    the node, saving the first GET (a stale one only costs a conflict and a fresh read)."""
     given = node
     for _ in range(LOCK_RELEASE_ATTEMPTS):
         if node is None:
             node = await kube.get_node(node_name)
-        value = node.annotations.get(keys.NODE_LOCK)
-        if value is None or not _owned_by(value, pod):
+        value = node.annotations.get(key)
+        if value is None or not _owned_by(value, pod, key):
             return
-        patch = annotations_patch({keys.NODE_LOCK: None}, node.resource_version)
+        patch = annotations_patch({key: None}, node.resource_version)
         try:
             await kube.patch_node(node_name, patch)
             return
@@ -344,12 +348,12 @@ async def release_node_lock(
                 continue
             node = None
             await asyncio.sleep(0.1)
-    raise KubeError(409, f"could not release {keys.NODE_LOCK} on node {node_name}: kept changing")
+    raise KubeError(409, f"could not release {key} on node {node_name}: kept changing")
 
 
-def _owned_by(value: str, pod: PodInfo) -> bool:
+def _owned_by(value: str, pod: PodInfo, key: str = keys.NODE_LOCK) -> bool:
     try:
-        lock = decode_node_lock(value)
+        lock = decode_node_lock(value, key)
     except WireFormatError:
         return "," not in value
     if lock.namespace is None:

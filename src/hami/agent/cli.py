@@ -1,4 +1,5 @@
-"""`hami device-plugin`: the NVIDIA device plugin (one node) or ``--simulate`` (many kwok nodes).
+"""`hami device-plugin`: the NVIDIA device plugin (one node) or ``--simulate`` (many kwok nodes:
+NVIDIA ones from fake inventories, any vendor's from Node manifests).
 
 Flags override the per-node JSON, which overrides the shared device-config.yaml (see
 :mod:`hami.agent.settings`). Environment aliases follow HAMi's chart (``NODE_NAME``,
@@ -7,7 +8,6 @@ Flags override the per-node JSON, which overrides the shared device-config.yaml 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from dataclasses import replace
@@ -16,12 +16,14 @@ from typing import Annotated, Any
 
 import typer
 
+from hami import aio
 from hami.agent.discovery import open_backend
 from hami.agent.errors import AgentError, ConfigError
 from hami.agent.health import XidPolicy
 from hami.agent.kube import LightkubePort
 from hami.agent.loading import load_node_file, load_shared, node_config
 from hami.agent.settings import Settings, validate
+from hami.core.vendor import Vendor
 
 app = typer.Typer(help="The NVIDIA device plugin.", add_completion=False)
 
@@ -97,19 +99,47 @@ async def _serve(
         await kube.close()
 
 
+Targets = tuple[list[str], list[Path]]  # (--nodes items, --node-manifests files)
+
+
+def _vendors(shared: Path | None) -> dict[str, Vendor]:
+    """Every vendor the shared config file enables (NVIDIA alone without a file)."""
+    from hami.config import ConfigError as SharedConfigError
+    from hami.config import load_config
+    from hami.vendors import registry
+
+    try:
+        return dict(registry.build(load_config(shared)))
+    except SharedConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 async def _simulate(
-    nodes: list[str],
+    targets: Targets,
     inventory: Path | None,
     kubeconfig: str | None,
     settings_for: Any,
     policy: XidPolicy,
+    shared: Path | None,
 ) -> None:
-    from hami.agent.simulate import Simulator, parse_nodes
+    from hami.agent.manifests import load_manifests
+    from hami.agent.simulate import SIM_POD_PHASES, Simulator, check_plan, parse_nodes
+    from hami.agent.vendornodes import ManifestPlayer
 
-    simulated = parse_nodes(nodes, inventory)
+    items, manifest_files = targets
+    simulated = parse_nodes(items, inventory)
+    vendors = _vendors(shared) if manifest_files else {}
+    manifests = load_manifests(manifest_files, vendors)
+    check_plan(simulated, [n.name for n in manifests])
     kube = LightkubePort.from_kubeconfig(kubeconfig)
+    player = None
+    if manifests:
+        interval = settings_for(manifests[0].name).register_interval  # a process setting
+        player = ManifestPlayer(
+            kube, manifests, vendors, interval=interval, pod_phases=SIM_POD_PHASES
+        )
     try:
-        await Simulator(kube, simulated, settings_for, policy).run()
+        await Simulator(kube, simulated, settings_for, policy, player).run()
     finally:
         await kube.close()
 
@@ -175,10 +205,22 @@ def device_plugin_main(
     disable_healthchecks: Annotated[str, Opt(envvar="DP_DISABLE_HEALTHCHECKS", hidden=True)] = "",
     enable_healthchecks: Annotated[str, Opt(envvar="DP_ENABLE_HEALTHCHECKS", hidden=True)] = "",
     simulate: Annotated[
-        bool, Opt("--simulate", help="Play many kwok nodes from fake inventories.")
+        bool,
+        Opt(
+            "--simulate",
+            help="Play many kwok nodes: NVIDIA from fake inventories (--nodes), any vendor "
+            "from Node manifests (--node-manifests).",
+        ),
     ] = False,
     nodes: Annotated[
         list[str] | None, Opt(help="--simulate: name[=inventory.yaml], repeatable or comma list.")
+    ] = None,
+    node_manifests: Annotated[
+        list[Path] | None,
+        Opt(
+            help="--simulate: Node manifests of any vendor (YAML, as `hami sim` reads them; "
+            "vendor sections from --config-file), repeatable."
+        ),
     ] = None,
     verbose: Annotated[int, Opt("-v", count=True, help="More logging.")] = 0,
 ) -> None:
@@ -194,7 +236,8 @@ def device_plugin_main(
     policy = XidPolicy.from_env(disable_healthchecks, enable_healthchecks)
     source = (backend, inventory, kubeconfig)
     try:
-        _run(simulate, node_name, nodes or [], source, files, process, flags, policy)
+        targets = (nodes or [], node_manifests or [])
+        _run(simulate, node_name, targets, source, files, process, flags, policy)
     except AgentError as exc:
         typer.echo(f"hami device-plugin: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -203,7 +246,7 @@ def device_plugin_main(
 def _run(
     simulate: bool,
     node_name: str | None,
-    nodes: list[str],
+    targets: Targets,
     source: tuple[str, Path | None, str | None],
     files: Files,
     process: dict[str, Any],
@@ -216,11 +259,11 @@ def _run(
         def settings_for(name: str) -> Settings:
             return replace(_settings_for(name, files, process, flags), prepare_host=False)
 
-        runner = _simulate(nodes, inventory, kubeconfig, settings_for, policy)
+        runner = _simulate(targets, inventory, kubeconfig, settings_for, policy, files[0])
     else:
         if not node_name:
             raise ConfigError("--node-name (or env NODE_NAME) is required")
         settings = _settings_for(node_name, files, process, flags)
         runner = _serve(settings, backend, inventory, kubeconfig, policy)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(runner)
+        aio.run(runner)

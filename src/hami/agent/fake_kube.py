@@ -93,6 +93,18 @@ class FakeKube:
         self._enter("get_node")
         return NodeInfo.from_json(self._node(name))
 
+    async def create_node(self, node: Json) -> None:
+        self._enter("create_node")
+        created = copy.deepcopy(node)
+        meta = created.setdefault("metadata", {})
+        name = meta["name"]
+        if name in self.nodes:
+            raise Conflict(409, f'nodes "{name}" already exists')
+        meta.setdefault("uid", f"uid-{name}")
+        created.setdefault("status", {})
+        self.nodes[name] = created
+        self._bump(created)
+
     async def patch_node(self, name: str, patch: Json) -> None:
         self._enter("patch_node")
         self._patch_into(self.nodes, name, self._node(name), patch)

@@ -47,6 +47,7 @@ class PodInfo:
     annotations: Mapping[str, str]
     containers: tuple[ContainerInfo, ...]
     deleting: bool = False
+    init_count: int = 0  # how many of ``containers`` are init containers
 
     @property
     def ref(self) -> str:
@@ -66,6 +67,7 @@ class PodInfo:
             annotations=dict(meta.get("annotations") or {}),
             containers=tuple(_container(c) for c in containers),
             deleting=bool(meta.get("deletionTimestamp")),
+            init_count=len(spec.get("initContainers") or ()),
         )
 
 
@@ -133,6 +135,11 @@ class KubePort(Protocol):
     """The Kubernetes calls the device plugin makes."""
 
     async def get_node(self, name: str) -> NodeInfo: ...
+
+    async def create_node(self, node: Json) -> None:
+        """Create a Node object (status included, as kubelet registers); `Conflict` if it
+        exists. Only simulate mode creates nodes."""
+        ...
 
     async def patch_node(self, name: str, patch: Json) -> None:
         """JSON merge patch of the node object (metadata, optionally resourceVersion-guarded)."""
@@ -288,6 +295,9 @@ class LightkubePort:
     async def get_node(self, name: str) -> NodeInfo:
         obj = await self._call(self._client.get(Node, name))
         return NodeInfo.from_json(obj.to_dict())
+
+    async def create_node(self, node: Json) -> None:
+        await self._call(self._client.create(Node.from_dict(node)))
 
     async def patch_node(self, name: str, patch: Json) -> None:
         await self._merge(Node, name, patch)

@@ -6,6 +6,10 @@ through the status subresource, as kubelet would) and, for every pod HAMi bound 
 the node's real `Allocator` once per GPU container — init containers first — the way kubelet
 calls ``Allocate``. kwok marks bound pods Running on its own, so Running pods count as waiting.
 
+Nodes of any vendor can be played from Node manifests (``--node-manifests``): a
+:class:`~hami.agent.vendornodes.ManifestPlayer` registers them as the manifests say and does the
+vendor plugins' post-bind bookkeeping for pods bound there.
+
 Bound pods are found by one pod watch (list + watch, re-listed on 410 Gone), so a pod is
 allocated as soon as its binding shows up; a slow full re-list every ``RELIST_SECONDS`` is the
 safety net.
@@ -14,8 +18,9 @@ safety net.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from hami.agent.health import XidPolicy
 from hami.agent.kube import KubePort, PodEvent, PodInfo, PodSelector
 from hami.agent.plugin import NodeAgent
 from hami.agent.settings import Settings
+from hami.agent.vendornodes import ManifestPlayer
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +59,18 @@ def parse_nodes(items: Sequence[str], default_inventory: Path | None) -> list[Si
             nodes.append(SimNode(name, default_inventory))
         else:
             raise ConfigError(f"--nodes: {item!r} names no inventory and --inventory is not set")
-    if not nodes:
-        raise ConfigError("--simulate needs --nodes name[=inventory.yaml],…")
     return nodes
+
+
+def check_plan(nodes: Sequence[SimNode], manifest_nodes: Sequence[str]) -> None:
+    """Something to simulate, and no node both in ``--nodes`` and in a manifest."""
+    if not nodes and not manifest_nodes:
+        raise ConfigError(
+            "--simulate needs --nodes name[=inventory.yaml],… or --node-manifests FILE"
+        )
+    both = sorted({n.name for n in nodes} & set(manifest_nodes))
+    if both:
+        raise ConfigError(f"node {both[0]} is both in --nodes and in --node-manifests")
 
 
 def gpu_count(limits: Mapping[str, str], resource: str) -> int:
@@ -74,8 +89,10 @@ class Simulator:
         nodes: Sequence[SimNode],
         settings_for: Callable[[str], Settings],
         policy: XidPolicy | None = None,
+        manifests: ManifestPlayer | None = None,
     ) -> None:
         self.kube = kube
+        self.manifests = manifests
         self.agents: dict[str, NodeAgent] = {}
         for node in nodes:
             source = FakeSource(
@@ -96,6 +113,8 @@ class Simulator:
         async with asyncio.TaskGroup() as tasks:
             for agent in self.agents.values():
                 tasks.create_task(agent.run(kubelet=False))
+            if self.manifests is not None:
+                tasks.create_task(self.manifests.run())
             tasks.create_task(self.watch())
             tasks.create_task(self._relist_loop())
 
@@ -109,10 +128,10 @@ class Simulator:
         if event.type == "DELETED":
             self._handled.discard(event.pod.uid)
             return None
-        agent = self._claim(event.pod)
-        if agent is None:
+        admit = self._claim(event.pod)
+        if admit is None:
             return None
-        task = asyncio.create_task(self._admit_logged(agent, event.pod))
+        task = asyncio.create_task(self._admit_logged(admit, event.pod))
         self._admitting.add(task)
         task.add_done_callback(self._admitting.discard)
         return task
@@ -134,26 +153,34 @@ class Simulator:
         self._handled &= {p.uid for p in pods}
         done = 0
         for pod in pods:
-            agent = self._claim(pod)
-            if agent is not None:
-                await self.admit(agent, pod)
+            admit = self._claim(pod)
+            if admit is not None:
+                await self._admit_logged(admit, pod)
                 done += 1
         return done
 
-    def _claim(self, pod: PodInfo) -> NodeAgent | None:
-        """The pod's agent if the pod waits on a simulated node and nobody admitted it yet."""
-        agent = self.agents.get(pod.node_name)
-        if agent is None or pod.uid in self._handled:
+    def _claim(self, pod: PodInfo) -> Callable[[PodInfo], Awaitable[None]] | None:
+        """How to admit the pod if it waits on a simulated node and nobody admitted it yet."""
+        if pod.uid in self._handled:
             return None
-        if not is_waiting(pod, pod.node_name, SIM_POD_PHASES):
+        agent = self.agents.get(pod.node_name)
+        admit: Callable[[PodInfo], Awaitable[None]]
+        if agent is not None and is_waiting(pod, pod.node_name, SIM_POD_PHASES):
+            admit = functools.partial(self.admit, agent)
+        elif self.manifests is not None and self.manifests.waiting(pod):
+            admit = self.manifests.admit
+        else:
             return None
         self._handled.add(pod.uid)
-        return agent
+        return admit
 
-    async def _admit_logged(self, agent: NodeAgent, pod: PodInfo) -> None:
+    async def _admit_logged(
+        self, admit: Callable[[PodInfo], Awaitable[None]], pod: PodInfo
+    ) -> None:
         try:
-            await self.admit(agent, pod)
+            await admit(pod)
         except AgentError as exc:
+            self._handled.discard(pod.uid)  # still waiting: the next event or re-list retries
             log.warning("simulated kubelet, pod %s: %s", pod.ref, exc)
 
     async def admit(self, agent: NodeAgent, pod: PodInfo) -> None:

@@ -70,10 +70,32 @@ def local_values(port: int) -> list[str]:
     return ["scheduler.leaderElect=false", f"scheduler.service.httpTargetPort={port}"]
 
 
-def local_scheduler_config(port: int, ca: Path) -> dict[str, Any]:
+def vendor_values() -> list[str]:
+    """Chart values enabling every vendor of ``devices:`` in values.yaml, so kube-scheduler's
+    ``managedResources`` list (and send to the extender) every vendor's resources."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    devices = values.get("devices") or {}
+    return [
+        f"devices.{name}.enabled=true"
+        for name, section in devices.items()
+        if isinstance(section, dict) and "enabled" in section
+    ]
+
+
+def managed_resources(config: dict[str, Any]) -> set[str]:
+    """Every resource the configuration's extenders manage."""
+    return {
+        str(r["name"])
+        for extender in config.get("extenders", [])
+        for r in extender.get("managedResources") or []
+    }
+
+
+def local_scheduler_config(port: int, ca: Path, values: Sequence[str] = ()) -> dict[str, Any]:
     """The chart's configuration for ``hami scheduler`` on 127.0.0.1:``port``, verified with
-    ``ca``. The stack's control plane supplies ``clientConnection`` and ``leaderElection``."""
-    config = kube_scheduler_config(local_values(port))
+    ``ca`` (plus chart ``values``, e.g. :func:`vendor_values`). The stack's control plane
+    supplies ``clientConnection`` and ``leaderElection``."""
+    config = kube_scheduler_config([*local_values(port), *values])
     for extender in config.get("extenders", []):
         if "tlsConfig" in extender:
             extender["tlsConfig"]["caFile"] = str(ca)

@@ -1,10 +1,12 @@
 """`hami demo up|down|show|apply`: the whole stack on a local control plane (`make demo`).
 
 ``up`` starts the control plane (kube-scheduler with the ``hami-scheduler`` profile and our
-extender), ``hami scheduler`` (HTTPS, webhook registered by URL with the cluster CA), simulated
-GPU nodes served by ``hami device-plugin --simulate``, applies the example pods and prints where
-each landed and which slices it got. Everything keeps running, recorded in the cluster's
-``state.json``, so ``hami demo down`` and ``hami cluster down --name demo`` both stop it.
+extender, every vendor's resources managed), ``hami scheduler`` (HTTPS, webhook registered by
+URL with the cluster CA), simulated nodes served by one ``hami device-plugin --simulate`` — the
+NVIDIA nodes from fake inventories, the other vendors' nodes (Ascend, Cambricon, Hygon, …) from
+the Node manifests of ``--vendors`` — applies the example pods and prints where each landed and
+which slices it got. Everything keeps running, recorded in the cluster's ``state.json``, so
+``hami demo down`` and ``hami cluster down --name demo`` both stop it.
 """
 
 from __future__ import annotations
@@ -14,25 +16,32 @@ import contextlib
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
 import yaml
 
+from hami.agent.errors import ConfigError as ManifestError
+from hami.agent.manifests import ManifestNode, load_manifest
+from hami.api import keys
 from hami.cluster import paths
 from hami.cluster.control_plane import LocalCluster
 from hami.cluster.errors import ClusterError
 from hami.cluster.ports import free_port
 from hami.cluster.process import Component
 from hami.cluster.state import read_state, stop_recorded
-from hami.demo import stack
+from hami.config import ConfigError, load_config, parse_config
+from hami.core.vendor import Vendor
+from hami.demo import chart, stack
 from hami.demo.chart import ChartError
 from hami.demo.report import Placement, placement, render
 from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, PODS, Conflict, KubeAPI, KubeAPIError
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
+from hami.vendors import registry
 
 app = typer.Typer(
     name="demo",
@@ -47,6 +56,10 @@ DEMO_NODES = {
     "a10-0": "kwok-generic.yaml",
     "a10-1": "kwok-generic.yaml",
 }
+
+# written into the run directory by `up`: what the scheduler and the device plugin run with
+SCHEDULER_CONFIG = "scheduler-config.yaml"
+VENDOR_NODES = "vendor-nodes.yaml"
 
 NameOption = Annotated[str, typer.Option("--name", help="Which local cluster runs the demo.")]
 TimeoutOption = Annotated[float, typer.Option(help="Seconds to wait for the pods' placement.")]
@@ -72,21 +85,33 @@ def up(
     inventory_dir: Annotated[Path, typer.Option(help="Fake GPU inventories.")] = Path(
         "examples/inventory"
     ),
+    vendors: Annotated[
+        Path,
+        typer.Option(
+            help="Other vendors: Node manifests (cluster.yaml), pods (pods.yaml) and scheduler "
+            "config sections (config.yaml), as `hami sim` reads them."
+        ),
+    ] = Path("examples/vendors"),
+    nvidia_only: Annotated[
+        bool, typer.Option("--nvidia-only", help="Leave the other vendors out.")
+    ] = False,
     name: NameOption = "demo",
     timeout: TimeoutOption = 60.0,
 ) -> None:
     """Start the demo (replacing a running one), place the pods and print where they went."""
     inventories = {node: inventory_dir / file for node, file in DEMO_NODES.items()}
-    missing = [str(p) for p in (config, pods, *inventories.values()) if not p.is_file()]
+    extra = () if nvidia_only else tuple(vendors / f for f in VENDOR_FILES)
+    missing = [str(p) for p in (config, pods, *inventories.values(), *extra) if not p.is_file()]
     if missing:
         raise _fail(f"not found: {', '.join(missing)} (run from the repository root)")
-    manifests = _load_pods(pods)
+    plan = _plan(config, pods, extra)
     _stop_previous(name)
     began = time.monotonic()
-    cluster, port = _start_control_plane(name)
+    cluster, port = _start_control_plane(name, bool(extra))
     try:
-        _start_services(cluster, port, config, inventories)
-        placements = asyncio.run(_populate(cluster, port, list(inventories), manifests, timeout))
+        plugin_files = _write_plan(cluster.run_dir, plan)
+        _start_services(cluster, port, plugin_files, inventories)
+        placements = asyncio.run(_populate(cluster, port, list(inventories), plan, timeout))
     except (ClusterError, stack.StackError, KubeAPIError) as exc:
         typer.echo(f"error: {exc}", err=True)
         typer.echo(f"the demo is left running for inspection; logs: {cluster.run_dir / 'logs'}")
@@ -97,15 +122,76 @@ def up(
     _print_usage(cluster, name)
 
 
-def _load_pods(path: Path) -> list[dict[str, Any]]:
+VENDOR_FILES = ("cluster.yaml", "pods.yaml", "config.yaml")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `up` runs: the scheduler config, the vendor nodes (Node manifests, NVIDIA ones left
+    to the inventories), every pod to apply, and the enabled vendors."""
+
+    config: dict[str, Any]
+    vendors: dict[str, Vendor]
+    nodes: list[ManifestNode]
+    node_docs: list[dict[str, Any]]
+    pods: list[dict[str, Any]]
+
+
+def _plan(config: Path, pods: Path, extra: tuple[Path, ...]) -> Plan:
+    """Read and check every input before anything starts (errors end the command)."""
+    data = next(iter(_yaml_docs(config)), {})
+    manifests = _load_pods(pods)
+    if not extra:
+        return Plan(data, _vendors(data, str(config)), [], [], manifests)
+    cluster_file, pods_file, vendor_config = extra
+    sections = next(iter(_yaml_docs(vendor_config)), {})
+    data = {**sections, **data}  # the NVIDIA section and the policies of --config win
+    vendors = _vendors(data, f"{config} + {vendor_config}")
+    try:
+        nodes = [
+            n for n in load_manifest(cluster_file, vendors) if keys.NVIDIA_VENDOR not in n.vendors
+        ]
+    except ManifestError as exc:
+        raise _fail(str(exc)) from None
+    wanted = {n.name for n in nodes}
+    docs = [d for d in _yaml_docs(cluster_file) if objects.name(d) in wanted]
+    return Plan(data, vendors, nodes, docs, manifests + _load_pods(pods_file))
+
+
+def _vendors(data: object, source: str) -> dict[str, Vendor]:
+    try:
+        return registry.build(parse_config(data, source))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _yaml_docs(path: Path) -> list[dict[str, Any]]:
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
     except (OSError, yaml.YAMLError) as exc:
         raise _fail(f"{path}: {exc}") from None
-    bad = [d for d in docs if not isinstance(d, dict) or d.get("kind", "Pod") != "Pod"]
+    if not all(isinstance(d, dict) for d in docs):
+        raise _fail(f"{path}: every document must be a mapping")
+    return cast(list[dict[str, Any]], docs)
+
+
+def _write_plan(run_dir: Path, plan: Plan) -> tuple[Path, Path | None]:
+    """The scheduler config and the vendor nodes' manifests, in the run directory."""
+    config = run_dir / SCHEDULER_CONFIG
+    config.write_text(yaml.safe_dump(plan.config, sort_keys=False))
+    if not plan.node_docs:
+        return config, None
+    nodes = run_dir / VENDOR_NODES
+    nodes.write_text(yaml.safe_dump_all(plan.node_docs, sort_keys=False))
+    return config, nodes
+
+
+def _load_pods(path: Path) -> list[dict[str, Any]]:
+    docs = _yaml_docs(path)
+    bad = [d for d in docs if d.get("kind", "Pod") != "Pod"]
     if bad:
         raise _fail(f"{path}: only Pods can be applied (found {len(bad)} other documents)")
-    return cast(list[dict[str, Any]], docs)
+    return [stack.with_images(d) for d in docs]
 
 
 def _stop_previous(name: str) -> None:
@@ -119,10 +205,13 @@ def _stop_previous(name: str) -> None:
     shutil.rmtree(_run_dir(name), ignore_errors=True)
 
 
-def _start_control_plane(name: str) -> tuple[LocalCluster, int]:
+def _start_control_plane(name: str, vendors: bool) -> tuple[LocalCluster, int]:
     port = free_port()
+    values = chart.vendor_values() if vendors else []
     try:
-        options = stack.cluster_options(_run_dir(name), f"hami-{name}", port, detach=True)
+        options = stack.cluster_options(
+            _run_dir(name), f"hami-{name}", port, detach=True, chart_values=values
+        )
     except ChartError as exc:
         raise _fail(str(exc)) from None
     cluster = LocalCluster(options)
@@ -135,15 +224,22 @@ def _start_control_plane(name: str) -> tuple[LocalCluster, int]:
 
 
 def _start_services(
-    cluster: LocalCluster, port: int, config: Path, inventories: dict[str, Path]
+    cluster: LocalCluster,
+    port: int,
+    files: tuple[Path, Path | None],
+    inventories: dict[str, Path],
 ) -> None:
-    scheduler = stack.scheduler_component(cluster, port, config=config.resolve())
-    _start_recorded(cluster, scheduler)
-    stack.start_scheduler(scheduler, port, stack.ca_file(cluster.run_dir), detach=True)
+    config, vendor_nodes = files
+    scheduler = stack.scheduler_component(cluster, port, config=config)
+    _start_recorded(cluster, scheduler)  # started once: a second start would orphan one
+    scheduler.wait_ready(stack.ready_probe(port, stack.ca_file(cluster.run_dir)), 60.0)
     typer.echo(f"hami scheduler serving https://127.0.0.1:{port} (/filter /bind /webhook)")
     asyncio.run(_create_nodes(cluster, list(inventories)))
-    _start_recorded(cluster, stack.plugin_component(cluster, inventories))
-    typer.echo(f"hami device-plugin --simulate for {', '.join(inventories)}")
+    manifests = [vendor_nodes] if vendor_nodes else []
+    plugin = stack.plugin_component(cluster, inventories, manifests=manifests, config=config)
+    _start_recorded(cluster, plugin)
+    extra = f" and the vendor nodes of {vendor_nodes}" if vendor_nodes else ""
+    typer.echo(f"hami device-plugin --simulate for {', '.join(inventories)}{extra}")
 
 
 def _start_recorded(cluster: LocalCluster, component: Component) -> None:
@@ -161,25 +257,29 @@ async def _create_nodes(cluster: LocalCluster, names: Sequence[str]) -> None:
 
 
 async def _populate(
-    cluster: LocalCluster,
-    port: int,
-    nodes: Sequence[str],
-    manifests: Sequence[dict[str, Any]],
-    timeout: float,
+    cluster: LocalCluster, port: int, nodes: Sequence[str], plan: Plan, timeout: float
 ) -> list[Placement]:
     api = _api(cluster.kubeconfig)
     try:
         await stack.register_webhook(api, port, stack.ca_file(cluster.run_dir))
         typer.echo("mutating webhook registered by URL (caBundle = the cluster CA)")
         await stack.wait_registered(api, nodes)
-        typer.echo(f"GPUs registered on {len(nodes)} nodes; applying {len(manifests)} pods")
-        return await apply_and_wait(api, manifests, timeout)
+        await stack.wait_manifest_nodes(api, plan.nodes)
+        kinds = sorted({v for n in plan.nodes for v in n.vendors})
+        others = f" and {', '.join(kinds)} on {len(plan.nodes)} more" if kinds else ""
+        typer.echo(
+            f"GPUs registered on {len(nodes)} NVIDIA nodes{others}; applying {len(plan.pods)} pods"
+        )
+        return await apply_and_wait(api, plan.pods, timeout, plan.vendors)
     finally:
         await api.close()
 
 
 async def apply_and_wait(
-    api: KubeAPI, manifests: Sequence[dict[str, Any]], timeout: float
+    api: KubeAPI,
+    manifests: Sequence[dict[str, Any]],
+    timeout: float,
+    vendors: Mapping[str, Vendor] | None = None,
 ) -> list[Placement]:
     """Create the pods (and their namespaces), then wait until each is placed or refused."""
     created: list[tuple[str, str]] = []
@@ -194,7 +294,7 @@ async def apply_and_wait(
             rejected.append(Placement(namespace, objects.name(manifest), None, f"rejected: {exc}"))
     deadline = time.monotonic() + timeout
     while True:
-        placements = [await placement(api, ns, name) for ns, name in created]
+        placements = [await placement(api, ns, name, vendors) for ns, name in created]
         if all(p.decided for p in placements) or time.monotonic() >= deadline:
             return placements + rejected
         await asyncio.sleep(0.5)
@@ -218,8 +318,8 @@ def _print_usage(cluster: LocalCluster, name: str) -> None:
     typer.echo(
         "\nthe cluster keeps running (kubectl is not needed):\n"
         f"  look again:  {hami} demo show{flag}\n"
-        f"  add pods:    {hami} demo apply{flag} my-pods.yaml   (GPU limits: nvidia.com/gpu, "
-        "gpumem, gpucores)\n"
+        f"  add pods:    {hami} demo apply{flag} my-pods.yaml   (limits: nvidia.com/gpu, "
+        "gpumem, gpucores; other vendors as in examples/vendors/pods.yaml)\n"
         f'  the API:     eval "$({hami} cluster env --name {name})"\n'
         f'               {python} -c "{look}"\n'
         f"  logs:        {cluster.run_dir / 'logs'}  (hami-scheduler.log, device-plugin.log, …)\n"
@@ -239,6 +339,15 @@ def _running_kubeconfig(name: str) -> Path:
     if state is None or not state.running:
         raise _fail(f"the demo {name!r} is not running; start it with `hami demo up`")
     return state.kubeconfig
+
+
+def _running_vendors(name: str) -> dict[str, Vendor]:
+    """The vendors the running demo's scheduler has (NVIDIA alone for an older demo)."""
+    path = _run_dir(name) / SCHEDULER_CONFIG
+    try:
+        return registry.build(load_config(path if path.is_file() else None))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()
@@ -263,16 +372,18 @@ def show(
 ) -> None:
     """Print every pod of the demo cluster: its node and GPU slices, or why it waits."""
     kubeconfig = _running_kubeconfig(name)
-    placements = asyncio.run(_all_placements(kubeconfig, namespace))
+    placements = asyncio.run(_all_placements(kubeconfig, namespace, _running_vendors(name)))
     typer.echo("\n".join(render(placements)) if placements else "no pods")
 
 
-async def _all_placements(kubeconfig: Path, namespace: str | None) -> list[Placement]:
+async def _all_placements(
+    kubeconfig: Path, namespace: str | None, vendors: Mapping[str, Vendor]
+) -> list[Placement]:
     api = _api(kubeconfig)
     try:
         pods = (await api.list(PODS, namespace=namespace)).items
-        keys = sorted((objects.namespace(p) or "default", objects.name(p)) for p in pods)
-        return [await placement(api, ns, pod) for ns, pod in keys]
+        found = sorted((objects.namespace(p) or "default", objects.name(p)) for p in pods)
+        return [await placement(api, ns, pod, vendors) for ns, pod in found]
     finally:
         await api.close()
 
@@ -286,15 +397,19 @@ def apply(
     """Create the pods in FILE on the demo cluster and print where they went."""
     kubeconfig = _running_kubeconfig(name)
     manifests = _load_pods(file)
-    placements = asyncio.run(_apply(kubeconfig, manifests, timeout))
+    vendors = _running_vendors(name)
+    placements = asyncio.run(_apply(kubeconfig, manifests, timeout, vendors))
     typer.echo("\n".join(render(placements)))
 
 
 async def _apply(
-    kubeconfig: Path, manifests: Sequence[dict[str, Any]], timeout: float
+    kubeconfig: Path,
+    manifests: Sequence[dict[str, Any]],
+    timeout: float,
+    vendors: Mapping[str, Vendor],
 ) -> list[Placement]:
     api = _api(kubeconfig)
     try:
-        return await apply_and_wait(api, manifests, timeout)
+        return await apply_and_wait(api, manifests, timeout, vendors)
     finally:
         await api.close()

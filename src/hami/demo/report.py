@@ -1,4 +1,5 @@
-"""Where each pod landed and which GPU slices it got, read back from the API server."""
+"""Where each pod landed and which device slices it got (every vendor), read back from the API
+server."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from dataclasses import dataclass
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
+from hami.core.config import SchedulerConfig
+from hami.core.vendor import Vendor
 from hami.k8s import objects
 from hami.k8s.api import EVENTS, NODES, PODS, KubeAPI, Manifest, NotFound
 from hami.scheduler.events import FILTERING_FAILED
+from hami.vendors import registry
+
+_NVIDIA_ONLY = registry.build(SchedulerConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,26 +49,32 @@ def container_names(pod: Manifest) -> list[str]:
     return names
 
 
-def slices_of(pod: Manifest, models: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """Per GPU device of each container: ``uuid (model) mem MiB, cores %``."""
-    value = objects.annotations(pod).get(keys.NVIDIA_ALLOCATED)
-    if not value:
-        return ()
-    try:
-        decoded = codec.decode_pod_devices(value)
-    except WireFormatError as exc:
-        return (("?", f"unreadable {keys.NVIDIA_ALLOCATED}: {exc}"),)
+def slices_of(
+    pod: Manifest, models: Mapping[str, str], vendors: Mapping[str, Vendor] | None = None
+) -> tuple[tuple[str, str], ...]:
+    """Per device of each container, for every vendor's allocation (``vendors``; NVIDIA alone
+    when None): ``uuid (model) mem MiB, cores %``."""
+    annotations = objects.annotations(pod)
     names = container_names(pod)
-    if len(names) != len(decoded):
-        names = [f"#{i}" for i in range(len(decoded))]
-    return tuple(
-        (
-            container,
-            f"{d.uuid} ({models.get(d.uuid, d.type)}) {d.usedmem} MiB, {d.usedcores}% cores",
-        )
-        for container, devices in zip(names, decoded, strict=True)
-        for d in devices
-    )
+    out: list[tuple[str, str]] = []
+    for vendor in (vendors if vendors is not None else _NVIDIA_ONLY).values():
+        try:
+            decoded = vendor.allocated_devices(annotations)
+        except WireFormatError as exc:
+            out.append(("?", f"unreadable {vendor.key} allocation: {exc}"))
+            continue
+        if not decoded:
+            continue
+        labels = names if len(names) == len(decoded) else [f"#{i}" for i in range(len(decoded))]
+        out += [
+            (
+                container,
+                f"{d.uuid} ({models.get(d.uuid, d.type)}) {d.usedmem} MiB, {d.usedcores}% cores",
+            )
+            for container, devices in zip(labels, decoded, strict=True)
+            for d in devices
+        ]
+    return tuple(out)
 
 
 async def why_pending(api: KubeAPI, namespace: str, name: str) -> str:
@@ -75,7 +87,10 @@ async def why_pending(api: KubeAPI, namespace: str, name: str) -> str:
     return f"{FILTERING_FAILED}: {newest.get('message', '')}"
 
 
-async def placement(api: KubeAPI, namespace: str, name: str) -> Placement:
+async def placement(
+    api: KubeAPI, namespace: str, name: str, vendors: Mapping[str, Vendor] | None = None
+) -> Placement:
+    """Where the pod is, with the slices of every vendor in ``vendors`` (None: NVIDIA)."""
     try:
         pod = await api.get(PODS, name, namespace)
     except NotFound:
@@ -84,7 +99,8 @@ async def placement(api: KubeAPI, namespace: str, name: str) -> Placement:
     if not node:
         return Placement(namespace, name, None, await why_pending(api, namespace, name))
     phase = objects.annotations(pod).get(keys.BIND_PHASE, "bound")
-    return Placement(namespace, name, str(node), phase, slices_of(pod, await models(api, node)))
+    slices = slices_of(pod, await models(api, node), vendors)
+    return Placement(namespace, name, str(node), phase, slices)
 
 
 async def models(api: KubeAPI, node: object) -> dict[str, str]:

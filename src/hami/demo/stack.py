@@ -5,7 +5,8 @@
   the GPU resources managed and ``ignoredByScheduler``);
 * ``hami scheduler`` serves ``/filter``, ``/bind`` and ``/webhook`` with a certificate from the
   cluster CA; the mutating webhook is registered by URL with that CA as ``caBundle``;
-* ``hami device-plugin --simulate`` plays the device plugin and kubelet for kwok nodes.
+* ``hami device-plugin --simulate`` plays the device plugin and kubelet for kwok nodes: NVIDIA
+  nodes from fake inventories, any vendor's nodes from Node manifests.
 
 Used by ``hami demo``, the scheduler's end-to-end tests and ``benchmarks/bench_scheduler.py``.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from hami.agent.manifests import ManifestNode
 from hami.api import keys
 from hami.cluster.control_plane import STATE_FILE, ClusterOptions, LocalCluster
 from hami.cluster.pki import CertPair, write_serving_cert
@@ -60,11 +62,13 @@ def cluster_options(
     *,
     detach: bool = False,
     default_profile: bool = True,
+    chart_values: Sequence[str] = (),
 ) -> ClusterOptions:
     """A control plane whose kube-scheduler sends GPU pods to our extender on ``port``: the
-    chart's profiles and extenders (:func:`hami.demo.chart.local_scheduler_config`), after the
-    default profile when ``default_profile``."""
-    config = chart.local_scheduler_config(port, ca_file(run_dir))
+    chart's profiles and extenders (:func:`hami.demo.chart.local_scheduler_config`, with
+    ``chart_values``, e.g. :func:`hami.demo.chart.vendor_values`), after the default profile
+    when ``default_profile``."""
+    config = chart.local_scheduler_config(port, ca_file(run_dir), chart_values)
     return ClusterOptions(
         run_dir=run_dir,
         name=name,
@@ -101,12 +105,24 @@ def scheduler_component(
 
 
 def plugin_component(
-    cluster: LocalCluster, nodes: Mapping[str, Path], *, args: Sequence[str] = ()
+    cluster: LocalCluster,
+    nodes: Mapping[str, Path],
+    *,
+    args: Sequence[str] = (),
+    manifests: Sequence[Path] = (),
+    config: Path | None = None,
 ) -> Component:
-    """``hami device-plugin --simulate`` for ``nodes`` (node name → inventory file)."""
-    spec = ",".join(f"{node}={inventory.resolve()}" for node, inventory in nodes.items())
+    """``hami device-plugin --simulate`` for ``nodes`` (node name → inventory file) and the
+    Node ``manifests`` of any vendor (vendor sections from ``config``)."""
     argv = [HAMI, "device-plugin", "--simulate", "--kubeconfig", str(cluster.kubeconfig)]
-    argv += ["--nodes", spec, *args]
+    if nodes:
+        spec = ",".join(f"{node}={inventory.resolve()}" for node, inventory in nodes.items())
+        argv += ["--nodes", spec]
+    for manifest in manifests:
+        argv += ["--node-manifests", str(manifest.resolve())]
+    if config is not None:
+        argv += ["--config-file", str(config.resolve())]
+    argv += args
     return Component("hami-device-plugin", argv, cluster.run_dir / "logs" / "device-plugin.log")
 
 
@@ -210,6 +226,38 @@ async def wait_registered(api: KubeAPI, names: Sequence[str], timeout: float = 6
     await poll(registered, timeout, f"device registrations on {len(wanted)} nodes")
 
 
+async def wait_manifest_nodes(
+    api: KubeAPI, nodes: Sequence[ManifestNode], timeout: float = 60.0
+) -> None:
+    """Wait until the device plugin has registered every manifest node: its annotations and
+    its allocatable resources are there (the scheduler's informer then has them too)."""
+
+    def done(node: ManifestNode, found: Manifest) -> bool:
+        notes = objects.annotations(found)
+        allocatable = objects.section(objects.status(found), "allocatable")
+        return all(notes.get(k) == v for k, v in node.annotations.items()) and all(
+            k in allocatable for k in node.allocatable
+        )
+
+    async def registered() -> bool:
+        found = {objects.name(n): n for n in (await api.list(NODES)).items}
+        return all(n.name in found and done(n, found[n.name]) for n in nodes)
+
+    await poll(registered, timeout, f"registrations on {len(nodes)} manifest nodes")
+
+
+def with_images(manifest: Mapping[str, Any], image: str = "example.invalid/app") -> dict[str, Any]:
+    """The pod with ``image`` for every container that names none (the API requires one; the
+    vendor examples leave it out, since `hami sim` does not need it)."""
+    spec = dict(manifest.get("spec") or {})
+    for section in ("initContainers", "containers"):
+        if isinstance(spec.get(section), list):
+            spec[section] = [
+                {"image": image, **c} if isinstance(c, Mapping) else c for c in spec[section]
+            ]
+    return {**manifest, "spec": spec}
+
+
 def gpu_pod(
     name: str, limits: Mapping[str, object], labels: Mapping[str, str] | None = None, **spec: Any
 ) -> dict[str, Any]:
@@ -283,9 +331,18 @@ class Stack:
     components: list[Component] = field(default_factory=list)
 
     @classmethod
-    def start(cls, run_dir: Path, name: str, *, default_profile: bool = False) -> Stack:
+    def start(
+        cls,
+        run_dir: Path,
+        name: str,
+        *,
+        default_profile: bool = False,
+        chart_values: Sequence[str] = (),
+    ) -> Stack:
         port = free_port()
-        options = cluster_options(run_dir, name, port, default_profile=default_profile)
+        options = cluster_options(
+            run_dir, name, port, default_profile=default_profile, chart_values=chart_values
+        )
         return cls(LocalCluster(options).start(), port)
 
     @property
@@ -313,9 +370,19 @@ class Stack:
             component.wait_ready(ready_probe(self.port, self.ca), 60.0)
         return component
 
-    def plugin(self, nodes: Mapping[str, Path], args: Sequence[str] = ()) -> Component:
-        """Start ``hami device-plugin --simulate`` for ``nodes`` (name → inventory)."""
-        component = plugin_component(self.cluster, nodes, args=args)
+    def plugin(
+        self,
+        nodes: Mapping[str, Path],
+        args: Sequence[str] = (),
+        *,
+        manifests: Sequence[Path] = (),
+        config: Path | None = None,
+    ) -> Component:
+        """Start ``hami device-plugin --simulate`` for ``nodes`` (name → inventory) and the
+        Node ``manifests`` (vendor sections from ``config``)."""
+        component = plugin_component(
+            self.cluster, nodes, args=args, manifests=manifests, config=config
+        )
         component.start(die_with_parent=True)
         self.components.append(component)
         return component

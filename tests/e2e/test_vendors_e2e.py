@@ -1,0 +1,170 @@
+"""Every vendor of `examples/vendors/` on the local control plane: the nodes of its cluster.yaml
+played by `hami device-plugin --simulate --node-manifests` (registration, capacity, handshake,
+post-bind bookkeeping), the scheduler run with its config.yaml, kube-scheduler with every
+vendor's resources managed (the chart's `devices.*.enabled`), and each pod of its pods.yaml
+created through the webhook, one at a time: it binds to the node `hami sim` picks for it, with
+the annotations `hami sim` writes (the vendor's allocated devices among them), the simulated
+plugin marks it `success` and the node's vendor locks are released.
+
+The test iterates over whatever the example files hold, so a vendor added there is covered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+
+from hami.agent.manifests import ManifestNode, load_manifests
+from hami.agent.vendornodes import lock_keys
+from hami.api import keys
+from hami.config import load_config
+from hami.core.decide import Decision
+from hami.core.vendor import Vendor
+from hami.demo import chart
+from hami.demo.report import why_pending
+from hami.demo.stack import Stack, register_webhook, wait_manifest_nodes, with_images
+from hami.k8s import objects
+from hami.k8s.api import NAMESPACES, NODES, PODS, Conflict
+from hami.k8s.client import LightkubeAPI
+from hami.scheduler.events import FILTERING_FAILED
+from hami.sim.load import load_cluster, load_pods
+from hami.sim.run import simulate
+from hami.vendors import registry
+
+pytestmark = pytest.mark.e2e
+
+VENDORS = Path(__file__).resolve().parents[2] / "examples" / "vendors"
+CLUSTER, POD_FILE, CONFIG = (VENDORS / f for f in ("cluster.yaml", "pods.yaml", "config.yaml"))
+
+
+def _vendors() -> dict[str, Vendor]:
+    return registry.build(load_config(CONFIG))
+
+
+def _manifest_nodes() -> list[ManifestNode]:
+    return load_manifests([CLUSTER], _vendors())
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    run_dir = tmp_path_factory.mktemp("hami-vendors")
+    result = Stack.start(run_dir, "hami-vendors", chart_values=chart.vendor_values())
+    try:
+        result.scheduler(config=CONFIG)
+        result.plugin({}, ["--register-interval", "2"], manifests=[CLUSTER], config=CONFIG)
+        asyncio.run(_ready(result))
+        yield result
+    finally:
+        result.stop()
+
+
+async def _ready(stack: Stack) -> None:
+    api = stack.api()
+    try:
+        await register_webhook(api, stack.port, stack.ca)
+        await wait_manifest_nodes(api, _manifest_nodes())
+    except Exception as exc:
+        raise AssertionError(f"{exc}\ndevice plugin log:\n{stack.log('device-plugin')}") from exc
+    finally:
+        await api.close()
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def api(stack: Stack) -> AsyncIterator[LightkubeAPI]:
+    client = stack.api()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _pods() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(POD_FILE.read_text()) if d is not None]
+
+
+def _expected() -> list[Decision]:
+    config = load_config(CONFIG)
+    vendors = registry.build(config)
+    requests = load_pods(POD_FILE, vendors, config)
+    return list(simulate(load_cluster(CLUSTER, vendors), requests, vendors).decisions)
+
+
+def _limits(pod: dict[str, Any]) -> set[str]:
+    spec = pod.get("spec") or {}
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return {str(k) for c in containers for k in ((c.get("resources") or {}).get("limits") or {})}
+
+
+async def _outcome(api: LightkubeAPI, namespace: str, name: str) -> dict[str, Any] | None:
+    """The pod once the simulated plugin finished it (or the filter refused it), else None."""
+    pod = await api.get(PODS, name, namespace)
+    annotations = objects.annotations(pod)
+    node = objects.spec(pod).get("nodeName")
+    if node:
+        done = annotations.get(keys.BIND_PHASE) == keys.BIND_PHASE_SUCCESS
+        return {"node": node, "annotations": annotations} if done else None
+    reason = await why_pending(api, namespace, name)
+    return {"node": None, "reason": reason} if reason.startswith(FILTERING_FAILED) else None
+
+
+async def _wait(api: LightkubeAPI, namespace: str, name: str) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        outcome = await _outcome(api, namespace, name)
+        if outcome is not None:
+            return outcome
+        if asyncio.get_running_loop().time() >= deadline:
+            pod = await api.get(PODS, name, namespace)
+            raise AssertionError(
+                f"{namespace}/{name}: not bound and allocated within 60 s: node "
+                f"{objects.spec(pod).get('nodeName')!r}, annotations {objects.annotations(pod)}"
+            )
+        await asyncio.sleep(0.2)
+
+
+async def _check(api: LightkubeAPI, decision: Decision, vendors: dict[str, Vendor]) -> None:
+    namespace, name = decision.pod.split("/", 1)
+    outcome = await _wait(api, namespace, name)
+    where = f"{decision.pod}: simulated {decision.node}, live {outcome['node']}"
+    assert outcome["node"] == decision.node, f"{where} ({outcome.get('reason', '')})"
+    if decision.node is None or decision.fit is None:
+        return
+    live = outcome["annotations"]
+    used = sorted(decision.fit.picks)
+    for key in used:
+        assert vendors[key].allocated_devices(live), f"{where}: no {key} allocation in {live}"
+    for key, value in decision.annotations.items():
+        assert live.get(key) == value, f"{where}: {key}: {live.get(key)!r} != {value!r}"
+    node = objects.annotations(await api.get(NODES, decision.node))
+    held = [k for k in lock_keys(vendors, used) if k in node]
+    assert not held, f"{where}: node lock(s) {held} not released after the bind"
+
+
+@pytest.mark.timeout(300)
+async def test_every_vendor_pod_binds_where_hami_sim_places_it(
+    api: LightkubeAPI, stack: Stack
+) -> None:
+    vendors = _vendors()
+    pods, expected = _pods(), _expected()
+    assert len(pods) == len(expected) and any(d.placed for d in expected)
+    managed = chart.managed_resources(chart.kube_scheduler_config(chart.vendor_values()))
+    unmanaged = sorted(set().union(*map(_limits, pods)) - managed)
+    assert not unmanaged, f"the chart's devices.*.customresources lack {unmanaged}"
+    for doc, decision in zip(pods, expected, strict=True):
+        namespace = objects.namespace(doc) or "default"
+        with contextlib.suppress(Conflict):
+            await api.create(NAMESPACES, {"metadata": {"name": namespace}})
+        await api.create(PODS, with_images(doc), namespace)
+        try:
+            await _check(api, decision, vendors)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\nplugin log:\n{stack.log('device-plugin')[-3000:]}"
+            ) from exc
