@@ -1,0 +1,154 @@
+"""The scheduler's `/metrics` (wire-format.md §6.2, docs/monitoring.md).
+
+Two halves in one private `CollectorRegistry` (the process-wide default registry is not used):
+
+* HAMi's allocation metrics, computed at scrape time from the live cache by `CacheCollector`
+  (HAMi recomputes them every 15 s; ours are never stale). Names, labels, units and the
+  constant label ``zone="vGPU"`` are HAMi's; ``--legacy-metrics`` adds the pre-rename names.
+  Unlike HAMi, ``container_index`` is the container's real position in the pod's device list
+  (init containers first), not always 0.
+* Our operational metrics: request and decision counters, filter/bind latency, node-lock waits
+  and Kubernetes API errors, fed through the small hook methods of `Metrics`. Everything works
+  when a hook is never called: the series simply stay absent or at zero.
+
+`Metrics.render` is what /metrics serves: the operational metrics, build info and cache gauges go
+through prometheus_client's ``generate_latest``; the §6.2 families (320,000 series at 5,000 nodes)
+are written as text-format 0.0.4 lines here, byte for byte what ``generate_latest(registry)``
+writes (sorted label names, the same escaping and float spelling), with each node's lines (its
+devices and its pods) kept between scrapes while its `NodeState` and placed pods are the same
+objects, so an unchanged node costs a few list appends.
+
+Modules: `specs` (families), `text` (the text writer), `collector` (the cache collector);
+this package holds `Metrics` and re-exports the public names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.registry import Collector
+
+from hami.core.cluster import ClusterView
+from hami.scheduler.metrics.collector import (
+    CacheCollector,
+    CacheSource,
+    MetricList,
+    QuotaUsage,
+    ViewOnly,
+    container_usage,
+)
+from hami.scheduler.metrics.specs import (
+    BUILD_INFO,
+    LATENCY_BUCKETS,
+    LOCK_BUCKETS,
+    MIB,
+    SCHEDULER_SPECS,
+    BuildInfo,
+    Families,
+    Spec,
+    build_info,
+)
+
+__all__ = [
+    "BUILD_INFO",
+    "LATENCY_BUCKETS",
+    "LOCK_BUCKETS",
+    "MIB",
+    "SCHEDULER_SPECS",
+    "BuildInfo",
+    "CacheSource",
+    "Families",
+    "Metrics",
+    "QuotaUsage",
+    "Spec",
+    "build_info",
+    "container_usage",
+]
+
+
+# --- the service-facing object ----------------------------------------------------------------
+
+
+class Metrics:
+    """One registry per scheduler instance, plus the hooks the service calls.
+
+    ``source`` is the cache (any `CacheSource`) or, for callers that only have one, a bare
+    ``() -> ClusterView`` callable (then the per-pod families stay empty).
+    """
+
+    def __init__(
+        self,
+        source: CacheSource | Callable[[], ClusterView],
+        *,
+        legacy: bool = False,
+        quotas: Callable[[], Iterable[QuotaUsage]] = tuple,
+        build: BuildInfo | None = None,
+        leader: Callable[[], bool] | None = None,
+    ) -> None:
+        cache = source if isinstance(source, CacheSource) else ViewOnly(source)
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "hami_scheduler_requests",
+            "Extender and webhook requests by route and outcome",
+            ["route", "outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "hami_scheduler_request_seconds",
+            "Extender and webhook latency by route (filter, bind, webhook)",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "hami_scheduler_decisions",
+            "Filter decisions by outcome (placed, unfit, error) and first reason",
+            ["outcome", "reason"],
+            registry=self.registry,
+        )
+        self.lock_waits = Histogram(
+            "hami_scheduler_node_lock_wait_seconds",
+            "Time /bind waited for a node lock, by outcome (acquired, timeout, error)",
+            ["outcome"],
+            buckets=LOCK_BUCKETS,
+            registry=self.registry,
+        )
+        self.api_errors = Counter(
+            "hami_scheduler_kube_api_errors",
+            "Failed Kubernetes API calls by verb, resource and HTTP status (0 = unreachable)",
+            ["verb", "resource", "status"],
+            registry=self.registry,
+        )
+        self.collector = CacheCollector(
+            cache, legacy=legacy, quotas=quotas, build=build, leader=leader
+        )
+        self.registry.register(self.collector)
+        ops = (self.requests, self.latency, self.decisions, self.lock_waits, self.api_errors)
+        self._operational: tuple[Collector, ...] = ops
+
+    def render(self) -> bytes:
+        """The /metrics body: exactly ``generate_latest(self.registry)``, in a fraction of the time.
+
+        The operational metrics (registered first) still go through prometheus_client; the cache
+        families come from `CacheCollector.render`.
+        """
+        operational = MetricList([m for c in self._operational for m in c.collect()])
+        return b"".join([generate_latest(operational), *self.collector.render_pieces()])
+
+    # hooks ------------------------------------------------------------------------------------
+
+    def request(self, route: str, outcome: str, seconds: float) -> None:
+        """One handled /filter, /bind or /webhook request."""
+        self.requests.labels(route, outcome).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def decision(self, outcome: str, reason: str = "") -> None:
+        """One filter decision; ``reason`` is HAMi's failure reason (empty when placed)."""
+        self.decisions.labels(outcome, reason).inc()
+
+    def lock_wait(self, seconds: float, outcome: str) -> None:
+        self.lock_waits.labels(outcome).observe(seconds)
+
+    def api_error(self, verb: str, resource: str, status: int) -> None:
+        self.api_errors.labels(verb, resource, str(status)).inc()
