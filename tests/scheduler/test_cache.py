@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC
 
 from hami.api import annotations as codec
@@ -14,6 +15,7 @@ from hami.k8s.fake import FakeKube
 from hami.scheduler.cache import ClusterCache, placed_pod
 from hami.scheduler.informer import Informer, Sink
 from hami.scheduler.registration import handshake_specs
+from hami.vendors.metax import MetaxSgpuVendor
 from hami.vendors.registry import build
 
 from .harness import T0, FakeClock, gpu_node, gpu_pod, running
@@ -162,3 +164,53 @@ def test_unknown_uuid_does_not_poison_the_node() -> None:
     [state] = cache.view.states()
     assert state.usage[0].used == 0
     assert T0.tzinfo is UTC
+
+
+def test_metax_app_class_of_placed_pods_reaches_device_usage() -> None:
+    """The pod's own annotations give its task class (`TaskClassVendor`): the cache's usage
+    counts online/offline tasks per device, as the fit did."""
+    register = json.dumps(
+        [
+            {
+                "uuid": "MX-0",
+                "bdf": "0000:01:00.0",
+                "model": "C500",
+                "totalDevCount": 16,
+                "totalCompute": 100,
+                "totalVRam": 65536,
+                "availableDevCount": 16,
+                "availableCompute": 100,
+                "availableVRam": 65536,
+                "numa": 0,
+                "healthy": True,
+                "qosPolicy": "best-effort",
+                "linkZone": 0,
+            }
+        ]
+    )
+    vendors = {**VENDORS, "Metax-SGPU": MetaxSgpuVendor()}
+    cache = ClusterCache(vendors, handshake_specs(vendors), clock=FakeClock())
+    node = {
+        "metadata": {
+            "name": "m1",
+            "resourceVersion": "1",
+            "annotations": {keys.METAX_SGPU_REGISTER: register},
+        },
+        "status": {"allocatable": {"metax-tech.com/sgpu": "16"}},
+    }
+    cache.apply_node("ADDED", node)
+    alloc = "MX-0,Metax-SGPU,1024,0:;"
+    for i, app_class in enumerate(["online", "online", "offline", ""]):
+        notes = {keys.VGPU_NODE: "m1", keys.METAX_SGPU_ALLOCATED: alloc}
+        if app_class:
+            notes[keys.METAX_APP_CLASS] = app_class
+        placed = placed_pod(f"default/p{i}", "m1", notes, vendors, 0)
+        assert placed is not None
+        assert placed.task_classes == ({"Metax-SGPU": app_class} if app_class else {})
+        pod = gpu_pod(f"p{i}")
+        pod["metadata"].update(uid=f"uid-{i}", resourceVersion="2", annotations=notes)
+        cache.apply_pod("ADDED", pod)
+    state = cache.view.get("m1")
+    assert state is not None
+    (usage,) = state.usage
+    assert usage.used == 4 and usage.tasks == (("offline", 1), ("online", 2))

@@ -118,7 +118,10 @@ METAX_APP_CLASS: Final = "metax-tech.com/sgpu-app-class"
 METAX_QOS_POLICY: Final = "metax-tech.com/sgpu-qos-policy"
 METAX_USE_UUID: Final = "metax-tech.com/use-gpuuuid"
 METAX_NOUSE_UUID: Final = "metax-tech.com/nouse-gpuuuid"
-METAX_APP_CLASSES: Final = ("online", "offline")
+METAX_APP_ONLINE: Final = "online"
+METAX_APP_OFFLINE: Final = "offline"
+METAX_APP_CLASSES: Final = (METAX_APP_ONLINE, METAX_APP_OFFLINE)
+METAX_TOPOLOGY_AWARE: Final = "metax-tech.com/sgpu-topology-aware"
 METAX_QOS_POLICIES: Final = ("best-effort", "fixed-share", "burst-share")
 
 KUNLUN_VENDOR: Final = "kunlun"

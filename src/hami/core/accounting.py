@@ -4,16 +4,21 @@ A pod's usage per device is collapsed: init containers run one after another bef
 containers, so a device carries max(Σ app containers, largest init container) of memory and
 cores, and max(Σ app slots, largest init slots, 1) slots. An entry takes one slot unless its
 vendor says otherwise (`Pick.slots` while fitting, `SlotVendor` when rebuilding from annotations).
+
+A pod with a task class on a vendor's devices (`Pick.task_class` while fitting, `TaskClassVendor`
+when rebuilding) counts its collapsed slots on each such device under that class
+(`DeviceUsage.tasks`): the class is the pod's, so a device's classed tasks follow its slots,
+init containers included (and released with them once every init container is done).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hami.api.types import ContainerDevice, MigAllocation
-from hami.core.model import EMPTY_USAGE, DeviceUsage, MigReservation, Node
-from hami.core.vendor import SlotVendor, as_slot_vendor
+from hami.core.model import EMPTY_USAGE, DeviceUsage, MigReservation, Node, merge_tasks
+from hami.core.vendor import SlotVendor, as_slot_vendor, as_task_class_vendor
 
 # The slots one recorded entry of a vendor takes: (vendor key, entry) → slots.
 SlotsOf = Callable[[str, ContainerDevice], int]
@@ -29,6 +34,22 @@ class PlacedPod:
     init_count: int = 0
     init_done: bool = False  # every init container finished successfully: usage shrinks
     mig: tuple[MigAllocation, ...] = ()
+    # vendor → the pod's task class on that vendor's devices (`task_classes`); empty: none
+    task_classes: Mapping[str, str] = field(default_factory=dict)
+
+
+def task_classes(
+    annotations: Mapping[str, str], vendors: Mapping[str, object], used: Iterable[str]
+) -> dict[str, str]:
+    """The pod's task class per vendor, for the ``used`` vendors that implement
+    `TaskClassVendor` and give the pod (by its ``annotations``) a non-empty class."""
+    found: dict[str, str] = {}
+    for key in used:
+        hook = as_task_class_vendor(vendors.get(key))
+        task_class = hook.task_class(annotations) if hook is not None else ""
+        if task_class:
+            found[key] = task_class
+    return found
 
 
 def collapse(
@@ -37,12 +58,15 @@ def collapse(
     init_done: bool = False,
     mig: Iterable[tuple[str, MigReservation]] = (),
     slots: Iterable[Sequence[int]] | None = None,
+    classes: Mapping[str, str] | None = None,
 ) -> dict[str, DeviceUsage]:
     """Per-UUID usage of one pod's containers (one vendor or all vendors flattened).
 
     ``slots``, when given, runs parallel to ``containers``: the slots each entry takes (default
     1 each). An app container adds its entries' slots; an init container holds the largest slot
     count among its entries on a device (1 for ordinary entries: HAMi counts it once, §7.3).
+    ``classes`` (UUID → the pod's task class there) counts the device's collapsed slots under
+    that class in `DeviceUsage.tasks`.
     """
     app: dict[str, list[int]] = {}
     init: dict[str, list[int]] = {}
@@ -84,11 +108,14 @@ def collapse(
     for uuid in app.keys() | init.keys():
         a = app.get(uuid, [0, 0, 0])
         i = init.get(uuid, [0, 0, 0])
+        used = max(a[0], i[0], 1)
+        task_class = classes.get(uuid) if classes else None
         result[uuid] = DeviceUsage(
-            used=max(a[0], i[0], 1),
+            used=used,
             usedmem=max(a[1], i[1]),
             usedcores=max(a[2], i[2]),
             mig=reservations.get(uuid, ()),
+            tasks=((task_class, used),) if task_class else (),
         )
     return result
 
@@ -100,7 +127,15 @@ def pod_usage(pod: PlacedPod, slots_of: SlotsOf | None = None) -> dict[str, Devi
     """
     containers, slots = _flatten(pod.devices, slots_of)
     mig = [(a.gpu_uuid, MigReservation(a.profile, a.placement)) for a in pod.mig]
-    return collapse(containers, pod.init_count, pod.init_done, mig, slots)
+    classes = None
+    if pod.task_classes:
+        classes = {
+            d.uuid: task_class
+            for vendor, task_class in pod.task_classes.items()
+            for container in pod.devices.get(vendor, ())
+            for d in container
+        }
+    return collapse(containers, pod.init_count, pod.init_done, mig, slots, classes)
 
 
 def _flatten(
@@ -174,6 +209,7 @@ def _add(base: DeviceUsage, extra: DeviceUsage) -> DeviceUsage:
         usedmem=base.usedmem + extra.usedmem,
         usedcores=base.usedcores + extra.usedcores,
         mig=base.mig + extra.mig,
+        tasks=merge_tasks(base.tasks, extra.tasks) if extra.tasks else base.tasks,
     )
 
 

@@ -27,6 +27,16 @@ class NodeFit:
     def devices(self, vendor: str) -> tuple[tuple[ContainerDevice, ...], ...]:
         return tuple(tuple(p.device for p in c) for c in self.picks.get(vendor, ()))
 
+    def task_classes(self) -> dict[str, str]:
+        """Vendor → the pod's task class there (`PlacedPod.task_classes`), where a pick has one."""
+        return {
+            vendor: pick.task_class
+            for vendor, containers in self.picks.items()
+            for container in containers
+            for pick in container
+            if pick.task_class
+        }
+
 
 @dataclass(slots=True)
 class _Held:
@@ -87,7 +97,7 @@ def fit_container(
         chosen[request.vendor] = result
         for pick in result:
             work[pick.position] = work[pick.position].plus(
-                pick.slots, pick.device.usedmem, pick.device.usedcores, pick.mig
+                pick.slots, pick.device.usedmem, pick.device.usedcores, pick.mig, pick.task_class
             )
     return chosen
 
@@ -129,7 +139,11 @@ def fit_pod(
             if not is_init:
                 for pick in picks:
                     app_usage[pick.position] = app_usage[pick.position].plus(
-                        pick.slots, pick.device.usedmem, pick.device.usedcores, pick.mig
+                        pick.slots,
+                        pick.device.usedmem,
+                        pick.device.usedcores,
+                        pick.mig,
+                        pick.task_class,
                     )
     return _node_fit(node, pod, containers)
 
@@ -177,5 +191,12 @@ def _node_fit(
     slots = None
     if any(p.slots != 1 for c in containers for ps in c.values() for p in ps):
         slots = [tuple(p.slots for v in vendor_keys for p in c.get(v, ())) for c in containers]
-    delta = accounting.collapse(flat, pod.init_count, mig=mig, slots=slots)
+    classes = {
+        p.device.uuid: p.task_class
+        for c in containers
+        for ps in c.values()
+        for p in ps
+        if p.task_class
+    }
+    delta = accounting.collapse(flat, pod.init_count, mig=mig, slots=slots, classes=classes)
     return NodeFit(node=node.name, picks=picks, delta=delta)

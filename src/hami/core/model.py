@@ -34,23 +34,40 @@ class MigReservation:
     placement: MigPlacement
 
 
+# Per-device task counts by class, e.g. (("offline", 1), ("online", 2)): sorted, no zero counts.
+TaskClasses = tuple[tuple[str, int], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceUsage:
-    """What is already taken on one device."""
+    """What is already taken on one device.
+
+    ``tasks`` counts the device's *classed* tasks (MetaX sGPU `online`/`offline` pods): a pod
+    whose vendor gives it a class (`Pick.task_class` while fitting, `TaskClassVendor` when
+    rebuilding) counts its slots on the device under that class; unclassed tasks are
+    ``used`` minus the classed ones. Empty for every other vendor.
+    """
 
     used: int = 0  # slots
     usedmem: int = 0
     usedcores: int = 0
     mig: tuple[MigReservation, ...] = ()
+    tasks: TaskClasses = ()
 
     def plus(
-        self, slots: int, mem: int, cores: int, mig: MigReservation | None = None
+        self,
+        slots: int,
+        mem: int,
+        cores: int,
+        mig: MigReservation | None = None,
+        task_class: str = "",
     ) -> DeviceUsage:
         return DeviceUsage(
             used=self.used + slots,
             usedmem=self.usedmem + mem,
             usedcores=self.usedcores + cores,
             mig=(*self.mig, mig) if mig else self.mig,
+            tasks=merge_tasks(self.tasks, ((task_class, slots),)) if task_class else self.tasks,
         )
 
     def minus(self, other: DeviceUsage) -> DeviceUsage:
@@ -63,7 +80,25 @@ class DeviceUsage:
             usedmem=max(self.usedmem - other.usedmem, 0),
             usedcores=max(self.usedcores - other.usedcores, 0),
             mig=tuple(reserved),
+            tasks=merge_tasks(self.tasks, other.tasks, -1) if other.tasks else self.tasks,
         )
+
+    def tasks_of(self, task_class: str) -> int:
+        """How many tasks of ``task_class`` run on the device."""
+        for name, count in self.tasks:
+            if name == task_class:
+                return count
+        return 0
+
+
+def merge_tasks(base: TaskClasses, extra: TaskClasses, sign: int = 1) -> TaskClasses:
+    """``base`` plus (``sign`` 1) or minus (-1, never below zero) ``extra``, per class."""
+    if not extra:
+        return base
+    counts = dict(base)
+    for name, count in extra:
+        counts[name] = counts.get(name, 0) + sign * count
+    return tuple(sorted((name, count) for name, count in counts.items() if count > 0))
 
 
 EMPTY_USAGE = DeviceUsage()

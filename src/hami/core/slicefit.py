@@ -37,6 +37,9 @@ class SliceRules:
     # Every device picked for the pod's earlier containers (FitContext.earlier) must be this
     # card, else CardNotFoundCustomFilterRule (HAMi's customFilterRule of Mthreads and MetaX).
     same_card: bool = False
+    # The core checks (insufficient cores, exclusive use, compute exhausted); off for MetaX sGPU
+    # online pods, which take no cores (wire-format.md §4.9).
+    cores: bool = True
 
     @property
     def vendor_filters(self) -> bool:
@@ -141,12 +144,13 @@ def _capacity(
         return Reason.RESOURCE_QUOTA_NOT_FIT
     if dev.memory - usedmem < memreq:
         return Reason.CARD_INSUFFICIENT_MEMORY
-    if dev.cores - usedcores < cores:
-        return Reason.CARD_INSUFFICIENT_CORE
-    if dev.cores == 100 and cores == 100 and used > 0:
-        return Reason.EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT
-    if dev.cores != 0 and usedcores == dev.cores and cores == 0:
-        return Reason.CARD_COMPUTE_UNITS_EXHAUSTED
+    if rules.cores:
+        if dev.cores - usedcores < cores:
+            return Reason.CARD_INSUFFICIENT_CORE
+        if dev.cores == 100 and cores == 100 and used > 0:
+            return Reason.EXCLUSIVE_DEVICE_ALLOCATE_CONFLICT
+        if dev.cores != 0 and usedcores == dev.cores and cores == 0:
+            return Reason.CARD_COMPUTE_UNITS_EXHAUSTED
     if not (rules.mig and dev.mode == keys.MODE_MIG):
         return _Take(memreq, cores)
     taken = list(use.mig) + [p.mig for p in mine if p.mig]

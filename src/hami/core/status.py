@@ -28,6 +28,10 @@ class Reason(StrEnum):
     NODE_FIT_POD = "NodeFitPod"
     RESOURCE_QUOTA_NOT_FIT = "ResourceQuotaNotFit"
     MODE_NOT_FIT = "ModeNotFit"
+    # MetaX sGPU's own (wire-format.md §3.8, §4.9)
+    CARD_UNHEALTHY = "CardUnhealthy"
+    CARD_QOS_POLICY_MISMATCH = "CardQosPolicyMismatch"
+    CARD_APP_CLASS_MISMATCH = "CardAppClassMismatch"
 
 
 NODE_UNREGISTERED = "node unregistered"

@@ -40,6 +40,10 @@ class Pick:
     pick takes the chosen profile's slice count). The fit adds exactly that to `DeviceUsage.used`;
     a vendor with ``slots > 1`` must also implement `SlotVendor`, so that usage rebuilt from the
     allocation annotation (which records no slot count) agrees with the fit.
+
+    A non-empty ``task_class`` counts the pick's slots under that class in
+    `DeviceUsage.tasks`; the vendor must then implement `TaskClassVendor` and answer the same
+    class for the pod, so that rebuilt usage agrees with the fit.
     """
 
     position: int
@@ -48,6 +52,7 @@ class Pick:
     index: int = 0  # the chosen device's registered index (Cambricon profile, Mthreads, Kunlun…)
     note: str = ""  # vendor-private marker for its pod_annotations (e.g. Ascend `hami-core`)
     slots: int = 1
+    task_class: str = ""  # the pod's task class on this device (MetaX sGPU `online`/`offline`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +176,23 @@ class SlotVendor(Protocol):
 
 
 @runtime_checkable
+class TaskClassVendor(Protocol):
+    """A vendor whose fit depends on which kinds of tasks share a device (MetaX sGPU app
+    classes).
+
+    Its fit labels picks with `Pick.task_class`; when usage is rebuilt from placed pods
+    (`accounting.node_usage`), the pod's class comes from this hook, which must answer what
+    the fit put in its picks. The counts land in `DeviceUsage.tasks`. Vendors without this
+    hook have no classes, at no cost.
+    """
+
+    def task_class(self, annotations: Mapping[str, str]) -> str:
+        """The class of a pod's tasks on this vendor's devices, from the pod's annotations
+        ("" for none)."""
+        ...
+
+
+@runtime_checkable
 class ContainerNamingVendor(Protocol):
     """A vendor whose pod annotations name the pod's containers (Enflame `assigned-containers`).
 
@@ -189,6 +211,13 @@ def as_slot_vendor(vendor: object) -> SlotVendor | None:
     """``vendor`` as a `SlotVendor`, or None (checked once per class: ``isinstance`` against a
     runtime protocol costs microseconds, too much on the decision path)."""
     return cast(SlotVendor, vendor) if _implements(type(vendor), SlotVendor) else None
+
+
+def as_task_class_vendor(vendor: object) -> TaskClassVendor | None:
+    """``vendor`` as a `TaskClassVendor`, or None (checked once per class)."""
+    if _implements(type(vendor), TaskClassVendor):
+        return cast(TaskClassVendor, vendor)
+    return None
 
 
 def as_naming_vendor(vendor: object) -> ContainerNamingVendor | None:

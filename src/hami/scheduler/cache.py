@@ -98,6 +98,9 @@ def placed_pod(
 ) -> PlacedPod | None:
     """A pod's allocation from its annotations (None when it holds no device).
 
+    ``annotations`` are the pod's own, allocation included: a `TaskClassVendor` reads the
+    pod's task class from them (`PlacedPod.task_classes`).
+
     Raises WireFormatError for a malformed allocation annotation.
     """
     devices = {}
@@ -110,7 +113,13 @@ def placed_pod(
     mig_value = annotations.get(keys.MIG_ALLOCATIONS)
     mig = codec.decode_mig_allocations(mig_value) if mig_value else ()
     return PlacedPod(
-        key=key, node=node, devices=devices, init_count=init_count, init_done=init_done, mig=mig
+        key=key,
+        node=node,
+        devices=devices,
+        init_count=init_count,
+        init_done=init_done,
+        mig=mig,
+        task_classes=accounting.task_classes(annotations, vendors, devices),
     )
 
 

@@ -135,7 +135,7 @@ class Filterer:
             placed = placed_pod(
                 request.key,
                 decision.node,
-                decision.annotations,
+                {**request.annotations, **decision.annotations},  # the pod's: task classes
                 self._vendors,
                 request.init_count,
             )

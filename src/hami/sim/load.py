@@ -12,6 +12,7 @@ import yaml
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
+from hami.core import accounting
 from hami.core.accounting import PlacedPod
 from hami.core.config import SchedulerConfig
 from hami.core.errors import RequestInvalid
@@ -125,6 +126,7 @@ def _placed_pod(
         devices=devices,
         init_count=len(inits) if isinstance(inits, list) else 0,
         mig=mig,
+        task_classes=accounting.task_classes(annotations, vendors, devices),
     )
 
 

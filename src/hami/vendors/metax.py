@@ -15,7 +15,7 @@ from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest, Device, DeviceUsage, Node
 from hami.core.policy import SPREAD
 from hami.core.slicefit import SliceRules, slice_fit
-from hami.core.status import Unfit
+from hami.core.status import Reason, Unfit
 from hami.core.vendor import (
     Admission,
     Candidate,
@@ -46,8 +46,16 @@ _SGPU_RULES = SliceRules(
     use_uuid_key=keys.METAX_USE_UUID,
     nouse_uuid_key=keys.METAX_NOUSE_UUID,
 )
-QOS_MISMATCH = "CardQosPolicyMismatch"
+# Online pods take no cores, so none of the core checks apply to them (§4.9).
+_ONLINE_RULES = dataclasses.replace(_SGPU_RULES, cores=False)
+QOS_MISMATCH = Reason.CARD_QOS_POLICY_MISMATCH
 DEFAULT_QOS = "best-effort"
+ONLINE = keys.METAX_APP_ONLINE
+OFFLINE = keys.METAX_APP_OFFLINE
+_TOPOLOGY_NOTE = "topology-aware"  # Pick.note of a topology-aware exclusive pick
+# ScoreNode is policy-neutral: HAMi weighs it ±10000 so that it dominates the default score
+# under either node policy (§3.11).
+_SCORE_WEIGHT = 10000
 
 
 # --- whole GPU -------------------------------------------------------------------------------------
@@ -272,31 +280,66 @@ class MetaxSgpuVendor:
     def fit(
         self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
     ) -> tuple[Pick, ...] | Unfit:
-        app_class = ctx.annotations.get(keys.METAX_APP_CLASS)
+        """HAMi's sGPU fit (§4.9): health, app class, QoS, then the slice checks; online pods
+        go to the devices with the fewest online tasks and take no cores.
+
+        Picks carry the pod's app class (`Pick.task_class`), so that `DeviceUsage.tasks`
+        tells later pods which kinds of tasks share each device.
+        """
+        app_class = self.task_class(ctx.annotations)
         qos = ctx.annotations.get(keys.METAX_QOS_POLICY, DEFAULT_QOS)
         exclusive = request.coresreq >= 100
         reasons: Counter[str] = Counter()
         usable = []
         for cand in candidates:
-            dev = cand.device
-            policy = dev.qos_policy if isinstance(dev, MetaxSgpuDevice) else ""
-            if dev.health and cand.usage.used > 0 and not exclusive and policy != qos:
-                reasons[QOS_MISMATCH] += 1
-            else:
+            reason = _refusal(cand, app_class, qos, exclusive)
+            if reason is None:
                 usable.append(cand)
-        if self._topology(ctx) and exclusive and request.nums > 1:
+            else:
+                reasons[reason] += 1
+        topology = self._topology(ctx)
+        if app_class == ONLINE:
+            result = _fit_online(usable, request, ctx)
+        elif topology and exclusive and request.nums > 1:
             result = _fit_zones(usable, request, ctx)
         else:
             result = slice_fit(usable, request, ctx, _SGPU_RULES)
         if isinstance(result, Unfit):
             reasons.update(result.counts)
             return Unfit(counts=dict(reasons), total=len(candidates))
-        if app_class != "online":
+        if not app_class and not topology:
             return result
-        return tuple(_without_cores(p) for p in result)
+        return tuple(_labelled(p, app_class, topology) for p in result)
+
+    def task_class(self, annotations: Mapping[str, str]) -> str:
+        """The pod's app class (`online`, `offline`, or "" when unclassed)."""
+        value = annotations.get(keys.METAX_APP_CLASS, "")
+        return value if value in keys.METAX_APP_CLASSES else ""
+
+    def score_node(
+        self,
+        node: Node,
+        before: Sequence[DeviceUsage],
+        picks: Sequence[Sequence[Pick]],
+        policy: str,
+    ) -> float:
+        """HAMi's policy-neutral ScoreNode (§4.9), weighted +10000 (−10000 under spread).
+
+        Online pods: Σ over the chosen devices of −100 × offline tasks for a device that runs
+        only offline tasks, else −20 × online − 2 × offline tasks (fewer, lighter neighbours
+        win). Topology-aware exclusive pods: 10 × the chosen set's link score − the link score
+        the placement breaks among the idle devices. Other pods: 0.
+        """
+        flat = [p for c in picks for p in c]
+        weight = -_SCORE_WEIGHT if policy == SPREAD else _SCORE_WEIGHT
+        if any(p.task_class == ONLINE for p in flat):
+            return float(weight * _online_score(before, {p.position for p in flat}))
+        if any(p.note == _TOPOLOGY_NOTE for p in flat):
+            return float(weight * _exclusive_score(node, before, flat))
+        return 0.0
 
     def _topology(self, ctx: FitContext) -> bool:
-        flag = ctx.annotations.get("metax-tech.com/sgpu-topology-aware", "")
+        flag = ctx.annotations.get(keys.METAX_TOPOLOGY_AWARE, "")
         return self.config.sgpu_topology_aware or flag == "true"
 
     def stamps(self) -> Mapping[str, Stamp]:
@@ -330,9 +373,130 @@ def _vmemory(raw: object, name: str, where: str) -> int:
     return common.scaled_memory(memory, 1, where, name)
 
 
-def _without_cores(pick: Pick) -> Pick:
-    """Online pods record no cores."""
-    return dataclasses.replace(pick, device=dataclasses.replace(pick.device, usedcores=0))
+def _refusal(cand: Candidate, app_class: str, qos: str, exclusive: bool) -> Reason | None:
+    """HAMi's MetaX gates, in its order: health, app class, QoS (not for online pods)."""
+    dev = cand.device
+    if not dev.health:
+        return Reason.CARD_UNHEALTHY
+    if not _classes_agree(cand.usage, app_class):
+        return Reason.CARD_APP_CLASS_MISMATCH
+    if app_class == ONLINE or cand.usage.used == 0 or exclusive:
+        return None
+    policy = dev.qos_policy if isinstance(dev, MetaxSgpuDevice) else ""
+    return QOS_MISMATCH if policy and policy != qos else None
+
+
+def _classes_agree(usage: DeviceUsage, app_class: str) -> bool:
+    """Classed pods never share a device with unclassed ones; offline pods keep off devices
+    running online pods (they would be suspended there anyway).
+
+    HAMi looks only at whether any classed task runs on a busy device; we also count the
+    unclassed ones (``used`` minus the classed), so a device running both kinds (placed by
+    other means) takes neither kind of newcomer.
+    """
+    if usage.used == 0:
+        return True
+    online = usage.tasks_of(ONLINE)
+    offline = usage.tasks_of(OFFLINE)
+    unclassed = usage.used - online - offline
+    if not app_class:
+        return online + offline == 0
+    if unclassed > 0:
+        return False
+    return not (app_class == OFFLINE and online > 0)
+
+
+def _labelled(pick: Pick, app_class: str, topology: bool) -> Pick:
+    """The pick with the pod's app class; a topology-aware exclusive pick is noted for
+    `score_node`."""
+    note = _TOPOLOGY_NOTE if topology and pick.device.usedcores == 100 else pick.note
+    return dataclasses.replace(pick, task_class=app_class, note=note)
+
+
+def _fitting(
+    candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext, rules: SliceRules
+) -> tuple[list[tuple[Candidate, Pick]], Counter[str]]:
+    """Every candidate that could take one of the request's devices (HAMi's candidate list),
+    in try order, and why the others cannot."""
+    one = dataclasses.replace(request, nums=1)
+    fitting: list[tuple[Candidate, Pick]] = []
+    reasons: Counter[str] = Counter()
+    for cand in candidates:
+        result = slice_fit([cand], one, ctx, rules)
+        if isinstance(result, Unfit):
+            reasons.update(result.counts)
+        else:
+            fitting.append((cand, result[0]))
+    return fitting, reasons
+
+
+def _short(fitting: Sequence[object], reasons: Counter[str], total: int) -> Unfit:
+    if fitting:
+        reasons[Reason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST] += len(fitting)
+    return Unfit(counts=dict(reasons), total=total)
+
+
+def _online_rank(usage: DeviceUsage) -> tuple[int, int, int]:
+    """Devices with fewer online tasks first (then fewer offline ones); devices running only
+    offline tasks last, fewest offline first."""
+    online, offline = usage.tasks_of(ONLINE), usage.tasks_of(OFFLINE)
+    if online == 0 and offline > 0:
+        return (1, offline, 0)
+    return (0, online, offline)
+
+
+def _fit_online(
+    candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
+) -> tuple[Pick, ...] | Unfit:
+    """Online pods: no core checks and no cores recorded; among more devices than needed,
+    the best by `_online_rank` (a stable sort: ties keep the policy order)."""
+    no_cores = dataclasses.replace(request, coresreq=0)
+    fitting, reasons = _fitting(candidates, no_cores, ctx, _ONLINE_RULES)
+    if len(fitting) < request.nums:
+        return _short(fitting, reasons, len(candidates))
+    if len(fitting) > request.nums:
+        fitting = sorted(fitting, key=lambda found: _online_rank(found[0].usage))
+    return tuple(pick for _, pick in fitting[: request.nums])
+
+
+def _online_score(before: Sequence[DeviceUsage], positions: set[int]) -> int:
+    score = 0
+    for position in positions:
+        usage = before[position]
+        online, offline = usage.tasks_of(ONLINE), usage.tasks_of(OFFLINE)
+        if offline > 0 and online == 0:
+            score -= 100 * offline
+        else:
+            score -= 20 * online + 2 * offline
+    return score
+
+
+_LINK_SCORE = 10  # a pair of devices in the same non-zero MetaLink zone
+
+
+def _link_score(zones: Sequence[tuple[str, int]]) -> int:
+    return sum(
+        _LINK_SCORE
+        for i, (uuid, zone) in enumerate(zones)
+        for other, other_zone in zones[i + 1 :]
+        if zone and zone == other_zone and uuid != other
+    )
+
+
+def _exclusive_score(node: Node, before: Sequence[DeviceUsage], picks: Sequence[Pick]) -> int:
+    """10 × link score of the chosen exclusive devices − the link score lost among the idle
+    devices (idle − chosen − the idle ones left)."""
+    zone_of = {d.uuid: d.link_zone for d in node.devices if isinstance(d, MetaxSgpuDevice)}
+    chosen = [(p.device.uuid, zone_of.get(p.device.uuid, 0)) for p in picks if p.note]
+    taken = {uuid for uuid, _ in chosen}
+    idle = [
+        (d.uuid, zone_of.get(d.uuid, 0))
+        for d, u in zip(node.devices, before, strict=True)
+        if u.used == 0
+    ]
+    rest = [entry for entry in idle if entry[0] not in taken]
+    allocated = _link_score(chosen)
+    return 10 * allocated - (_link_score(idle) - allocated - _link_score(rest))
 
 
 def _fit_zones(
@@ -340,20 +504,12 @@ def _fit_zones(
 ) -> tuple[Pick, ...] | Unfit:
     """Exclusive multi-GPU requests: the smallest MetaLink zone that holds them all, else the
     first devices in policy order."""
-    one = dataclasses.replace(request, nums=1)
-    fitting: list[tuple[int, Pick]] = []
-    reasons: Counter[str] = Counter()
-    for cand in candidates:
-        result = slice_fit([cand], one, ctx, _SGPU_RULES)
-        if isinstance(result, Unfit):
-            reasons.update(result.counts)
-            continue
-        zone = cand.device.link_zone if isinstance(cand.device, MetaxSgpuDevice) else 0
-        fitting.append((zone, result[0]))
+    fitting, reasons = _fitting(candidates, request, ctx, _SGPU_RULES)
     if len(fitting) < request.nums:
         return Unfit(counts=dict(reasons), total=len(candidates))
     zones: dict[int, list[Pick]] = {}
-    for zone, pick in fitting:
+    for cand, pick in fitting:
+        zone = cand.device.link_zone if isinstance(cand.device, MetaxSgpuDevice) else 0
         if zone:
             zones.setdefault(zone, []).append(pick)
     holding = [z for z in zones.values() if len(z) >= request.nums]

@@ -302,7 +302,13 @@ def place_in_order(
         if decision.fit is not None and decision.node is not None:
             view = commit(view, decision)
             devices = {v: decision.fit.devices(v) for v in decision.fit.picks}
-            placed = PlacedPod(info.key, decision.node, devices, info.request.init_count)
+            placed = PlacedPod(
+                info.key,
+                decision.node,
+                devices,
+                info.request.init_count,
+                task_classes=decision.fit.task_classes(),
+            )
             info = replace(info, phase="Running", node=decision.node, placed=placed)
         pods.append(info)
     notices += [f"pod {p.key}: {p.problem}" for p in pods[len(base.pods) :] if p.problem]
