@@ -166,3 +166,15 @@ async def test_an_expired_cambricon_lock_is_taken_over() -> None:
         await h.settle()
         assert (await h.bind("p", "n1")) == {"Error": ""}
         assert node_annotations(h)[keys.CAMBRICON_LOCK] == STAMP
+
+
+async def test_malformed_vendor_registration_names_vendor_node_and_field() -> None:
+    async with running(config=CONFIG) as h:
+        broken = node_manifest("dcu-broken", {keys.HYGON_REGISTER: "DCU-0,4,lots,100,Z100,0,true:"})
+        await h.add_node(broken)
+        await h.settle()
+        [event] = await h.events("RegistrationInvalid")
+        assert event["involvedObject"]["name"] == "dcu-broken"
+        message = str(event["message"])
+        assert message.startswith("node skipped, its registration is malformed: DCU registration ")
+        assert keys.HYGON_REGISTER in message and "'lots'" in message

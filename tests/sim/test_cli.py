@@ -111,7 +111,7 @@ def test_table_output_names_pods_and_nodes() -> None:
         (
             NODE.replace('"count":10', '"count":"ten"'),
             POD % (1, 1),
-            "Node node-a: hami.io/node-nvidia-register",
+            "Node node-a: NVIDIA registration hami.io/node-nvidia-register",
         ),
         (
             NODE + "---\nkind: Pod\nmetadata: {name: old}\nspec: {nodeName: node-a}\n"

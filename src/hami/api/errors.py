@@ -10,8 +10,14 @@ class WireFormatError(ValueError):
     ``hami.io/vgpu-devices-allocated: 'GPU-1,NVIDIA,abc,30': memory 'abc' is not an integer``.
     """
 
-    def __init__(self, key: str, piece: str, why: str) -> None:
+    def __init__(self, key: str, piece: str, why: str, *, vendor: str = "") -> None:
         self.key = key
         self.piece = piece
         self.why = why
-        super().__init__(f"{key}: {piece!r}: {why}")
+        self.vendor = vendor  # set for a node registration: the vendor whose format it breaks
+        prefix = f"{vendor} registration " if vendor else ""
+        super().__init__(f"{prefix}{key}: {piece!r}: {why}")
+
+    def for_vendor(self, vendor: str) -> WireFormatError:
+        """The same error, naming the vendor whose registration it is."""
+        return WireFormatError(self.key, self.piece, self.why, vendor=vendor)

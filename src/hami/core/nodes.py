@@ -8,6 +8,7 @@ from typing import cast
 
 from hami.api import annotations as codec
 from hami.api import keys
+from hami.api.errors import WireFormatError
 from hami.core.model import Device, Node
 from hami.core.vendor import CapacityVendor, Vendor
 
@@ -15,10 +16,14 @@ from hami.core.vendor import CapacityVendor, Vendor
 def node_from_annotations(
     name: str, annotations: Mapping[str, str], vendors: Mapping[str, Vendor]
 ) -> Node:
-    """Decode every vendor's registration on the node (raises WireFormatError naming the key)."""
+    """Decode every vendor's registration on the node (raises WireFormatError naming the vendor,
+    the key and the field)."""
     devices: list[Device] = []
     for vendor in vendors.values():
-        devices.extend(vendor.node_devices(annotations))
+        try:
+            devices.extend(vendor.node_devices(annotations))
+        except WireFormatError as exc:
+            raise exc.for_vendor(vendor.key) from None
     cordoned = frozenset(codec.decode_comma_list(annotations.get(keys.DEVICE_CORDON)))
     return Node(name=name, devices=tuple(devices), cordoned=cordoned)
 
@@ -36,7 +41,7 @@ def _section(value: object) -> Mapping[str, object]:
 def node_from_manifest(manifest: Mapping[str, object], vendors: Mapping[str, Vendor]) -> Node:
     """Every vendor's devices of a Node object: registration annotations, plus `status.capacity`
     for vendors that register that way (Cambricon, Moore Threads, MetaX GPU, Enflame, Kunlun).
-    Raises WireFormatError naming the key."""
+    Raises WireFormatError naming the vendor, the key and the field."""
     meta = _section(manifest.get("metadata"))
     name = str(meta.get("name") or "")
     annotations = _strings(meta.get("annotations"))
@@ -46,7 +51,10 @@ def node_from_manifest(manifest: Mapping[str, object], vendors: Mapping[str, Ven
     extra: list[Device] = []
     for vendor in vendors.values():
         if isinstance(vendor, CapacityVendor):
-            extra.extend(vendor.capacity_devices(name, capacity, labels, annotations))
+            try:
+                extra.extend(vendor.capacity_devices(name, capacity, labels, annotations))
+            except WireFormatError as exc:
+                raise exc.for_vendor(vendor.key) from None
     if not extra:
         return node
     return dataclasses.replace(node, devices=(*node.devices, *extra))

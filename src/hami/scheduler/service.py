@@ -174,7 +174,7 @@ class SchedulerService:
     async def _act(self, action: HandshakeWrite | BadRegistration) -> None:
         if isinstance(action, BadRegistration):
             subject = Subject("Node", action.node)
-            message = f"registration annotation {action.key} is malformed: {action.message}"
+            message = f"node skipped, its registration is malformed: {action.message}"
             self.recorder.record(subject, events.REGISTRATION_INVALID, message, warning=True)
             return
         patch = {"metadata": {"annotations": {action.key: action.value}}}
