@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+import costs  # benchmarks/costs.py (run as a script: its folder is on sys.path)
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.extender import filter_args_json
@@ -247,15 +248,25 @@ async def _prepare(stack: Stack, nodes: list[str], run_dir: Path) -> None:
         await api.close()
 
 
-async def _run_batches(stack: Stack, batches: list[tuple[str, Any, int]]) -> dict[str, float]:
+async def _run_batches(stack: Stack, batches: list[tuple[str, Any, int]]) -> dict[str, Any]:
+    """Per batch: seconds, CPU ms per pod by component, API requests per pod."""
     api = stack.api(timeout=60)
+    out: dict[str, Any] = {}
     try:
-        return {ns: await _timed_batch(api, ns, make, n, 600) for ns, make, n in batches}
+        for ns, make, n in batches:
+            cpu, calls = costs.cpu_seconds(), await costs.api_requests(api)
+            seconds = await _timed_batch(api, ns, make, n, 600)
+            out[ns] = {
+                "seconds": seconds,
+                "cpu_ms_per_pod": costs.per_pod(cpu, costs.cpu_seconds(), n, 1000),
+                "api_requests_per_pod": costs.per_pod(calls, await costs.api_requests(api), n, 1),
+            }
+        return out
     finally:
         await api.close()
 
 
-def bench_cluster(name: str, nodes: int, batches: list[tuple[str, Any, int]]) -> dict[str, float]:
+def bench_cluster(name: str, nodes: int, batches: list[tuple[str, Any, int]]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"hami-bench-{name}-") as tmp:
         stack = Stack.start(Path(tmp), f"hami-bench-{name}", default_profile=True)
         try:
@@ -269,25 +280,25 @@ def bench_cluster(name: str, nodes: int, batches: list[tuple[str, Any, int]]) ->
 
 def bench_burst() -> dict[str, Any]:
     pods = 40
-    seconds = bench_cluster(
+    runs = bench_cluster(
         "burst", 1, [("plain", _plain_pod(None), pods), ("gpu", _gpu_pod(False), pods)]
     )
     return {
         "pods": pods,
         "node_gpus": GPUS,
-        "all_bound_seconds": round(seconds["gpu"], 2),
-        "baseline_no_gpu_seconds": round(seconds["plain"], 2),
+        "all_bound_seconds": round(runs["gpu"]["seconds"], 2),
+        "baseline_no_gpu_seconds": round(runs["plain"]["seconds"], 2),
         "target_seconds": 10,
     }
 
 
 def bench_throughput(nodes: int, pods: int) -> dict[str, Any]:
-    seconds = bench_cluster(
+    runs = bench_cluster(
         "tput",
         nodes,
         [("plain", _plain_pod("example.com/gpu"), pods), ("gpu", _gpu_pod(True), pods)],
     )
-    ours, base = pods / seconds["gpu"], pods / seconds["plain"]
+    ours, base = pods / runs["gpu"]["seconds"], pods / runs["plain"]["seconds"]
     return {
         "nodes": nodes,
         "gpus_per_node": GPUS,
@@ -296,6 +307,10 @@ def bench_throughput(nodes: int, pods: int) -> dict[str, Any]:
         "baseline_extended_resource_pods_per_second": round(base, 1),
         "ratio": round(ours / base, 3),
         "target_ratio": 0.25,
+        # where each batch's CPU and API calls went (same run)
+        "costs": {
+            batch: {k: v for k, v in run.items() if k != "seconds"} for batch, run in runs.items()
+        },
     }
 
 
