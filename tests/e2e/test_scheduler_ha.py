@@ -103,6 +103,7 @@ async def test_follower_takes_over_within_15_s(stack: Stack) -> None:
         await wait_until(lambda: _bound(api, "after"), 30, "the new leader to bind a pod")
         failover = time.monotonic() - killed
         assert await _holder(api) == "replica-b"
+        print(f"failover: the next pod bound {failover:.1f} s after the kill")
         assert failover <= FAILOVER_LIMIT, f"the next pod bound {failover:.1f} s after the kill"
     finally:
         await api.close()

@@ -67,3 +67,20 @@ async def test_follower_does_not_answer_filter() -> None:
         body = {"Pod": gpu_pod("p"), "NodeNames": ["n1"]}
         result = (await h.client.post("/filter", json=body)).json()
         assert result["Error"] == "this scheduler replica is not the leader"
+
+
+async def test_follower_wakes_just_after_the_observed_record_expires() -> None:
+    kube, tick = FakeKube(), Tick()
+    a = LeaderElector(kube, "hami", "ns", "a", lease_duration=10, renew_interval=2, monotonic=tick)
+    b = LeaderElector(kube, "hami", "ns", "b", lease_duration=10, renew_interval=2, monotonic=tick)
+    await a.step()
+    assert a.next_delay() == 2  # the leader renews on its interval
+    tick.now = 1
+    await b.step()  # first sight of a's record at t=1: it expires for b at t=11
+    assert b.next_delay() == 2
+    tick.now = 9.5
+    await b.step()
+    assert abs(b.next_delay() - 1.55) < 1e-9  # not 2: wake at 11.05, just past the expiry
+    tick.now = 11.05
+    await b.step()
+    assert b.is_leader

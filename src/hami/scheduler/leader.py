@@ -3,7 +3,9 @@
 The holder renews every ``renew_interval``; a follower takes the Lease over once it has seen
 the same record unchanged for ``lease_duration`` (judged on its own monotonic clock, so clock
 skew between replicas does not matter). A leader that cannot renew within the duration steps
-down. Failover therefore takes at most ``lease_duration + renew_interval``.
+down. A follower sees a renewal within one ``renew_interval`` and checks again just after the
+record it saw would expire, so failover takes at most ``lease_duration + renew_interval`` after
+the leader's last renewal.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from hami.k8s import objects
 from hami.k8s.api import LEASES, Conflict, KubeAPI, KubeAPIError, Manifest, NotFound
 
 log = logging.getLogger(__name__)
+EXPIRY_MARGIN = 0.05  # seconds past the expiry a follower checks again
 
 
 def micro_time(moment: datetime) -> str:
@@ -53,7 +56,15 @@ class LeaderElector:
     async def run(self) -> None:
         while True:
             await self.step()
-            await asyncio.sleep(self._renew)
+            await asyncio.sleep(self.next_delay())
+
+    def next_delay(self) -> float:
+        """The leader renews every ``renew_interval``; a follower also wakes just after the
+        observed record would expire, so a takeover does not wait out another interval."""
+        if self.is_leader or self._observed is None:
+            return self._renew
+        expires_in = self._observed_at + self._duration - self._now() + EXPIRY_MARGIN
+        return min(self._renew, max(expires_in, EXPIRY_MARGIN))
 
     async def step(self) -> None:
         """One round: acquire or renew; update ``is_leader``."""
