@@ -25,6 +25,7 @@ from hami.core.model import (
 from hami.core.status import Unfit
 from hami.core.vendor import Pick
 from hami.scheduler.cache import placed_pod
+from hami.vendors.config import MetaxConfig
 from hami.vendors.metax import MetaxGpuVendor, MetaxSgpuDevice, MetaxSgpuVendor
 from tests.vendors.helpers import container, fit
 
@@ -415,3 +416,23 @@ def test_sgpu_usage_rebuilt_from_annotations_matches_the_fit() -> None:
             classed_tasks = sum(n for _, n in usage.tasks)
             assert classed_tasks in (0, usage.used)
     assert sum(u.tasks_of("online") for s in view.states() for u in s.usage) == 4
+
+
+@pytest.mark.parametrize(
+    ("annotations", "topology_config", "scores"),
+    [
+        ({}, False, False),
+        ({keys.METAX_APP_CLASS: "offline"}, False, False),
+        ({keys.METAX_APP_CLASS: "online"}, False, True),
+        ({keys.METAX_TOPOLOGY_AWARE: "true"}, False, True),
+        ({}, True, True),
+    ],
+)
+def test_only_online_or_topology_aware_pods_take_the_scored_path(
+    annotations: dict[str, str], topology_config: bool, scores: bool
+) -> None:
+    """Other sGPU pods score 0, so the core keeps its ranked walk for them."""
+    vendor = MetaxSgpuVendor(MetaxConfig(sgpu_topology_aware=topology_config))
+    request = ContainerRequest("Metax-SGPU", 1, memreq=1024, coresreq=30)
+    pod = PodRequest(namespace="ns", name="p", containers=((request,),), annotations=annotations)
+    assert vendor.scores(pod) is scores

@@ -18,9 +18,11 @@ from hami.core.vendor import (
     QuotaRoom,
     ScoringVendor,
     Stamp,
-    StampingVendor,
     Vendor,
     as_naming_vendor,
+    as_scoring_vendor,
+    as_selective_scorer,
+    as_stamping_vendor,
 )
 
 
@@ -109,9 +111,11 @@ def _scorers(pod: PodRequest, vendors: Mapping[str, Vendor]) -> dict[str, Scorin
     """The pod's vendors whose node score depends on the allocation."""
     found: dict[str, ScoringVendor] = {}
     for key in pod.vendors():
-        vendor = vendors.get(key)
-        if isinstance(vendor, ScoringVendor):
-            found[key] = vendor
+        scorer = as_scoring_vendor(vendors.get(key))
+        if scorer is not None:
+            selective = as_selective_scorer(scorer)
+            if selective is None or selective.scores(pod):
+                found[key] = scorer
     return found
 
 
@@ -188,8 +192,9 @@ def _placed(
             annotations.update(namer.named_pod_annotations(devices, picks, names))
         else:
             annotations.update(vendor.pod_annotations(devices, picks))
-        if isinstance(vendor, StampingVendor):
-            stamps.update(vendor.stamps())
+        stamper = as_stamping_vendor(vendor)
+        if stamper is not None:
+            stamps.update(stamper.stamps())
     return Decision(
         pod=pod.key,
         node=state.node.name,

@@ -18,6 +18,7 @@ from hami.core.model import (
     MigReservation,
     Node,
     PodOptions,
+    PodRequest,
 )
 from hami.core.status import Unfit
 
@@ -158,6 +159,37 @@ class ScoringVendor(Protocol):
     ) -> float:
         """Extra node score for this vendor's ``picks`` (one entry per container)."""
         ...
+
+
+@runtime_checkable
+class SelectiveScoringVendor(Protocol):
+    """A `ScoringVendor` whose score is zero for some pods, known before any fit (MetaX sGPU
+    scores only online and topology-aware pods): those pods keep the fast ranked walk."""
+
+    def scores(self, pod: PodRequest) -> bool:
+        """Whether ``score_node`` can be non-zero for ``pod``."""
+        ...
+
+
+def as_stamping_vendor(vendor: object) -> StampingVendor | None:
+    """``vendor`` as a `StampingVendor`, or None (checked once per class)."""
+    if _implements(type(vendor), StampingVendor):
+        return cast(StampingVendor, vendor)
+    return None
+
+
+def as_scoring_vendor(vendor: object) -> ScoringVendor | None:
+    """``vendor`` as a `ScoringVendor`, or None (checked once per class)."""
+    if _implements(type(vendor), ScoringVendor):
+        return cast(ScoringVendor, vendor)
+    return None
+
+
+def as_selective_scorer(vendor: object) -> SelectiveScoringVendor | None:
+    """``vendor`` as a `SelectiveScoringVendor`, or None (checked once per class)."""
+    if _implements(type(vendor), SelectiveScoringVendor):
+        return cast(SelectiveScoringVendor, vendor)
+    return None
 
 
 @runtime_checkable

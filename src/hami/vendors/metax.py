@@ -12,7 +12,7 @@ from hami.api import keys
 from hami.api.quantity import parse_int_quantity
 from hami.api.types import PodDevices
 from hami.core.errors import RequestInvalid
-from hami.core.model import ContainerRequest, Device, DeviceUsage, Node
+from hami.core.model import ContainerRequest, Device, DeviceUsage, Node, PodRequest
 from hami.core.policy import SPREAD
 from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Reason, Unfit
@@ -338,8 +338,19 @@ class MetaxSgpuVendor:
             return float(weight * _exclusive_score(node, before, flat))
         return 0.0
 
+    def scores(self, pod: PodRequest) -> bool:
+        """`score_node` is zero unless the pod is online or topology-aware (then it may have
+        exclusive picks): other sGPU pods keep the core's fast ranked walk."""
+        annotations = pod.annotations
+        if annotations.get(keys.METAX_APP_CLASS) == ONLINE:
+            return True
+        return self._topology_flag(annotations)
+
     def _topology(self, ctx: FitContext) -> bool:
-        flag = ctx.annotations.get(keys.METAX_TOPOLOGY_AWARE, "")
+        return self._topology_flag(ctx.annotations)
+
+    def _topology_flag(self, annotations: Mapping[str, str]) -> bool:
+        flag = annotations.get(keys.METAX_TOPOLOGY_AWARE, "")
         return self.config.sgpu_topology_aware or flag == "true"
 
     def stamps(self) -> Mapping[str, Stamp]:
