@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from hami.api import keys
 from hami.config import ConfigError, parse_config
 from hami.core import accounting
 from hami.core.cluster import ClusterView, NodeState
@@ -27,9 +28,6 @@ from hami.core.vendor import (
 from hami.vendors import registry
 from hami.vendors.config import NeuronConfig, vendor_settings
 from hami.vendors.neuron import (
-    INSTANCE_TYPE_LABEL,
-    NEURON_NOUSE_UUID,
-    NEURON_USE_UUID,
     NeuronDevice,
     NeuronVendor,
     core_bits,
@@ -46,7 +44,7 @@ CORE = "aws.amazon.com/neuroncore"
 
 def _devices(node: str, count: int, cores: int, instance: str) -> tuple[NeuronDevice, ...]:
     capacity = {DEVICE: str(count), CORE: str(cores)}
-    found = V.capacity_devices(node, capacity, {INSTANCE_TYPE_LABEL: instance}, {})
+    found = V.capacity_devices(node, capacity, {keys.INSTANCE_TYPE_LABEL: instance}, {})
     assert all(isinstance(d, NeuronDevice) for d in found)
     return found  # type: ignore[return-value]
 
@@ -268,13 +266,13 @@ def test_core_requests_beyond_one_device_take_whole_devices() -> None:
 
 
 def test_uuid_filters_and_health() -> None:
-    use = {NEURON_USE_UUID: "trn-AWSNeuron-3"}
+    use = {keys.NEURON_USE_UUID: "trn-AWSNeuron-3"}
     assert _taken(fit(V, TRN1_32XL, cores_req(1), annotations=use)) == [(3, 1)]
-    nouse = {NEURON_NOUSE_UUID: "inf-AWSNeuron-0"}
+    nouse = {keys.NEURON_NOUSE_UUID: "inf-AWSNeuron-0"}
     assert fit(V, INF2_XL, cores_req(1), annotations=nouse) == Unfit(
         {Reason.CARD_UUID_MISMATCH: 1}, 1
     )
-    blocked = {NEURON_NOUSE_UUID: "trn-AWSNeuron-1"}
+    blocked = {keys.NEURON_NOUSE_UUID: "trn-AWSNeuron-1"}
     assert [i for i, _ in _taken(fit(V, TRN1_32XL, devices_req(4), annotations=blocked))] == [
         4,
         5,

@@ -179,3 +179,15 @@ KUNLUN_VXPU_ALLOCATED: Final = "hami.io/xpu-devices-allocated"
 KUNLUN_VXPU_USE_UUID: Final = "hami.io/use-xpu-uuid"
 KUNLUN_VXPU_NOUSE_UUID: Final = "hami.io/no-use-xpu-uuid"
 KUNLUN_VXPU_SIZES: Final = (24576, 49152, 98304)
+
+# AWS Neuron (§2.4, §2.9): the un-prefixed AWS_NEURON_IDS… are written as HAMi writes them (§9 #14)
+NEURON_VENDOR: Final = "AWSNeuron"
+NEURON_ALLOCATED: Final = "hami.io/aws-neuron-devices-allocated"
+NEURON_USE_UUID: Final = "aws.amazon.com/use-neuron-uuid"
+NEURON_NOUSE_UUID: Final = "aws.amazon.com/nouse-neuron-uuid"
+NEURON_IDS: Final = "AWS_NEURON_IDS"
+NEURON_RESOURCE_TYPE: Final = "NEURON_RESOURCE_TYPE"
+NEURON_ALLOC_TIME: Final = "NEURON_ALLOC_TIME"
+NEURON_ALLOCATED_FLAG: Final = "NEURON_ALLOCATED"
+NEURON_PREDICATE_NODE: Final = "aws.amazon.com/predicate-node"
+INSTANCE_TYPE_LABEL: Final = "node.kubernetes.io/instance-type"

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from hami.api import annotations as codec
+from hami.api import keys
 from hami.api.types import ContainerDevice, PodDevices
 from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest, Device
@@ -53,18 +54,6 @@ from hami.core.status import Reason, Unfit
 from hami.core.vendor import Admission, Candidate, FitContext, NodeLockSpec, Pick, Stamp
 from hami.vendors import common, resources
 from hami.vendors.config import NeuronConfig
-
-# Keys of wire-format.md §2.4 / §2.9 (un-prefixed `AWS_NEURON_IDS`… as HAMi writes them, §9 #14).
-NEURON_VENDOR = "AWSNeuron"
-NEURON_ALLOCATED = "hami.io/aws-neuron-devices-allocated"
-NEURON_USE_UUID = "aws.amazon.com/use-neuron-uuid"
-NEURON_NOUSE_UUID = "aws.amazon.com/nouse-neuron-uuid"
-NEURON_IDS = "AWS_NEURON_IDS"
-NEURON_RESOURCE_TYPE = "NEURON_RESOURCE_TYPE"
-NEURON_ALLOC_TIME = "NEURON_ALLOC_TIME"
-NEURON_ALLOCATED_FLAG = "NEURON_ALLOCATED"
-NEURON_PREDICATE_NODE = "aws.amazon.com/predicate-node"
-INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 
 RUN_SIZES = (1, 4, 8, 16)  # device runs of non-Inferentia instance types, aligned to the size
 
@@ -124,7 +113,7 @@ class NeuronVendor:
 
     @property
     def key(self) -> str:
-        return NEURON_VENDOR
+        return keys.NEURON_VENDOR
 
     @property
     def node_lock(self) -> NodeLockSpec | None:
@@ -169,10 +158,10 @@ class NeuronVendor:
         per = cores // count if count > 0 else 0
         if per <= 0:
             return ()
-        instance = labels.get(INSTANCE_TYPE_LABEL, "")
+        instance = labels.get(keys.INSTANCE_TYPE_LABEL, "")
         return tuple(
             NeuronDevice(
-                uuid=f"{node}-{NEURON_VENDOR}-{i}",
+                uuid=f"{node}-{keys.NEURON_VENDOR}-{i}",
                 vendor=self.key,
                 type=self.key,
                 count=per,
@@ -241,15 +230,15 @@ class NeuronVendor:
         return tuple(_pick(by_index[i], by_index[i].device.cores, per) for i in chosen)
 
     def stamps(self) -> Mapping[str, Stamp]:
-        return {NEURON_ALLOC_TIME: "unix-nanos", NEURON_PREDICATE_NODE: "node-name"}
+        return {keys.NEURON_ALLOC_TIME: "unix-nanos", keys.NEURON_PREDICATE_NODE: "node-name"}
 
     def pod_annotations(
         self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
     ) -> dict[str, str]:
         """The allocation list, and `AWS_NEURON_IDS` over every container in order: device
         indexes for device requests, global core indexes (index × cores per device + core)
-        for core requests, which also set `NEURON_RESOURCE_TYPE`."""
-        out = common.device_list_annotations(devices, None, NEURON_ALLOCATED)
+        for core requests, which also set `keys.NEURON_RESOURCE_TYPE`."""
+        out = common.device_list_annotations(devices, None, keys.NEURON_ALLOCATED)
         ids: list[str] = []
         core_request = False
         for container in picks:
@@ -261,14 +250,14 @@ class NeuronVendor:
                 else:
                     ids.append(str(pick.index))
         if ids:
-            out[NEURON_IDS] = codec.encode_comma_list(ids)
-            out[NEURON_ALLOCATED_FLAG] = "false"
+            out[keys.NEURON_IDS] = codec.encode_comma_list(ids)
+            out[keys.NEURON_ALLOCATED_FLAG] = "false"
             if core_request:
-                out[NEURON_RESOURCE_TYPE] = self.config.resource_core_name
+                out[keys.NEURON_RESOURCE_TYPE] = self.config.resource_core_name
         return out
 
     def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        return common.decode_allocated(annotations, NEURON_ALLOCATED)
+        return common.decode_allocated(annotations, keys.NEURON_ALLOCATED)
 
 
 def _positive(container: Mapping[str, object], name: str, where: str) -> int | None:
@@ -293,7 +282,9 @@ def _free(cand: Candidate) -> int:
 def _device_reason(cand: Candidate, annotations: Mapping[str, str]) -> str | None:
     if not cand.device.health:
         return Reason.CARD_NOT_HEALTH
-    if not common.uuid_allowed(cand.device.uuid, annotations, NEURON_USE_UUID, NEURON_NOUSE_UUID):
+    if not common.uuid_allowed(
+        cand.device.uuid, annotations, keys.NEURON_USE_UUID, keys.NEURON_NOUSE_UUID
+    ):
         return Reason.CARD_UUID_MISMATCH
     return None
 
@@ -314,6 +305,8 @@ def _core_reason(cand: Candidate, cores: int | None, mutex: bool) -> str | None:
 
 def _pick(cand: Candidate, mask: int, per: int | None) -> Pick:
     """``mask`` of ``cand``; ``per`` (cores per device) marks a core request for the IDs."""
-    used = ContainerDevice(uuid=cand.device.uuid, type=NEURON_VENDOR, usedmem=0, usedcores=mask)
+    used = ContainerDevice(
+        uuid=cand.device.uuid, type=keys.NEURON_VENDOR, usedmem=0, usedcores=mask
+    )
     note = "" if per is None else str(per)
     return Pick(position=cand.position, device=used, index=cand.device.index, note=note)
