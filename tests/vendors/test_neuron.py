@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from hami.api import keys
+from hami.api.types import ContainerDevice
 from hami.config import ConfigError, parse_config
 from hami.core import accounting
 from hami.core.cluster import ClusterView, NodeState
@@ -24,6 +25,7 @@ from hami.core.vendor import (
     Pick,
     ScoringVendor,
     StampingVendor,
+    cores_text,
 )
 from hami.vendors import registry
 from hami.vendors.config import NeuronConfig, vendor_settings
@@ -383,3 +385,11 @@ def test_config_section_is_validated(section: object, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({"awsneuron": section}, "f.yaml")
     assert str(caught.value).startswith(f"f.yaml: {message}")
+
+
+def test_recorded_cores_read_as_core_numbers() -> None:
+    one = ContainerDevice(uuid="n-AWSNeuron-0", type=KEY, usedmem=0, usedcores=1)
+    both = ContainerDevice(uuid="n-AWSNeuron-0", type=KEY, usedmem=0, usedcores=3)
+    second = ContainerDevice(uuid="n-AWSNeuron-0", type=KEY, usedmem=0, usedcores=2)
+    assert [cores_text(V, d) for d in (one, both, second)] == ["core 0", "cores 0,1", "core 1"]
+    assert cores_text(object(), one) == "1% cores"  # a vendor without the hook: a percentage

@@ -193,6 +193,22 @@ def as_selective_scorer(vendor: object) -> SelectiveScoringVendor | None:
 
 
 @runtime_checkable
+class DescribingVendor(Protocol):
+    """A vendor whose recorded ``usedcores`` is not a percentage (AWS Neuron: a core bitmask)."""
+
+    def describe_cores(self, device: ContainerDevice) -> str:
+        """The recorded cores in words, e.g. ``cores 0,1``."""
+        ...
+
+
+def cores_text(vendor: object, device: ContainerDevice) -> str:
+    """How a person reads a recorded device's cores: ``30% cores`` or the vendor's own words."""
+    if isinstance(vendor, DescribingVendor):
+        return vendor.describe_cores(device)
+    return f"{device.usedcores}% cores"
+
+
+@runtime_checkable
 class SlotVendor(Protocol):
     """A vendor whose picks may take several slots of a device's count (Enflame DRS).
 

@@ -10,7 +10,7 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.core.config import SchedulerConfig
-from hami.core.vendor import Vendor
+from hami.core.vendor import Vendor, cores_text
 from hami.k8s import objects
 from hami.k8s.api import EVENTS, NODES, PODS, KubeAPI, Manifest, NotFound
 from hami.scheduler.events import FILTERING_FAILED
@@ -69,7 +69,7 @@ def slices_of(
         out += [
             (
                 container,
-                f"{d.uuid} ({models.get(d.uuid, d.type)}) {d.usedmem} MiB, {d.usedcores}% cores",
+                f"{d.uuid} ({models.get(d.uuid, d.type)}) {d.usedmem} MiB, {cores_text(vendor, d)}",
             )
             for container, devices in zip(labels, decoded, strict=True)
             for d in devices

@@ -229,6 +229,11 @@ class NeuronVendor:
             return Unfit(counts=dict(reasons), total=len(candidates))
         return tuple(_pick(by_index[i], by_index[i].device.cores, per) for i in chosen)
 
+    def describe_cores(self, device: ContainerDevice) -> str:
+        """The NeuronCores of the device's bitmask, device-local: ``core 0``, ``cores 0,1``."""
+        bits = core_bits(device.usedcores)
+        return f"{'core' if len(bits) == 1 else 'cores'} {','.join(map(str, bits)) or '-'}"
+
     def stamps(self) -> Mapping[str, Stamp]:
         return {keys.NEURON_ALLOC_TIME: "unix-nanos", keys.NEURON_PREDICATE_NODE: "node-name"}
 
