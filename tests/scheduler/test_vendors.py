@@ -9,11 +9,11 @@ from typing import Any
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.config import load_config
-from hami.core.vendor import NodeLockSpec
+from hami.core.vendor import MUTEX_LOCK, NodeLockSpec, lock_specs
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS
 from hami.k8s.fake import node_manifest
-from hami.scheduler.cache import MUTEX_LOCK, ClusterCache, HandshakeWrite, lock_specs
+from hami.scheduler.cache import ClusterCache, HandshakeWrite
 from hami.scheduler.registration import HandshakeSpec, handshake_specs
 from hami.vendors import registry
 

@@ -28,11 +28,9 @@ from hami.agent.kube import KubePort, NodeInfo, PodInfo, annotations_patch
 from hami.agent.manifests import ManifestNode
 from hami.api import keys
 from hami.api.errors import WireFormatError
-from hami.core.vendor import LockingVendor, NodeLockSpec, Vendor
+from hami.core.vendor import Vendor, lock_specs
 
 log = logging.getLogger(__name__)
-
-MUTEX_LOCK = NodeLockSpec(keys.NODE_LOCK)  # the lock of a vendor that names none (§3.13)
 
 
 def utcnow() -> datetime:
@@ -46,15 +44,7 @@ def reported(moment: datetime) -> str:
 
 def lock_keys(vendors: Mapping[str, Vendor], used: Sequence[str]) -> tuple[str, ...]:
     """The distinct node-lock keys of the ``used`` vendors, in sorted vendor-key order."""
-    out: dict[str, None] = {}
-    for key in sorted(used):
-        vendor = vendors.get(key)
-        if vendor is None:
-            continue
-        spec = vendor.node_lock if isinstance(vendor, LockingVendor) else MUTEX_LOCK
-        if spec is not None:
-            out.setdefault(spec.key)
-    return tuple(out)
+    return tuple(spec.key for spec in lock_specs(vendors, used))
 
 
 def app_vendors(vendors: Mapping[str, Vendor], pod: PodInfo) -> list[str]:

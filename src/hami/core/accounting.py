@@ -52,6 +52,10 @@ def task_classes(
     return found
 
 
+def _one_each(container: Sequence[ContainerDevice]) -> Iterable[tuple[ContainerDevice, int]]:
+    return ((device, 1) for device in container)
+
+
 def collapse(
     containers: Iterable[Sequence[ContainerDevice]],
     init_count: int,
@@ -77,19 +81,13 @@ def collapse(
         if is_init and init_done:
             continue
         per_container: dict[str, list[int]] = {}  # uuid → [slots, mem, cores, largest entry]
-        if sizes is None:
-            for device in container:
-                slot = per_container.setdefault(device.uuid, [0, 0, 0, 1])
-                slot[0] += 1
-                slot[1] += device.usedmem
-                slot[2] += device.usedcores
-        else:
-            for device, size in zip(container, sizes, strict=True):
-                slot = per_container.setdefault(device.uuid, [0, 0, 0, size])
-                slot[0] += size
-                slot[1] += device.usedmem
-                slot[2] += device.usedcores
-                slot[3] = max(slot[3], size)
+        entries = zip(container, sizes, strict=True) if sizes is not None else _one_each(container)
+        for device, size in entries:
+            slot = per_container.setdefault(device.uuid, [0, 0, 0, size])
+            slot[0] += size
+            slot[1] += device.usedmem
+            slot[2] += device.usedcores
+            slot[3] = max(slot[3], size)
         target = init if is_init else app
         for uuid, (count, mem, cores, peak) in per_container.items():
             acc = target.setdefault(uuid, [0, 0, 0])

@@ -35,7 +35,7 @@ class SliceRules:
     use_type_key: str | None = None
     nouse_type_key: str | None = None
     # Every device picked for the pod's earlier containers (FitContext.earlier) must be this
-    # card, else CardNotFoundCustomFilterRule (HAMi's customFilterRule of Mthreads and MetaX).
+    # card, else CardNotFoundCustomFilterRule (HAMi's customFilterRule; used by Moore Threads).
     same_card: bool = False
     # The core checks (insufficient cores, exclusive use, compute exhausted); off for MetaX sGPU
     # online pods, which take no cores (wire-format.md §4.9).

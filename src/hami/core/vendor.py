@@ -6,10 +6,11 @@ Locking, accounting, scoring, ordering and the codec stay in the core and `hami.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, cast, runtime_checkable
 
+from hami.api import keys
 from hami.api.types import ContainerDevice, PodDevices
 from hami.core.model import (
     ContainerRequest,
@@ -390,3 +391,22 @@ class LockingVendor(Protocol):
     def node_lock(self) -> NodeLockSpec | None:
         """The lock, or None for a vendor that binds without one."""
         ...
+
+
+MUTEX_LOCK = NodeLockSpec(keys.NODE_LOCK)  # the lock of a vendor that names none (§3.13)
+
+
+def lock_specs(vendors: Mapping[str, Vendor], used: Iterable[str]) -> tuple[NodeLockSpec, ...]:
+    """The distinct bind locks of the ``used`` vendors, in sorted vendor-key order (§3.13).
+
+    A vendor without `node_lock` takes `hami.io/mutex.lock`; vendors sharing a key lock once.
+    """
+    specs: dict[str, NodeLockSpec] = {}
+    for key in sorted(used):
+        vendor = vendors.get(key)
+        if vendor is None:
+            continue
+        spec = vendor.node_lock if isinstance(vendor, LockingVendor) else MUTEX_LOCK
+        if spec is not None:
+            specs.setdefault(spec.key, spec)
+    return tuple(specs.values())

@@ -18,11 +18,11 @@ from typing import NoReturn
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.extender import ExtenderBindingArgs
-from hami.core.vendor import NodeLockSpec
+from hami.core.vendor import NodeLockSpec, lock_specs
 from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPI, KubeAPIError, NotFound
 from hami.scheduler import events
-from hami.scheduler.cache import Clock, ClusterCache, lock_specs, utcnow
+from hami.scheduler.cache import Clock, ClusterCache, utcnow
 from hami.scheduler.events import EventRecorder, Subject
 from hami.scheduler.nodelock import LockContended, NodeLocker
 

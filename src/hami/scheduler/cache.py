@@ -30,7 +30,7 @@ from hami.core.accounting import PlacedPod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.model import Node
 from hami.core.nodes import node_from_manifest
-from hami.core.vendor import LockingVendor, NodeLockSpec, Vendor
+from hami.core.vendor import Vendor, lock_specs
 from hami.k8s import objects
 from hami.k8s.api import Manifest
 from hami.scheduler import registration
@@ -39,7 +39,6 @@ from hami.scheduler.registration import HandshakeSpec
 log = logging.getLogger(__name__)
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
-MUTEX_LOCK = NodeLockSpec(keys.NODE_LOCK)
 Clock = Callable[[], datetime]
 
 
@@ -121,22 +120,6 @@ def placed_pod(
         mig=mig,
         task_classes=accounting.task_classes(annotations, vendors, devices),
     )
-
-
-def lock_specs(vendors: Mapping[str, Vendor], used: Iterable[str]) -> tuple[NodeLockSpec, ...]:
-    """The distinct bind locks of the ``used`` vendors, in sorted vendor-key order (§3.13).
-
-    A vendor without `node_lock` takes `hami.io/mutex.lock`; vendors sharing a key lock once.
-    """
-    specs: dict[str, NodeLockSpec] = {}
-    for key in sorted(used):
-        vendor = vendors.get(key)
-        if vendor is None:
-            continue
-        spec = vendor.node_lock if isinstance(vendor, LockingVendor) else MUTEX_LOCK
-        if spec is not None:
-            specs.setdefault(spec.key, spec)
-    return tuple(specs.values())
 
 
 def lock_keys(vendors: Mapping[str, Vendor]) -> set[str]:

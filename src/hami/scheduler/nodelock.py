@@ -21,10 +21,10 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.api.types import NodeLock
-from hami.core.vendor import NodeLockSpec
+from hami.core.vendor import MUTEX_LOCK, NodeLockSpec
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, Conflict, KubeAPI, Manifest, NotFound
-from hami.scheduler.cache import MUTEX_LOCK, Clock, ClusterCache, utcnow
+from hami.scheduler.cache import Clock, ClusterCache, utcnow
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 5
