@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-
 from hami.agent.errors import ConfigError
 from hami.api.errors import WireFormatError
 from hami.api.quantity import parse_quantity
 from hami.core.model import Device
 from hami.core.vendor import CapacityVendor, HealthCheckedVendor, Vendor
+from hami.k8s.files import ManifestFileError, documents
 
 # What a kwok node needs besides its devices (NodeResourcesFit rejects a node without pods).
 BASE_CAPACITY = {"cpu": "32", "memory": "256Gi", "pods": "110"}
@@ -102,29 +101,9 @@ def load_manifest(path: Path, vendors: Mapping[str, Vendor]) -> list[ManifestNod
 
 def _documents(path: Path) -> Iterator[tuple[int, Mapping[str, object]]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "unparseable"
-        raise ConfigError(f"{path}: not valid YAML: {problem}{line}") from None
-    for number, doc in enumerate(docs, start=1):
-        if doc is None:
-            continue
-        if not isinstance(doc, Mapping):
-            raise ConfigError(f"{path}: document {number}: expected a Kubernetes object")
-        if doc.get("kind") != "List":
-            yield number, cast(Mapping[str, object], doc)
-            continue
-        items = doc.get("items")
-        for item in items if isinstance(items, list) else ():
-            if not isinstance(item, Mapping):
-                raise ConfigError(f"{path}: document {number}: items: expected objects")
-            yield number, cast(Mapping[str, object], item)
+        yield from documents(path)
+    except ManifestFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _name(doc: Mapping[str, object]) -> str:

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
-
-import yaml
 
 from hami.api import annotations as codec
 from hami.api import keys
@@ -20,6 +17,7 @@ from hami.core.model import Node, PodRequest
 from hami.core.nodes import node_from_manifest
 from hami.core.request import metadata_annotations, parse_pod, pod_identity
 from hami.core.vendor import Vendor
+from hami.k8s.files import ManifestFileError, documents
 
 Manifest = Mapping[str, object]
 
@@ -36,27 +34,9 @@ class Cluster:
 
 def _documents(path: Path) -> Iterator[tuple[int, Manifest]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SimInputError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "unparseable"
-        raise SimInputError(f"{path}: not valid YAML: {problem}{where}") from None
-    for number, doc in enumerate(docs, start=1):
-        if doc is None:
-            continue
-        if not isinstance(doc, Mapping):
-            raise SimInputError(f"{path}: document {number}: expected a Kubernetes object")
-        if doc.get("kind") == "List":
-            for item in cast(list[object], doc.get("items") or []):
-                if isinstance(item, Mapping):
-                    yield number, cast(Manifest, item)
-            continue
-        yield number, cast(Manifest, doc)
+        yield from documents(path)
+    except ManifestFileError as exc:
+        raise SimInputError(str(exc)) from None
 
 
 def _name(doc: Manifest, number: int) -> str:

@@ -12,9 +12,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, cast
-
-import yaml
+from typing import Protocol
 
 from hami.api import keys
 from hami.api.errors import WireFormatError
@@ -31,6 +29,7 @@ from hami.core.request import parse_pod
 from hami.core.vendor import Vendor
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, KubeAPI, Manifest
+from hami.k8s.files import ManifestFileError, documents
 from hami.scheduler.cache import TERMINAL_PHASES, placed_pod
 
 
@@ -250,19 +249,9 @@ class StaticSource:
 def read_manifests(path: Path) -> list[Manifest]:
     """Every object of a YAML file (``kind: List`` unpacked)."""
     try:
-        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as exc:
-        raise SourceError(f"{path}: {exc}") from None
-    found: list[Manifest] = []
-    for doc in docs:
-        if isinstance(doc, Mapping) and doc.get("kind") == "List":
-            items = doc.get("items")
-            found += [cast(Manifest, i) for i in items or [] if isinstance(i, Mapping)]
-        elif isinstance(doc, Mapping):
-            found.append(cast(Manifest, doc))
-        elif doc is not None:
-            raise SourceError(f"{path}: expected Kubernetes objects, found {type(doc).__name__}")
-    return found
+        return [doc for _, doc in documents(path)]
+    except ManifestFileError as exc:
+        raise SourceError(str(exc)) from None
 
 
 def sim_snapshot(
