@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -41,6 +41,7 @@ from hami.demo.report import Placement, placement, render
 from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, PODS, Conflict, KubeAPI, KubeAPIError
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
+from hami.k8s.files import ManifestFileError, documents
 from hami.vendors import registry
 
 app = typer.Typer(
@@ -167,12 +168,9 @@ def _vendors(data: object, source: str) -> dict[str, Vendor]:
 
 def _yaml_docs(path: Path) -> list[dict[str, Any]]:
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except (OSError, yaml.YAMLError) as exc:
-        raise _fail(f"{path}: {exc}") from None
-    if not all(isinstance(d, dict) for d in docs):
-        raise _fail(f"{path}: every document must be a mapping")
-    return cast(list[dict[str, Any]], docs)
+        return [dict(doc) for _, doc in documents(path)]
+    except ManifestFileError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _write_plan(run_dir: Path, plan: Plan) -> tuple[Path, Path | None]:
