@@ -11,6 +11,7 @@ CUresult cuGetProcAddress(const char *s, void **pfn, int ver, cuuint64_t flags);
 CUresult cuGetProcAddress_v2(const char *s, void **pfn, int ver, cuuint64_t flags,
                              CUdriverProcAddressQueryResult *st);
 CUresult cuDeviceGetCount(int *n);
+CUresult cuDeviceGetUuid_v2(CUuuid *u, CUdevice d);
 CUresult cuCtxCreate_v2(CUcontext *c, unsigned int f, CUdevice d);
 CUresult cuCtxCreate_v4(CUcontext *c, void *p, unsigned int f, CUdevice d);
 CUresult cuCtxDestroy_v2(CUcontext c);
@@ -59,6 +60,7 @@ CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsigned gy, unsig
 
 nvmlReturn_t nvmlInit_v2(void);
 nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned i, nvmlDevice_t *d);
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *buf, unsigned len);
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m);
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m);
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t d, unsigned *n, void *p);

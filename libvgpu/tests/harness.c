@@ -49,7 +49,8 @@ static const struct vt_case *lookup(const char *name)
 static void clean_env(void)
 {
     static const char *const prefixes[] = {"CUDA_", "LIBCUDA_", "GPU_CORE_", "LIBVGPU_",
-                                           "FAKEGPU_", "LD_PRELOAD", "VT_"};
+                                           "FAKEGPU_", "LD_PRELOAD", "VT_",
+                                           "NVIDIA_VISIBLE_DEVICES"};
     for (int again = 1; again;) {
         again = 0;
         for (char **e = environ; *e; e++) {

@@ -1,5 +1,6 @@
 /* t_env.c - the environment: fail-safe handling of malformed values, log
- * silence, CUDA_DISABLE_CONTROL, unusable regions, env-less processes. */
+ * silence, CUDA_DISABLE_CONTROL, unusable regions, env-less processes, and the
+ * fake driver's UUIDs from NVIDIA_VISIBLE_DEVICES. */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -140,6 +141,60 @@ static void priority_recorded(void)
     VT_CHECK(r->ext.flags & LVGPU_EXT_CONFIG_ERROR); /* the bad policy value */
 }
 
+#define UUID_A "GPU-9e41c0d2-6b7f-4a3e-b5d8-2c1f0e9a7b11"
+#define UUID_B "GPU-9e41c0d2-6b7f-4a3e-b5d8-2c1f0e9a7b12"
+
+static void nvml_uuid_is(unsigned i, const char *want)
+{
+    nvmlDevice_t d;
+    char buf[96];
+    VT_EQ(nvmlDeviceGetHandleByIndex_v2(i, &d), NVML_SUCCESS);
+    VT_EQ(nvmlDeviceGetUUID(d, buf, sizeof buf), NVML_SUCCESS);
+    if (strcmp(buf, want))
+        fprintf(stderr, "  NVML device %u: %s, want %s\n", i, buf, want);
+    VT_CHECK(!strcmp(buf, want));
+}
+
+/* NVIDIA_VISIBLE_DEVICES=<uuid>,<uuid>: the fake has exactly those devices, in that order,
+ * everywhere (driver, NVML, the region libvgpu writes), FAKEGPU_DEVICES notwithstanding */
+static void visible_uuids(void)
+{
+    int n = 0;
+    CUuuid u;
+    CUcontext c;
+    CUdeviceptr p;
+    VT_EQ(cuInit(0), CUDA_SUCCESS);
+    VT_EQ(cuDeviceGetCount(&n), CUDA_SUCCESS);
+    VT_EQ(n, 2);
+    VT_EQ(cuDeviceGetUuid_v2(&u, 1), CUDA_SUCCESS);
+    VT_EQ((unsigned char)u.bytes[0], 0x9e);
+    VT_EQ((unsigned char)u.bytes[15], 0x12);
+    VT_EQ(nvmlInit_v2(), NVML_SUCCESS);
+    nvml_uuid_is(0, UUID_A);
+    nvml_uuid_is(1, UUID_B);
+    VT_CHECK(vt_ctx(0));
+    VT_EQ(cuMemAlloc_v2(&p, MiB), CUDA_SUCCESS);
+    VT_EQ(cuCtxCreate_v2(&c, 0, 1), CUDA_SUCCESS);
+    VT_EQ(cuMemAlloc_v2(&p, MiB), CUDA_SUCCESS);
+    int fd = open(vt_region_path(), O_RDONLY);
+    lvgpu_region_t *r = mmap(NULL, sizeof *r, PROT_READ, MAP_SHARED, fd, 0);
+    VT_CHECK(r != MAP_FAILED);
+    VT_CHECK(!strcmp(r->uuids[0], UUID_A));
+    VT_CHECK(!strcmp(r->uuids[1], UUID_B));
+}
+
+/* anything but a list of GPU UUIDs: the fake's own two devices */
+static void fake_uuids(void)
+{
+    int n = 0;
+    VT_EQ(cuInit(0), CUDA_SUCCESS);
+    VT_EQ(cuDeviceGetCount(&n), CUDA_SUCCESS);
+    VT_EQ(n, 2);
+    VT_EQ(nvmlInit_v2(), NVML_SUCCESS);
+    nvml_uuid_is(0, "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f");
+    nvml_uuid_is(1, "GPU-10111213-1415-1617-1819-1a1b1c1d1e1f");
+}
+
 #define OK "LIBVGPU_CONTEXT_OVERHEAD=0"
 const struct vt_case vt_cases[] = {
     {"malformed_limit_denies", denied, "CUDA_DEVICE_MEMORY_LIMIT=12x", 1},
@@ -172,5 +227,15 @@ const struct vt_case vt_cases[] = {
     {"priority_recorded", priority_recorded,
      "CUDA_DEVICE_MEMORY_LIMIT=64m;CUDA_TASK_PRIORITY=3;GPU_CORE_UTILIZATION_POLICY=sometimes;"
      "FAKEGPU_DEVICES=1", 1},
+    {"visible_uuids", visible_uuids,
+     "NVIDIA_VISIBLE_DEVICES=" UUID_A "," UUID_B ";FAKEGPU_DEVICES=4;CUDA_DEVICE_MEMORY_LIMIT=64m;" OK, 0},
+    {"visible_unset", fake_uuids, "", 0},
+    {"visible_all", fake_uuids, "NVIDIA_VISIBLE_DEVICES=all", 0},
+    {"visible_none", fake_uuids, "NVIDIA_VISIBLE_DEVICES=none", 0},
+    {"visible_indexes", fake_uuids, "NVIDIA_VISIBLE_DEVICES=0,1", 0},
+    {"visible_list_dir", fake_uuids, "NVIDIA_VISIBLE_DEVICES=/var/run/nvidia-container-devices", 0},
+    {"visible_mixed", fake_uuids, "NVIDIA_VISIBLE_DEVICES=" UUID_A ",1", 0},
+    {"visible_mig", fake_uuids, "NVIDIA_VISIBLE_DEVICES=MIG-9e41c0d2-6b7f-4a3e-b5d8-2c1f0e9a7b11", 0},
+    {"visible_not_hex", fake_uuids, "NVIDIA_VISIBLE_DEVICES=GPU-9e41c0d2-6b7f-4a3e-b5d8-2c1f0e9a7bzz", 0},
     {0},
 };

@@ -1,7 +1,13 @@
 /*
  * fake_cuda.c - a simulated CUDA driver (built as libcuda.so.1) for testing
  * libvgpu without a GPU. Devices have FAKEGPU_MEM bytes (default 1 GiB) each,
- * FAKEGPU_DEVICES of them (default 2). Kernels "run" on a per-device virtual
+ * FAKEGPU_DEVICES of them (default 2). When NVIDIA_VISIBLE_DEVICES is a
+ * comma-separated list of GPU UUIDs (GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx,
+ * at most 8), device i has the i-th UUID and the list sets the device count, as
+ * on a node where the container runtime exposed exactly those GPUs; any other
+ * value (unset, "all", "none", indexes, a directory path, MIG UUIDs) leaves
+ * the fake's own UUIDs (byte j of device d = 0x10 * d + j) and FAKEGPU_DEVICES.
+ * Kernels "run" on a per-device virtual
  * timeline: a launch of CUfunction f takes (uintptr_t)f microseconds of device
  * time; events complete when the timeline reaches them. Stream handle
  * FAKE_CAPTURE_STREAM is always "being captured". Every call is counted
@@ -75,18 +81,73 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void setup(void)
+static unsigned char uuids[8][16];
+
+static int hexval(char c)
 {
-    if (ndev >= 0)
-        return;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* "GPU-" + 8-4-4-4-12 hex digits, exactly n characters long */
+static int parse_uuid(const char *s, size_t n, unsigned char out[16])
+{
+    static const char shape[] = "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    if (n != sizeof shape - 1 || strncmp(s, "GPU-", 4))
+        return 0;
+    int k = 0;
+    for (size_t i = 4; i < n; i++) {
+        if (shape[i] == '-') {
+            if (s[i] != '-') return 0;
+            continue;
+        }
+        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        if (hi < 0 || lo < 0) return 0;
+        out[k++] = (unsigned char)(hi << 4 | lo);
+        i++;
+    }
+    return k == 16;
+}
+
+/* the number of UUIDs NVIDIA_VISIBLE_DEVICES lists (into uuids[]); 0: not a UUID list */
+static int uuids_from_env(void)
+{
+    const char *p = getenv("NVIDIA_VISIBLE_DEVICES");
+    int n = 0;
+    if (!p || !*p)
+        return 0;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (n >= 8 || !parse_uuid(p, len, uuids[n]))
+            return 0;
+        n++;
+        if (!end)
+            return n;
+        p = end + 1;
+    }
+}
+
+static void setup_once(void)
+{
+    int listed = uuids_from_env();
     const char *v = getenv("FAKEGPU_DEVICES");
-    ndev = v ? atoi(v) : 2;
-    if (ndev < 1 || ndev > 8)
-        ndev = 2;
+    int n = listed ? listed : v ? atoi(v) : 2;
+    if (n < 1 || n > 8)
+        n = 2;
+    if (!listed)
+        for (int d = 0; d < 8; d++)
+            for (int i = 0; i < 16; i++)
+                uuids[d][i] = (unsigned char)(0x10 * d + i);
+    ndev = n;
     v = getenv("FAKEGPU_MEM");
     if (v)
         mem_total = strtoull(v, NULL, 0);
 }
+static pthread_once_t setup_done = PTHREAD_ONCE_INIT;
+static void setup(void) { pthread_once(&setup_done, setup_once); }
 
 enum { O_FREE, O_MEM, O_ARRAY, O_VMM, O_ASYNC, O_CTX, O_EVENT, O_GRAPH, O_EXEC, O_POOL };
 
@@ -141,8 +202,16 @@ EXPORT CUresult cuDeviceGetUuid_v2(CUuuid *u, CUdevice d)
 {
     setup();
     if (d < 0 || d >= ndev) return CUDA_ERROR_INVALID_DEVICE;
-    for (int i = 0; i < 16; i++) u->bytes[i] = (char)(0x10 * d + i);
+    memcpy(u->bytes, uuids[d], 16);
     return CUDA_SUCCESS;
+}
+/* device d's UUID bytes for the fake NVML (0, or -1 for no such device) */
+EXPORT int fakegpu_uuid(int d, unsigned char out[16])
+{
+    setup();
+    if (d < 0 || d >= ndev) return -1;
+    memcpy(out, uuids[d], 16);
+    return 0;
 }
 EXPORT CUresult cuDeviceGetUuid(CUuuid *u, CUdevice d) { return cuDeviceGetUuid_v2(u, d); }
 EXPORT CUresult cuDeviceGetAttribute(int *v, int a, CUdevice d) { (void)d; *v = a == CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT ? 132 : 1; return CUDA_SUCCESS; }

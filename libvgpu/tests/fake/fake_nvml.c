@@ -17,6 +17,7 @@
 extern uint64_t fakegpu_used(int d);
 extern uint64_t fakegpu_total(void);
 extern CUresult cuDeviceGetCount(int *n);
+extern int fakegpu_uuid(int d, unsigned char out[16]);
 
 static int ndev(void) { int n = 0; cuDeviceGetCount(&n); return n; }
 static nvmlDevice_t handle(int i) { return (nvmlDevice_t)(uintptr_t)(0x500 + i); }
@@ -34,8 +35,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *buf, unsigned len)
 {
     int k = index_of(d);
     unsigned char b[16];
-    if (k < 0) return NVML_ERROR_INVALID_ARGUMENT;
-    for (int i = 0; i < 16; i++) b[i] = (unsigned char)(0x10 * k + i);
+    if (k < 0 || fakegpu_uuid(k, b)) return NVML_ERROR_INVALID_ARGUMENT;
     snprintf(buf, len, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
              b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
     return NVML_SUCCESS;
