@@ -9,6 +9,7 @@ from hami.api import keys
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, Unavailable
 from hami.k8s.fake import FakeKube, node_manifest
+from hami.scheduler.events import MESSAGE_LIMIT, clip, name_list
 
 from .harness import T0, UUID_A, container, gpu_node, gpu_pod, running
 
@@ -86,6 +87,35 @@ async def test_no_fit_reports_hami_reasons_and_event() -> None:
         [failed] = await h.events("FilteringFailed")
         assert failed["type"] == "Warning"
         assert "no available node, 2 nodes do not meet" in str(failed["message"])
+
+
+async def test_failed_event_says_how_many_node_names_it_left_out() -> None:
+    async with running() as h:
+        for i in range(12):
+            await h.add_node(gpu_node(f"small{i:02}", memory=1000))
+        await h.add_pod(gpu_pod("big"))
+        await h.settle()
+        ghosts = [f"ghost{i}" for i in range(3)]
+        result = await h.filter("big", nodes=[*h.node_names(), *ghosts])
+        assert result["NodeNames"] == [] and len(result["FailedNodes"]) == 15
+        [failed] = await h.events("FilteringFailed")
+        shown = ",".join(f"small{i:02}" for i in range(10))
+        assert failed["message"] == (
+            "no available node, 15 nodes do not meet; "
+            f"12 nodes CardInsufficientMemory({shown} +2 more); "
+            "3 nodes node unregistered(ghost0,ghost1,ghost2)"
+        )
+
+
+def test_long_event_messages_are_cut_with_a_marker() -> None:
+    assert name_list(["a", "b"], 2) == "a,b"
+    assert name_list(["a", "b", "c"], 2) == "a,b +1 more"
+    assert clip("short") == "short"
+    for size in (1025, 1100, 5000, 100_000):
+        cut = clip("x" * size)
+        assert len(cut) == MESSAGE_LIMIT
+        hidden = size - cut.index("…")
+        assert cut.endswith(f"… +{hidden} more characters")
 
 
 async def test_invalid_pod_is_an_error_naming_container() -> None:

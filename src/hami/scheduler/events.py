@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +19,26 @@ FILTERING_FAILED = "FilteringFailed"
 BINDING_SUCCEED = "BindingSucceed"
 BINDING_FAILED = "BindingFailed"
 REGISTRATION_INVALID = "RegistrationInvalid"
+MESSAGE_LIMIT = 1024  # characters of an Event message; a longer one is cut and marked
+
+
+def name_list(names: Sequence[str], limit: int) -> str:
+    """``a,b,c`` — or, past ``limit`` names, the first ``limit`` and ``+N more``."""
+    shown = ",".join(names[:limit])
+    hidden = len(names) - limit
+    return f"{shown} +{hidden} more" if hidden > 0 else shown
+
+
+def clip(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message``, or its start and ``… +N more characters`` so the result fits ``limit``."""
+    if len(message) <= limit:
+        return message
+    cut = limit
+    while True:  # the marker's own length depends on how much it hides
+        marker = f"… +{len(message) - cut} more characters"
+        if cut + len(marker) <= limit:
+            return message[:cut] + marker
+        cut = limit - len(marker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +83,7 @@ class EventRecorder:
             "metadata": {"name": f"{subject.name}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
             "involvedObject": involved,
             "reason": reason,
-            "message": message[:1024],
+            "message": clip(message),
             "type": "Warning" if warning else "Normal",
             "source": {"component": self._component},
             "reportingComponent": self._component,

@@ -30,11 +30,12 @@ from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest
 from hami.scheduler import events
 from hami.scheduler.cache import Clock, ClusterCache, placed_pod, utcnow
-from hami.scheduler.events import EventRecorder, Subject
+from hami.scheduler.events import EventRecorder, Subject, name_list
 from hami.scheduler.quota import QuotaRooms
 
 log = logging.getLogger(__name__)
 SETTLE = 0.05  # a no-fit answer waits this long once for in-flight watch events
+EVENT_NODES = 10  # node names listed per reason in a FilteringFailed event
 
 
 class FilterError(Exception):
@@ -166,7 +167,8 @@ class Filterer:
             by_reason[_headline(unfit)].append(node)
         parts = [f"no available node, {len(decision.failed)} nodes do not meet"]
         parts += [
-            f"{len(ns)} nodes {r}({','.join(ns[:10])})" for r, ns in sorted(by_reason.items())
+            f"{len(ns)} nodes {r}({name_list(ns, EVENT_NODES)})"
+            for r, ns in sorted(by_reason.items())
         ]
         self._events.record(subject, events.FILTERING_FAILED, "; ".join(parts), warning=True)
 
