@@ -19,7 +19,8 @@ from hami.api.extender import (
     ExtenderBindingResult,
     ExtenderFilterResult,
 )
-from hami.scheduler.errors import EXTENDER_ERRORS, extender_error, webhook_status
+from hami.scheduler.errors import EXTENDER_ERRORS, error_reason, extender_error, webhook_status
+from hami.scheduler.filter import ERROR, PLACED, UNFIT
 from hami.scheduler.service import SchedulerService
 
 JSON = "application/json"
@@ -47,12 +48,12 @@ def create_app(service: SchedulerService) -> FastAPI:
             args = ExtenderArgs.from_json(await _body(request))
             if args.nodes is None:
                 await service.wait_ready()
-            result = await service.filterer.filter(args)
-            outcome = "placed" if result.node_names or result.nodes else "unfit"
+            result = await service.filterer.filter(args)  # counts its placed/unfit decisions
+            outcome = PLACED if result.node_names or result.nodes else UNFIT
         except EXTENDER_ERRORS as exc:
-            result, outcome = ExtenderFilterResult(error=extender_error(exc)), "error"
-        metrics.requests.labels("filter", outcome).inc()
-        metrics.latency.labels("filter").observe(time.perf_counter() - started)
+            result, outcome = ExtenderFilterResult(error=extender_error(exc)), ERROR
+            metrics.decision(ERROR, error_reason(exc))
+        metrics.request("filter", outcome, time.perf_counter() - started)
         return _reply(result.to_json())
 
     @app.post("/bind")
@@ -64,22 +65,24 @@ def create_app(service: SchedulerService) -> FastAPI:
             await service.binder.bind(args)
             result, outcome = ExtenderBindingResult(), "bound"
         except EXTENDER_ERRORS as exc:
-            result, outcome = ExtenderBindingResult(error=extender_error(exc)), "error"
-        metrics.requests.labels("bind", outcome).inc()
-        metrics.latency.labels("bind").observe(time.perf_counter() - started)
+            result, outcome = ExtenderBindingResult(error=extender_error(exc)), ERROR
+        metrics.request("bind", outcome, time.perf_counter() - started)
         return _reply(result.to_json())
 
     @app.post("/webhook")
     @app.post("/webhook/mutating")
     async def webhook(request: Request) -> Response:
+        started = time.perf_counter()
         try:
             review = AdmissionRequest.from_json(await _body(request))
         except (WireFormatError, ValueError) as exc:
-            metrics.requests.labels("webhook", "error").inc()
+            metrics.request("webhook", ERROR, time.perf_counter() - started)
             return _reply({"error": str(exc)}, webhook_status(exc))
         response = service.webhook.review(review)
-        metrics.requests.labels("webhook", "allowed" if response.allowed else "denied").inc()
-        return _reply(response.review(review.api_version))
+        body = _reply(response.review(review.api_version))
+        outcome = "allowed" if response.allowed else "denied"
+        metrics.request("webhook", outcome, time.perf_counter() - started)
+        return body
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -12,7 +12,9 @@ taken, in reverse order.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import NoReturn
 
 from hami.api import annotations as codec
@@ -27,6 +29,7 @@ from hami.scheduler.events import EventRecorder, Subject
 from hami.scheduler.nodelock import LockContended, NodeLocker
 
 log = logging.getLogger(__name__)
+LockWaitHook = Callable[[float, str], None]  # (seconds, outcome: acquired, timeout or error)
 
 
 class BindError(Exception):
@@ -43,6 +46,7 @@ class Binder:
         *,
         lock_wait: float = 25.0,
         clock: Clock = utcnow,
+        on_lock_wait: LockWaitHook | None = None,
     ) -> None:
         self._kube = kube
         self._cache = cache
@@ -50,6 +54,7 @@ class Binder:
         self._events = recorder
         self._lock_wait = lock_wait
         self._clock = clock
+        self._waited = on_lock_wait or _ignore
 
     async def bind(self, args: ExtenderBindingArgs) -> None:
         """Raises BindError."""
@@ -84,17 +89,26 @@ class Binder:
         return objects.uid(pod)
 
     async def _lock_all(self, subject: Subject, node: str, locks: tuple[NodeLockSpec, ...]) -> None:
-        """Take every lock in order; on a failure release those taken, newest first."""
+        """Take every lock in order; on a failure release those taken, newest first.
+
+        The time spent taking them (waits for a held lock included) is reported once per bind.
+        """
         ns, name = subject.namespace, subject.name
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         for position, lock in enumerate(locks):
             try:
                 await self._locker.acquire(node, ns, name, self._lock_wait, lock)
             except LockContended as exc:
+                self._waited(loop.time() - started, "timeout")
                 await self._release_all(node, ns, name, locks[:position])
                 self._fail(subject, f"timed out after {self._lock_wait:g}s: {exc}")
             except KubeAPIError as exc:
+                self._waited(loop.time() - started, "error")
                 await self._release_all(node, ns, name, locks[: position + 1])
                 self._fail(subject, f"lock node {node}: {exc}")
+        if locks:
+            self._waited(loop.time() - started, "acquired")
 
     async def _release_all(
         self, node: str, ns: str, name: str, locks: tuple[NodeLockSpec, ...]
@@ -116,3 +130,7 @@ class Binder:
     def _fail(self, subject: Subject, message: str) -> NoReturn:
         self._events.record(subject, events.BINDING_FAILED, message, warning=True)
         raise BindError(message)
+
+
+def _ignore(seconds: float, outcome: str) -> None:
+    pass

@@ -19,6 +19,19 @@ def extender_error(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
+def error_reason(exc: Exception) -> str:
+    """The error class of a failed /filter, the reason of its ``error`` decision."""
+    if isinstance(exc, FilterError):
+        return exc.reason
+    if isinstance(exc, WireFormatError):
+        return "BadRequest"
+    if isinstance(exc, NotReady):
+        return "NotReady"
+    if isinstance(exc, KubeAPIError):
+        return "KubeAPIError"
+    return type(exc).__name__
+
+
 def webhook_status(exc: Exception) -> int:
     """HTTP status for an AdmissionReview that cannot be read."""
     return 400 if isinstance(exc, WireFormatError | ValueError) else 500

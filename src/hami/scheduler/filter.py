@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from hami.api import keys
@@ -24,7 +24,7 @@ from hami.core.errors import RequestInvalid
 from hami.core.model import PodRequest
 from hami.core.nodes import node_from_manifest
 from hami.core.request import parse_pod
-from hami.core.status import NODE_UNREGISTERED, Unfit
+from hami.core.status import DEVICE_TYPE_NOT_FOUND, NODE_UNREGISTERED, Reason, Unfit
 from hami.core.vendor import QuotaRoom, Vendor
 from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest
@@ -37,9 +37,26 @@ log = logging.getLogger(__name__)
 SETTLE = 0.05  # a no-fit answer waits this long once for in-flight watch events
 EVENT_NODES = 10  # node names listed per reason in a FilteringFailed event
 
+# `hami_scheduler_decisions_total` outcomes (the reason label: see `unfit_reason`, `errors`)
+PLACED = "placed"
+UNFIT = "unfit"
+ERROR = "error"
+NO_NODES = "NoNodes"  # unfit with no candidate node at all
+OTHER = "Other"  # unfit for a vendor's free-form reason
+_KNOWN_REASONS = frozenset({*Reason, NODE_UNREGISTERED, DEVICE_TYPE_NOT_FOUND})
+
+DecisionHook = Callable[[str, str], None]  # (outcome, reason)
+
 
 class FilterError(Exception):
-    """The filter cannot answer (bad request, cache not ready, API failure)."""
+    """The filter cannot answer (bad request, cache not ready, API failure).
+
+    ``reason`` is the error class counted in ``hami_scheduler_decisions_total``.
+    """
+
+    def __init__(self, message: str, reason: str = "InvalidRequest") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Filterer:
@@ -53,6 +70,7 @@ class Filterer:
         *,
         clock: Clock = utcnow,
         quota: QuotaRooms | None = None,
+        on_decision: DecisionHook | None = None,
     ) -> None:
         self._kube = kube
         self._cache = cache
@@ -61,11 +79,12 @@ class Filterer:
         self._events = recorder
         self._clock = clock
         self._quota = quota or _no_quota
+        self._decided = on_decision or _ignore
 
     async def filter(self, args: ExtenderArgs) -> ExtenderFilterResult:
         """Raises FilterError; the route turns it into the reply's ``Error``."""
         if args.pod is None:
-            raise FilterError("extender args missing pod")
+            raise FilterError("extender args missing pod", "BadRequest")
         request = self._parse(args.pod)
         if not request.wants_devices:
             return ExtenderFilterResult(node_names=args.node_names, nodes=args.nodes)
@@ -109,10 +128,12 @@ class Filterer:
                 decision = self._decide_and_assume(uid, request, names)
         subject = Subject("Pod", request.name, request.namespace, uid)
         if not decision.placed:
+            self._decided(UNFIT, unfit_reason(decision))
             self._report_unfit(subject, decision)
             return ExtenderFilterResult(node_names=(), failed_nodes=decision.failed_nodes())
         assert decision.node is not None
         await self._record(subject, uid, decision, self._clock())
+        self._decided(PLACED, "")
         fits = f"{decision.node}:{decision.score or 0:.2f}"
         self._events.record(
             subject,
@@ -158,7 +179,7 @@ class Filterer:
             self._cache.forget(uid)
             message = f"patch pod annotations: {exc}"
             self._events.record(subject, events.FILTERING_FAILED, message, warning=True)
-            raise FilterError(message) from exc
+            raise FilterError(message, "KubeAPIError") from exc
         self._cache.confirm(uid, objects.resource_version(result))
 
     def _report_unfit(self, subject: Subject, decision: Decision) -> None:
@@ -175,6 +196,25 @@ class Filterer:
 
 def _no_quota(namespace: str) -> Mapping[str, QuotaRoom]:
     return {}
+
+
+def _ignore(outcome: str, reason: str) -> None:
+    pass
+
+
+def unfit_reason(decision: Decision) -> str:
+    """The decision's reason class: the headline that ruled out the most registered nodes.
+
+    Unregistered nodes (CPU nodes kube-scheduler passes along) count only when no registered
+    node was tried; a vendor's free-form message is `OTHER`, so the label stays bounded.
+    """
+    headlines = Counter(_headline(unfit) for unfit in decision.failed.values())
+    registered = Counter({r: n for r, n in headlines.items() if r != NODE_UNREGISTERED})
+    ranked = registered or headlines
+    if not ranked:
+        return NO_NODES
+    reason = min(ranked.items(), key=lambda item: (-item[1], item[0]))[0]  # most, then by name
+    return reason if reason in _KNOWN_REASONS else OTHER
 
 
 def _headline(unfit: Unfit) -> str:

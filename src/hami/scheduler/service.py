@@ -18,6 +18,7 @@ from hami.scheduler.events import EventRecorder, Subject
 from hami.scheduler.filter import Filterer
 from hami.scheduler.informer import Informer, Sink
 from hami.scheduler.leader import LeaderElector
+from hami.scheduler.metered import MeteredKube
 from hami.scheduler.metrics import Metrics, QuotaUsage
 from hami.scheduler.nodelock import NodeLocker
 from hami.scheduler.quota import QuotaBook, quota_specs
@@ -44,18 +45,27 @@ class SchedulerService:
     ) -> None:
         config: SchedulerConfig = settings.config
         self.settings = settings
-        self.kube = kube
         self.cache = ClusterCache(
             vendors,
             handshake_specs(vendors),
             handshake_timeout=settings.handshake_timeout,
             clock=clock,
         )
+        self.elector: LeaderElector | None = None
+        self.metrics = Metrics(self.cache, quotas=self.quota_usage, leader=lambda: self.is_leader)
+        kube = self.kube = MeteredKube(kube, self.metrics.api_error)
         self.quota = QuotaBook(quota_specs(config))
         self.recorder = EventRecorder(kube, settings.scheduler_name, enabled=settings.events)
         self.locker = NodeLocker(kube, self.cache, expiry=settings.node_lock_timeout, clock=clock)
         self.filterer = Filterer(
-            kube, self.cache, vendors, config, self.recorder, clock=clock, quota=self.quota_rooms
+            kube,
+            self.cache,
+            vendors,
+            config,
+            self.recorder,
+            clock=clock,
+            quota=self.quota_rooms,
+            on_decision=self.metrics.decision,
         )
         self.binder = Binder(
             kube,
@@ -64,6 +74,7 @@ class SchedulerService:
             self.recorder,
             lock_wait=settings.bind_lock_wait,
             clock=clock,
+            on_lock_wait=self.metrics.lock_wait,
         )
         self.webhook = Webhook(
             vendors,
@@ -74,8 +85,8 @@ class SchedulerService:
             ),
             quota=self.quota_rooms,
         )
-        self.elector = (
-            LeaderElector(
+        if settings.leader_elect:
+            self.elector = LeaderElector(
                 kube,
                 settings.lease_name,
                 settings.lease_namespace,
@@ -83,10 +94,6 @@ class SchedulerService:
                 lease_duration=settings.lease_duration,
                 renew_interval=settings.renew_interval,
             )
-            if settings.leader_elect
-            else None
-        )
-        self.metrics = Metrics(self.cache, quotas=self.quota_usage, leader=lambda: self.is_leader)
         self.node_informer = Informer(
             kube,
             NODES,

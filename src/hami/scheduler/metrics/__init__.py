@@ -7,9 +7,11 @@ Two halves in one private `CollectorRegistry` (the process-wide default registry
   constant label ``zone="vGPU"`` are HAMi's; ``--legacy-metrics`` adds the pre-rename names.
   Unlike HAMi, ``container_index`` is the container's real position in the pod's device list
   (init containers first), not always 0.
-* Our operational metrics: request and decision counters, filter/bind latency, node-lock waits
-  and Kubernetes API errors, fed through the small hook methods of `Metrics`. Everything works
-  when a hook is never called: the series simply stay absent or at zero.
+* Our operational metrics: request and decision counters, filter/bind/webhook latency,
+  node-lock waits and Kubernetes API errors, fed through the small hook methods of `Metrics`.
+  The service calls every hook where its event happens (`hami.scheduler.app` for requests and
+  failed filters, `Filterer` for placed/unfit decisions, `Binder` for lock waits, `MeteredKube`
+  for API errors); a test drives them all and fails for a declared family with no sample.
 
 `Metrics.render` is what /metrics serves: the operational metrics, build info and cache gauges go
 through prometheus_client's ``generate_latest``; the §6.2 families (320,000 series at 5,000 nodes)
@@ -103,7 +105,8 @@ class Metrics:
         )
         self.decisions = Counter(
             "hami_scheduler_decisions",
-            "Filter decisions by outcome (placed, unfit, error) and first reason",
+            "Filter decisions by outcome (placed, unfit, error) and reason (unfit: the HAMi "
+            "reason that ruled out most nodes; error: the error class)",
             ["outcome", "reason"],
             registry=self.registry,
         )
@@ -144,11 +147,20 @@ class Metrics:
         self.latency.labels(route).observe(seconds)
 
     def decision(self, outcome: str, reason: str = "") -> None:
-        """One filter decision; ``reason`` is HAMi's failure reason (empty when placed)."""
+        """One /filter outcome: ``placed`` or ``unfit`` for a live decision on a pod that asks
+        for devices (pass-throughs and Cluster Autoscaler simulations are not counted),
+        ``error`` for any /filter that failed.
+
+        ``reason``: empty when placed; when unfit, the HAMi reason that ruled out most
+        registered nodes (`hami.scheduler.filter.unfit_reason`); on an error, its class
+        (`hami.scheduler.errors.error_reason`).
+        """
         self.decisions.labels(outcome, reason).inc()
 
     def lock_wait(self, seconds: float, outcome: str) -> None:
+        """One /bind's time taking its node lock(s): ``acquired``, ``timeout`` or ``error``."""
         self.lock_waits.labels(outcome).observe(seconds)
 
     def api_error(self, verb: str, resource: str, status: int) -> None:
+        """One failed Kubernetes API call (status 0: the server was not reached)."""
         self.api_errors.labels(verb, resource, str(status)).inc()
