@@ -17,6 +17,7 @@ SETUP_DEPS :=
 all: test
 
 -include hack/k8s/cluster.mk
+-include hack/k8s/node.mk
 -include libvgpu/libvgpu.mk
 -include hack/kubelet/kubelet.mk
 -include hack/helm/helm.mk
