@@ -10,6 +10,7 @@ from hami.cluster.cli import app as cluster_app
 from hami.demo.cli import app as demo_app
 from hami.explain_cli import register as register_explain
 from hami.monitor.cli import monitor
+from hami.node.cli import app as node_app
 from hami.scheduler.cli import scheduler
 from hami.sim.cli import sim
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(demo_app, name="demo")
+app.add_typer(node_app, name="node")
 
 
 app.command("sim")(sim)

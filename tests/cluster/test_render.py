@@ -85,6 +85,9 @@ def test_apiserver_runs_rbac_on_loopback_with_our_pki(pki: ClusterPki, tmp_path:
     assert flags["client-ca-file"] == str(pki.ca.cert)
     assert "TaintNodesByCondition" in flags["disable-admission-plugins"]
     assert "ServiceAccount" in flags["disable-admission-plugins"]
+    # a real node's logs/exec: kubelet reached at its InternalIP with the admin client cert
+    assert flags["kubelet-client-certificate"] == str(pki.admin.cert)
+    assert flags["kubelet-preferred-address-types"] == "InternalIP"
 
 
 def test_scheduler_and_kwok_flags(tmp_path: Path) -> None:

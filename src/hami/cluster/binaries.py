@@ -16,8 +16,14 @@ from hami.cluster import paths
 from hami.cluster.errors import BinariesNotFound
 
 BINARY_NAMES = ("etcd", "kube-apiserver", "kube-scheduler", "kwok")
+NODE_BINARY_NAMES = ("kubelet", "kube-controller-manager", "kubectl")
+NODE_POINTER_FILE = "node-current.json"
 STAGES_FILE = "kwok-stages.yaml"
 MANIFEST_FILE = "manifest.json"
+HOW_TO_BUILD_NODE = (
+    "Build them with `make node-bin` from the repository root (it needs Go >= 1.26 and the "
+    "Go module proxy; a first build takes several minutes)."
+)
 HOW_TO_BUILD = (
     "Build them with `make cluster-bin` from the repository root (it needs Go >= 1.26 and the "
     "Go module proxy; the first build takes many minutes)."
@@ -66,17 +72,43 @@ def find_binaries(directory: Path | None = None) -> Binaries:
     return Binaries.from_directory(chosen)
 
 
-def _pointed_directory() -> Path:
-    pointer = paths.cache_root() / paths.POINTER_FILE
+@dataclass(frozen=True, slots=True)
+class NodeBinaries:
+    """The cached node-side executables (``make node-bin``)."""
+
+    directory: Path
+    kubelet: Path
+    kube_controller_manager: Path
+    kubectl: Path
+
+
+def find_node_binaries() -> NodeBinaries:
+    """The node binaries the last ``make node-bin`` pointed at; raise if any is missing."""
+    directory = _pointed_directory(paths.cache_root() / NODE_POINTER_FILE, HOW_TO_BUILD_NODE)
+    missing = [name for name in NODE_BINARY_NAMES if not _is_executable(directory / name)]
+    if missing:
+        raise BinariesNotFound(
+            f"node binaries incomplete in {directory}: missing {', '.join(missing)}. "
+            + HOW_TO_BUILD_NODE
+        )
+    return NodeBinaries(
+        directory=directory,
+        kubelet=directory / "kubelet",
+        kube_controller_manager=directory / "kube-controller-manager",
+        kubectl=directory / "kubectl",
+    )
+
+
+def _pointed_directory(pointer: Path | None = None, how: str = HOW_TO_BUILD) -> Path:
+    pointer = pointer or paths.cache_root() / paths.POINTER_FILE
     if not pointer.is_file():
         raise BinariesNotFound(
-            f"no control-plane binaries have been built on this machine ({pointer} does not "
-            "exist). " + HOW_TO_BUILD
+            f"no binaries have been built on this machine ({pointer} does not exist). " + how
         )
     document = _read_json(pointer)
     directory = document.get("dir")
     if not isinstance(directory, str) or not directory:
-        raise BinariesNotFound(f"{pointer} names no binaries directory. " + HOW_TO_BUILD)
+        raise BinariesNotFound(f"{pointer} names no binaries directory. " + how)
     return Path(directory)
 
 

@@ -140,6 +140,10 @@ def apiserver_args(binary: Path, pki: ClusterPki, ports: Ports, cert_dir: Path) 
         "--enable-priority-and-fairness=false",
         "--profiling=false",
         f"--cert-dir={cert_dir}",
+        # a real node (hami node): logs/exec reach kubelet at its InternalIP with a client cert
+        f"--kubelet-client-certificate={pki.admin.cert}",
+        f"--kubelet-client-key={pki.admin.key}",
+        "--kubelet-preferred-address-types=InternalIP",
         "--v=1",
     ]
 
