@@ -81,7 +81,20 @@ async def test_re_registers_within_5s_after_kubelet_restart(running: Running) ->
     channel, stub = plugin_stub(running.kubelet.directory)
     async with channel:
         options = await stub.GetDevicePluginOptions(pb.Empty(), timeout=5)
-    assert options.get_preferred_allocation_available is True
+    assert options.get_preferred_allocation_available is False  # the node setting
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+async def test_options_answer_the_preferred_allocation_setting(
+    sockdir: Path, enabled: bool
+) -> None:
+    """kubelet reads GetDevicePluginOptions (not the registration) to decide whether to call
+    GetPreferredAllocation, so the answer must be the node setting."""
+    settings = make_settings(sockdir, preferred_allocation=enabled)
+    agent = NodeAgent(settings, a100_source(), FakeKube())
+    options = await agent.servicer.GetDevicePluginOptions(pb.Empty(), None)
+    assert options.get_preferred_allocation_available is enabled
+    assert options.pre_start_required is False
 
 
 async def next_devices(stream: Any) -> dict[str, tuple[str, list[int]]]:

@@ -72,8 +72,11 @@ class DevicePluginServicer(pb_grpc.DevicePluginServicer):  # type: ignore[misc,u
         self._config = config
 
     async def GetDevicePluginOptions(self, request: Any, context: Any) -> Any:
+        """kubelet takes the options from this answer, not from the registration: it calls
+        GetPreferredAllocation only when the node setting enables it."""
         return pb.DevicePluginOptions(
-            pre_start_required=False, get_preferred_allocation_available=True
+            pre_start_required=False,
+            get_preferred_allocation_available=self._config.preferred_allocation,
         )
 
     async def ListAndWatch(self, request: Any, context: Any) -> AsyncIterator[Any]:
