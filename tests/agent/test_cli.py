@@ -22,6 +22,14 @@ def test_help_lists_the_flags() -> None:
     assert code == 0
     for flag in ("--node-config-file", "--simulate", "--inventory", "--node-manifests"):
         assert flag in out
+    assert "--lock-dir" in out and "/tmp/vgpulock" in out
+
+
+def test_lock_dir_defaults_to_tmp_vgpulock() -> None:
+    from hami.agent import cli
+
+    settings = cli._settings_for("n1", (None, None), cli._process_settings({"lock_dir": None}), {})
+    assert str(settings.lock_dir) == "/tmp/vgpulock"
 
 
 def test_malformed_node_config_fails_naming_file_and_key(tmp_path: Path) -> None:
@@ -131,6 +139,8 @@ def test_flags_take_effect_over_node_json_and_yaml(tmp_path: Path, monkeypatch) 
         "envvar,cdi-cri",
         "--hook-path",
         "/opt/hami",
+        "--lock-dir",
+        "/run/hami/vgpulock",
         "--enable-numa-topology",
     )
     assert code == 0, out
@@ -140,3 +150,4 @@ def test_flags_take_effect_over_node_json_and_yaml(tmp_path: Path, monkeypatch) 
     assert settings.pass_device_specs is True
     assert settings.list_strategies == ("envvar", "cdi-cri")
     assert str(settings.hook_path) == "/opt/hami"
+    assert str(settings.lock_dir) == "/run/hami/vgpulock"

@@ -47,6 +47,7 @@ NODE_FLAGS = (
 PROCESS_FLAGS = (
     ("socket_dir", "socket_dir"),
     ("hook_path", "hook_path"),
+    ("lock_dir", "lock_dir"),
     ("device_list_strategy", "list_strategies"),
     ("device_id_strategy", "id_strategy"),
     ("pass_device_specs", "pass_device_specs"),
@@ -163,6 +164,13 @@ def device_plugin_main(
     socket_dir: Annotated[Path | None, Opt(help="kubelet device-plugin directory.")] = None,
     hook_path: Annotated[
         Path | None, Opt(envvar="HOOK_PATH", help="HAMi-core install prefix.")
+    ] = None,
+    lock_dir: Annotated[
+        Path | None,
+        Opt(
+            help="Host directory mounted at /tmp/vgpulock in every GPU container (HAMi-core's "
+            "cross-process lock files); created 0777.  [default: /tmp/vgpulock]"
+        ),
     ] = None,
     resource_name: Annotated[str | None, Opt(help="Extended resource to advertise.")] = None,
     device_split_count: Annotated[int | None, Opt(help="Tasks per GPU.")] = None,
