@@ -34,6 +34,15 @@ def settings(tmp: Path, **node: Any) -> Settings:
     )
 
 
+def install_hook(settings: Settings) -> Settings:
+    """The HAMi-core files a hami-core answer mounts, as regular files under the hook path."""
+    vgpu = settings.hook_path / "vgpu"
+    vgpu.mkdir(parents=True, exist_ok=True)
+    (vgpu / "libvgpu.so").write_bytes(b"\x7fELF")
+    (vgpu / "ld.so.preload").write_text(f"{vgpu}/libvgpu.so\n")
+    return settings
+
+
 def a100_source() -> FakeSource:
     return FakeSource(load_inventory(A100, NODE), A100, NODE)
 

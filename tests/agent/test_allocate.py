@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from hami.agent.allocate import HookFiles, Target, build_mig_response, build_response
+from hami.agent.allocate import (
+    REGULAR_FILE,
+    HookFiles,
+    Target,
+    build_mig_response,
+    build_response,
+    file_kind,
+    file_mounts,
+    unusable_files,
+)
 from hami.agent.model import DeviceNode, Mount
 from hami.agent.settings import NodeConfig, Settings
 from tests.agent.builders import dev
@@ -110,6 +119,46 @@ def test_license_and_versioned_library(tmp_path: Path) -> None:
     assert paths[f"{vgpu}/libvgpu.so"] == str(vgpu / "libvgpu.so.2.9.0")
     assert paths["/tmp/license"] == f"{vgpu}/license"
     assert paths["/usr/bin/vgpuvalidator"] == f"{vgpu}/vgpuvalidator"
+
+
+def test_a_versioned_library_that_is_not_a_file_is_not_used(tmp_path: Path) -> None:
+    vgpu = tmp_path / "vgpu"
+    (vgpu / "libvgpu.so.2.9.0").mkdir(parents=True)  # e.g. left by a runtime as a bind source
+    settings = replace(SETTINGS, hook_path=tmp_path, plugin_version="2.9.0")
+    assert HookFiles.inspect(settings) == HookFiles(str(vgpu / "libvgpu.so"))
+
+
+def test_file_kind_tells_what_a_bind_mount_would_get(tmp_path: Path) -> None:
+    (tmp_path / "file").touch()
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    assert file_kind(tmp_path / "file") == file_kind(tmp_path / "link") == REGULAR_FILE
+    assert file_kind(tmp_path / "dir") == "a directory"
+    assert file_kind(tmp_path / "nowhere") == file_kind(tmp_path / "dangling") == "missing"
+    assert file_kind(Path("/dev/null")) == "not a regular file"
+
+
+def test_every_mounted_hami_core_file_must_be_a_regular_file() -> None:
+    kinds = {
+        "/usr/local/vgpu/libvgpu.so": "missing",
+        "/usr/local/vgpu/ld.so.preload": "a directory",
+        "/usr/local/vgpu/license": REGULAR_FILE,
+        "/usr/local/vgpu/vgpuvalidator": REGULAR_FILE,
+    }
+    mounts = file_mounts(SETTINGS, TARGET, HookFiles("/usr/local/vgpu/libvgpu.so", license=True))
+    assert [m.host_path for m in mounts] == list(kinds)
+    assert all(m.read_only for m in mounts)
+    assert unusable_files(mounts, lambda p: kinds[str(p)]) == [
+        "/usr/local/vgpu/libvgpu.so is missing",
+        "/usr/local/vgpu/ld.so.preload is a directory",
+    ]
+
+
+def test_cuda_disable_control_needs_only_the_library() -> None:
+    target = Target("u", "c", {"CUDA_DISABLE_CONTROL": "true"})
+    mounts = file_mounts(SETTINGS, target, HOOK)
+    assert [m.host_path for m in mounts] == ["/usr/local/vgpu/libvgpu.so"]
 
 
 def test_pass_device_specs() -> None:

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from hami.agent.allocator import Allocator, HostPrep, PreferredRequest, release_node_lock
+from hami.agent.allocator import (
+    Allocator,
+    HostPrep,
+    PreferredRequest,
+    release_node_lock,
+)
 from hami.agent.errors import AllocationError, KubeError, PodNotFound
 from hami.agent.fake_kube import FakeKube
 from hami.agent.kube import PodInfo
@@ -15,14 +20,22 @@ from hami.agent.settings import Settings
 from hami.api import keys
 from hami.api.annotations import decode_pod_devices, encode_mig_allocations
 from hami.api.types import MigAllocation, MigPlacement
-from tests.agent.builders import A100_UUIDS, NODE, a100_source, bound_pod, dev, locked_node
+from tests.agent.builders import (
+    A100_UUIDS,
+    NODE,
+    a100_source,
+    bound_pod,
+    dev,
+    install_hook,
+    locked_node,
+)
 from tests.agent.builders import settings as make_settings
 
 U0, U1, U2, U3 = A100_UUIDS
 
 
 def make(tmp_path: Path, kube: FakeKube, **node: object) -> Allocator:
-    settings = make_settings(tmp_path, **node)
+    settings = install_hook(make_settings(tmp_path, **node))
     source = a100_source()
     ids = iter(f"cache{i}" for i in range(100))
     return Allocator(kube, settings, source.gpus, host=HostPrep(True), new_id=lambda: next(ids))
@@ -320,3 +333,60 @@ async def test_release_with_a_stale_node_read_retries_at_once() -> None:
     await release_node_lock(kube, NODE, PodInfo.from_json(pod), stale)
     assert kube.calls == ["patch_node", "get_node", "patch_node"]
     assert keys.NODE_LOCK not in kube.node_annotations(NODE)
+
+
+# --- HAMi-core files (isolation never degrades silently) -------------------------------------
+
+
+@pytest.mark.parametrize("name", ["libvgpu.so", "ld.so.preload"])
+@pytest.mark.parametrize("broken", ["missing", "directory"])
+async def test_a_broken_hami_core_file_fails_the_pod_naming_it(
+    tmp_path: Path, name: str, broken: str
+) -> None:
+    kube = FakeKube()
+    pod = bound_pod("p", [[dev(U0)]])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    alloc = make(tmp_path, kube)
+    path = tmp_path / "hook" / "vgpu" / name
+    path.unlink()
+    if broken == "directory":
+        path.mkdir()  # what containerd creates for a missing bind source
+    what = "is missing" if broken == "missing" else "is a directory"
+    with pytest.raises(AllocationError, match=f"{path} {what}"):
+        await alloc.allocate([ids(U0)])
+    await assert_failed(kube, "p", f"{path} {what}")
+    assert not (tmp_path / "hook" / "vgpu" / "containers").exists()  # nothing prepared
+
+
+async def test_a_versioned_library_does_not_need_the_unversioned_one(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_pod(bound_pod("p", [[dev(U0)]]))
+    kube.add_node(NODE)
+    alloc = make(tmp_path, kube)
+    vgpu = tmp_path / "hook" / "vgpu"
+    (vgpu / "libvgpu.so").rename(vgpu / f"libvgpu.so.{alloc.settings.plugin_version}")
+    (result,) = await alloc.allocate([ids(U0)])
+    mounts = {m.container_path: m.host_path for m in result.mounts}
+    assert mounts[f"{vgpu}/libvgpu.so"] == str(vgpu / f"libvgpu.so.{alloc.settings.plugin_version}")
+
+
+async def test_cuda_disable_control_does_not_need_ld_so_preload(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_pod(bound_pod("p", [[dev(U0)]], env={"main": {"CUDA_DISABLE_CONTROL": "true"}}))
+    kube.add_node(NODE)
+    alloc = make(tmp_path, kube)
+    (tmp_path / "hook" / "vgpu" / "ld.so.preload").unlink()
+    (result,) = await alloc.allocate([ids(U0)])
+    assert "/etc/ld.so.preload" not in {m.container_path for m in result.mounts}
+    assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+
+
+async def test_simulate_mode_needs_no_hami_core_files(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_pod(bound_pod("p", [[dev(U0)]]))
+    kube.add_node(NODE)
+    settings: Settings = replace(make_settings(tmp_path), prepare_host=False)
+    (result,) = await Allocator(kube, settings, a100_source().gpus).allocate([ids(U0)])
+    assert "/etc/ld.so.preload" in {m.container_path for m in result.mounts}
+    assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS

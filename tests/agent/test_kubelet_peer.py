@@ -16,7 +16,15 @@ import pytest_asyncio
 from hami.agent.fake import FakeSource
 from hami.agent.fake_kube import FakeKube
 from hami.agent.plugin import NodeAgent
-from tests.agent.builders import A100_UUIDS, NODE, a100_source, bound_pod, dev, locked_node
+from tests.agent.builders import (
+    A100_UUIDS,
+    NODE,
+    a100_source,
+    bound_pod,
+    dev,
+    install_hook,
+    locked_node,
+)
 from tests.agent.builders import settings as make_settings
 from tests.agent.kubelet_peer import Event, KubeletPeer, build_peer
 
@@ -39,8 +47,8 @@ async def setup(peer_binary: Path, sockdir: Path) -> AsyncIterator[Setup]:
     kube = FakeKube()
     kube.add_node(NODE)
     source = a100_source()
-    settings = make_settings(
-        sockdir, split_count=2, enable_numa_topology=True, preferred_allocation=True
+    settings = install_hook(
+        make_settings(sockdir, split_count=2, enable_numa_topology=True, preferred_allocation=True)
     )
     agent = NodeAgent(settings, source, kube)
     task = asyncio.create_task(agent.run())

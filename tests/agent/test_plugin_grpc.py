@@ -26,7 +26,16 @@ from hami.agent.fake import FakeSource
 from hami.agent.fake_kube import FakeKube
 from hami.agent.plugin import NodeAgent
 from hami.agent.wire import HEALTHY, UNHEALTHY, pb, pb_grpc
-from tests.agent.builders import A100_UUIDS, NODE, a100_source, bound_pod, dev, locked_node
+from hami.api import keys
+from tests.agent.builders import (
+    A100_UUIDS,
+    NODE,
+    a100_source,
+    bound_pod,
+    dev,
+    install_hook,
+    locked_node,
+)
 from tests.agent.builders import settings as make_settings
 from tests.agent.fake_kubelet import FakeKubelet, plugin_stub
 
@@ -45,9 +54,8 @@ async def running(sockdir: Path) -> AsyncIterator[Running]:
     kube = FakeKube()
     kube.add_node(NODE)
     source = a100_source()
-    agent = NodeAgent(
-        make_settings(sockdir, split_count=2, enable_numa_topology=True), source, kube
-    )
+    settings = install_hook(make_settings(sockdir, split_count=2, enable_numa_topology=True))
+    agent = NodeAgent(settings, source, kube)
     kubelet = FakeKubelet(sockdir)
     await kubelet.start()
     task = asyncio.create_task(agent.run())
@@ -138,6 +146,34 @@ async def test_allocate_over_grpc(running: Running) -> None:
     assert container.envs["NVIDIA_VISIBLE_DEVICES"] == U1
     assert container.envs["CUDA_DEVICE_MEMORY_LIMIT_0"] == "3000m"
     assert {m.container_path for m in container.mounts} >= {"/tmp/vgpulock", "/etc/ld.so.preload"}
+
+
+async def test_allocate_without_ld_so_preload_fails_naming_the_file(running: Running) -> None:
+    """A missing bind source would be created as a directory by the runtime and the container
+    would start without libvgpu: Allocate fails instead, the pod says why."""
+    kube = running.agent.allocator.kube
+    assert isinstance(kube, FakeKube)
+    preload = running.agent.settings.hook_path / "vgpu" / "ld.so.preload"
+    preload.unlink()
+    preload.mkdir()  # what containerd leaves behind for a missing bind source
+    pod = bound_pod("gpu-pod", [[dev(U1, 3000, 30)]], containers=["cuda"])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    await asyncio.wait_for(running.kubelet.requests.get(), 5)
+    channel, stub = plugin_stub(running.kubelet.directory)
+    async with channel:
+        request = pb.AllocateRequest(
+            container_requests=[pb.ContainerAllocateRequest(devices_ids=[f"{U1}-1"])]
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.Allocate(request, timeout=5)
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"{preload} is a directory" in (info.value.details() or "")
+    notes = kube.pod_annotations("default", "gpu-pod")
+    assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_FAILED
+    assert keys.NODE_LOCK not in kube.node_annotations(NODE)
+    (event,) = kube.events
+    assert event.reason == "GPUAllocateFailed" and f"{preload} is a directory" in event.message
 
 
 async def test_allocate_without_pod_is_not_found(running: Running) -> None:

@@ -33,7 +33,7 @@ from hami.api.types import NodeLock
 from hami.cluster import LocalCluster
 from hami.cluster.testing import create_gpu_node, wait_until
 from hami.vendors.nvidia import NvidiaVendor
-from tests.agent.builders import A100, A100_UUIDS, T4, bound_pod, dev
+from tests.agent.builders import A100, A100_UUIDS, T4, bound_pod, dev, install_hook
 from tests.agent.kubelet_peer import KubeletPeer, build_peer
 
 pytestmark = pytest.mark.e2e
@@ -69,13 +69,15 @@ async def plugin(kube: AsyncClient, peer_binary: Path, sockdir: Path) -> AsyncIt
     node = f"dp-{uuid.uuid4().hex[:6]}"
     await create_gpu_node(kube, node, gpus=8)
     source = FakeSource(load_inventory(A100, node), A100, node)
-    settings = Settings(
-        node_name=node,
-        node=NodeConfig(split_count=2),
-        socket_dir=sockdir,
-        hook_path=sockdir / "hook",
-        lock_dir=sockdir / "vgpulock",
-        topology_score=True,
+    settings = install_hook(
+        Settings(
+            node_name=node,
+            node=NodeConfig(split_count=2),
+            socket_dir=sockdir,
+            hook_path=sockdir / "hook",
+            lock_dir=sockdir / "vgpulock",
+            topology_score=True,
+        )
     )
     agent = NodeAgent(settings, source, LightkubePort(kube))
     peer = await KubeletPeer.start(peer_binary, sockdir, "nvidia.com/gpu")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ DEVICE_LIST_DIR = "/var/run/nvidia-container-devices"
 DISABLE_CONTROL_ENV = "CUDA_DISABLE_CONTROL"
 _ALWAYS_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm")
 _OPTIONAL_DEVICE_NODES = ("/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
+REGULAR_FILE = "a regular file"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,20 @@ class Target:
             return False
 
 
+def file_kind(path: Path) -> str:
+    """What a bind mount of ``path`` would get (links followed): `REGULAR_FILE`, "missing",
+    "a directory", "not a regular file" or "unreadable (<why>)"."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return REGULAR_FILE
+    return "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+
+
 @dataclass(frozen=True, slots=True)
 class HookFiles:
     """What the HAMi-core install under ``<hook>/vgpu`` provides on this host."""
@@ -50,11 +66,13 @@ class HookFiles:
     license: bool = False
 
     @classmethod
-    def inspect(cls, settings: Settings, exists: Callable[[Path], bool] = Path.exists) -> HookFiles:
+    def inspect(cls, settings: Settings, kind: Callable[[Path], str] = file_kind) -> HookFiles:
+        """The versioned library when it is a regular file, else the unversioned one (whether
+        that one is usable is `unusable_files`' question)."""
         vgpu = settings.hook_path / "vgpu"
         versioned = vgpu / f"libvgpu.so.{settings.plugin_version}"
-        lib = versioned if exists(versioned) else vgpu / "libvgpu.so"
-        return cls(libvgpu=str(lib), license=exists(vgpu / "license"))
+        lib = versioned if kind(versioned) == REGULAR_FILE else vgpu / "libvgpu.so"
+        return cls(libvgpu=str(lib), license=kind(vgpu / "license") != "missing")
 
 
 def vgpu_dir(settings: Settings) -> str:
@@ -118,19 +136,36 @@ def feature_env(settings: Settings) -> dict[str, str]:
     return {name: "enabled" for name, on in flags.items() if on}
 
 
-def limit_mounts(settings: Settings, target: Target, hook: HookFiles) -> list[Mount]:
+def file_mounts(settings: Settings, target: Target, hook: HookFiles) -> list[Mount]:
+    """The HAMi-core files bind-mounted read-only into the container, library first. Each host
+    path must be a regular file: the runtime creates a missing bind source as a directory, and
+    the container would then start without its limits. ``CUDA_DISABLE_CONTROL=true`` drops
+    ``ld.so.preload`` (as HAMi does), so such a container runs without libvgpu."""
     vgpu = vgpu_dir(settings)
-    mounts = [
-        Mount(vgpu, str(container_dir(settings, target)), False),
-        Mount(f"{vgpu}/libvgpu.so", hook.libvgpu, True),
-        Mount("/tmp/vgpulock", str(settings.lock_dir), False),
-    ]
+    mounts = [Mount(f"{vgpu}/libvgpu.so", hook.libvgpu, True)]
     if not target.disable_control():
         mounts.append(Mount("/etc/ld.so.preload", f"{vgpu}/ld.so.preload", True))
     if hook.license:
         mounts.append(Mount("/tmp/license", f"{vgpu}/license", True))
         mounts.append(Mount("/usr/bin/vgpuvalidator", f"{vgpu}/vgpuvalidator", True))
     return mounts
+
+
+def unusable_files(mounts: Iterable[Mount], kind: Callable[[Path], str]) -> list[str]:
+    """``"<host path> is <what>"`` for every mount whose host path is not a regular file."""
+    found = ((m.host_path, kind(Path(m.host_path))) for m in mounts)
+    return [f"{path} is {what}" for path, what in found if what != REGULAR_FILE]
+
+
+def limit_mounts(settings: Settings, target: Target, hook: HookFiles) -> list[Mount]:
+    """The per-container cache directory, the lock directory and the HAMi-core files."""
+    library, *files = file_mounts(settings, target, hook)
+    return [
+        Mount(vgpu_dir(settings), str(container_dir(settings, target)), False),
+        library,
+        Mount("/tmp/vgpulock", str(settings.lock_dir), False),
+        *files,
+    ]
 
 
 def device_nodes(

@@ -13,8 +13,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from hami.agent import devices as devlogic
-from hami.agent.allocate import HookFiles, Target, build_mig_response, build_response, container_dir
-from hami.agent.errors import AgentError, AllocationError, Conflict, KubeError, PodNotFound
+from hami.agent.allocate import (
+    HookFiles,
+    Target,
+    build_mig_response,
+    build_response,
+    container_dir,
+    file_kind,
+    file_mounts,
+    unusable_files,
+)
+from hami.agent.errors import (
+    AgentError,
+    AllocationError,
+    Conflict,
+    IsolationUnavailable,
+    KubeError,
+    PodNotFound,
+)
 from hami.agent.kube import EventSpec, KubePort, NodeInfo, PodInfo, annotations_patch
 from hami.agent.model import ContainerAllocation, Gpu
 from hami.agent.settings import Settings
@@ -43,10 +59,25 @@ class PreferredRequest:
 
 
 class HostPrep:
-    """Creates the per-container cache directory and the lock directory on the host."""
+    """The host side of an answer: checks the HAMi-core files, creates the per-container cache
+    directory and the lock directory. Disabled (simulate mode: no container is started from
+    the answer) it does nothing."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
+
+    def check(self, settings: Settings, target: Target, hook: HookFiles) -> None:
+        """Raise `IsolationUnavailable` naming every file the answer would mount that is not a
+        regular file, rather than let the container start without its limits."""
+        if not self.enabled:
+            return
+        problems = unusable_files(file_mounts(settings, target, hook), file_kind)
+        if problems:
+            raise IsolationUnavailable(
+                f"HAMi-core is not installed correctly on node {settings.node_name}: "
+                f"{'; '.join(problems)}; container {target.container} would run without its "
+                "GPU limits"
+            )
 
     def prepare(self, settings: Settings, target: Target) -> None:
         if not self.enabled:
@@ -219,9 +250,10 @@ class Allocator:
         if self.settings.node.operating_mode == keys.MODE_MIG:
             return build_mig_response(_mig_uuids(pod, position, entry), self.settings, cache_id)
         target = Target(pod.uid, _container_name(pod, position), _container_env(pod, position))
+        hook = HookFiles.inspect(self.settings)
+        self._host.check(self.settings, target, hook)
         self._host.prepare(self.settings, target)
         index_of = {g.uuid: g.index for g in self._gpus()}
-        hook = HookFiles.inspect(self.settings)
         return build_response(
             entry, target, self.settings, index_of=index_of, hook=hook, cache_id=cache_id
         )

@@ -40,6 +40,10 @@ class AllocationError(AgentError):
     """The pod's allocation annotations do not fit kubelet's request."""
 
 
+class IsolationUnavailable(AllocationError):
+    """A HAMi-core file the container needs for its limits is missing or not a regular file."""
+
+
 class UnknownDevice(AgentError):
     """kubelet named a device ID this plugin never advertised."""
 
