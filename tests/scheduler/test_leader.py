@@ -84,3 +84,40 @@ async def test_follower_wakes_just_after_the_observed_record_expires() -> None:
     tick.now = 11.05
     await b.step()
     assert b.is_leader
+
+
+async def test_release_empties_the_holder_so_a_follower_takes_over_at_once() -> None:
+    kube, tick = FakeKube(), Tick()
+    a = LeaderElector(kube, "hami", "ns", "a", lease_duration=10, monotonic=tick)
+    b = LeaderElector(kube, "hami", "ns", "b", lease_duration=10, monotonic=tick)
+    await a.step()
+    tick.now = 1
+    await a.step()  # a renewal: the release must use the record a wrote last
+    await b.step()
+    before = objects.spec(kube.stored(LEASES, "hami", "ns"))
+    assert await a.release()
+    assert not a.is_leader
+    spec = objects.spec(kube.stored(LEASES, "hami", "ns"))
+    assert spec["holderIdentity"] == ""  # client-go's ReleaseOnCancel record
+    assert spec["leaseDurationSeconds"] == 1
+    assert spec["leaseTransitions"] == before["leaseTransitions"] == 0
+    assert spec["renewTime"] == spec["acquireTime"] and spec["renewTime"] != before["renewTime"]
+    assert not await a.release()  # no longer the holder: nothing written
+    await b.step()  # at the same instant: no duration to wait out
+    assert b.is_leader
+    spec = objects.spec(kube.stored(LEASES, "hami", "ns"))
+    assert (spec["holderIdentity"], spec["leaseTransitions"]) == ("b", 1)
+
+
+async def test_release_leaves_a_lease_someone_else_took() -> None:
+    kube, tick = FakeKube(), Tick()
+    a = LeaderElector(kube, "hami", "ns", "a", lease_duration=10, monotonic=tick)
+    b = LeaderElector(kube, "hami", "ns", "b", lease_duration=10, monotonic=tick)
+    await a.step()
+    await b.step()
+    tick.now = 30  # a stalled; b takes over
+    await b.step()
+    assert b.is_leader and a.is_leader  # a has not noticed yet
+    assert not await a.release()  # its record is stale: 409, nothing changed
+    assert not a.is_leader
+    assert objects.spec(kube.stored(LEASES, "hami", "ns"))["holderIdentity"] == "b"

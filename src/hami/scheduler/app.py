@@ -46,9 +46,12 @@ def create_app(service: SchedulerService) -> FastAPI:
         started = time.perf_counter()
         try:
             args = ExtenderArgs.from_json(await _body(request))
-            if args.nodes is None:
-                await service.wait_ready()
-            result = await service.filterer.filter(args)  # counts its placed/unfit decisions
+            if args.nodes is None:  # the live path (a simulation changes nothing)
+                async with service.admit():
+                    await service.wait_ready()
+                    result = await service.filterer.filter(args)  # counts placed/unfit
+            else:
+                result = await service.filterer.filter(args)
             outcome = PLACED if result.node_names or result.nodes else UNFIT
         except EXTENDER_ERRORS as exc:
             result, outcome = ExtenderFilterResult(error=extender_error(exc)), ERROR
@@ -61,8 +64,9 @@ def create_app(service: SchedulerService) -> FastAPI:
         started = time.perf_counter()
         try:
             args = ExtenderBindingArgs.from_json(await _body(request))
-            await service.wait_ready()
-            await service.binder.bind(args)
+            async with service.admit():
+                await service.wait_ready()
+                await service.binder.bind(args)
             result, outcome = ExtenderBindingResult(), "bound"
         except EXTENDER_ERRORS as exc:
             result, outcome = ExtenderBindingResult(error=extender_error(exc)), ERROR

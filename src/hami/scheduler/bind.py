@@ -26,10 +26,10 @@ from hami.k8s.api import PODS, KubeAPI, KubeAPIError, NotFound
 from hami.scheduler import events
 from hami.scheduler.cache import Clock, ClusterCache, utcnow
 from hami.scheduler.events import EventRecorder, Subject
-from hami.scheduler.nodelock import LockContended, NodeLocker
+from hami.scheduler.nodelock import LockContended, LockWaitAborted, NodeLocker
 
 log = logging.getLogger(__name__)
-LockWaitHook = Callable[[float, str], None]  # (seconds, outcome: acquired, timeout or error)
+LockWaitHook = Callable[[float, str], None]  # (seconds, outcome: acquired/timeout/aborted/error)
 
 
 class BindError(Exception):
@@ -99,6 +99,10 @@ class Binder:
         for position, lock in enumerate(locks):
             try:
                 await self._locker.acquire(node, ns, name, self._lock_wait, lock)
+            except LockWaitAborted as exc:
+                self._waited(loop.time() - started, "aborted")
+                await self._release_all(node, ns, name, locks[:position])
+                self._fail(subject, str(exc))
             except LockContended as exc:
                 self._waited(loop.time() - started, "timeout")
                 await self._release_all(node, ns, name, locks[:position])

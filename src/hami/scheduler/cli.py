@@ -49,6 +49,9 @@ def scheduler(
     identity: Annotated[str | None, typer.Option(help="lease holder identity")] = None,
     lease_duration: Annotated[str, typer.Option(help="lease duration")] = "10s",
     reuse_port: Annotated[bool, typer.Option(help="share http-bind between replicas")] = False,
+    shutdown_grace: Annotated[
+        str, typer.Option(help="on SIGTERM, requests in flight get this long")
+    ] = "15s",
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
     """Run the kube-scheduler extender (/filter, /bind) and the mutating webhook (/webhook)."""
@@ -81,6 +84,7 @@ def scheduler(
         identity=identity or default_identity(),
         lease_duration=parse_duration(lease_duration),
         reuse_port=reuse_port,
+        shutdown_grace=parse_duration(shutdown_grace),
     )
     try:
         run(settings)

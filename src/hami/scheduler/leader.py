@@ -6,6 +6,10 @@ skew between replicas does not matter). A leader that cannot renew within the du
 down. A follower sees a renewal within one ``renew_interval`` and checks again just after the
 record it saw would expire, so failover takes at most ``lease_duration + renew_interval`` after
 the leader's last renewal.
+
+On a graceful shutdown the leader gives the Lease up (`release`, client-go's
+``ReleaseOnCancel``): an empty ``holderIdentity`` with a 1 s duration, which a follower takes
+over at its next check instead of waiting the duration out.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class LeaderElector:
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
         self._renewed_at = -math.inf
+        self._lease: Manifest | None = None  # the Lease as this replica last wrote it
         self.is_leader = False
         self.changed = asyncio.Event()
 
@@ -83,7 +88,7 @@ class LeaderElector:
         try:
             lease = await self._kube.get(LEASES, self._name, self._namespace)
         except NotFound:
-            await self._kube.create(LEASES, self._record(None), self._namespace)
+            self._lease = await self._kube.create(LEASES, self._record(None), self._namespace)
             self._renewed_at = self._now()
             return True
         spec = objects.spec(lease)
@@ -96,10 +101,51 @@ class LeaderElector:
         if not mine and not expired:
             return False
         try:
-            await self._kube.replace(LEASES, self._name, self._record(lease), self._namespace)
+            self._lease = await self._kube.replace(
+                LEASES, self._name, self._record(lease), self._namespace
+            )
         except Conflict:
             return False
         self._renewed_at = self._now()
+        return True
+
+    async def release(self) -> bool:
+        """Give the Lease up if this replica holds it; True when the release was written.
+
+        As client-go's ``ReleaseOnCancel``: the record this replica last wrote, with an empty
+        ``holderIdentity``, ``leaseDurationSeconds: 1`` and fresh acquire/renew times (the
+        transition count kept). Guarded by that record's resourceVersion, so a Lease someone
+        else has taken meanwhile is left alone. Call it after `run` has stopped.
+        """
+        if not self.is_leader or self._lease is None:
+            return False
+        now = micro_time(datetime.now(UTC))
+        spec = objects.spec(self._lease)
+        transitions = spec.get("leaseTransitions")
+        released = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": self._name,
+                "namespace": self._namespace,
+                "resourceVersion": objects.resource_version(self._lease),
+            },
+            "spec": {
+                "holderIdentity": "",
+                "leaseDurationSeconds": 1,
+                "acquireTime": now,
+                "renewTime": now,
+                "leaseTransitions": transitions if isinstance(transitions, int) else 0,
+            },
+        }
+        try:
+            self._lease = await self._kube.replace(LEASES, self._name, released, self._namespace)
+        except KubeAPIError as exc:
+            log.warning("lease %s/%s: not released: %s", self._namespace, self._name, exc)
+            self._set(False)
+            return False
+        log.info("%s released %s/%s", self.identity, self._namespace, self._name)
+        self._set(False)
         return True
 
     def _record(self, current: Manifest | None) -> Manifest:

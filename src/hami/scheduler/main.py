@@ -3,18 +3,28 @@
 With ``--leader-elect`` a replica keeps its cache warm but listens only once it holds the
 Lease (several replicas may share one address with ``--reuse-port``, so traffic reaches the
 leader like a Service selecting it); losing the Lease ends the process, as kube-scheduler does.
+
+SIGTERM (or SIGINT) shuts down gracefully within a bound: no new /filter or /bind is taken
+(answered "scheduler is shutting down", /readyz 503), uvicorn stops listening and lets the
+requests in flight finish — binds included, up to ``--shutdown-grace`` (its
+``timeout_graceful_shutdown``) — then the background loops stop, the Lease is given up
+(empty ``holderIdentity``, client-go's ``ReleaseOnCancel``) so a follower takes over at once,
+queued Events are written and the process exits 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import socket
-from collections.abc import Awaitable
+from collections.abc import Iterator
 
 import uvicorn
 
 from hami import aio
+from hami.k8s.api import KubeAPI
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.scheduler.app import create_app
 from hami.scheduler.service import SchedulerService
@@ -22,10 +32,22 @@ from hami.scheduler.settings import SchedulerSettings
 from hami.vendors import registry
 
 log = logging.getLogger(__name__)
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+FIRST = asyncio.FIRST_COMPLETED
 
 
 class LeadershipLost(Exception):
     pass
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: `serve` handles SIGTERM/SIGINT itself (and
+    uvicorn's would re-raise the signal after its shutdown, killing the process before the
+    Lease is released)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def listen(settings: SchedulerSettings) -> socket.socket:
@@ -51,41 +73,91 @@ def server_for(service: SchedulerService) -> uvicorn.Server:
         access_log=False,
         log_level="warning",
         timeout_keep_alive=120,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         backlog=1024,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
-async def serve(settings: SchedulerSettings) -> None:
-    kube = LightkubeAPI(load_kubeconfig(settings.kubeconfig))
+@contextlib.contextmanager
+def _signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` while inside (where the loop supports it)."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def serve(
+    settings: SchedulerSettings,
+    kube: KubeAPI | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until ``stop`` is set (SIGTERM/SIGINT set it), then shut down gracefully.
+
+    ``kube`` defaults to the kubeconfig's API server; tests pass a fake and their own ``stop``.
+    """
+    kube = kube or LightkubeAPI(load_kubeconfig(settings.kubeconfig))
+    stop = stop or asyncio.Event()
     service = SchedulerService(settings, kube, registry.build(settings.config))
     background = asyncio.create_task(service.run(), name="scheduler-loops")
+    stopped = asyncio.create_task(_wait(stop), name="scheduler-stop")
     try:
-        if service.elector is not None:
-            log.info("waiting for the lease %s/%s", settings.lease_namespace, settings.lease_name)
-            await _first(background, service.elector.wait_leader())
-        server = server_for(service)
-        log.info("serving on %s (%s)", settings.http_bind, "https" if settings.tls else "http")
-        watched = [background, asyncio.ensure_future(server.serve(sockets=[listen(settings)]))]
-        if service.elector is not None:
-            watched.append(asyncio.ensure_future(_lost(service)))
-        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        for task in done:
-            task.result()
+        with _signals(stop):
+            if service.elector is not None:
+                log.info(
+                    "waiting for the lease %s/%s", settings.lease_namespace, settings.lease_name
+                )
+                leading = asyncio.create_task(service.elector.wait_leader())
+                await asyncio.wait([background, stopped, leading], return_when=FIRST)
+                leading.cancel()
+            if background.done():
+                background.result()  # a loop failed before serving
+            if not stop.is_set():
+                await _serve(service, background, stopped)
     finally:
+        stopped.cancel()
         background.cancel()
-        await asyncio.gather(background, return_exceptions=True)
-        await service.recorder.flush()
+        await asyncio.gather(stopped, background, return_exceptions=True)
+        await service.close()  # the Lease release and queued Events, bounded
         await kube.close()
 
 
-async def _first(background: asyncio.Task[None], awaitable: Awaitable[None]) -> None:
-    waiter = asyncio.ensure_future(awaitable)
-    done, _ = await asyncio.wait([background, waiter], return_when=asyncio.FIRST_COMPLETED)
-    if background in done:
-        waiter.cancel()
-        background.result()
+async def _serve(
+    service: SchedulerService, background: asyncio.Task[None], stopped: asyncio.Task[None]
+) -> None:
+    settings = service.settings
+    server = server_for(service)
+    log.info("serving on %s (%s)", settings.http_bind, "https" if settings.tls else "http")
+    serving = asyncio.create_task(server.serve(sockets=[listen(settings)]), name="http")
+    watched = [background, stopped, serving]
+    lost = None
+    if service.elector is not None:
+        lost = asyncio.create_task(_lost(service), name="leadership")
+        watched.append(lost)
+    done, _ = await asyncio.wait(watched, return_when=FIRST)
+    if lost is not None and lost not in done:
+        lost.cancel()
+    grace = settings.shutdown_grace
+    log.info("shutting down: up to %gs for the requests in flight", grace)
+    server.should_exit = True  # stop listening; uvicorn lets requests in flight finish
+    drained = asyncio.create_task(service.drain(grace))
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace + 1):  # uvicorn's own bound is `grace`
+            await asyncio.gather(serving, drained, return_exceptions=True)
+    for task in done:
+        task.result()  # a failed loop or server, or a lost Lease, ends the process with its error
+
+
+async def _wait(event: asyncio.Event) -> None:
+    await event.wait()
 
 
 async def _lost(service: SchedulerService) -> None:

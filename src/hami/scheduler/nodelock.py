@@ -39,6 +39,14 @@ class LockContended(Exception):
         self.holder = holder
 
 
+class LockWaitAborted(Exception):
+    """The scheduler is shutting down: a held lock is no longer waited for."""
+
+    def __init__(self, node: str, holder: str) -> None:
+        super().__init__(f"scheduler shutting down; node {node} is locked by {holder}")
+        self.node = node
+
+
 class NodeLocker:
     def __init__(
         self,
@@ -53,6 +61,7 @@ class NodeLocker:
         self._expiry = timedelta(seconds=expiry)
         self._clock = clock
         self._local: dict[str, asyncio.Lock] = {}
+        self.stopping = False  # set on shutdown: a held lock is not waited for any longer
 
     async def acquire(
         self,
@@ -69,7 +78,9 @@ class NodeLocker:
             try:
                 await self._serialised(node, lambda: self._take(node, namespace, name, lock))
                 return
-            except LockContended:
+            except LockContended as exc:
+                if self.stopping:
+                    raise LockWaitAborted(node, exc.holder) from exc
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     raise

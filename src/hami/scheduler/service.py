@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from hami.core.config import SchedulerConfig
 from hami.core.mutate import MutateSettings
@@ -28,6 +28,8 @@ from hami.scheduler.webhook import Webhook
 
 log = logging.getLogger(__name__)
 EVENT_WRITERS = 4
+RELEASE_TIMEOUT = 5.0  # shutdown: the Lease release gets this long
+FLUSH_TIMEOUT = 3.0  # shutdown: queued Events get this long
 
 
 class NotReady(Exception):
@@ -52,6 +54,11 @@ class SchedulerService:
             clock=clock,
         )
         self.elector: LeaderElector | None = None
+        self.draining = False  # set by `drain`: no new /filter or /bind is taken
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = asyncio.Event()  # set with `draining`: waits for readiness end
         self.metrics = Metrics(self.cache, quotas=self.quota_usage, leader=lambda: self.is_leader)
         kube = self.kube = MeteredKube(kube, self.metrics.api_error)
         self.quota = QuotaBook(quota_specs(config))
@@ -124,11 +131,74 @@ class SchedulerService:
 
     @property
     def ready(self) -> bool:
-        return self.is_leader and self.cache.synced
+        return self.is_leader and self.cache.synced and not self.draining
+
+    @contextlib.asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """One /filter or /bind: refused once draining, else counted until it is done."""
+        if self.draining:
+            raise NotReady("scheduler is shutting down")
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def drain(self, grace: float) -> bool:
+        """Stop taking work and wait up to ``grace`` s for what is in flight; True when idle.
+
+        Binds waiting for a held node lock stop waiting (they fail and release what they took);
+        a bind holding its locks finishes.
+        """
+        self.draining = True
+        self._stopping.set()
+        self.locker.stopping = True
+        try:
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("shutdown: %d request(s) still in flight after %gs", self._in_flight, grace)
+            return False
+        return True
+
+    async def close(self) -> None:
+        """After `run` has stopped: give the Lease up and write the queued Events (bounded)."""
+        if self.elector is not None:
+            try:
+                async with asyncio.timeout(RELEASE_TIMEOUT):
+                    await self.elector.release()
+            except TimeoutError:
+                log.warning("shutdown: the Lease release timed out")
+        try:
+            async with asyncio.timeout(FLUSH_TIMEOUT):
+                await self.recorder.flush()
+        except TimeoutError:
+            log.warning("shutdown: queued Events not all written")
 
     async def wait_ready(self, timeout: float | None = None) -> None:
-        """Raise NotReady unless this replica is the synced leader within ``timeout``."""
-        wait = self.settings.sync_wait if timeout is None else timeout
+        """Raise NotReady unless this replica is the synced leader within ``timeout``.
+
+        A shutdown (`drain`) ends the wait at once.
+        """
+        if not self.ready and not self.draining:
+            wait = self.settings.sync_wait if timeout is None else timeout
+            ready = asyncio.ensure_future(self._until_ready(wait))
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait([ready, stopping], return_when=asyncio.FIRST_COMPLETED)
+            for task in (ready, stopping):
+                task.cancel()
+            await asyncio.gather(ready, stopping, return_exceptions=True)
+        if self.draining:
+            raise NotReady("scheduler is shutting down")
+        if not self.is_leader:
+            raise NotReady("this scheduler replica is not the leader")
+        if not self.cache.synced:
+            raise NotReady("scheduler cache not synced yet")
+
+    async def _until_ready(self, wait: float) -> None:
         try:
             async with asyncio.timeout(wait):
                 if self.elector is not None:
@@ -136,10 +206,6 @@ class SchedulerService:
                 await self.cache.wait_synced(wait)
         except TimeoutError:
             pass
-        if not self.is_leader:
-            raise NotReady("this scheduler replica is not the leader")
-        if not self.cache.synced:
-            raise NotReady("scheduler cache not synced yet")
 
     async def run(self) -> None:
         """Every background loop; returns only when cancelled."""

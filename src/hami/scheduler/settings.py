@@ -41,6 +41,7 @@ class SchedulerSettings:
     lease_duration: float = 10.0
     renew_interval: float = 2.0
     reuse_port: bool = False  # several replicas on one address: only the leader listens
+    shutdown_grace: float = 15.0  # SIGTERM: requests in flight get this long (then the Lease)
 
     @property
     def scheduler_name(self) -> str:

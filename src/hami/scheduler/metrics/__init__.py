@@ -112,7 +112,7 @@ class Metrics:
         )
         self.lock_waits = Histogram(
             "hami_scheduler_node_lock_wait_seconds",
-            "Time /bind waited for a node lock, by outcome (acquired, timeout, error)",
+            "Time /bind waited for a node lock, by outcome (acquired, timeout, aborted, error)",
             ["outcome"],
             buckets=LOCK_BUCKETS,
             registry=self.registry,
@@ -158,7 +158,8 @@ class Metrics:
         self.decisions.labels(outcome, reason).inc()
 
     def lock_wait(self, seconds: float, outcome: str) -> None:
-        """One /bind's time taking its node lock(s): ``acquired``, ``timeout`` or ``error``."""
+        """One /bind's time taking its node lock(s); ``outcome``: ``acquired``, ``timeout``,
+        ``aborted`` (shutting down) or ``error``."""
         self.lock_waits.labels(outcome).observe(seconds)
 
     def api_error(self, verb: str, resource: str, status: int) -> None:
