@@ -11,6 +11,7 @@ from hami.agent.allocator import (
     Allocator,
     HostPrep,
     PreferredRequest,
+    awaits_allocate,
     release_node_lock,
 )
 from hami.agent.errors import AllocationError, KubeError, PodNotFound
@@ -390,3 +391,87 @@ async def test_simulate_mode_needs_no_hami_core_files(tmp_path: Path) -> None:
     (result,) = await Allocator(kube, settings, a100_source().gpus).allocate([ids(U0)])
     assert "/etc/ld.so.preload" in {m.container_path for m in result.mounts}
     assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+
+
+# --- allocated pods are left alone -------------------------------------------------------------
+
+
+def test_awaits_allocate_needs_an_entry_left() -> None:
+    def pod(phase: str, value: str) -> PodInfo:
+        body = bound_pod("p", [[dev(U0)]], bind_phase=phase)
+        body["metadata"]["annotations"][keys.NVIDIA_TO_ALLOCATE] = value
+        return PodInfo.from_json(body)
+
+    waiting = f"{U0},NVIDIA,3000,30:;"
+    pending = frozenset({"Pending"})
+    assert awaits_allocate(pod(keys.BIND_PHASE_ALLOCATING, waiting), NODE, pending)
+    # another vendor's plugin may have written success first: NVIDIA entries still wait
+    assert awaits_allocate(pod(keys.BIND_PHASE_SUCCESS, waiting), NODE, pending)
+    assert not awaits_allocate(pod(keys.BIND_PHASE_SUCCESS, ";"), NODE, pending)
+    assert not awaits_allocate(pod(keys.BIND_PHASE_ALLOCATING, ";;"), NODE, pending)
+    assert not awaits_allocate(pod(keys.BIND_PHASE_FAILED, waiting), NODE, pending)
+    # an undecodable list still waits: Allocate then fails the pod saying why
+    assert awaits_allocate(pod(keys.BIND_PHASE_ALLOCATING, "x,NVIDIA,lots,1:;"), NODE, pending)
+
+
+async def test_an_allocated_pod_is_never_found_nor_failed(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_node(NODE)
+    done = bound_pod("done", [[dev(U0)]], bind_phase=keys.BIND_PHASE_SUCCESS)
+    done["metadata"]["annotations"][keys.NVIDIA_TO_ALLOCATE] = ";"
+    kube.add_pod(done)
+    alloc = make(tmp_path, kube)
+    with pytest.raises(PodNotFound):
+        await alloc.allocate([ids(U0)], PodInfo.from_json(done))
+    assert kube.pod_annotations("default", "done")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+    assert [e.kind for e in kube.events] == ["Node"]  # the node says why; the pod is untouched
+
+
+async def test_an_older_allocated_pod_does_not_shadow_a_waiting_one(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_node(NODE)
+    done = bound_pod("done", [[dev(U0)]], bind_phase=keys.BIND_PHASE_SUCCESS)
+    done["metadata"]["annotations"][keys.NVIDIA_TO_ALLOCATE] = ";"
+    kube.add_pod(done)
+    newer = bound_pod("newer", [[dev(U1)]])
+    newer["metadata"]["annotations"][keys.BIND_TIME] = "1755757299"
+    kube.add_pod(newer)
+    (result,) = await make(tmp_path, kube).allocate([ids(U1)])
+    assert result.envs["NVIDIA_VISIBLE_DEVICES"] == U1
+    assert kube.pod_annotations("default", "done")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+    assert kube.pod_annotations("default", "newer")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+
+
+async def test_a_lock_left_by_an_allocated_pod_is_not_followed(tmp_path: Path) -> None:
+    kube = FakeKube()
+    done = bound_pod("done", [[dev(U0)]], bind_phase=keys.BIND_PHASE_SUCCESS)
+    done["metadata"]["annotations"][keys.NVIDIA_TO_ALLOCATE] = ";"
+    kube.add_pod(done)
+    locked_node(kube, done)
+    kube.add_pod(bound_pod("waiting", [[dev(U1)]]))
+    assert (await make(tmp_path, kube).find_pod()).name == "waiting"
+
+
+async def test_a_restarted_plugin_releases_the_lock_of_an_allocated_pod(tmp_path: Path) -> None:
+    kube = FakeKube()
+    done = bound_pod("done", [[dev(U0)]], bind_phase=keys.BIND_PHASE_SUCCESS)
+    done["metadata"]["annotations"][keys.NVIDIA_TO_ALLOCATE] = ";"
+    kube.add_pod(done)
+    locked_node(kube, done)
+    assert await make(tmp_path, kube).release_finished_lock() is True
+    assert keys.NODE_LOCK not in kube.node_annotations(NODE)
+    assert kube.pod_annotations("default", "done")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+
+
+async def test_a_restarted_plugin_keeps_the_lock_of_a_waiting_pod(tmp_path: Path) -> None:
+    kube = FakeKube()
+    entries = [[dev(U0)], [dev(U1)]]
+    pod = bound_pod("two", entries, containers=["a", "b"])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
+    alloc = make(tmp_path, kube)
+    await alloc.allocate([ids(U0)])  # the first container only
+    assert await alloc.release_finished_lock() is False
+    assert keys.NODE_LOCK in kube.node_annotations(NODE)
+    kube.add_node(NODE)  # no lock at all
+    assert await alloc.release_finished_lock() is False

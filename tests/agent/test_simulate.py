@@ -10,8 +10,9 @@ import pytest
 from hami.agent.errors import ConfigError
 from hami.agent.fake import derived_uuid
 from hami.agent.fake_kube import FakeKube
+from hami.agent.kube import PodEvent, PodInfo
 from hami.agent.settings import Settings
-from hami.agent.simulate import SimNode, Simulator, gpu_count, parse_nodes
+from hami.agent.simulate import SimNode, Simulator, gpu_count, parse_nodes, pending_containers
 from hami.api import keys
 from hami.api.annotations import decode_node_devices
 from tests.agent.builders import A100, A100_UUIDS, INVENTORIES, bound_pod, dev
@@ -96,3 +97,51 @@ async def test_failed_allocation_is_recorded_on_the_pod(tmp_path: Path) -> None:
     assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == keys.BIND_PHASE_FAILED
     (event,) = kube.events
     assert "device number not matched" in event.message
+
+
+def test_pending_containers_skip_what_was_allocated() -> None:
+    u0, u1, u2 = A100_UUIDS[:3]
+    body = bound_pod(
+        "p",
+        [[dev(u0)], [], [dev(u1), dev(u2)]],
+        init=["init"],
+        containers=["cpu", "gpu"],
+        gpus={"init": 1, "gpu": 2},
+    )
+    pod = PodInfo.from_json(body)
+    assert pending_containers(pod, keys.NVIDIA_GPU) == [("init", 1), ("gpu", 2)]
+    notes = body["metadata"]["annotations"]
+    notes[keys.NVIDIA_TO_ALLOCATE] = f";;{u1},NVIDIA,3000,30:{u2},NVIDIA,3000,30:;"
+    assert pending_containers(PodInfo.from_json(body), keys.NVIDIA_GPU) == [("gpu", 2)]
+    notes[keys.NVIDIA_TO_ALLOCATE] = ";;;"
+    assert pending_containers(PodInfo.from_json(body), keys.NVIDIA_GPU) == []
+    notes[keys.NVIDIA_TO_ALLOCATE] = "junk,NVIDIA,lots,1:;"  # Allocate reports it
+    assert pending_containers(PodInfo.from_json(body), keys.NVIDIA_GPU) == [("init", 1), ("gpu", 2)]
+
+
+async def test_a_restarted_simulator_never_touches_allocated_pods(tmp_path: Path) -> None:
+    """SIGKILL + restart in the middle of a burst: the new process sees pods in every state
+    (kwok made the allocated ones Running). It allocates what is left and nothing else."""
+    u0, u1, u2 = A100_UUIDS[:3]
+    kube = FakeKube()
+    kube.add_node("gpu-node-1")
+    for name in ("done-pending", "done-running"):
+        phase = "Running" if name.endswith("running") else "Pending"
+        body = bound_pod(
+            name, [[dev(u0)]], phase=phase, bind_phase=keys.BIND_PHASE_SUCCESS, gpus={"main": 1}
+        )
+        body["metadata"]["annotations"][keys.NVIDIA_TO_ALLOCATE] = ";"
+        kube.add_pod(body)
+    half = bound_pod("half", [[dev(u1)], [dev(u2)]], containers=["a", "b"], gpus={"a": 1, "b": 1})
+    half["metadata"]["annotations"][keys.NVIDIA_TO_ALLOCATE] = f";{u2},NVIDIA,3000,30:;"
+    kube.add_pod(half)
+    kube.add_pod(bound_pod("fresh", [[dev(u0)]], gpus={"main": 1}))
+    sim = make(tmp_path, kube, [SimNode("gpu-node-1", A100)])
+    assert await sim.step() == 2  # half and fresh; the allocated pods are not admitted
+    phases = {n: kube.pod_annotations(ns, n)[keys.BIND_PHASE] for ns, n in kube.pods}
+    assert phases == dict.fromkeys(("done-pending", "done-running", "half", "fresh"), "success")
+    assert kube.pod_annotations("default", "half")[keys.NVIDIA_TO_ALLOCATE] == ";;"
+    assert not kube.events
+    # and the watch path decides the same way
+    for (_, name), body in kube.pods.items():
+        assert sim.on_event(PodEvent("ADDED", PodInfo.from_json(body))) is None, name

@@ -46,6 +46,9 @@ from hami.api.types import ContainerDevice, ContainerDevices
 
 log = logging.getLogger(__name__)
 
+# HAMi's pending-pod search accepts `success` too (§5.5): another vendor's plugin may have set
+# it on a pod whose NVIDIA entries are still to be allocated. A pod counts as waiting for *this*
+# plugin only while its NVIDIA to-allocate list has an entry left (`awaits_allocate`).
 PENDING_PHASES = frozenset({keys.BIND_PHASE_ALLOCATING, keys.BIND_PHASE_SUCCESS})
 LOCK_RELEASE_ATTEMPTS = 5
 FAILED_REASON = "GPUAllocateFailed"
@@ -101,6 +104,29 @@ def is_waiting(pod: PodInfo, node_name: str, phases: frozenset[str]) -> bool:
     )
 
 
+def entries_left(pod: PodInfo) -> bool:
+    """The pod's NVIDIA to-allocate list still holds a container entry. A value that does not
+    decode counts as one: Allocate then fails the pod saying why."""
+    value = pod.annotations.get(keys.NVIDIA_TO_ALLOCATE)
+    if value is None:
+        return False
+    try:
+        return any(decode_pod_devices(value, keys.NVIDIA_TO_ALLOCATE))
+    except WireFormatError:
+        return True
+
+
+def awaits_allocate(pod: PodInfo, node_name: str, phases: frozenset[str]) -> bool:
+    """Waiting here (`is_waiting`) with an NVIDIA container entry left. A pod whose entries are
+    all allocated (bind-phase `success`) never matches, so a restarted plugin leaves it alone."""
+    return is_waiting(pod, node_name, phases) and entries_left(pod)
+
+
+def allocation_done(pod: PodInfo) -> bool:
+    """This plugin allocated the pod completely: bind-phase success, no entry left."""
+    return pod.annotations.get(keys.BIND_PHASE) == keys.BIND_PHASE_SUCCESS and not entries_left(pod)
+
+
 class Allocator:
     """One node's Allocate / GetPreferredAllocation logic; calls are serialised."""
 
@@ -150,16 +176,22 @@ class Allocator:
         if not waiting:
             raise PodNotFound(
                 f"no pod waiting for GPU allocation on node {self.node}: none is bound here with "
-                f"{keys.BIND_PHASE} in (allocating, success) and {keys.NVIDIA_TO_ALLOCATE} set"
+                f"{keys.BIND_PHASE} in (allocating, success) and a container entry left in "
+                f"{keys.NVIDIA_TO_ALLOCATE}"
             )
         return min(waiting, key=lambda p: p.annotations.get(keys.BIND_TIME, "")), node
 
     def _waiting(self, pod: PodInfo) -> bool:
-        return (
-            is_waiting(pod, self.node, self._phases) and keys.NVIDIA_TO_ALLOCATE in pod.annotations
-        )
+        return awaits_allocate(pod, self.node, self._phases)
 
     async def _lock_owner(self, node: NodeInfo) -> PodInfo | None:
+        """The pod the node lock names, if it is bound here with an entry left."""
+        pod = await self._locked_pod(node)
+        if pod is None or not entries_left(pod):
+            return None
+        return pod
+
+    async def _locked_pod(self, node: NodeInfo) -> PodInfo | None:
         value = node.annotations.get(keys.NODE_LOCK)
         try:
             lock = decode_node_lock(value) if value else None
@@ -168,13 +200,19 @@ class Allocator:
         if lock is None or lock.namespace is None or lock.name is None:
             return None
         pod = await self.kube.get_pod(lock.namespace, lock.name)
-        if (
-            pod is None
-            or pod.node_name != self.node
-            or keys.NVIDIA_TO_ALLOCATE not in pod.annotations
-        ):
-            return None
-        return pod
+        return pod if pod is not None and pod.node_name == self.node else None
+
+    async def release_finished_lock(self) -> bool:
+        """At start-up: release the node lock if the pod it names is completely allocated (a
+        plugin stopped between writing `success` and releasing the lock). True if released."""
+        async with self._mutex:
+            node = await self.kube.get_node(self.node)
+            pod = await self._locked_pod(node)
+            if pod is None or not allocation_done(pod):
+                return False
+            await release_node_lock(self.kube, self.node, pod, node)
+            log.info("node %s: released the lock left by allocated pod %s", self.node, pod.ref)
+            return True
 
     # --- Allocate ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from hami.agent.allocator import Allocator, HostPrep
 from hami.agent.annotator import NodeAnnotator
 from hami.agent.cdi import write_spec
 from hami.agent.discovery import DeviceSource
+from hami.agent.errors import AgentError
 from hami.agent.health import HealthTable, XidPolicy
 from hami.agent.kube import KubePort
 from hami.agent.kubelet import KubeletSession, PluginServer
@@ -73,5 +74,12 @@ class NodeAgent:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.health.follow(self.source.health_events()))
             tasks.create_task(self.annotator.run())
+            tasks.create_task(self._release_finished_lock())
             if kubelet:
                 tasks.create_task(self.session.run())
+
+    async def _release_finished_lock(self) -> None:
+        try:
+            await self.allocator.release_finished_lock()
+        except AgentError as exc:
+            log.warning("node %s: checking the node lock: %s", self.settings.node_name, exc)

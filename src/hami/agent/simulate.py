@@ -5,6 +5,9 @@ Per node it registers the GPUs (annotations, plus ``nvidia.com/gpu`` capacity/al
 through the status subresource, as kubelet would) and, for every pod HAMi bound there, calls
 the node's real `Allocator` once per GPU container — init containers first — the way kubelet
 calls ``Allocate``. kwok marks bound pods Running on its own, so Running pods count as waiting.
+Like kubelet, whose checkpoint remembers what it allocated, a restarted simulator calls
+``Allocate`` only for containers whose to-allocate entry is still there: a pod allocated
+completely (bind-phase ``success``, every entry blank) is never touched again.
 
 Nodes of any vendor can be played from Node manifests (``--node-manifests``): a
 :class:`~hami.agent.vendornodes.ManifestPlayer` registers them as the manifests say and does the
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hami.agent import devices as devlogic
-from hami.agent.allocator import PreferredRequest, is_waiting
+from hami.agent.allocator import PreferredRequest, awaits_allocate
 from hami.agent.errors import AgentError, ConfigError
 from hami.agent.fake import FakeSource, load_inventory
 from hami.agent.health import XidPolicy
@@ -33,6 +36,10 @@ from hami.agent.kube import KubePort, PodEvent, PodInfo, PodSelector
 from hami.agent.plugin import NodeAgent
 from hami.agent.settings import Settings
 from hami.agent.vendornodes import ManifestPlayer
+from hami.api import keys
+from hami.api.annotations import decode_pod_devices
+from hami.api.errors import WireFormatError
+from hami.api.types import ContainerDevices
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +85,27 @@ def gpu_count(limits: Mapping[str, str], resource: str) -> int:
         return max(int(limits.get(resource, "0")), 0)
     except ValueError:
         return 0
+
+
+def pending_containers(pod: PodInfo, resource: str) -> list[tuple[str, int]]:
+    """(name, GPU count) of each container kubelet still calls ``Allocate`` for: it asks for
+    ``resource`` and its to-allocate entry (same position: init containers first) is not blank
+    yet — a blank one was allocated before (by an earlier run of the simulator). A list that
+    does not decode leaves every GPU container in: ``Allocate`` then fails the pod saying why."""
+    try:
+        value = pod.annotations.get(keys.NVIDIA_TO_ALLOCATE, "")
+        entries: Sequence[ContainerDevices] | None = decode_pod_devices(
+            value, keys.NVIDIA_TO_ALLOCATE
+        )
+    except WireFormatError:
+        entries = None
+    pending = []
+    for position, container in enumerate(pod.containers):
+        count = gpu_count(container.limits, resource)
+        allocated = entries is not None and (position >= len(entries) or not entries[position])
+        if count > 0 and not allocated:
+            pending.append((container.name, count))
+    return pending
 
 
 class Simulator:
@@ -165,7 +193,7 @@ class Simulator:
             return None
         agent = self.agents.get(pod.node_name)
         admit: Callable[[PodInfo], Awaitable[None]]
-        if agent is not None and is_waiting(pod, pod.node_name, SIM_POD_PHASES):
+        if agent is not None and awaits_allocate(pod, pod.node_name, SIM_POD_PHASES):
             admit = functools.partial(self.admit, agent)
         elif self.manifests is not None and self.manifests.waiting(pod):
             admit = self.manifests.admit
@@ -184,20 +212,17 @@ class Simulator:
             log.warning("simulated kubelet, pod %s: %s", pod.ref, exc)
 
     async def admit(self, agent: NodeAgent, pod: PodInfo) -> None:
-        """What kubelet does for a pod: Allocate for each container that requests GPUs.
+        """What kubelet does for a pod: Allocate for each container that requests GPUs and
+        was not allocated yet (`pending_containers`).
 
         Unlike the real kubelet we know which pod is being admitted, so the allocator is handed
         the pod the watch (or re-list) delivered instead of finding it through the API."""
-        resource = agent.settings.node.resource_name
-        for container in pod.containers:
-            count = gpu_count(container.limits, resource)
-            if count == 0:
-                continue
+        for name, count in pending_containers(pod, agent.settings.node.resource_name):
             ids = await self._choose(agent, count, pod)
             try:
                 await agent.allocator.allocate([ids], pod)
             except AgentError as exc:
-                log.warning("pod %s container %s: %s", pod.ref, container.name, exc)
+                log.warning("pod %s container %s: %s", pod.ref, name, exc)
                 return
 
     async def _choose(self, agent: NodeAgent, count: int, pod: PodInfo) -> list[str]:
