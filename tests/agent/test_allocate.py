@@ -13,6 +13,7 @@ from hami.agent.allocate import (
     build_response,
     file_kind,
     file_mounts,
+    stale_container_dirs,
     unusable_files,
 )
 from hami.agent.model import DeviceNode, Mount
@@ -159,6 +160,30 @@ def test_cuda_disable_control_needs_only_the_library() -> None:
     target = Target("u", "c", {"CUDA_DISABLE_CONTROL": "true"})
     mounts = file_mounts(SETTINGS, target, HOOK)
     assert [m.host_path for m in mounts] == ["/usr/local/vgpu/libvgpu.so"]
+
+
+UID_A = "0b6f2a34-8c1d-4e5f-9a7b-1c2d3e4f5a6b"
+UID_B = "7e3c9d10-2b4a-4c6d-8e9f-0a1b2c3d4e5f"
+
+
+def test_stale_container_dirs_are_those_of_gone_pods_only() -> None:
+    names = [
+        f"{UID_A}_cuda",
+        f"{UID_A}_side-car",
+        f"{UID_B}_main",
+        f"{UID_B}_x",
+        "monitor.lock",  # not a <uid>_<container> name: never removed
+        f"{UID_B}",
+        f"{UID_B}_",
+        f"{UID_B}_Main",  # not a container name
+        f"{UID_B}_a_b",
+        f"not-a-uid_{UID_B}",
+        f"../{UID_B}_main",
+        f"{UID_B}_main/..",
+    ]
+    assert stale_container_dirs(names, {UID_A}) == [f"{UID_B}_main", f"{UID_B}_x"]
+    assert stale_container_dirs(names, {UID_A, UID_B}) == []
+    assert stale_container_dirs([], set()) == []
 
 
 def test_pass_device_specs() -> None:

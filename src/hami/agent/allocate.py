@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,11 @@ DISABLE_CONTROL_ENV = "CUDA_DISABLE_CONTROL"
 _ALWAYS_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm")
 _OPTIONAL_DEVICE_NODES = ("/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
 REGULAR_FILE = "a regular file"
+# `<podUID>_<container>`: a Kubernetes pod UID (a UUID) and a container name (a DNS label)
+_CONTAINER_DIR = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"_[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +172,16 @@ def limit_mounts(settings: Settings, target: Target, hook: HookFiles) -> list[Mo
         Mount("/tmp/vgpulock", str(settings.lock_dir), False),
         *files,
     ]
+
+
+def stale_container_dirs(names: Iterable[str], live_uids: Collection[str]) -> list[str]:
+    """Which entries of ``<hook>/vgpu/containers`` to remove: the ``<podUID>_<container>``
+    names whose pod is not among ``live_uids``. Any other name is never chosen."""
+    return sorted(
+        name
+        for name in names
+        if _CONTAINER_DIR.fullmatch(name) and name.partition("_")[0] not in live_uids
+    )
 
 
 def device_nodes(

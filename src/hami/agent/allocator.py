@@ -9,8 +9,9 @@ import logging
 import os
 import shutil
 import uuid as uuidlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from hami.agent import devices as devlogic
 from hami.agent.allocate import (
@@ -63,8 +64,8 @@ class PreferredRequest:
 
 class HostPrep:
     """The host side of an answer: checks the HAMi-core files, creates the per-container cache
-    directory and the lock directory. Disabled (simulate mode: no container is started from
-    the answer) it does nothing."""
+    directory and the lock directory, and removes cache directories of pods that are gone.
+    Disabled (simulate mode: no container is started from the answer) it does nothing."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -90,6 +91,25 @@ class HostPrep:
         for path in (directory, settings.lock_dir):
             path.mkdir(parents=True, exist_ok=True)
             os.chmod(path, 0o777)
+
+    def container_dirs(self, settings: Settings) -> list[str]:
+        """The names of the directories (links excluded) under ``<hook>/vgpu/containers``."""
+        if not self.enabled:
+            return []
+        try:
+            with os.scandir(_containers_root(settings)) as entries:
+                return [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return []
+
+    def remove(self, settings: Settings, names: Iterable[str]) -> None:
+        root = _containers_root(settings)
+        for name in names:
+            shutil.rmtree(root / name, ignore_errors=True)
+
+
+def _containers_root(settings: Settings) -> Path:
+    return settings.hook_path / "vgpu" / "containers"
 
 
 def is_waiting(pod: PodInfo, node_name: str, phases: frozenset[str]) -> bool:

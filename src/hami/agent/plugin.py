@@ -1,5 +1,6 @@
 """One node's device plugin: discovery + health + allocator + gRPC service + kubelet session +
-registration loop, wired together and run as sibling tasks."""
+registration loop + the sweep of per-container directories, wired together and run as sibling
+tasks."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from hami.agent import devices as devlogic
+from hami.agent.allocate import stale_container_dirs
 from hami.agent.allocator import Allocator, HostPrep
 from hami.agent.annotator import NodeAnnotator
 from hami.agent.cdi import write_spec
@@ -23,6 +25,7 @@ from hami.agent.settings import Settings
 log = logging.getLogger(__name__)
 
 KUBELET_POD_PHASES = frozenset({"Pending"})
+SWEEP_SECONDS = 60.0  # between sweeps of <hook>/vgpu/containers
 
 
 class NodeAgent:
@@ -40,11 +43,11 @@ class NodeAgent:
     ) -> None:
         self.settings = settings
         self.source = source
+        self.kube = kube
         self._gpus = devlogic.managed(source.gpus(), settings.node)
         self.health = HealthTable({g.uuid: g.healthy for g in self._gpus}, policy or XidPolicy())
-        self.allocator = Allocator(
-            kube, settings, self.gpus, host=HostPrep(settings.prepare_host), pod_phases=pod_phases
-        )
+        self.host = HostPrep(settings.prepare_host)
+        self.allocator = Allocator(kube, settings, self.gpus, host=self.host, pod_phases=pod_phases)
         self.servicer = DevicePluginServicer(self.allocator, self.health, self.gpus, settings.node)
         self.annotator = NodeAnnotator(
             kube,
@@ -77,9 +80,38 @@ class NodeAgent:
             tasks.create_task(self._release_finished_lock())
             if kubelet:
                 tasks.create_task(self.session.run())
+            if self.host.enabled:
+                tasks.create_task(self._sweep_loop())
 
     async def _release_finished_lock(self) -> None:
         try:
             await self.allocator.release_finished_lock()
         except AgentError as exc:
             log.warning("node %s: checking the node lock: %s", self.settings.node_name, exc)
+
+    async def sweep(self) -> list[str]:
+        """Remove the cache directories ``<hook>/vgpu/containers/<podUID>_<container>`` whose
+        pod is no longer on this node; returns their names. The directories are read before
+        the pods: one created meanwhile is left for the next sweep, and one read first belongs
+        to a pod that existed before the listing, so the listing shows it unless it is gone."""
+        found = self.host.container_dirs(self.settings)
+        if not found:
+            return []
+        pods = await self.kube.list_pods(self.settings.node_name)
+        stale = stale_container_dirs(found, {p.uid for p in pods})
+        self.host.remove(self.settings, stale)
+        return stale
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            try:
+                if removed := await self.sweep():
+                    log.info(
+                        "node %s: removed %d cache dir(s) of deleted pods: %s",
+                        self.settings.node_name,
+                        len(removed),
+                        ", ".join(removed),
+                    )
+            except (AgentError, OSError) as exc:
+                log.warning("node %s: sweeping cache dirs: %s", self.settings.node_name, exc)
+            await asyncio.sleep(SWEEP_SECONDS)

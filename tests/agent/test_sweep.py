@@ -1,0 +1,65 @@
+"""The sweep of ``<hook>/vgpu/containers``: cache directories of pods gone from the node are
+removed; nothing else is (the names are decided by `stale_container_dirs`, see test_allocate)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from hami.agent.fake_kube import FakeKube
+from hami.agent.plugin import NodeAgent
+from tests.agent.builders import a100_source, bound_pod, dev, install_hook
+from tests.agent.builders import settings as make_settings
+
+LIVE = "0b6f2a34-8c1d-4e5f-9a7b-1c2d3e4f5a6b"
+GONE = "7e3c9d10-2b4a-4c6d-8e9f-0a1b2c3d4e5f"
+ELSEWHERE = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"
+
+
+def agent_with_pods(tmp_path: Path, prepare_host: bool = True) -> tuple[NodeAgent, Path]:
+    kube = FakeKube()
+    for uid, node in ((LIVE, "gpu-node-1"), (ELSEWHERE, "other-node")):
+        pod = bound_pod(f"p-{uid[:4]}", [[dev("GPU-x")]], node=node)
+        pod["metadata"]["uid"] = uid
+        kube.add_pod(pod)
+    settings = replace(install_hook(make_settings(tmp_path)), prepare_host=prepare_host)
+    root = settings.hook_path / "vgpu" / "containers"
+    root.mkdir(parents=True)
+    return NodeAgent(settings, a100_source(), kube), root
+
+
+async def test_removes_only_dirs_of_pods_gone_from_the_node(tmp_path: Path) -> None:
+    agent, root = agent_with_pods(tmp_path)
+    for name in (f"{LIVE}_cuda", f"{GONE}_cuda", f"{GONE}_side", f"{ELSEWHERE}_main", "keep"):
+        (root / name).mkdir()
+    (root / f"{GONE}_cuda" / "0.cache").write_bytes(b"x")
+    (root / f"{GONE}_file").write_text("not a directory")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, root / f"{GONE}_link")
+    removed = await agent.sweep()
+    # a pod bound to another node is not this node's: its directory here is stale too
+    assert removed == [f"{ELSEWHERE}_main", f"{GONE}_cuda", f"{GONE}_side"]
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        [f"{LIVE}_cuda", "keep", f"{GONE}_file", f"{GONE}_link"]
+    )
+    assert outside.is_dir()
+    assert await agent.sweep() == []
+
+
+async def test_no_directories_no_api_call(tmp_path: Path) -> None:
+    agent, root = agent_with_pods(tmp_path)
+    root.rmdir()
+    kube = agent.kube
+    assert isinstance(kube, FakeKube)
+    kube.calls.clear()
+    assert await agent.sweep() == []
+    assert kube.calls == []
+
+
+async def test_simulate_mode_sweeps_nothing(tmp_path: Path) -> None:
+    agent, root = agent_with_pods(tmp_path, prepare_host=False)
+    (root / f"{GONE}_cuda").mkdir()
+    assert await agent.sweep() == []
+    assert (root / f"{GONE}_cuda").is_dir()
