@@ -5,14 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
-from hami.agent.annotator import NodeAnnotator
+from hami.agent.annotator import NodeAnnotator, annotation_changes, handshake_answer
 from hami.agent.fake_kube import FakeKube
 from hami.agent.health import HealthTable
 from hami.agent.model import HealthEvent
 from hami.api import keys
-from hami.api.annotations import decode_node_devices, decode_pair_scores
+from hami.api.annotations import (
+    decode_handshake,
+    decode_node_devices,
+    decode_pair_scores,
+    encode_handshake_requesting,
+)
+from hami.scheduler.registration import HandshakeSpec, assess
 from tests.agent.builders import A100_UUIDS, NODE, a100_source
 from tests.agent.builders import settings as make_settings
 
@@ -39,6 +46,7 @@ async def test_writes_once_and_only_on_change(tmp_path: Path) -> None:
     assert await annotator.sync() is True
     assert await annotator.sync() is False
     assert kube.calls.count("patch_node") == 1
+    assert kube.node_annotations(NODE)[keys.NVIDIA_HANDSHAKE].startswith("Reported ")
     devices = decode_node_devices(kube.node_annotations(NODE)[keys.NVIDIA_REGISTER])
     assert [d.id for d in devices] == A100_UUIDS and all(d.health for d in devices)
     assert keys.NVIDIA_SCORE not in kube.node_annotations(NODE)
@@ -96,3 +104,50 @@ async def test_run_reacts_to_health_at_once_and_retries_errors(tmp_path: Path) -
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+NOW = datetime(2026, 8, 21, 6, 20, 39, 123456, tzinfo=UTC)
+
+
+def test_handshake_answer() -> None:
+    reported = {keys.NVIDIA_HANDSHAKE: "Reported 2026-08-21 06:20:39.123456 +0000 UTC"}
+    assert handshake_answer({}, NOW) == reported
+    assert handshake_answer({keys.NVIDIA_HANDSHAKE: "Requesting_2026-08-21 06:00:00"}, NOW) == (
+        reported
+    )
+    assert handshake_answer({keys.NVIDIA_HANDSHAKE: "Deleted_2026-08-21 06:00:00"}, NOW) == (
+        reported
+    )
+    assert handshake_answer(reported, NOW) == {}
+    assert decode_handshake(reported[keys.NVIDIA_HANDSHAKE]).state == keys.HANDSHAKE_REPORTED
+
+
+def test_annotation_changes_are_the_differences_plus_the_answer() -> None:
+    current = {keys.NVIDIA_REGISTER: "old", keys.NVIDIA_HANDSHAKE: "Reported x", "other": "1"}
+    desired = {keys.NVIDIA_REGISTER: "new"}
+    assert annotation_changes(current, desired, NOW) == {keys.NVIDIA_REGISTER: "new"}
+    assert annotation_changes({**current, **desired}, desired, NOW) == {}
+
+
+async def test_the_schedulers_requesting_is_answered_on_the_next_pass(tmp_path: Path) -> None:
+    """HAMi's handshake (§2.7) with our scheduler's own decision function: the scheduler asks
+    (`Requesting_<now>`) whenever the key holds anything else, the plugin answers
+    `Reported <time>` on its next registration pass; no other write happens."""
+    kube = FakeKube()
+    kube.add_node(NODE)
+    annotator, _ = make(tmp_path, kube)
+    spec = HandshakeSpec("NVIDIA", keys.NVIDIA_HANDSHAKE, keys.NVIDIA_GPU)
+    await annotator.sync()
+    for _ in range(3):
+        value = kube.node_annotations(NODE)[keys.NVIDIA_HANDSHAKE]
+        assert decode_handshake(value).state == keys.HANDSHAKE_REPORTED
+        health = assess(spec, kube.node_annotations(NODE), 40, 40, False, NOW, 60.0)
+        assert health.healthy and health.write == encode_handshake_requesting(NOW)
+        await kube.patch_node(
+            NODE, {"metadata": {"annotations": {keys.NVIDIA_HANDSHAKE: health.write}}}
+        )
+        register = kube.node_annotations(NODE)[keys.NVIDIA_REGISTER]
+        kube.calls.clear()
+        assert await annotator.sync() is True
+        assert kube.calls == ["get_node", "patch_node"]
+        assert kube.node_annotations(NODE)[keys.NVIDIA_REGISTER] == register

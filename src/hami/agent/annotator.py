@@ -1,11 +1,13 @@
 """The node registration loop (wire-format.md §5.3): keep `hami.io/node-nvidia-register`
 (and `hami.io/node-nvidia-score` when topology scoring is on) up to date, patching only when
-the value changed; optionally also the node's capacity, as kubelet does (simulate mode)."""
+the value changed; answer the scheduler's handshake (`hami.io/node-handshake`, §2.7) with
+``Reported <time>``; optionally also the node's capacity, as kubelet does (simulate mode)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 from hami.agent import devices as devlogic
 from hami.agent.errors import AgentError
@@ -13,6 +15,7 @@ from hami.agent.health import HealthTable
 from hami.agent.kube import KubePort, annotations_patch
 from hami.agent.model import Gpu
 from hami.agent.settings import Settings
+from hami.agent.vendornodes import reported, utcnow
 from hami.api import keys
 from hami.api.annotations import encode_node_devices, encode_pair_scores
 from hami.api.types import PairScores
@@ -20,6 +23,23 @@ from hami.api.types import PairScores
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
+
+
+def handshake_answer(current: Mapping[str, str], now: datetime) -> dict[str, str]:
+    """``Reported <now>`` for `hami.io/node-handshake` unless the node already carries a
+    ``Reported …`` value — so the scheduler's ``Requesting_<time>`` (or a missing key, or
+    ``Deleted_<time>``) is answered once per registration pass, as HAMi's plugin did (§2.7)."""
+    if current.get(keys.NVIDIA_HANDSHAKE, "").startswith(keys.HANDSHAKE_REPORTED):
+        return {}
+    return {keys.NVIDIA_HANDSHAKE: reported(now)}
+
+
+def annotation_changes(
+    current: Mapping[str, str], desired: Mapping[str, str], now: datetime
+) -> dict[str, str]:
+    """What to patch: the registration values the node lacks, plus the handshake answer."""
+    todo = {k: v for k, v in desired.items() if current.get(k) != v}
+    return {**todo, **handshake_answer(current, now)}
 
 
 class NodeAnnotator:
@@ -34,6 +54,7 @@ class NodeAnnotator:
         health: HealthTable,
         *,
         publish_capacity: bool = False,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._kube = kube
         self._settings = settings
@@ -41,7 +62,7 @@ class NodeAnnotator:
         self._scores = scores
         self._health = health
         self._capacity = publish_capacity
-        self._written: dict[str, str] = {}
+        self._clock = clock
         self._written_capacity: tuple[int, int] | None = None
         self.patches = 0
 
@@ -62,15 +83,15 @@ class NodeAnnotator:
         return changed
 
     async def _sync_annotations(self) -> bool:
-        values = self.desired()
-        if not self._written:
-            current = (await self._kube.get_node(self._settings.node_name)).annotations
-            self._written = {k: current[k] for k in values if k in current}
-        todo = {k: v for k, v in values.items() if self._written.get(k) != v}
+        """One node GET; one patch when a value differs or the handshake needs an answer.
+
+        The node is read every pass (not only at start) because the scheduler rewrites the
+        handshake key: answering it needs the current value."""
+        current = (await self._kube.get_node(self._settings.node_name)).annotations
+        todo = annotation_changes(current, self.desired(), self._clock())
         if not todo:
             return False
         await self._kube.patch_node(self._settings.node_name, annotations_patch(todo))
-        self._written.update(todo)
         self.patches += 1
         log.info("node %s: wrote %s", self._settings.node_name, ", ".join(sorted(todo)))
         return True
