@@ -1,8 +1,9 @@
 """The monitor over real processes: `vgpu_worker` (allocates, then launches kernels until killed)
 runs under LD_PRELOAD=libvgpu.so with the fake libcuda, its shared region in a temporary hook
-directory laid out as ``<hook>/containers/<podUID>_<container>/vgpu.cache``. The exported
-used/limit bytes and utilisation match what the processes do; a killed process's usage drops
-at once (its slot's life lock is gone), before anybody reaps the slot."""
+prefix laid out as ``<hook>/vgpu/containers/<podUID>_<container>/vgpu.cache``, and the
+allocated GPU's UUID in NVIDIA_VISIBLE_DEVICES as the device plugin sets it. The exported
+used/limit bytes and utilisation match what the processes do and name that GPU; a killed
+process's usage drops at once (its slot's life lock is gone), before anybody reaps the slot."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ MIB = 1 << 20
 LIMIT = 512 * MIB
 SM_LIMIT = 40
 UID = "pod-uid-1"
+GPU = "GPU-9e41c0d2-6b7f-4a3e-b5d8-2c1f0e9a7b12"  # an inventory UUID (examples/inventory)
 TIMEOUT = 10.0
 
 
@@ -70,7 +72,7 @@ def container_env(directory: Path, sm_limit: int | None) -> dict[str, str]:
         "CUDA_DEVICE_MEMORY_LIMIT": f"{LIMIT // MIB}m",
         "CUDA_DEVICE_MEMORY_SHARED_CACHE": str(directory / "vgpu.cache"),
         "LIBVGPU_CONTEXT_OVERHEAD": "0",
-        "FAKEGPU_DEVICES": "1",
+        "NVIDIA_VISIBLE_DEVICES": GPU,  # the fake driver then has this one GPU
     }
     if sm_limit is not None:
         env["CUDA_DEVICE_SM_LIMIT"] = str(sm_limit)
@@ -112,6 +114,7 @@ def pod() -> dict[str, object]:
 
 
 Readings = dict[tuple[str, str], float]  # (metric, container) → value
+seen_gpus: set[str] = set()  # every device_uuid label of the pod's series so far
 
 
 async def scrape(monitor: Monitor) -> Readings:
@@ -120,12 +123,14 @@ async def scrape(monitor: Monitor) -> Readings:
     app = create_app(registry_for(MonitorCollector(monitor, NullHost())))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://m") as c:
         text = (await c.get("/metrics")).raise_for_status().text
-    return {
-        (s.name, s.labels["container"]): s.value
+    samples = [
+        s
         for family in text_string_to_metric_families(text)
         for s in family.samples
         if "container" in s.labels and s.labels.get("pod") == "train"
-    }
+    ]
+    seen_gpus.update(s.labels["device_uuid"] for s in samples)
+    return {(s.name, s.labels["container"]): s.value for s in samples}
 
 
 async def until(monitor: Monitor, check: Callable[[Readings], bool], what: str) -> Readings:
@@ -152,8 +157,9 @@ async def test_metrics_follow_real_processes(
 ) -> None:
     kube = FakeKube()
     await kube.create(PODS, pod())
-    hook = tmp_path / "vgpu"
-    main, side = (hook / "containers" / f"{UID}_{c}" for c in ("main", "side"))
+    seen_gpus.clear()
+    hook = tmp_path / "local"  # the device plugin's --hook-path prefix
+    main, side = (hook / "vgpu" / "containers" / f"{UID}_{c}" for c in ("main", "side"))
     big = start(processes, worker, main, 100)
     start(processes, worker, main, 50)
     start(processes, worker, side, 30, sm_limit=None)
@@ -169,6 +175,7 @@ async def test_metrics_follow_real_processes(
         assert 0 < util(r, "main") <= 2 * SM_LIMIT + 10  # two throttled processes
         assert util(r, "side") == 0  # no SM limit: the limiter is off and reports nothing
         assert 0 <= r[("hami_container_last_kernel_elapsed_seconds", "main")] <= 5
+        assert seen_gpus == {GPU}  # the allocated GPU, not the fake driver's own UUID
 
         big.kill()
         big.wait(5)

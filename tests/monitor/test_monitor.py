@@ -11,16 +11,18 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.types import MigAllocation, MigPlacement
+from hami.cli import app
 from hami.k8s.api import PODS, Unavailable
 from hami.k8s.fake import FakeKube
 from hami.monitor.collector import MonitorCollector, registry_for
 from hami.monitor.host import HostGpu, NullHost, NvmlHost
 from hami.monitor.main import create_app
-from hami.monitor.monitor import Monitor, MonitorSettings
+from hami.monitor.monitor import HookPathError, Monitor, MonitorSettings
 
 from .regions import V0, Slot, region_bytes, write_region
 
@@ -68,7 +70,7 @@ def one(found: list[Sample], name: str, **labels: str) -> float:
 
 @pytest.fixture
 def hook(tmp_path: Path) -> Path:
-    return tmp_path / "vgpu"
+    return tmp_path / "local"  # the hook prefix (regions under <prefix>/vgpu/containers)
 
 
 def make(hook: Path, kube: FakeKube, **kw: Any) -> Monitor:
@@ -88,9 +90,9 @@ async def test_regions_are_matched_to_pods_and_containers(hook: Path) -> None:
         pod("train", "u1", "main", **{keys.MIG_ALLOCATIONS: codec.encode_mig_allocations([mig])}),
     )
     await kube.create(PODS, pod("elsewhere", "u9", "main", node="n2"))
-    write_region(hook / "containers" / "u1_main", busy_region())
-    write_region(hook / "containers" / "u9_main", busy_region())  # another node's pod
-    write_region(hook / "containers" / "u1_ghost", busy_region())  # unknown container
+    write_region(hook / "vgpu" / "containers" / "u1_main", busy_region())
+    write_region(hook / "vgpu" / "containers" / "u9_main", busy_region())  # another node's pod
+    write_region(hook / "vgpu" / "containers" / "u1_ghost", busy_region())  # unknown container
     monitor = make(hook, kube, resync_interval=1e12)
     await monitor.refresh()
     found = samples(MonitorCollector(monitor, FakeHost(), clock=lambda: NOW))
@@ -127,7 +129,8 @@ async def test_legacy_names_and_v0_without_last_kernel(hook: Path) -> None:
     await kube.create(PODS, pod("p", "u1", "main"))
     slot = Slot(1, {0: (10, 5, 80, 0, 100, 3)})
     write_region(
-        hook / "containers" / "u1_main", region_bytes([UUID], [1], [slot], layout=V0, extra=0)
+        hook / "vgpu" / "containers" / "u1_main",
+        region_bytes([UUID], [1], [slot], layout=V0, extra=0),
     )
     monitor = make(hook, kube)
     await monitor.refresh()
@@ -150,7 +153,7 @@ async def test_corrupt_and_foreign_files_are_reported_and_skipped(
 ) -> None:
     kube = FakeKube()
     await kube.create(PODS, pod("p", "u1", "a", "b", "c", "d"))
-    root = hook / "containers"
+    root = hook / "vgpu" / "containers"
     write_region(root / "u1_a", b"\0" * 4096)  # no magic
     write_region(root / "u1_b", b"short")
     write_region(root / "u1_d", busy_region())
@@ -178,7 +181,7 @@ async def test_corrupt_and_foreign_files_are_reported_and_skipped(
 async def test_stale_directories_of_deleted_pods_are_removed_after_the_grace(hook: Path) -> None:
     kube = FakeKube()
     await kube.create(PODS, pod("p", "live", "main"))
-    root = hook / "containers"
+    root = hook / "vgpu" / "containers"
     live = write_region(root / "live_main", busy_region()).parent
     old = write_region(root / "gone_main", busy_region()).parent
     fresh = write_region(root / "new_main", busy_region()).parent
@@ -199,7 +202,7 @@ async def test_stale_directories_of_deleted_pods_are_removed_after_the_grace(hoo
 async def test_feedback_blocks_lower_priority_and_switches_shared_devices(hook: Path) -> None:
     kube = FakeKube()
     await kube.create(PODS, pod("p", "u1", "hi", "lo"))
-    root = hook / "containers"
+    root = hook / "vgpu" / "containers"
     hi = write_region(root / "u1_hi", busy_region(priority=0, recent_kernel=3, switch=0))
     lo = write_region(root / "u1_lo", busy_region(priority=1, recent_kernel=3, switch=0))
     monitor = make(hook, kube)
@@ -263,3 +266,36 @@ def test_nvml_host_reads_each_gpu_and_skips_failing_ones() -> None:
     )
     # HAMi prefixes "NVIDIA-" even when the name already starts with NVIDIA
     assert one(found, "hami_host_gpu_utilization_ratio", device_type="NVIDIA-NVIDIA H100") == 55
+
+
+async def test_hook_path_is_the_device_plugins_prefix(hook: Path) -> None:
+    kube = FakeKube()
+    await kube.create(PODS, pod("train", "u1", "main"))
+    write_region(hook / "vgpu" / "containers" / "u1_main", busy_region())
+    monitor = make(hook, kube)
+    assert monitor.settings.containers_dir == hook / "vgpu" / "containers"
+    await monitor.refresh()
+    assert monitor.tracked == 1
+    assert MonitorSettings(node="n1").containers_dir == Path("/usr/local/vgpu/containers")
+
+
+def test_old_hook_path_meaning_is_refused(tmp_path: Path) -> None:
+    old = tmp_path / "usr" / "local" / "vgpu"  # HAMi's monitor HOOK_PATH: <prefix>/vgpu
+    (old / "containers").mkdir(parents=True)
+    with pytest.raises(HookPathError, match=f"use {tmp_path / 'usr' / 'local'}$"):
+        make(old, FakeKube())
+    result = CliRunner().invoke(
+        app, ["monitor", "--node-name", "n1", "--hook-path", str(old)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"hami monitor: hook path {old} is the vgpu directory itself;")
+    assert "<prefix>/vgpu/containers" in line
+
+
+def test_a_prefix_named_vgpu_is_not_the_old_meaning(tmp_path: Path) -> None:
+    prefix = tmp_path / "vgpu"  # a prefix that happens to be called vgpu: it has vgpu/ inside
+    (prefix / "vgpu" / "containers").mkdir(parents=True)
+    (prefix / "containers").mkdir()
+    assert make(prefix, FakeKube()).settings.containers_dir == prefix / "vgpu" / "containers"
+    assert make(tmp_path / "nothing" / "vgpu", FakeKube()).tracked == 0  # not there yet: fine

@@ -11,15 +11,19 @@ import typer
 
 from hami import aio
 from hami.monitor.main import ServeSettings, serve
-from hami.monitor.monitor import MonitorSettings
+from hami.monitor.monitor import HookPathError, MonitorSettings, check_hook_path
 from hami.scheduler.cli import parse_duration
 
 
 def monitor(
     node_name: Annotated[str, typer.Option(envvar="NODE_NAME", help="this node's name")],
     hook_path: Annotated[
-        Path, typer.Option(envvar="HOOK_PATH", help="directory holding containers/")
-    ] = Path("/usr/local/vgpu"),
+        Path,
+        typer.Option(
+            envvar="HOOK_PATH",
+            help="the device plugin's prefix: regions under <prefix>/vgpu/containers/",
+        ),
+    ] = Path("/usr/local"),
     metrics_bind_address: Annotated[str, typer.Option(help="host:port of /metrics")] = ":9394",
     resync_interval: Annotated[
         str, typer.Option(envvar="HAMI_RESYNC_INTERVAL", help="grace before stale dirs go")
@@ -31,6 +35,11 @@ def monitor(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
     """Export per-container GPU usage read from the shared-region files of this node."""
+    try:
+        check_hook_path(hook_path)
+    except HookPathError as exc:
+        typer.echo(f"hami monitor: {exc}", err=True)
+        raise typer.Exit(2) from None
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -24,16 +24,40 @@ from hami.monitor.region import RegionError, RegionFile, RegionSnapshot, file_id
 log = logging.getLogger(__name__)
 
 
+class HookPathError(ValueError):
+    """The hook path was given in its old meaning, the ``vgpu`` directory itself."""
+
+
 @dataclass(frozen=True, slots=True)
 class MonitorSettings:
     node: str
-    hook_path: Path = Path("/usr/local/vgpu")  # HAMi's HOOK_PATH for the monitor
+    # the device plugin's HOOK_PATH prefix: libvgpu at <prefix>/vgpu/libvgpu.so, regions
+    # under <prefix>/vgpu/containers/ (HAMi's monitor took <prefix>/vgpu instead)
+    hook_path: Path = Path("/usr/local")
     resync_interval: float = 300.0  # HAMI_RESYNC_INTERVAL: grace before stale dirs go
     feedback: bool = True
 
     @property
     def containers_dir(self) -> Path:
-        return self.hook_path / "containers"
+        return self.hook_path / "vgpu" / "containers"
+
+
+def check_hook_path(hook_path: Path) -> None:
+    """Refuse the old meaning of the hook path (``<prefix>/vgpu``) instead of watching nothing.
+
+    It is recognised by its shape: the path ends in ``vgpu``, holds ``containers/`` and has no
+    ``vgpu/`` of its own. Raises HookPathError with a one-line explanation.
+    """
+    if (
+        hook_path.name == "vgpu"
+        and not (hook_path / "vgpu").is_dir()
+        and (hook_path / "containers").is_dir()
+    ):
+        raise HookPathError(
+            f"hook path {hook_path} is the vgpu directory itself; --hook-path/HOOK_PATH is now"
+            f" the device plugin's prefix (regions under <prefix>/vgpu/containers):"
+            f" use {hook_path.parent}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +88,7 @@ class Monitor:
         kube: KubeAPI,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        check_hook_path(settings.hook_path)
         self.settings = settings
         self._kube = kube
         self._clock = clock
