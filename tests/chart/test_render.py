@@ -199,6 +199,7 @@ def test_template_renders_without_warnings(name: str) -> None:
         ("devicePlugin.deviceSplitCount=0", "/devicePlugin/deviceSplitCount"),
         ("scheduler.service.schedulerPort=80", "/scheduler/service/schedulerPort"),
         ("resourceName=not a name", "/resourceName"),
+        ("global.gpuHookPath=/usr/local gpu", "/global/gpuHookPath"),  # breaks ld.so.preload
     ],
 )
 def test_schema_rejects(flag: str, message: str) -> None:
