@@ -24,7 +24,7 @@ from hami.monitor.host import HostGpu, NullHost, NvmlHost
 from hami.monitor.main import create_app
 from hami.monitor.monitor import HookPathError, Monitor, MonitorSettings
 
-from .regions import V0, Slot, region_bytes, write_region
+from .regions import V0, V1, Slot, region_bytes, write_region
 
 UUID = "GPU-0fc3eda5-e98b-a25b-5b0d-cf5c855d1448"
 NOW = 1_800_000_000.0
@@ -299,3 +299,40 @@ def test_a_prefix_named_vgpu_is_not_the_old_meaning(tmp_path: Path) -> None:
     (prefix / "containers").mkdir()
     assert make(prefix, FakeKube()).settings.containers_dir == prefix / "vgpu" / "containers"
     assert make(tmp_path / "nothing" / "vgpu", FakeKube()).tracked == 0  # not there yet: fine
+
+
+@pytest.mark.parametrize(
+    "size",
+    [0, 4096, V1.procs + V1.slot // 2, V1.tail + 4],  # gone, header only, mid-slot, mid-tail
+)
+async def test_a_region_truncated_under_a_scrape_is_skipped_and_counted(
+    hook: Path, size: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A container may truncate its own region file; the monitor never maps it, so a scrape
+    (and the feedback writes) neither crash with SIGBUS nor grow the file back."""
+    kube = FakeKube()
+    await kube.create(PODS, pod("p", "u1", "a", "b"))
+    root = hook / "vgpu" / "containers"
+    path = write_region(root / "u1_a", busy_region())
+    write_region(root / "u1_b", busy_region())
+    monitor = make(hook, kube)
+    await monitor.refresh()
+    assert (
+        len(find(samples(MonitorCollector(monitor, NullHost())), "hami_vgpu_memory_used_bytes"))
+        == 2
+    )
+    os.truncate(path, size)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            found = samples(MonitorCollector(monitor, NullHost()))
+            assert [s[1]["container"] for s in find(found, "hami_vgpu_memory_used_bytes")] == ["b"]
+            errors = find(found, "hami_monitor_region_errors")
+            assert [(s[1]["container"], s[1]["reason"]) for s in errors] == [("a", "truncated")]
+    assert sum("truncated under the reader" in r.message for r in caplog.records) == 1
+    monitor._feedback()  # what refresh writes: nothing to a truncated file
+    assert path.stat().st_size == size
+    await monitor.refresh()  # re-opened and judged as the file it has become (HAMi's rules)
+    found = samples(MonitorCollector(monitor, NullHost()))
+    reasons = [s[1]["reason"] for s in find(found, "hami_monitor_region_errors")]
+    assert reasons == ([] if size >= V0.size else ["too_small" if size == 0 else "unknown_version"])
+    assert path.stat().st_size == size

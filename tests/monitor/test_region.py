@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 from pathlib import Path
@@ -157,3 +158,20 @@ def test_v1_layout_matches_the_libvgpu_header(tmp_path: Path) -> None:
         V1.last_kernel,
     ]
     assert values == expected
+
+
+def test_region_file_truncated_after_open_reads_short_and_never_grows(tmp_path: Path) -> None:
+    slot = Slot(1, {0: (0, 0, 5, 0, 5, 0)})
+    path = write_region(tmp_path, region_bytes([UUID], [1], [slot, slot]))
+    region = RegionFile(path)
+    try:
+        assert region.snapshot().devices[0].total == 10
+        os.truncate(path, V1.procs + V1.slot)  # the second slot and the tail are gone
+        with pytest.raises(RegionError) as caught:
+            region.snapshot()
+        assert caught.value.reason == "truncated"
+        region.set_recent_kernel(-1)
+        region.set_utilization_switch(0)
+        assert path.stat().st_size == V1.procs + V1.slot  # no write past the end
+    finally:
+        region.close()

@@ -2,8 +2,9 @@
 
 `refresh()` (the periodic pass) lists this node's pods, scans the cache directories, opens new
 region files, drops gone ones, removes stale directories and writes the priority feedback.
-`containers()` (called on every scrape) reads each open region. A corrupt or foreign file is
-recorded (`errors`, one log line per path and reason) and skipped; nothing here raises.
+`containers()` (called on every scrape) reads each open region. A corrupt or foreign file, or
+one truncated since it was opened (seen by a scrape; the next refresh re-opens it), is recorded
+(`errors`, one log line per path and reason) and skipped; nothing here raises.
 """
 
 from __future__ import annotations
@@ -171,7 +172,10 @@ class Monitor:
         for tracked in self._regions.values():
             try:
                 result.append((tracked, tracked.region.snapshot()))
-            except (ValueError, OSError) as exc:  # a mapping closed or truncated under us
+            except RegionError as exc:  # truncated under us: counted until the next refresh
+                entry = tracked.entry
+                self.errors[entry.path] = self._issue(entry, exc)
+            except OSError as exc:
                 log.warning("cannot read %s: %s", tracked.region.path, exc)
         return result
 

@@ -6,19 +6,22 @@ v1 is libvgpu's / HAMi-core's `shared_region_t` (2,008,952 bytes; libvgpu's
 one Python mirror of that ABI, `hami.exporter.shm`; v0 is the older HAMi-core layout. Selection
 follows HAMi: magic first, then size and major version.
 
-Reads are lock-free snapshots of 64-bit counters (each value is whole; the sum over slots may
-mix instants, as in HAMi). In a region written by libvgpu (its extension header is present)
-every live process holds an OFD write lock on its slot's byte after the region; a slot whose
-lock nobody holds belongs to a killed process that nobody has reaped yet and is left out, so
-its usage drops at once. Writes are the two 32-bit feedback fields, `recent_kernel` and
-`utilization_switch`, stored with one aligned 4-byte copy.
+The file is never mapped: a container owns its region file and may truncate it, and touching a
+mapping past the new end kills the reader with SIGBUS. Each reading copies what it needs with
+`pread` (the header and the used slots, then the tail fields); a short read means the file was
+truncated under us and raises RegionError "truncated". Reads are lock-free snapshots taken
+without the region lock (the sum over slots may mix instants, as in HAMi). In a region written
+by libvgpu (its extension header is present) every live process holds an OFD write lock on its
+slot's byte after the region; a slot whose lock nobody holds belongs to a killed process that
+nobody has reaped yet and is left out, so its usage drops at once. Writes are the two 32-bit
+feedback fields, `recent_kernel` and `utilization_switch`, each one 4-byte `pwrite`, made only
+while the file still has its full size (a write past the end would grow the file).
 """
 
 from __future__ import annotations
 
 import ctypes
 import fcntl
-import mmap
 import os
 import struct
 from collections.abc import Callable
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from hami.exporter import shm
 
-Buffer = bytes | bytearray | mmap.mmap
+Buffer = bytes | bytearray | memoryview
 
 MAGIC = shm.MAGIC
 MAX_DEVICES = shm.MAX_DEVICES
@@ -62,6 +65,15 @@ class Layout:
     status: int  # status offset inside a slot
     tail: int  # proc_num; utilization_switch, recent_kernel, priority follow as int32
     last_kernel: int | None  # int64 seconds (v1 only)
+
+    @property
+    def tail_size(self) -> int:
+        """Bytes from ``tail`` to the end of the fields read there."""
+        return self.last_kernel + 8 - self.tail if self.last_kernel else 16
+
+    def head_size(self, procs: int) -> int:
+        """Bytes from the start through the first ``procs`` slots."""
+        return self.procs + procs * self.slot
 
 
 _R, _S = shm.RegionLayout, shm.Slot
@@ -114,10 +126,11 @@ class RegionSnapshot:
     utilization_switch: int
 
 
-def select_layout(path: Path, data: Buffer) -> Layout:
-    """HAMi's version selection; raises RegionError."""
-    size = len(data)
-    if size < MIN_SIZE:
+def select_layout(path: Path, data: Buffer, size: int | None = None) -> Layout:
+    """HAMi's version selection from the file's ``size`` (default: all of ``data``) and its
+    first bytes; raises RegionError."""
+    size = len(data) if size is None else size
+    if size < MIN_SIZE or len(data) < MIN_SIZE:
         raise RegionError(path, "too_small", f"{size} bytes, not a shared region")
     (magic, major) = struct.unpack_from("<iI", data, 0)
     if magic != MAGIC:
@@ -139,9 +152,13 @@ def _uuid(raw: bytes) -> str | None:
         return None
 
 
-def _tail(layout: Layout, data: Buffer) -> tuple[int, int, int, int]:
-    procnum, switch, recent, priority = struct.unpack_from("<4i", data, layout.tail)
+def _tail(tail: Buffer) -> tuple[int, int, int, int]:
+    procnum, switch, recent, priority = struct.unpack_from("<4i", tail, 0)
     return procnum, switch, recent, priority
+
+
+def _slots(procnum: int) -> int:
+    return max(0, min(procnum, MAX_PROCS))
 
 
 def has_life_locks(layout: Layout, data: Buffer) -> bool:
@@ -172,26 +189,40 @@ def slot_alive(fd: int, slot: int) -> bool:
 def read_snapshot(
     layout: Layout, data: Buffer, alive: Callable[[int], bool] | None = None
 ) -> RegionSnapshot:
-    """Sum the live slots; ``alive(slot)``, when given, must also hold for a slot to count."""
-    (num,) = struct.unpack_from("<Q", data, layout.num)
+    """Sum the live slots of a whole region; ``alive(slot)``, when given, must also hold for a
+    slot to count."""
+    tail = memoryview(data)[layout.tail : layout.tail + layout.tail_size]
+    return snapshot_of(layout, data, tail, alive)
+
+
+def snapshot_of(
+    layout: Layout, head: Buffer, tail: Buffer, alive: Callable[[int], bool] | None = None
+) -> RegionSnapshot:
+    """The snapshot from ``head`` (the region from offset 0 through at least the slots that
+    ``proc_num`` in ``tail`` names; slots past its end are not read) and ``tail`` (the
+    ``layout.tail_size`` bytes at ``layout.tail``)."""
+    (num,) = struct.unpack_from("<Q", head, layout.num)
     count = min(num, MAX_DEVICES)
-    limits = struct.unpack_from(f"<{MAX_DEVICES}Q", data, layout.limit)
-    sm_limits = struct.unpack_from(f"<{MAX_DEVICES}Q", data, layout.sm_limit)
-    procnum, switch, recent, priority = _tail(layout, data)
+    limits = struct.unpack_from(f"<{MAX_DEVICES}Q", head, layout.limit)
+    sm_limits = struct.unpack_from(f"<{MAX_DEVICES}Q", head, layout.sm_limit)
+    procnum, switch, recent, priority = _tail(tail)
     sums = [[0] * (MEM_FIELDS + 1) for _ in range(count)]
     live = 0
-    for slot in range(max(0, min(procnum, MAX_PROCS))):
+    slots = min(_slots(procnum), (len(head) - layout.procs) // layout.slot)
+    for slot in range(slots):
         base = layout.procs + slot * layout.slot
-        (status,) = struct.unpack_from("<i", data, base + layout.status)
+        (status,) = struct.unpack_from("<i", head, base + layout.status)
         if status == 0 or (alive is not None and not alive(slot)):
             continue
         live += 1
-        _add_slot(layout, data, base, sums)
-    last = struct.unpack_from("<q", data, layout.last_kernel)[0] if layout.last_kernel else 0
+        _add_slot(layout, head, base, sums)
+    last = 0
+    if layout.last_kernel:
+        (last,) = struct.unpack_from("<q", tail, layout.last_kernel - layout.tail)
     devices = []
     for i in range(count):
         start = layout.uuids + i * UUID_FIELD
-        uuid = _uuid(bytes(data[start : start + UUID_FIELD]))
+        uuid = _uuid(bytes(head[start : start + UUID_FIELD]))
         if uuid is None:
             continue
         ctx, module, buffer, offset, total, sm = sums[i]
@@ -213,53 +244,60 @@ def _add_slot(layout: Layout, data: Buffer, base: int, sums: list[list[int]]) ->
 
 
 class RegionFile:
-    """An open, shared mapping of one region file (re-opened when the file is replaced)."""
+    """An open region file, read with pread (re-opened when the file is replaced)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.writable = os.access(path, os.W_OK)
-        access = mmap.ACCESS_WRITE if self.writable else mmap.ACCESS_READ
         try:
             self._fd = os.open(path, os.O_RDWR if self.writable else os.O_RDONLY)
         except OSError as exc:
             raise RegionError(path, "unreadable", str(exc)) from None
         try:
             stat = os.fstat(self._fd)
-            if stat.st_size < MIN_SIZE:
-                raise RegionError(path, "too_small", f"{stat.st_size} bytes")
-            self._map = mmap.mmap(self._fd, stat.st_size, access=access)
             self.identity = (stat.st_dev, stat.st_ino, stat.st_size)
-            self.layout = select_layout(path, self._map)
+            head = os.pread(self._fd, V1.procs, 0)
+            self.layout = select_layout(path, head, stat.st_size)
+            self._locks = has_life_locks(self.layout, head)
         except OSError as exc:
             os.close(self._fd)
             raise RegionError(path, "unreadable", str(exc)) from None
         except RegionError:
-            self._close_map()
             os.close(self._fd)
             raise
-        self._locks = has_life_locks(self.layout, self._map)
+
+    def _read(self, size: int, offset: int) -> bytes:
+        data = os.pread(self._fd, size, offset)
+        if len(data) < size:
+            raise RegionError(
+                self.path,
+                "truncated",
+                f"truncated under the reader: {len(data)} of {size} bytes at offset {offset}",
+            )
+        return data
 
     def snapshot(self) -> RegionSnapshot:
-        alive = self._alive if self._locks else None
-        return read_snapshot(self.layout, self._map, alive)
+        """A fresh reading; RegionError "truncated" if the file got shorter, OSError else."""
+        layout = self.layout
+        tail = self._read(layout.tail_size, layout.tail)
+        head = self._read(layout.head_size(_slots(_tail(tail)[0])), 0)
+        return snapshot_of(layout, head, tail, self._alive if self._locks else None)
 
     def _alive(self, slot: int) -> bool:
         return slot_alive(self._fd, slot)
 
-    def _close_map(self) -> None:
-        if hasattr(self, "_map"):
-            self._map.close()
+    def _write_int(self, offset: int, value: int) -> None:
+        if not self.writable or os.fstat(self._fd).st_size < self.layout.size:
+            return  # read-only, or truncated: writing would grow the file
+        os.pwrite(self._fd, struct.pack("<i", value), offset)
 
     def set_recent_kernel(self, value: int) -> None:
-        if self.writable:
-            struct.pack_into("<i", self._map, self.layout.tail + 8, value)
+        self._write_int(self.layout.tail + 8, value)
 
     def set_utilization_switch(self, value: int) -> None:
-        if self.writable:
-            struct.pack_into("<i", self._map, self.layout.tail + 4, value)
+        self._write_int(self.layout.tail + 4, value)
 
     def close(self) -> None:
-        self._map.close()
         os.close(self._fd)
 
 
