@@ -208,7 +208,7 @@ def bench_monitor(containers: int, repeat: int) -> dict[str, Any]:
         hook = Path(tmp)
         holders: list[int] = []
         for c in range(containers):
-            directory = hook / "containers" / f"uid-{c // 2}_{'ab'[c % 2]}"
+            directory = hook / "vgpu" / "containers" / f"uid-{c // 2}_{'ab'[c % 2]}"
             holders += write_region(directory / "vgpu.cache", f"GPU-bench-{c % 8}", 2)
         started = time.perf_counter()
         monitor = asyncio.run(_monitor(hook, containers))
