@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hami.cluster.binaries import BINARY_NAMES, find_binaries
+from hami.cluster.binaries import BINARY_NAMES, find_binaries, find_node_binaries
 from hami.cluster.errors import BinariesNotFound
 
 
@@ -46,3 +46,9 @@ def test_incomplete_directory_lists_what_is_missing(
     monkeypatch.setenv("HAMI_K8S_BIN_DIR", str(built))
     with pytest.raises(BinariesNotFound, match=r"missing etcd, kwok\. Build them"):
         find_binaries()
+
+
+def test_no_node_build_says_how_to_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAMI_CACHE", str(tmp_path))
+    with pytest.raises(BinariesNotFound, match=r"no node binaries .*make node-bin"):
+        find_node_binaries()

@@ -98,3 +98,11 @@ def test_scheduler_and_kwok_flags(tmp_path: Path) -> None:
     assert kwok["manage-all-nodes"] == "false"
     assert kwok["server-address"] == "127.0.0.1:7"
     assert kwok["config"] == str(tmp_path / "st.yaml")
+
+
+def test_controller_manager_signs_tokens_with_the_apiserver_key(pki: ClusterPki) -> None:
+    flags = _flags(render.controller_manager_args(Path("/b/kcm"), Path("/kc"), pki, 9))
+    assert flags["service-account-private-key-file"] == str(pki.service_account_key)
+    assert flags["root-ca-file"] == str(pki.ca.cert)
+    assert flags["bind-address"] == "127.0.0.1" and flags["secure-port"] == "9"
+    assert flags["leader-elect"] == "false" and "-nodeipam" in flags["controllers"]

@@ -84,7 +84,9 @@ class NodeBinaries:
 
 def find_node_binaries() -> NodeBinaries:
     """The node binaries the last ``make node-bin`` pointed at; raise if any is missing."""
-    directory = _pointed_directory(paths.cache_root() / NODE_POINTER_FILE, HOW_TO_BUILD_NODE)
+    directory = _pointed_directory(
+        paths.cache_root() / NODE_POINTER_FILE, HOW_TO_BUILD_NODE, "node binaries"
+    )
     missing = [name for name in NODE_BINARY_NAMES if not _is_executable(directory / name)]
     if missing:
         raise BinariesNotFound(
@@ -99,11 +101,13 @@ def find_node_binaries() -> NodeBinaries:
     )
 
 
-def _pointed_directory(pointer: Path | None = None, how: str = HOW_TO_BUILD) -> Path:
+def _pointed_directory(
+    pointer: Path | None = None, how: str = HOW_TO_BUILD, what: str = "control-plane binaries"
+) -> Path:
     pointer = pointer or paths.cache_root() / paths.POINTER_FILE
     if not pointer.is_file():
         raise BinariesNotFound(
-            f"no binaries have been built on this machine ({pointer} does not exist). " + how
+            f"no {what} have been built on this machine ({pointer} does not exist). " + how
         )
     document = _read_json(pointer)
     directory = document.get("dir")

@@ -60,6 +60,7 @@ class ClusterOptions:
     stop_grace: float = 10.0
     detach: bool = False
     binaries_dir: Path | None = None
+    controller_manager: Path | None = None  # kube-controller-manager (make node-bin): started last
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,17 @@ class LocalCluster:
             ),
         }
         probes = self._probes(ports, pki)
-        return [self._make_launch(name, argv[name], probes[name]) for name in COMPONENT_ORDER]
+        launches = [self._make_launch(name, argv[name], probes[name]) for name in COMPONENT_ORDER]
+        if self.options.controller_manager is not None:
+            launches.append(self._controller_manager(self.options.controller_manager, pki))
+        return launches
+
+    def _controller_manager(self, binary: Path, pki: ClusterPki) -> _Launch:
+        """Deployments, DaemonSets, Jobs, ServiceAccounts, endpoints, garbage collection."""
+        port = free_ports(1)[0]
+        argv = render.controller_manager_args(binary, self.kubeconfig, pki, port)
+        url = f"https://{render.LOOPBACK}:{port}/healthz"
+        return self._make_launch("kube-controller-manager", argv, lambda: _http_ok(url, False))
 
     def _scheduler_config(self) -> dict[str, Any]:
         return render.scheduler_config(

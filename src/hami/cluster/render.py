@@ -160,6 +160,28 @@ def scheduler_args(binary: Path, config_path: Path, kubeconfig_path: Path, port:
     ]
 
 
+def controller_manager_args(
+    binary: Path, kubeconfig_path: Path, pki: ClusterPki, port: int
+) -> list[str]:
+    """kube-controller-manager for a cluster with real nodes: every default controller but
+    node IPAM and the cloud ones; service-account tokens signed with the apiserver's key."""
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig_path}",
+        f"--authentication-kubeconfig={kubeconfig_path}",
+        f"--authorization-kubeconfig={kubeconfig_path}",
+        f"--bind-address={LOOPBACK}",
+        f"--secure-port={port}",
+        "--leader-elect=false",
+        f"--service-account-private-key-file={pki.service_account_key}",
+        f"--root-ca-file={pki.ca.cert}",
+        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
+        "--allocate-node-cidrs=false",
+        "--concurrent-deployment-syncs=2",
+        "--v=1",
+    ]
+
+
 def kwok_args(binary: Path, kubeconfig_path: Path, stages: Path, port: int) -> list[str]:
     return [
         str(binary),
