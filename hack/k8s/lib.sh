@@ -105,8 +105,9 @@ smoke_test() {
   local dir="$1" b v
   shift
   for b in "$@"; do
-    v="$("$dir/$b" --version 2>&1 | head -n1)" || die "$b --version failed: $v"
-    say "  $b: $v"
+    # the whole output first: `| head -n1` could SIGPIPE the binary and fail under pipefail
+    v="$("$dir/$b" --version 2>&1)" || die "$b --version failed: $v"
+    say "  $b: ${v%%$'\n'*}"
   done
 }
 
