@@ -80,6 +80,7 @@ class HostSnapshot:
     sysctls: tuple[tuple[str, str], ...]
     links: tuple[str, ...]
     mounts: tuple[str, ...]
+    nat_rules: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -93,7 +94,18 @@ class HostSnapshot:
             sysctls=sysctls,
             links=tuple(str(link) for link in raw["links"]),
             mounts=tuple(str(m) for m in raw["mounts"]),
+            nat_rules=tuple(str(r) for r in raw.get("nat_rules", ())),
         )
+
+
+def difference(before: HostSnapshot, after: HostSnapshot) -> str:
+    """What changed between two snapshots, one clause per field."""
+    lines = []
+    for name in ("paths", "cgroups", "sysctls", "links", "mounts", "nat_rules"):
+        was, now = set(getattr(before, name)), set(getattr(after, name))
+        if was != now:
+            lines.append(f"{name}: added {sorted(now - was)}, removed {sorted(was - now)}")
+    return "; ".join(lines) or "no difference"
 
 
 def take_snapshot() -> HostSnapshot:
@@ -103,6 +115,7 @@ def take_snapshot() -> HostSnapshot:
         sysctls=tuple((name, read_sysctl(name)) for name in WATCHED_SYSCTLS),
         links=tuple(sorted(links())),
         mounts=tuple(sorted(mount_points())),
+        nat_rules=tuple(nat_rules()),
     )
 
 
@@ -163,6 +176,41 @@ def add_bridge(name: str, address: str) -> None:
 def delete_link(name: str) -> None:
     if link_exists(name):
         subprocess.run(["ip", "link", "delete", name], capture_output=True)
+
+
+# --- the in-cluster API address (what kube-proxy would do for the `kubernetes` Service) ---------
+
+NAT_CHAIN = "HAMI-NODE"
+
+
+def nat_rules() -> list[str]:
+    """``iptables -t nat -S`` (empty where iptables is missing or refuses)."""
+    if shutil.which("iptables") is None:
+        return []
+    done = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True)
+    return done.stdout.splitlines() if done.returncode == 0 else []
+
+
+def route_service_ip(bridge: str, service_ip: str, port: int) -> None:
+    """Pods on ``bridge`` reach ``service_ip:443`` as the apiserver on 127.0.0.1:``port``: a
+    DNAT rule in a chain of ours, and route_localnet on our own bridge (gone with it)."""
+    if shutil.which("iptables") is None:
+        raise NodeError("iptables is needed for in-cluster API access: apt-get install iptables")
+    target = f"127.0.0.1:{port}"
+    run(["iptables", "-t", "nat", "-N", NAT_CHAIN], "creating the nat chain")
+    rule = ["-d", f"{service_ip}/32", "-p", "tcp", "--dport", "443", "-j", "DNAT"]
+    run(["iptables", "-t", "nat", "-A", NAT_CHAIN, *rule, "--to-destination", target], "DNAT")
+    jump = ["PREROUTING", "-i", bridge, "-j", NAT_CHAIN]
+    run(["iptables", "-t", "nat", "-I", *jump], "jumping to the nat chain")
+    write_sysctl(f"net/ipv4/conf/{bridge}/route_localnet", "1")
+
+
+def unroute_service_ip(bridge: str) -> None:
+    if not any(NAT_CHAIN in rule for rule in nat_rules()):
+        return
+    for args in (["-D", "PREROUTING", "-i", bridge, "-j", NAT_CHAIN], ["-F", NAT_CHAIN]):
+        subprocess.run(["iptables", "-t", "nat", *args], capture_output=True)
+    subprocess.run(["iptables", "-t", "nat", "-X", NAT_CHAIN], capture_output=True)
 
 
 # --- clean-up ----------------------------------------------------------------------------------

@@ -47,7 +47,8 @@ class Image:
     env: Sequence[str] = ("PATH=/usr/local/bin:/usr/bin:/bin",)
 
 
-def _info(name: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
+def tar_info(name: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
+    """A tar member owned by root with a fixed time (deterministic archives)."""
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.size = kind, mode, size
     info.uid = info.gid = 0
@@ -67,13 +68,13 @@ def layer(image: Image) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         members = [*image.files, *image.links, *image.dirs]
         for directory in sorted({*_parents(members), *image.dirs}):
-            tar.addfile(_info(directory, tarfile.DIRTYPE, 0o755))
+            tar.addfile(tar_info(directory, tarfile.DIRTYPE, 0o755))
         for target, source in sorted(image.files.items()):
             data = source.read_bytes()
             mode = 0o755 if source.stat().st_mode & 0o111 else 0o644
-            tar.addfile(_info(target, tarfile.REGTYPE, mode, len(data)), io.BytesIO(data))
+            tar.addfile(tar_info(target, tarfile.REGTYPE, mode, len(data)), io.BytesIO(data))
         for path, points_to in sorted(image.links.items()):
-            info = _info(path, tarfile.SYMTYPE, 0o777)
+            info = tar_info(path, tarfile.SYMTYPE, 0o777)
             info.linkname = points_to
             tar.addfile(info)
     return buffer.getvalue()
@@ -92,41 +93,47 @@ def _dumps(document: object) -> bytes:
 def oci_archive(image: Image) -> bytes:
     """An OCI image-layout tar holding ``image``; containerd names it from the index's
     ``io.containerd.image.name`` annotation."""
+    return layered_archive(image.name, [layer(image)], env=image.env, entrypoint=image.entrypoint)
+
+
+def layered_archive(
+    name: str,
+    layers: Sequence[bytes],
+    *,
+    env: Sequence[str] = (),
+    entrypoint: Sequence[str] = (),
+    user: str = "",
+) -> bytes:
+    """An OCI image-layout tar of uncompressed ``layers`` (bottom first)."""
     blobs: dict[str, bytes] = {}
-    tar_layer = layer(image)
-    layer_ref = {"mediaType": LAYER_TYPE, **_blob(blobs, tar_layer)}
+    refs = [{"mediaType": LAYER_TYPE, **_blob(blobs, data)} for data in layers]
+    settings: dict[str, object] = {"Env": list(env), "Entrypoint": list(entrypoint) or None}
+    if user:
+        settings["User"] = user
     config = {
         "architecture": "amd64",
         "os": "linux",
-        "config": {"Env": list(image.env), "Entrypoint": list(image.entrypoint) or None},
-        "rootfs": {"type": "layers", "diff_ids": [layer_ref["digest"]]},
+        "config": settings,
+        "rootfs": {"type": "layers", "diff_ids": [ref["digest"] for ref in refs]},
     }
     manifest = {
         "schemaVersion": 2,
         "mediaType": MANIFEST_TYPE,
         "config": {"mediaType": CONFIG_TYPE, **_blob(blobs, _dumps(config))},
-        "layers": [layer_ref],
+        "layers": refs,
     }
-    tag = image.name.rsplit(":", 1)[-1]
-    annotations = {"io.containerd.image.name": image.name, "org.opencontainers.image.ref.name": tag}
-    index = {
-        "schemaVersion": 2,
-        "manifests": [
-            {
-                "mediaType": MANIFEST_TYPE,
-                **_blob(blobs, _dumps(manifest)),
-                "annotations": annotations,
-            }
-        ],
-    }
+    tag = name.rsplit(":", 1)[-1]
+    annotations = {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag}
+    entry = {"mediaType": MANIFEST_TYPE, **_blob(blobs, _dumps(manifest))}
+    index = {"schemaVersion": 2, "manifests": [{**entry, "annotations": annotations}]}
     files = {"oci-layout": _dumps({"imageLayoutVersion": "1.0.0"}), "index.json": _dumps(index)}
     files |= {f"blobs/sha256/{d.split(':', 1)[1]}": data for d, data in blobs.items()}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for directory in ("blobs", "blobs/sha256"):
-            tar.addfile(_info(directory, tarfile.DIRTYPE, 0o755))
-        for name, data in files.items():
-            tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
+            tar.addfile(tar_info(directory, tarfile.DIRTYPE, 0o755))
+        for path, data in files.items():
+            tar.addfile(tar_info(path, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
     return buffer.getvalue()
 
 
@@ -146,6 +153,13 @@ def compile_c(source: Path, output: Path, *flags: str) -> Path:
 def pause_image(build: Path) -> Image:
     binary = compile_c(SOURCES / "pause.c", build / "pause", "-static")
     return Image(PAUSE_IMAGE, {"pause": binary}, entrypoint=("/pause",))
+
+
+def kube_scheduler_image(binary: Path, version: str) -> Image:
+    """The chart's kube-scheduler image (``registry.k8s.io/kube-scheduler:<cluster version>``)
+    from the control plane's own static binary."""
+    files = {"usr/local/bin/kube-scheduler": binary}
+    return Image(f"registry.k8s.io/kube-scheduler:{version}", files, dirs=("tmp",))
 
 
 def _host_lib(name: str) -> Path:

@@ -11,6 +11,7 @@ import json
 import shutil
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class NodeOptions:
     fake_driver: Path
     name: str = "real-node"
     ports: KubeletPorts | None = None
+    apiserver_port: int | None = None  # set: pods reach the API at the kubernetes Service IP
     detach: bool = False
     ready_timeout: float = 90.0
 
@@ -87,6 +89,7 @@ class RealNode:
             self._write_files()
             self._share_kubelet_root()
             host.add_bridge(render.BRIDGE, f"{render.NODE_IP}/{render.PREFIX_LEN}")
+            self._step("cluster network", self._cluster_network)
             self._step("containerd", self._start_containerd)
             self._step("images", self._import_images)
             self._step("kubelet", self._start_kubelet)
@@ -114,6 +117,14 @@ class RealNode:
         layout.sysctl_dir.mkdir(parents=True, exist_ok=True)
         for name, value in render.KUBELET_SYSCTLS.items():
             (layout.sysctl_dir / name.replace("/", ".")).write_text(value + "\n")
+
+    def _cluster_network(self) -> None:
+        """The kubernetes Service for in-cluster clients: its IP (DNAT) and its name (DNS)."""
+        if self.options.apiserver_port is not None:
+            host.route_service_ip(
+                render.BRIDGE, render.KUBERNETES_SERVICE_IP, self.options.apiserver_port
+            )
+        self._component("dns", render.dns_argv(sys.executable))
 
     def _share_kubelet_root(self) -> None:
         """kubelet runs in its own mount namespace; a shared bind mount of its root lets the
@@ -158,6 +169,20 @@ class RealNode:
         component = self._component("kubelet", argv)
         url = f"http://127.0.0.1:{self.ports.healthz}/healthz"
         component.wait_ready(lambda: _http_ok(url), self.options.ready_timeout, interval=0.2)
+
+    def import_images(self, archives: Sequence[Path]) -> None:
+        """Load more OCI archives (e.g. the hami image) into the node's containerd."""
+        ctr = images.ctr_command(self.layout.containerd_socket, render.K8S_NAMESPACE)
+        images.import_archives(ctr, archives)
+
+    def restart_kubelet(self) -> None:
+        """Stop kubelet (SIGTERM) and start it again; containers keep running meanwhile."""
+        for component in [c for c in self.components if c.name == "kubelet"]:
+            component.stop(STOP_GRACE)
+            self.components.remove(component)
+        self._start_kubelet()
+        self._wait_ready()
+        self._write_state()
 
     def _wait_ready(self) -> None:
         client = _AdminClient(self.options.kubeconfig)
@@ -207,6 +232,7 @@ def down_recorded(layout: NodeLayout, pids: Sequence[int] = ()) -> None:
     host.kill_pids(host.cgroup_pids())
     time.sleep(0.2)
     host.unmount_under([layout.work, render.KUBELET_ROOT, Path("/run/containerd")])
+    host.unroute_service_ip(render.BRIDGE)
     host.delete_link(render.BRIDGE)
     before = _snapshot_before(layout)
     host.remove_cgroups(before.cgroups if before else ())

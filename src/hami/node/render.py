@@ -16,6 +16,10 @@ PREFIX_LEN = 24
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 KUBELET_ROOT = Path("/var/lib/kubelet")  # the device-plugin socket path is fixed below it
 PAUSE_IMAGE = "hami.local/pause:1"
+SERVICE_CIDR = "10.0.0.0/24"  # the local control plane's (hami.cluster.render)
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+CLUSTER_DOMAIN = "cluster.local"
+DNS_RECORDS = {f"kubernetes.default.svc.{CLUSTER_DOMAIN}": KUBERNETES_SERVICE_IP}
 K8S_NAMESPACE = "k8s.io"  # containerd namespace the CRI plugin uses
 
 # What kubelet's setupKernelTunables insists on; kubelet sees these values in its own mount
@@ -149,6 +153,8 @@ def cni_network(layout: NodeLayout) -> dict[str, Any]:
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{"subnet": SUBNET, "gateway": gateway}]],
+                    # Service IPs go to the host, where the kubernetes Service is DNATed
+                    "routes": [{"dst": SERVICE_CIDR, "gw": gateway}],
                     "dataDir": str(layout.work / "cni-ipam"),
                 },
             },
@@ -194,6 +200,8 @@ def kubelet_config(layout: NodeLayout, ports: KubeletPorts) -> dict[str, Any]:
         "imageGCLowThresholdPercent": 99,
         "podLogsDir": str(layout.work / "pod-logs"),
         "resolvConf": "",
+        "clusterDNS": [NODE_IP],  # hami.node.dns
+        "clusterDomain": CLUSTER_DOMAIN,
         "protectKernelDefaults": False,
         "serializeImagePulls": False,
         "syncFrequency": "10s",
@@ -201,6 +209,11 @@ def kubelet_config(layout: NodeLayout, ports: KubeletPorts) -> dict[str, Any]:
         "fileCheckFrequency": "10s",
         "registerNode": True,
     }
+
+
+def dns_argv(python: str) -> list[str]:
+    records = [f"--record={name}={ip}" for name, ip in DNS_RECORDS.items()]
+    return [python, "-m", "hami.node.dns", f"--listen={NODE_IP}:53", *records]
 
 
 def kubelet_argv(kubelet: Path, layout: NodeLayout, kubeconfig: Path, node_name: str) -> list[str]:
