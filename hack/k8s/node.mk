@@ -1,9 +1,10 @@
 # The real node for the real-node tests and `hami demo up --real-node` (docs/real-node.md).
 #   node-bin   kubelet, kube-controller-manager and kubectl from the wrapper Go module
 #              hack/k8s/node into $(HAMI_CACHE)/node-<key>/ (cached like cluster-bin)
-#   node-deps  containerd, runc, the CNI plugins and busybox-static from Debian, when root;
+#   node-deps  containerd, runc, the CNI plugins, busybox-static, iptables and mmdebstrap (the
+#              hami image) from Debian, when root;
 #              as another user it only says what is missing (the real-node tests need root)
-NODE_DEBS := containerd runc containernetworking-plugins busybox-static
+NODE_DEBS := containerd runc containernetworking-plugins busybox-static iptables mmdebstrap
 
 .PHONY: node-bin node-deps
 node-bin:
