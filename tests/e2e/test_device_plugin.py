@@ -247,6 +247,21 @@ async def test_simulate_registers_kwok_nodes_and_allocates(
     await create_gpu_node(kube, node, gpus=0)
     inventory = tmp_path / "t4.yaml"
     inventory.write_text(T4.read_text())
+    log = (tmp_path / "simulate.log").open("wb")
+    process = await _start_simulator(node, inventory, k8s_cluster, log)
+    try:
+        await _check_simulated_node(kube, node, inventory, namespace)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nsimulate log:\n{_tail(tmp_path / 'simulate.log')}") from exc
+    finally:
+        log.close()
+        await _stop(process)
+        await kube.delete(Node, node)
+
+
+async def _start_simulator(
+    node: str, inventory: Path, cluster: LocalCluster, log: Any
+) -> asyncio.subprocess.Process:
     command = [
         str(Path(sys.executable).parent / "hami"),
         "device-plugin",
@@ -254,26 +269,122 @@ async def test_simulate_registers_kwok_nodes_and_allocates(
         "--nodes",
         f"{node}={inventory}",
         "--kubeconfig",
-        str(k8s_cluster.kubeconfig),
+        str(cluster.kubeconfig),
         "--register-interval",
         "1",
     ]
-    log = (tmp_path / "simulate.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         *command, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}
     )
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), 10)
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+
+
+BURST = 150
+
+
+@pytest.mark.timeout(300)
+async def test_simulate_restart_mid_burst_never_fails_an_allocated_pod(
+    kube: AsyncClient, k8s_cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    """SIGKILL + restart of `--simulate` while bound pods keep arriving: kwok turns allocated
+    pods Running, the new process lists them all, and must allocate only what is left — no pod
+    ever shows `bind-phase: failed` (a watch audits every change), every one ends `success`."""
+    node = f"sim-{uuid.uuid4().hex[:6]}"
+    await create_gpu_node(kube, node, gpus=0)
+    inventory = tmp_path / "t4.yaml"
+    inventory.write_text(T4.read_text())
+    uuids = [g.uuid for g in load_inventory(inventory, node).gpus]
+    log = (tmp_path / "simulate.log").open("wb")
+    failed: dict[str, str] = {}
+    audit = asyncio.create_task(_audit_failures(kube, namespace, failed))
+    first = await _start_simulator(node, inventory, k8s_cluster, log)
+    second = None
     try:
-        await _check_simulated_node(kube, node, inventory, namespace)
+        await wait_until(lambda: _is(_allocatable(kube, node), "20"), 30, "allocatable 20")
+        burst = asyncio.create_task(_create_burst(kube, namespace, node, uuids))
+        await wait_until(
+            lambda: _count_success(kube, namespace, BURST // 4), 60, f"{BURST // 4} pods allocated"
+        )
+        first.kill()  # SIGKILL: no clean-up of any kind
+        await first.wait()
+        assert not await _count_success(kube, namespace, BURST), "killed too late: raise BURST"
+        second = await _start_simulator(node, inventory, k8s_cluster, log)
+        await burst
+
+        async def settled() -> bool:
+            return bool(failed) or await _count_success(kube, namespace, BURST)
+
+        await wait_until(settled, 120, f"all {BURST} pods allocated")
+        await asyncio.sleep(2)  # the restarted process has seen every pod again by now
+        assert not failed, f"pods turned failed: {failed}"
+        pods = [p async for p in kube.list(Pod, namespace=namespace)]
+        assert len(pods) == BURST
+        for pod in pods:
+            notes = (pod.metadata.annotations if pod.metadata else None) or {}
+            assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
+            assert notes[keys.NVIDIA_TO_ALLOCATE] == ";"
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nsimulate log:\n{_tail(tmp_path / 'simulate.log')}") from exc
     finally:
+        audit.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await audit
         log.close()
-        process.terminate()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), 10)
-        if process.returncode is None:
-            process.kill()
+        for process in (first, second):
+            if process is not None:
+                await _stop(process)
         await kube.delete(Node, node)
+
+
+async def _create_burst(kube: AsyncClient, namespace: str, node: str, uuids: list[str]) -> None:
+    """BURST one-GPU pods as the scheduler's bind leaves them (no node lock: several at once)."""
+    for start in range(0, BURST, 10):
+        bodies = []
+        for i in range(start, min(start + 10, BURST)):
+            body = bound_pod(
+                f"burst-{i:03d}",
+                [[dev(uuids[i % len(uuids)], 100, 1)]],
+                node=node,
+                namespace=namespace,
+                gpus={"main": 1},
+            )
+            del body["metadata"]["uid"], body["status"]
+            bodies.append(body)
+        await asyncio.gather(*(kube.create(Pod.from_dict(b), namespace=namespace) for b in bodies))
+
+
+async def _count_success(kube: AsyncClient, namespace: str, at_least: int) -> bool:
+    done = 0
+    async for pod in kube.list(Pod, namespace=namespace):
+        notes = (pod.metadata.annotations if pod.metadata else None) or {}
+        done += int(notes.get(keys.BIND_PHASE) == keys.BIND_PHASE_SUCCESS)
+    return done >= at_least
+
+
+async def _audit_failures(kube: AsyncClient, namespace: str, failed: dict[str, str]) -> None:
+    """Record every pod any watch event shows with `bind-phase: failed` (and the phase it had
+    before), reconnecting until cancelled."""
+    last: dict[str, str] = {}
+    while True:
+        with contextlib.suppress(Exception):
+            async for _, pod in kube.watch(Pod, namespace=namespace):
+                name = pod.metadata.name if pod.metadata and pod.metadata.name else ""
+                phase = ((pod.metadata.annotations if pod.metadata else None) or {}).get(
+                    keys.BIND_PHASE, ""
+                )
+                if phase == keys.BIND_PHASE_FAILED:
+                    failed.setdefault(name, f"was {last.get(name, '?')}")
+                last[name] = phase
+        await asyncio.sleep(0.2)
 
 
 def _tail(path: Path, lines: int = 30) -> str:
