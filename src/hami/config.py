@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from hami import yamlio
 from hami.core.config import GPU_POLICIES, NvidiaConfig, SchedulerConfig
 from hami.core.policy import parse_gpu_policy
 from hami.vendors.config import (
@@ -364,7 +365,7 @@ def load_config(path: Path | None) -> SchedulerConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlio.load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     return parse_config(data, str(path))

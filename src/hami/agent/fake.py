@@ -30,6 +30,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hami import yamlio
 from hami.agent.discovery import LINK_SCORES, NVLINK_SCORE
 from hami.agent.errors import ConfigError
 from hami.agent.model import Gpu, HealthEvent
@@ -159,7 +160,7 @@ def parse_inventory(data: object, source: str, node_name: str = "") -> Inventory
 def load_inventory(path: Path, node_name: str = "") -> Inventory:
     """Read and validate an inventory file; errors name the file and the key."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlio.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from hami import yamlio
 from hami.cluster.paths import cache_root
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "hami"
@@ -61,8 +60,8 @@ def kube_scheduler_config(values: Sequence[str] = ()) -> dict[str, Any]:
     args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--show-only", CONFIGMAP]
     for value in values:
         args += ["--set", value]
-    (configmap,) = [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
-    return dict(yaml.safe_load(configmap["data"]["config.yaml"]))
+    (configmap,) = [d for d in yamlio.load_all(helm(*args).stdout) if d]
+    return dict(yamlio.load(configmap["data"]["config.yaml"]))
 
 
 def local_values(port: int) -> list[str]:
@@ -73,7 +72,7 @@ def local_values(port: int) -> list[str]:
 def vendor_values() -> list[str]:
     """Chart values enabling every vendor of ``devices:`` in values.yaml, so kube-scheduler's
     ``managedResources`` list (and send to the extender) every vendor's resources."""
-    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    values = yamlio.load((CHART / "values.yaml").read_text(encoding="utf-8"))
     devices = values.get("devices") or {}
     return [
         f"devices.{name}.enabled=true"

@@ -8,6 +8,7 @@ from typing import cast
 
 import yaml
 
+from hami import yamlio
 from hami.k8s.api import Manifest
 
 
@@ -25,7 +26,7 @@ def documents(path: Path) -> Iterator[tuple[int, Manifest]]:
     except OSError as exc:
         raise ManifestFileError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = yamlio.load_all(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
