@@ -17,7 +17,6 @@ from hami.core.vendor import Vendor
 from hami.explain import Explanation
 from hami.vendors import registry
 from hami.webui import views
-from hami.webui.cli import live_api, webui
 from hami.webui.source import (
     KubeSource,
     Snapshot,
@@ -26,12 +25,6 @@ from hami.webui.source import (
     place_in_order,
     read_manifests,
 )
-
-
-def register(app: typer.Typer) -> None:
-    """Add `hami explain` and `hami webui` to the command line."""
-    app.command("explain")(explain)
-    app.command("webui")(webui)
 
 
 def explain(
@@ -84,6 +77,8 @@ def _sim(
 async def _live(
     kubeconfig: Path | None, vendors: dict[str, Vendor], config: SchedulerConfig
 ) -> Snapshot:
+    from hami.webui.cli import live_api  # the web server's modules, for a live cluster only
+
     api = live_api(kubeconfig)
     try:
         return await KubeSource(api, vendors, config).snapshot()
