@@ -3,6 +3,7 @@ removed; nothing else is (the names are decided by `stale_container_dirs`, see t
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -63,3 +64,37 @@ async def test_simulate_mode_sweeps_nothing(tmp_path: Path) -> None:
     (root / f"{GONE}_cuda").mkdir()
     assert await agent.sweep() == []
     assert (root / f"{GONE}_cuda").is_dir()
+
+
+async def test_stopping_the_agent_sweeps_once_more(tmp_path: Path) -> None:
+    """An uninstall stops the plugin before its next periodic sweep: the way out sweeps."""
+    import asyncio
+
+    agent, root = agent_with_pods(tmp_path)
+    running = asyncio.create_task(agent.run(kubelet=False))
+    await asyncio.sleep(0.2)  # the first sweep ran at start
+    (root / f"{GONE}_cuda").mkdir()
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    assert not (root / f"{GONE}_cuda").exists()
+
+
+async def test_a_deleted_pods_dirs_go_at_once(tmp_path: Path) -> None:
+    import asyncio
+
+    agent, root = agent_with_pods(tmp_path)
+    kube = agent.kube
+    assert isinstance(kube, FakeKube)
+    watcher = asyncio.create_task(agent._sweep_deleted())
+    (root / f"{LIVE}_cuda").mkdir()
+    (root / f"{GONE}_cuda").mkdir()
+    await asyncio.sleep(0.1)
+    kube.delete_pod("default", f"p-{LIVE[:4]}")
+    for _ in range(50):
+        if not (root / f"{LIVE}_cuda").exists():
+            break
+        await asyncio.sleep(0.02)
+    watcher.cancel()
+    assert not (root / f"{LIVE}_cuda").exists()
+    assert (root / f"{GONE}_cuda").exists()  # no event for it: left to the periodic sweep

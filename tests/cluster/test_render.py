@@ -106,3 +106,10 @@ def test_controller_manager_signs_tokens_with_the_apiserver_key(pki: ClusterPki)
     assert flags["root-ca-file"] == str(pki.ca.cert)
     assert flags["bind-address"] == "127.0.0.1" and flags["secure-port"] == "9"
     assert flags["leader-elect"] == "false" and "-nodeipam" in flags["controllers"]
+
+
+def test_apiserver_with_controllers_gives_pods_tokens(pki: ClusterPki, tmp_path: Path) -> None:
+    argv = render.apiserver_args(Path("/b/a"), pki, PORTS, tmp_path, controllers=True)
+    flags = _flags(argv)
+    assert "ServiceAccount" not in flags["disable-admission-plugins"]
+    assert flags["enable-aggregator-routing"] == "true"

@@ -1,4 +1,4 @@
-"""Helpers of the real-node tests (tests/e2e/test_real_node*.py): probe pods on the testbox
+"""Helpers of the real-node tests (tests/e2e/test_real_node.py): probe pods on the testbox
 image, waiting on pods, logs and Events through the real kubelet."""
 
 from __future__ import annotations

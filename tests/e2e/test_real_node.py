@@ -1,9 +1,9 @@
-"""The path a user's pod takes on a real node: kube-scheduler + our extender and webhook pick the
-GPU, a real kubelet (built from the Go module) calls our device plugin over its real socket,
-containerd + runc start the container, and libvgpu — loaded through the mounted
-/etc/ld.so.preload — holds a CUDA program to its slice (docs/real-node.md).
+"""`helm install charts/hami` onto a real node, as a user does: the chart's scheduler Deployment
+(kube-scheduler + our extender and webhook) and device-plugin DaemonSet (plugin + monitor) run
+as pods from the hami image on a real kubelet + containerd, next to kube-controller-manager;
+a GPU pod then gets its slice, enforced by libvgpu (docs/real-node.md).
 
-Root only (containerd, kubelet, mounts, a bridge); one real node per machine."""
+Root only (containerd, kubelet, mounts, a bridge, a nat chain); one real node per machine."""
 
 from __future__ import annotations
 
@@ -17,17 +17,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from hami.api import keys
-from hami.cluster.binaries import find_node_binaries
-from hami.cluster.ports import free_port
-from hami.cluster.process import Component
-from hami.demo.stack import HAMI, Stack, poll, register_webhook
+from hami.cluster.binaries import find_binaries, find_node_binaries
+from hami.cluster.control_plane import ClusterOptions, LocalCluster
+from hami.demo.chart import CHART, helm
+from hami.demo.stack import poll
 from hami.k8s import objects
-from hami.k8s.api import PODS
-from hami.k8s.client import LightkubeAPI
+from hami.k8s.api import NODES, PODS, Kind, Manifest
+from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.node import host
+from hami.node.hamiimage import build_hami_image
+from hami.node.images import kube_scheduler_image, write_archives
 from hami.node.node import NodeOptions, RealNode
 from tests.e2e.realnode import (
     MIB,
@@ -51,174 +54,208 @@ pytestmark = [
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "examples" / "inventory" / "t4-pair.yaml"
-CONFIG = REPO / "examples" / "config.yaml"
 LIBVGPU = REPO / "libvgpu" / "build" / "rel"
 NODE = "real-node"
+SYSTEM = "kube-system"
+RELEASE = "hami"
+DAEMONSETS = Kind("daemonsets", "apis/apps/v1", True, "DaemonSet")
+DEPLOYMENTS = Kind("deployments", "apis/apps/v1", True, "Deployment")
+JOBS = Kind("jobs", "apis/batch/v1", True, "Job")
+PLUGIN_SELECTOR = "app.kubernetes.io/component=hami-device-plugin"
 
 
 @dataclass
-class RealStack:
-    stack: Stack
+class ChartNode:
+    cluster: LocalCluster
     node: RealNode
     hook: Path
     kubectl: Path
-    monitor_port: int
     before: host.HostSnapshot
 
     def api(self) -> LightkubeAPI:
-        return self.stack.api()
+        return LightkubeAPI(load_kubeconfig(self.cluster.kubeconfig), timeout=10.0)
 
     def kubectl_run(self, *args: str) -> str:
-        return kubectl(self.kubectl, self.stack.cluster.kubeconfig, *args)
+        return kubectl(self.kubectl, self.cluster.kubeconfig, *args)
 
     async def log(self, pod: str, text: str) -> str:
-        return await wait_log(self.kubectl, self.stack.cluster.kubeconfig, pod, text)
+        return await wait_log(self.kubectl, self.cluster.kubeconfig, pod, text)
 
-    def start(self, component: Component) -> Component:
-        component.start(die_with_parent=True)
-        self.stack.components.append(component)
-        return component
+    def helm(self, *args: str) -> str:
+        return helm(*args, "--kubeconfig", str(self.cluster.kubeconfig)).stdout
 
 
-def install_hook(hook: Path) -> None:
-    """What the chart's init container provides: libvgpu.so and an ld.so.preload naming its
-    in-container path (the same path: the plugin mounts it there)."""
-    vgpu = hook / "vgpu"
-    vgpu.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(LIBVGPU / "libvgpu.so", vgpu / "libvgpu.so")
-    (vgpu / "ld.so.preload").write_text(f"{vgpu / 'libvgpu.so'}\n")
+def cluster_options(run_dir: Path, controller_manager: Path) -> ClusterOptions:
+    """The default scheduler only (the chart brings hami-scheduler) and kube-controller-manager
+    (with it, pods get ServiceAccount tokens and webhook Services are reached at their pods)."""
+    return ClusterOptions(
+        run_dir=run_dir, name="hami-chart-node", controller_manager=controller_manager
+    )
 
 
-def plugin_component(stack: Stack, hook: Path, lock_dir: Path) -> Component:
-    kubeconfig = str(stack.cluster.kubeconfig)
-    argv = [HAMI, "device-plugin", "--node-name", NODE, "--backend", "fake"]
-    argv += ["--inventory", str(INVENTORY), "--config-file", str(CONFIG)]
-    argv += ["--kubeconfig", kubeconfig, "--socket-dir", "/var/lib/kubelet/device-plugins"]
-    argv += ["--hook-path", str(hook), "--lock-dir", str(lock_dir)]
-    log = stack.cluster.run_dir / "logs" / "device-plugin.log"
-    return Component("hami-device-plugin", argv, log)
-
-
-def monitor_component(stack: Stack, hook: Path, port: int) -> Component:
-    argv = [HAMI, "monitor", "--node-name", NODE, "--hook-path", str(hook)]
-    argv += ["--metrics-bind-address", f"127.0.0.1:{port}", "--interval", "1s"]
-    argv += ["--kubeconfig", str(stack.cluster.kubeconfig)]
-    return Component("hami-monitor", argv, stack.cluster.run_dir / "logs" / "monitor.log")
+def chart_values(hook: Path) -> dict[str, object]:
+    """The chart's defaults but: a hook path of the test's, one scheduler replica (its extender
+    on 127.0.0.1), and the device plugin on the fake backend with the inventory beside libvgpu."""
+    return {
+        "global": {"gpuHookPath": str(hook)},
+        "scheduler": {"leaderElect": False, "admissionWebhook": {"failurePolicy": "Fail"}},
+        "devicePlugin": {
+            "extraArgs": ["--backend=fake", f"--inventory={hook}/vgpu/fake-inventory.yaml"]
+        },
+    }
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealStack]:
-    work = tmp_path_factory.mktemp("hami-real")
+def chart_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartNode]:
+    work = tmp_path_factory.mktemp("hami-chart-node")
     before = host.take_snapshot()
-    stack = Stack.start(work / "cluster", "hami-real", default_profile=True)
+    node_binaries = find_node_binaries()
+    cluster = LocalCluster(cluster_options(work / "cluster", node_binaries.kube_controller_manager))
     node: RealNode | None = None
     try:
-        stack.scheduler()
-        binaries = find_node_binaries()
+        cluster.start()
+        assert cluster.ports is not None
         options = NodeOptions(
             work=work / "node",
-            kubeconfig=stack.cluster.kubeconfig,
-            kubelet=binaries.kubelet,
+            kubeconfig=cluster.kubeconfig,
+            kubelet=node_binaries.kubelet,
             fake_driver=LIBVGPU / "fake",
             name=NODE,
+            apiserver_port=cluster.ports.apiserver,
         )
         node = RealNode(options).up()
+        version = str(find_binaries().manifest["kubernetes"])
+        images = work / "images"
+        archives = [
+            build_hami_image(REPO, LIBVGPU / "libvgpu.so", _image_cache(), images / "hami.tar")
+        ]
+        scheduler_image = kube_scheduler_image(find_binaries().kube_scheduler, version)
+        archives += write_archives([scheduler_image], images)
+        node.import_images(archives)
         hook = work / "hook"
-        install_hook(hook)
-        real = RealStack(stack, node, hook, binaries.kubectl, free_port(), before)
-        real.start(plugin_component(stack, hook, work / "vgpulock"))
-        real.start(monitor_component(stack, hook, real.monitor_port))
-        asyncio.run(_ready(real))
+        (hook / "vgpu").mkdir(parents=True)
+        shutil.copy2(INVENTORY, hook / "vgpu" / "fake-inventory.yaml")
+        real = ChartNode(cluster, node, hook, node_binaries.kubectl, before)
+        real.kubectl_run("label", "node", NODE, "gpu=on")
+        values = work / "values.yaml"
+        values.write_text(yaml.safe_dump(chart_values(hook)))
+        real.helm(
+            "install",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            SYSTEM,
+            "-f",
+            str(values),
+            "--wait",
+            "--timeout",
+            "5m",
+        )
+        asyncio.run(_registered(real))
         yield real
     finally:
         if node is not None:
             node.down()
-        stack.stop()
+        cluster.stop()
 
 
-async def _ready(real: RealStack) -> None:
+def _image_cache() -> Path:
+    from hami.cluster.paths import cache_root
+
+    return cache_root() / "node-images"
+
+
+async def _registered(real: ChartNode) -> None:
     api = real.api()
     try:
-        await register_webhook(api, real.stack.port, real.stack.ca)
-        await poll(lambda: allocatable(api, NODE, "20"), 90, f"{NODE} to advertise 20 GPUs")
+        await poll(lambda: allocatable(api, NODE, "20"), 120, f"{NODE} to advertise 20 GPUs")
     finally:
         await api.close()
+
+
+async def _plugin_pod(api: LightkubeAPI) -> Manifest:
+    pods = (await api.list(PODS, namespace=SYSTEM, label_selector=PLUGIN_SELECTOR)).items
+    running = [p for p in pods if objects.status(p).get("phase") == "Running"]
+    assert running, f"no running device-plugin pod: {[objects.status(p) for p in pods]}"
+    return running[0]
 
 
 # --- the tests, in the order a user meets them -------------------------------------------------
 
 
-async def test_gpu_pod_gets_its_memory_limit_on_the_real_node(real: RealStack) -> None:
-    api = real.api()
+async def test_chart_pods_run_on_the_real_node(chart_node: ChartNode) -> None:
+    api = chart_node.api()
     try:
-        pod = await run_pod(api, probe_pod("gpu-probe", "memprobe 256 3600"))
-        notes = objects.annotations(pod)
-        assert objects.spec(pod)["schedulerName"] == "hami-scheduler"
-        assert objects.spec(pod)["nodeName"] == NODE
-        log = await real.log("gpu-probe", "RESULT:")
-        assert "cuMemGetInfo free=" in log and "total=1000 MiB" in log, log
-        assert "cuDeviceTotalMem 1000 MiB" in log, log
-        assert "alloc 4 (256 MiB): CUDA_ERROR_OUT_OF_MEMORY" in log, log
-        assert "RESULT: allocated 768 MiB" in log, log
-        # the fake driver shows the GPU the plugin handed out (NVIDIA_VISIBLE_DEVICES)
-        assert f"uuid: {allocated_uuid(pod)}".lower() in log.lower(), log
-        await poll(
-            lambda: bind_phase(api, "gpu-probe", keys.BIND_PHASE_SUCCESS), 30, "bind success"
-        )
-        assert notes.get(keys.VGPU_NODE) == NODE
+        deployment = await api.get(DEPLOYMENTS, f"{RELEASE}-scheduler", SYSTEM)
+        assert objects.status(deployment).get("readyReplicas") == 1
+        daemonset = await api.get(DAEMONSETS, f"{RELEASE}-device-plugin", SYSTEM)
+        assert objects.status(daemonset).get("numberReady") == 1
+        node = await api.get(NODES, NODE)
+        assert keys.NVIDIA_REGISTER in objects.annotations(node)
     finally:
         await api.close()
 
 
-async def test_a_second_process_shares_the_containers_limit(real: RealStack) -> None:
-    out = real.kubectl_run("exec", "gpu-probe", "-n", NAMESPACE, "--", "memprobe", "64")
+async def test_gpu_pod_gets_its_memory_limit(chart_node: ChartNode) -> None:
+    api = chart_node.api()
+    try:
+        pod = await run_pod(api, probe_pod("gpu-probe", "memprobe 256 3600"))
+        assert objects.spec(pod)["schedulerName"] == "hami-scheduler"
+        assert objects.spec(pod)["nodeName"] == NODE
+        log = await chart_node.log("gpu-probe", "RESULT:")
+        assert "total=1000 MiB" in log and "cuDeviceTotalMem 1000 MiB" in log, log
+        assert "alloc 4 (256 MiB): CUDA_ERROR_OUT_OF_MEMORY" in log, log
+        assert "RESULT: allocated 768 MiB" in log, log
+        assert f"uuid: {allocated_uuid(pod)}".lower() in log.lower(), log
+        await poll(lambda: bind_phase(api, "gpu-probe", keys.BIND_PHASE_SUCCESS), 30, "success")
+    finally:
+        await api.close()
+
+
+async def test_a_second_process_shares_the_limit(chart_node: ChartNode) -> None:
+    out = chart_node.kubectl_run("exec", "gpu-probe", "-n", NAMESPACE, "--", "memprobe", "64")
     assert "total=1000 MiB" in out, out
-    got = int(out.split("RESULT: allocated ")[1].split()[0])
-    assert got <= 1000 - 768, out  # the first process still holds 768 MiB
+    assert int(out.split("RESULT: allocated ")[1].split()[0]) <= 1000 - 768, out
     assert "CUDA_ERROR_OUT_OF_MEMORY" in out, out
 
 
-async def test_monitor_reports_used_memory_under_the_allocated_gpu(real: RealStack) -> None:
-    api = real.api()
+async def test_the_charts_monitor_reports_the_allocated_gpu(chart_node: ChartNode) -> None:
+    api = chart_node.api()
     try:
         uuid = allocated_uuid(await api.get(PODS, "gpu-probe", NAMESPACE))
+        ip = objects.status(await _plugin_pod(api))["podIP"]
     finally:
         await api.close()
-    url = f"http://127.0.0.1:{real.monitor_port}/metrics"
     found: dict[str, float] = {}
 
     async def reported() -> bool:
         try:
-            text = httpx.get(url, timeout=2, trust_env=False).text
+            text = httpx.get(f"http://{ip}:9394/metrics", timeout=2, trust_env=False).text
         except httpx.HTTPError:
             return False
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
+                labels = sample.labels
                 if (
                     sample.name == "hami_vgpu_memory_used_bytes"
-                    and sample.labels.get("pod") == "gpu-probe"
+                    and labels.get("pod") == "gpu-probe"
                 ):
-                    found[sample.labels.get("device_uuid", "")] = sample.value
+                    found[labels.get("device_uuid", "")] = sample.value
         return bool(found)
 
-    await poll(reported, 60, "the monitor to report gpu-probe's memory", interval=0.5)
-    assert set(found) == {uuid}, found
-    assert found[uuid] >= 768 * MIB, found
+    await poll(reported, 60, "the monitor to report gpu-probe", interval=0.5)
+    assert set(found) == {uuid} and found[uuid] >= 768 * MIB, found
 
 
-async def test_missing_preload_file_fails_the_pod_loudly(real: RealStack) -> None:
-    preload = real.hook / "vgpu" / "ld.so.preload"
+async def test_missing_preload_file_fails_the_pod_loudly(chart_node: ChartNode) -> None:
+    preload = chart_node.hook / "vgpu" / "ld.so.preload"
     saved = preload.read_text()
     preload.unlink()
-    api = real.api()
+    api = chart_node.api()
     try:
         await api.create(PODS, probe_pod("no-preload", "memprobe 256"), NAMESPACE)
-
         await poll(
-            lambda: event_names(api, "no-preload", "ld.so.preload"),
-            60,
-            "an Event naming the missing ld.so.preload",
-            interval=0.5,
+            lambda: event_names(api, "no-preload", "ld.so.preload"), 60, "an Event naming it"
         )
         pod = await api.get(PODS, "no-preload", NAMESPACE)
         assert objects.status(pod).get("phase") != "Running"
@@ -229,32 +266,82 @@ async def test_missing_preload_file_fails_the_pod_loudly(real: RealStack) -> Non
         await api.close()
 
 
-async def test_kubelet_restart_keeps_pods_and_allocates_again(real: RealStack) -> None:
-    api = real.api()
+async def test_kubelet_restart_keeps_pods_and_allocates_again(chart_node: ChartNode) -> None:
+    api = chart_node.api()
     try:
-        real.node.restart_kubelet()
-        await poll(lambda: allocatable(api, NODE, "20"), 90, "the plugin to re-register")
-        pod = await api.get(PODS, "gpu-probe", NAMESPACE)
-        status = objects.status(pod)
+        chart_node.node.restart_kubelet()
+        await poll(lambda: allocatable(api, NODE, "20"), 120, "the plugin to re-register")
+        status = objects.status(await api.get(PODS, "gpu-probe", NAMESPACE))
         assert status.get("phase") == "Running"
         assert status["containerStatuses"][0]["restartCount"] == 0
         await run_pod(api, probe_pod("after-restart", "memprobe 256", gpumem=512), "Succeeded")
-        log = await real.log("after-restart", "RESULT:")
+        log = await chart_node.log("after-restart", "RESULT:")
         assert "total=512 MiB" in log and "RESULT: allocated 256 MiB" in log, log
     finally:
         await delete_pod(api, "after-restart")
         await api.close()
 
 
-async def test_down_leaves_the_host_as_before(real: RealStack) -> None:
-    api = real.api()
+async def test_plugin_pod_deleted_is_recreated_and_running_pods_unaffected(
+    chart_node: ChartNode,
+) -> None:
+    api = chart_node.api()
+    try:
+        old = await _plugin_pod(api)
+        await api.delete(PODS, objects.name(old), SYSTEM)
+
+        async def replaced() -> bool:
+            try:
+                new = await _plugin_pod(api)
+            except AssertionError:
+                return False
+            ready = all(c.get("ready") for c in objects.status(new).get("containerStatuses", []))
+            return objects.name(new) != objects.name(old) and ready
+
+        await poll(replaced, 120, "the DaemonSet to recreate the plugin pod")
+        status = objects.status(await api.get(PODS, "gpu-probe", NAMESPACE))
+        assert status.get("phase") == "Running"
+        assert status["containerStatuses"][0]["restartCount"] == 0
+        await run_pod(api, probe_pod("after-plugin", "memprobe 256", gpumem=512), "Succeeded")
+    finally:
+        await delete_pod(api, "after-plugin")
+        await api.close()
+
+
+async def test_uninstall_leaves_no_hami_object(chart_node: ChartNode) -> None:
+    api = chart_node.api()
     try:
         await delete_pod(api, "gpu-probe")
+        chart_node.helm("uninstall", RELEASE, "--namespace", SYSTEM, "--wait", "--timeout", "2m")
+
+        async def gone() -> bool:
+            pods = (await api.list(PODS, namespace=SYSTEM)).items
+            jobs = (await api.list(JOBS, namespace=SYSTEM)).items
+            return not pods and not jobs
+
+        await poll(gone, 120, "hami's pods and hook Jobs to go")
+        listed = chart_node.kubectl_run(
+            "get",
+            "all,cm,secret,sa,role,rolebinding,mutatingwebhookconfiguration,clusterrole,"
+            "clusterrolebinding",
+            "-A",
+            "-l",
+            f"app.kubernetes.io/instance={RELEASE}",
+            "-o",
+            "name",
+        )
+        assert listed.strip() == "", listed
+        left = sorted(p.name for p in (chart_node.hook / "vgpu").iterdir())
+        # documented in docs/install.md: the host keeps libvgpu.so, ld.so.preload, containers/
+        assert set(left) <= {"libvgpu.so", "ld.so.preload", "containers", "fake-inventory.yaml"}
+        assert not list((chart_node.hook / "vgpu" / "containers").iterdir())
     finally:
         await api.close()
+
+
+async def test_down_leaves_the_host_as_before(chart_node: ChartNode) -> None:
     began = time.monotonic()
-    real.node.down()
+    chart_node.node.down()
     assert time.monotonic() - began < 60
     after = host.take_snapshot()
-    assert after == real.before, host.difference(real.before, after)
-    assert not host.processes_with(str(real.node.layout.containerd_socket))
+    assert after == chart_node.before, host.difference(chart_node.before, after)

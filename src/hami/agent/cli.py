@@ -8,8 +8,10 @@ Flags override the per-node JSON, which overrides the shared device-config.yaml 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import signal
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +26,8 @@ from hami.agent.kube import LightkubePort
 from hami.agent.loading import load_node_file, load_shared, node_config
 from hami.agent.settings import Settings, validate
 from hami.core.vendor import Vendor
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(help="The NVIDIA device plugin.", add_completion=False)
 
@@ -93,8 +97,14 @@ async def _serve(
 
     source = open_backend(backend, inventory, settings.node_name)
     kube = LightkubePort.from_kubeconfig(kubeconfig)
+    agent = asyncio.create_task(NodeAgent(settings, source, kube, policy=policy).run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # a graceful stop: the agent's last sweep runs
+        loop.add_signal_handler(sig, agent.cancel)
     try:
-        await NodeAgent(settings, source, kube, policy=policy).run()
+        await agent
+    except asyncio.CancelledError:
+        log.info("node %s: stopped by a signal", settings.node_name)
     finally:
         source.close()
         await kube.close()

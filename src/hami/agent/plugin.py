@@ -16,7 +16,7 @@ from hami.agent.cdi import write_spec
 from hami.agent.discovery import DeviceSource
 from hami.agent.errors import AgentError
 from hami.agent.health import HealthTable, XidPolicy
-from hami.agent.kube import KubePort
+from hami.agent.kube import KubePort, PodSelector
 from hami.agent.kubelet import KubeletSession, PluginServer
 from hami.agent.model import Gpu
 from hami.agent.servicer import DevicePluginServicer
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 KUBELET_POD_PHASES = frozenset({"Pending"})
 SWEEP_SECONDS = 60.0  # between sweeps of <hook>/vgpu/containers
+LAST_SWEEP_SECONDS = 5.0  # the sweep on the way out may take this long
 
 
 class NodeAgent:
@@ -74,14 +75,20 @@ class NodeAgent:
         )
         if any(s.startswith("cdi") for s in self.settings.list_strategies):
             write_spec(self.settings, self._gpus)
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.health.follow(self.source.health_events()))
-            tasks.create_task(self.annotator.run())
-            tasks.create_task(self._release_finished_lock())
-            if kubelet:
-                tasks.create_task(self.session.run())
-            if self.host.enabled:
-                tasks.create_task(self._sweep_loop())
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.health.follow(self.source.health_events()))
+                tasks.create_task(self.annotator.run())
+                tasks.create_task(self._release_finished_lock())
+                if kubelet:
+                    tasks.create_task(self.session.run())
+                if self.host.enabled:
+                    tasks.create_task(self._sweep_loop())
+                    if kubelet:
+                        tasks.create_task(self._sweep_deleted())
+        finally:
+            if self.host.enabled:  # stopping (an uninstall, an update): leave no stale dirs
+                await self._last_sweep()
 
     async def _release_finished_lock(self) -> None:
         try:
@@ -101,6 +108,33 @@ class NodeAgent:
         stale = stale_container_dirs(found, {p.uid for p in pods})
         self.host.remove(self.settings, stale)
         return stale
+
+    async def _sweep_deleted(self) -> None:
+        """Remove a pod's cache directories as soon as its deletion is seen (kubelet deletes
+        the object once its containers are gone); the periodic sweep catches missed events."""
+        async for event in self.kube.watch_pods(PodSelector(node_name=self.settings.node_name)):
+            if event.type != "DELETED":
+                continue
+            prefix = f"{event.pod.uid}_"
+            found = [n for n in self.host.container_dirs(self.settings) if n.startswith(prefix)]
+            stale = stale_container_dirs(found, set())
+            if stale:
+                self.host.remove(self.settings, stale)
+                log.info("pod %s deleted: removed %s", event.pod.ref, ", ".join(stale))
+
+    async def _last_sweep(self) -> None:
+        try:
+            async with asyncio.timeout(LAST_SWEEP_SECONDS):
+                removed = await self.sweep()
+        except (AgentError, OSError, TimeoutError) as exc:
+            log.warning("node %s: last sweep of cache dirs: %s", self.settings.node_name, exc)
+            return
+        if removed:
+            log.info(
+                "node %s: removed %d cache dir(s) on the way out",
+                self.settings.node_name,
+                len(removed),
+            )
 
     async def _sweep_loop(self) -> None:
         while True:

@@ -149,7 +149,11 @@ class LocalCluster:
         argv = {
             "etcd": render.etcd_args(binaries.etcd, self.run_dir / ETCD_DATA, ports),
             "kube-apiserver": render.apiserver_args(
-                binaries.kube_apiserver, pki, ports, self.run_dir / "apiserver-certs"
+                binaries.kube_apiserver,
+                pki,
+                ports,
+                self.run_dir / "apiserver-certs",
+                controllers=self.options.controller_manager is not None,
             ),
             "kube-scheduler": render.scheduler_args(
                 binaries.kube_scheduler, scheduler_yaml, self.kubeconfig, ports.scheduler

@@ -119,7 +119,14 @@ def etcd_args(binary: Path, data_dir: Path, ports: Ports) -> list[str]:
     ]
 
 
-def apiserver_args(binary: Path, pki: ClusterPki, ports: Ports, cert_dir: Path) -> list[str]:
+def apiserver_args(
+    binary: Path, pki: ClusterPki, ports: Ports, cert_dir: Path, *, controllers: bool = False
+) -> list[str]:
+    """``controllers``: kube-controller-manager runs too, so pods get ServiceAccount tokens
+    (the admission plugin is on) and webhooks behind Services are reached at their endpoints
+    (pod IPs: there is no kube-proxy)."""
+    disabled = "TaintNodesByCondition" if controllers else "ServiceAccount,TaintNodesByCondition"
+    routing = ["--enable-aggregator-routing=true"] if controllers else []
     return [
         str(binary),
         f"--etcd-servers=http://{LOOPBACK}:{ports.etcd_client}",
@@ -135,7 +142,8 @@ def apiserver_args(binary: Path, pki: ClusterPki, ports: Ports, cert_dir: Path) 
         f"--service-account-signing-key-file={pki.service_account_key}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--authorization-mode=Node,RBAC",
-        "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+        f"--disable-admission-plugins={disabled}",
+        *routing,
         "--allow-privileged=true",
         "--enable-priority-and-fairness=false",
         "--profiling=false",

@@ -136,5 +136,6 @@ def build_hami_image(repo: Path, libvgpu: Path, cache: Path, out: Path) -> Path:
     base = base_layer(wheels, cache)
     layers = [base.read_bytes(), top_layer(wheels.hami, libvgpu)]
     env = (f"PATH=/{VENV}/bin:/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED=1")
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(layered_archive(image_name(), layers, env=env, user=USER))
     return out

@@ -80,7 +80,7 @@ class HostSnapshot:
     sysctls: tuple[tuple[str, str], ...]
     links: tuple[str, ...]
     mounts: tuple[str, ...]
-    nat_rules: tuple[str, ...] = ()
+    firewall_rules: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -94,14 +94,14 @@ class HostSnapshot:
             sysctls=sysctls,
             links=tuple(str(link) for link in raw["links"]),
             mounts=tuple(str(m) for m in raw["mounts"]),
-            nat_rules=tuple(str(r) for r in raw.get("nat_rules", ())),
+            firewall_rules=tuple(str(r) for r in raw.get("firewall_rules", ())),
         )
 
 
 def difference(before: HostSnapshot, after: HostSnapshot) -> str:
     """What changed between two snapshots, one clause per field."""
     lines = []
-    for name in ("paths", "cgroups", "sysctls", "links", "mounts", "nat_rules"):
+    for name in ("paths", "cgroups", "sysctls", "links", "mounts", "firewall_rules"):
         was, now = set(getattr(before, name)), set(getattr(after, name))
         if was != now:
             lines.append(f"{name}: added {sorted(now - was)}, removed {sorted(was - now)}")
@@ -115,7 +115,7 @@ def take_snapshot() -> HostSnapshot:
         sysctls=tuple((name, read_sysctl(name)) for name in WATCHED_SYSCTLS),
         links=tuple(sorted(links())),
         mounts=tuple(sorted(mount_points())),
-        nat_rules=tuple(nat_rules()),
+        firewall_rules=tuple(firewall_rules()),
     )
 
 
@@ -183,12 +183,18 @@ def delete_link(name: str) -> None:
 NAT_CHAIN = "HAMI-NODE"
 
 
-def nat_rules() -> list[str]:
-    """``iptables -t nat -S`` (empty where iptables is missing or refuses)."""
-    if shutil.which("iptables") is None:
-        return []
-    done = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True)
-    return done.stdout.splitlines() if done.returncode == 0 else []
+def firewall_rules() -> list[str]:
+    """``<tool> -t <table> -S`` of IPv4 and IPv6 filter, nat and mangle, each line prefixed
+    with tool and table (empty where iptables is missing or refuses)."""
+    rules = []
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            continue
+        for table in ("filter", "nat", "mangle"):
+            done = subprocess.run([tool, "-t", table, "-S"], capture_output=True, text=True)
+            if done.returncode == 0:
+                rules += [f"{tool} {table} {line}" for line in done.stdout.splitlines()]
+    return rules
 
 
 def route_service_ip(bridge: str, service_ip: str, port: int) -> None:
@@ -206,7 +212,7 @@ def route_service_ip(bridge: str, service_ip: str, port: int) -> None:
 
 
 def unroute_service_ip(bridge: str) -> None:
-    if not any(NAT_CHAIN in rule for rule in nat_rules()):
+    if not any(NAT_CHAIN in rule for rule in firewall_rules()):
         return
     for args in (["-D", "PREROUTING", "-i", bridge, "-j", NAT_CHAIN], ["-F", NAT_CHAIN]):
         subprocess.run(["iptables", "-t", "nat", *args], capture_output=True)

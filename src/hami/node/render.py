@@ -203,6 +203,8 @@ def kubelet_config(layout: NodeLayout, ports: KubeletPorts) -> dict[str, Any]:
         "clusterDNS": [NODE_IP],  # hami.node.dns
         "clusterDomain": CLUSTER_DOMAIN,
         "protectKernelDefaults": False,
+        # no KUBE-FIREWALL / canary chains in the host's iptables (kube-proxy's business)
+        "makeIPTablesUtilChains": False,
         "serializeImagePulls": False,
         "syncFrequency": "10s",
         "nodeStatusUpdateFrequency": "5s",
