@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from hami.cluster import paths
+from hami.cluster.binaries import find_node_binaries
 from hami.cluster.control_plane import ClusterOptions, LocalCluster
 from hami.cluster.errors import ClusterError
 from hami.cluster.state import ClusterState, read_state, stop_recorded
@@ -53,6 +54,14 @@ def up(
         bool, typer.Option("--foreground", help="Stay attached; Ctrl-C stops the cluster.")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each component.")] = 60.0,
+    controllers: Annotated[
+        bool,
+        typer.Option(
+            "--controllers",
+            help="Also run kube-controller-manager (make node-bin): Deployments, DaemonSets, "
+            "Jobs and ServiceAccount tokens, as a real node and `helm install` need.",
+        ),
+    ] = False,
 ) -> None:
     """Start the control plane and print how to use it."""
     state = _existing(name)
@@ -60,11 +69,16 @@ def up(
         raise _fail(f"cluster {name!r} is already running; stop it with `{_down_command(name)}`")
     run_dir = _run_dir(name)
     shutil.rmtree(run_dir, ignore_errors=True)
-    options = ClusterOptions(
-        run_dir=run_dir, name=f"hami-{name}", ready_timeout=timeout, detach=not foreground
-    )
-    cluster = LocalCluster(options)
     try:
+        manager = find_node_binaries().kube_controller_manager if controllers else None
+        options = ClusterOptions(
+            run_dir=run_dir,
+            name=f"hami-{name}",
+            ready_timeout=timeout,
+            detach=not foreground,
+            controller_manager=manager,
+        )
+        cluster = LocalCluster(options)
         cluster.start()
     except ClusterError as exc:
         raise _fail(str(exc)) from None

@@ -12,9 +12,10 @@ import typer
 from hami.cluster import paths
 from hami.cluster.binaries import find_node_binaries
 from hami.cluster.errors import ClusterError
+from hami.cluster.ports import free_port
 from hami.cluster.state import read_state
 from hami.node.node import NodeOptions, RealNode, down_recorded
-from hami.node.render import NodeLayout
+from hami.node.render import KubeletPorts, NodeLayout
 
 app = typer.Typer(
     name="node",
@@ -45,6 +46,9 @@ def up(
     fake_driver: Annotated[
         Path, typer.Option(help="The fake libcuda/libnvidia-ml build for the test image.")
     ] = FAKE_DRIVER,
+    kubelet_port: Annotated[
+        int, typer.Option(help="kubelet's API port on the node IP (0: a free one).")
+    ] = 0,
 ) -> None:
     """Start containerd and kubelet on a host-only bridge and join the node to the cluster."""
     try:
@@ -53,9 +57,12 @@ def up(
             raise ClusterError(
                 f"no running local cluster {cluster!r}: start it with `hami cluster up`"
             )
+        ports = state.raw.get("ports") or {}
         options = NodeOptions(
             work=node_dir(),
             kubeconfig=state.kubeconfig,
+            apiserver_port=ports.get("kube-apiserver"),
+            ports=KubeletPorts(kubelet_port, free_port()) if kubelet_port else None,
             kubelet=find_node_binaries().kubelet,
             fake_driver=fake_driver,
             name=name,
@@ -66,6 +73,12 @@ def up(
         raise _fail(str(exc)) from None
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in node.startup_seconds.items())
     typer.echo(f"node {name} is Ready ({timings}); logs in {node.layout.logs}")
+    if not any(c.name == "kube-controller-manager" for c in state.components):
+        typer.echo(
+            "note: the cluster runs no kube-controller-manager, so DaemonSets, Deployments and "
+            "ServiceAccount tokens do not work; for `helm install` start it with "
+            "`hami cluster up --controllers`"
+        )
     typer.echo("stop it with `hami node down`")
 
 

@@ -47,7 +47,19 @@ def missing_packages(packages: dict[str, Path] | None = None) -> list[str]:
     return [name for name, marker in wanted.items() if not marker.exists()]
 
 
-def preflight(*, is_root: bool | None = None) -> None:
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def preflight(*, is_root: bool | None = None, ports: Sequence[int] = ()) -> None:
     """Raise one clear :class:`NodeError` if this host cannot run a real node now."""
     if not (os.geteuid() == 0 if is_root is None else is_root):
         raise NodeError(
@@ -61,6 +73,12 @@ def preflight(*, is_root: bool | None = None) -> None:
     for tool in ("unshare", "mount", "umount", "ip", "ctr", "gcc"):
         if shutil.which(tool) is None:
             raise NodeError(f"`{tool}` is not on PATH; the real node needs it")
+    busy = [port for port in ports if port_in_use(port) or port_in_use(port, "0.0.0.0")]
+    if busy:
+        raise NodeError(
+            f"port {', '.join(map(str, busy))} is in use on this machine: choose another "
+            "(--kubelet-port) or stop what listens there"
+        )
     if link_exists(BRIDGE):
         raise NodeError(
             f"a real node is already up on this machine (bridge {BRIDGE} exists); one real node "

@@ -76,7 +76,8 @@ class RealNode:
     # --- up ------------------------------------------------------------------------------------
 
     def up(self) -> RealNode:
-        host.preflight()
+        chosen = self.options.ports
+        host.preflight(ports=(chosen.port, chosen.healthz) if chosen else ())
         began = time.monotonic()
         layout = self.layout
         if layout.work.exists():
