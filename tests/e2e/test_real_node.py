@@ -61,6 +61,7 @@ RELEASE = "hami"
 DAEMONSETS = Kind("daemonsets", "apis/apps/v1", True, "DaemonSet")
 DEPLOYMENTS = Kind("deployments", "apis/apps/v1", True, "Deployment")
 JOBS = Kind("jobs", "apis/batch/v1", True, "Job")
+SECRETS = Kind("secrets", "api/v1", True, "Secret")
 PLUGIN_SELECTOR = "app.kubernetes.io/component=hami-device-plugin"
 
 
@@ -331,6 +332,8 @@ async def test_uninstall_leaves_no_hami_object(chart_node: ChartNode) -> None:
             "name",
         )
         assert listed.strip() == "", listed
+        secrets = {objects.name(x) for x in (await api.list(SECRETS, namespace=SYSTEM)).items}
+        assert secrets <= {f"{RELEASE}-scheduler-tls"}, secrets  # docs/install.md: kept
         left = sorted(p.name for p in (chart_node.hook / "vgpu").iterdir())
         # documented in docs/install.md: the host keeps libvgpu.so, ld.so.preload, containers/
         assert set(left) <= {"libvgpu.so", "ld.so.preload", "containers", "fake-inventory.yaml"}
