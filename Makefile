@@ -22,6 +22,7 @@ all: test
 -include hack/kubelet/kubelet.mk
 -include hack/helm/helm.mk
 -include hack/browser.mk
+-include hack/prometheus.mk
 
 setup: $(VENV)/.installed $(SETUP_DEPS)
 
