@@ -90,7 +90,11 @@ async def test_follower_takes_over_within_15_s(stack: Stack) -> None:
     api = stack.api()
     try:
         assert await _holder(api) == "replica-a"
-        assert "waiting for the lease" in stack.log("replica-b")
+        # replica-b was started without waiting for it: give it time to reach the lease
+        deadline = time.monotonic() + 30
+        while "waiting for the lease" not in stack.log("replica-b"):
+            assert time.monotonic() < deadline, stack.log("replica-b")
+            await asyncio.sleep(0.2)
         await api.create(PODS, gpu_pod("before", {"gpu": 1, "gpumem": 1000}), "default")
         await wait_until(lambda: _bound(api, "before"), 30, "the leader to bind a pod")
 

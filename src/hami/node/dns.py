@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", required=True, help="address:port")
     parser.add_argument("--record", action="append", default=[], help="name=IPv4 (repeatable)")
     args = parser.parse_args(argv)
-    host, port = args.listen.rsplit(":", 1)
+    host, port = args.listen.rsplit(":", 1)  # wire-ok: a command-line address, not an annotation
     records = dict(r.lower().split("=", 1) for r in args.record)
     serve((host, int(port)), records)
 

@@ -122,12 +122,14 @@ def layered_archive(
         "config": {"mediaType": CONFIG_TYPE, **_blob(blobs, _dumps(config))},
         "layers": refs,
     }
-    tag = name.rsplit(":", 1)[-1]
+    tag = name.rsplit(":", 1)[-1]  # wire-ok: an image reference, not an annotation
     annotations = {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag}
     entry = {"mediaType": MANIFEST_TYPE, **_blob(blobs, _dumps(manifest))}
     index = {"schemaVersion": 2, "manifests": [{**entry, "annotations": annotations}]}
     files = {"oci-layout": _dumps({"imageLayoutVersion": "1.0.0"}), "index.json": _dumps(index)}
-    files |= {f"blobs/sha256/{d.split(':', 1)[1]}": data for d, data in blobs.items()}
+    files |= {
+        f"blobs/sha256/{d.split(':', 1)[1]}": data for d, data in blobs.items()
+    }  # wire-ok: a digest, not an annotation
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for directory in ("blobs", "blobs/sha256"):

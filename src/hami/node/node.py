@@ -263,8 +263,9 @@ def _comm(pid: int) -> str:
 
 
 def _snapshot_before(layout: NodeLayout) -> host.HostSnapshot | None:
+    recorded = layout.work / HOST_BEFORE
     try:
-        return host.HostSnapshot.from_json(json.loads((layout.work / HOST_BEFORE).read_text()))
+        return host.HostSnapshot.from_json(json.loads(recorded.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
