@@ -127,9 +127,7 @@ def layered_archive(
     entry = {"mediaType": MANIFEST_TYPE, **_blob(blobs, _dumps(manifest))}
     index = {"schemaVersion": 2, "manifests": [{**entry, "annotations": annotations}]}
     files = {"oci-layout": _dumps({"imageLayoutVersion": "1.0.0"}), "index.json": _dumps(index)}
-    files |= {
-        f"blobs/sha256/{d.split(':', 1)[1]}": data for d, data in blobs.items()
-    }  # wire-ok: a digest, not an annotation
+    files |= {f"blobs/sha256/{d.removeprefix('sha256:')}": data for d, data in blobs.items()}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for directory in ("blobs", "blobs/sha256"):
