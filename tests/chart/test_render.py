@@ -72,7 +72,13 @@ def test_default_values() -> None:
     service = find(docs, "Service", f"{RELEASE}-scheduler")
     ports = {p["name"]: p for p in service["spec"]["ports"]}
     assert (ports["http"]["port"], ports["http"]["nodePort"]) == (443, 31998)
-    assert ports["monitor"]["nodePort"] == 31993
+    assert (ports["monitor"]["port"], ports["monitor"]["nodePort"]) == (31993, 31993)
+    # the monitor port is plain-HTTP /metrics on the extender's --metrics-bind-address, as
+    # HAMi's (31993 -> 9395); /metrics also stays on the TLS port
+    assert ports["monitor"]["targetPort"] == "metrics"
+    assert "--metrics-bind-address=:9395" in extender
+    extender_ports = containers["vgpu-scheduler-extender"]["ports"]
+    assert {"name": "metrics", "containerPort": 9395} in extender_ports
     (hook,) = find(docs, "MutatingWebhookConfiguration", f"{RELEASE}-webhook")["webhooks"]
     assert hook["failurePolicy"] == "Ignore"
     ignore = {"key": "hami.io/webhook", "operator": "NotIn", "values": ["ignore"]}
@@ -164,8 +170,28 @@ def test_optional_monitoring_and_cert_manager() -> None:
             "scheduler.certManager.enabled=true",
         ],
     )
-    monitor = find(docs, "ServiceMonitor", RELEASE)
-    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["monitor"]
+    # one ServiceMonitor per Service, each scraping its `monitor` port over plain HTTP
+    monitors = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceMonitor"}
+    assert set(monitors) == {f"{RELEASE}-scheduler", f"{RELEASE}-device-plugin"}
+    for name, component in (
+        ("scheduler", "hami-scheduler"),
+        ("device-plugin", "hami-device-plugin"),
+    ):
+        spec = monitors[f"{RELEASE}-{name}"]["spec"]
+        selector = spec["selector"]["matchLabels"]
+        assert selector["app.kubernetes.io/component"] == component
+        selected = [
+            d
+            for d in docs
+            if d["kind"] == "Service" and selector.items() <= d["metadata"]["labels"].items()
+        ]
+        assert [d["metadata"]["name"] for d in selected] == [
+            f"{RELEASE}-scheduler" if name == "scheduler" else f"{RELEASE}-device-plugin-monitor"
+        ]
+        assert spec["endpoints"] == [
+            {"port": "monitor", "path": "/metrics", "scheme": "http", "interval": "30s"}
+        ]
+        assert "monitor" in {p["name"] for p in selected[0]["spec"]["ports"]}
     dashboard = find(docs, "ConfigMap", f"{RELEASE}-dashboard")["data"]["hami-dashboard.json"]
     assert json.loads(dashboard) == json.loads(DASHBOARD.read_text())
     assert find(docs, "Certificate", f"{RELEASE}-scheduler-serving-cert")

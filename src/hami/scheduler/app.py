@@ -1,4 +1,5 @@
-"""The HTTP surface: /filter, /bind, /webhook, /healthz, /readyz, /metrics.
+"""The HTTP surface: /filter, /bind, /webhook, /healthz, /readyz, /metrics (and the plain-HTTP
+/metrics listener).
 
 Handlers parse, delegate and serialise; errors are mapped in `hami.scheduler.errors`.
 """
@@ -21,6 +22,7 @@ from hami.api.extender import (
 )
 from hami.scheduler.errors import EXTENDER_ERRORS, error_reason, extender_error, webhook_status
 from hami.scheduler.filter import ERROR, PLACED, UNFIT
+from hami.scheduler.metrics import Metrics
 from hami.scheduler.service import SchedulerService
 
 JSON = "application/json"
@@ -96,6 +98,18 @@ def create_app(service: SchedulerService) -> FastAPI:
     async def readyz() -> Response:
         ok = service.ready
         return Response("ok" if ok else "not ready", 200 if ok else 503, media_type="text/plain")
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def create_metrics_app(metrics: Metrics) -> FastAPI:
+    """The plain-HTTP metrics listener (``--metrics-bind-address``): ``/metrics`` only, the
+    same families as the TLS listener's ``/metrics``."""
+    app = FastAPI(title="hami-scheduler-metrics", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from hami.config import ConfigError, load_config
-from hami.scheduler.main import LeadershipLost, run
-from hami.scheduler.settings import SchedulerSettings, default_identity
+from hami.scheduler.main import LeadershipLost, ListenError, run
+from hami.scheduler.settings import SchedulerSettings, default_identity, split_host_port
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -36,6 +36,13 @@ def scheduler(
     http_bind: Annotated[str, typer.Option(help="listen address host:port")] = "127.0.0.1:8080",
     cert_file: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     key_file: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+    metrics_bind_address: Annotated[
+        str,
+        typer.Option(
+            help="plain-HTTP /metrics listener, host:port (HAMi's :9395); '' for none."
+            " /metrics on --http-bind (TLS with --cert-file) stays"
+        ),
+    ] = ":9395",
     kubeconfig: Annotated[Path | None, typer.Option(help="kubeconfig (default: env)")] = None,
     scheduler_name: Annotated[str | None, typer.Option(help="overrides schedulerName")] = None,
     node_label_selector: Annotated[str | None, typer.Option(help="only these nodes")] = None,
@@ -67,6 +74,14 @@ def scheduler(
         device_config = dataclasses.replace(device_config, scheduler_name=scheduler_name)
     if (cert_file is None) != (key_file is None):
         raise typer.BadParameter("--cert-file and --key-file go together")
+    if metrics_bind_address:
+        try:
+            split_host_port(metrics_bind_address)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{metrics_bind_address!r} is not host:port (e.g. :9395, 127.0.0.1:9395)",
+                param_hint="--metrics-bind-address",
+            ) from None
     settings = SchedulerSettings(
         config=device_config,
         http_bind=http_bind,
@@ -85,10 +100,11 @@ def scheduler(
         lease_duration=parse_duration(lease_duration),
         reuse_port=reuse_port,
         shutdown_grace=parse_duration(shutdown_grace),
+        metrics_bind=metrics_bind_address,
     )
     try:
         run(settings)
-    except LeadershipLost as exc:
+    except (LeadershipLost, ListenError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:

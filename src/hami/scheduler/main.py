@@ -26,7 +26,7 @@ import uvicorn
 from hami import aio
 from hami.k8s.api import KubeAPI
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
-from hami.scheduler.app import create_app
+from hami.scheduler.app import create_app, create_metrics_app
 from hami.scheduler.service import SchedulerService
 from hami.scheduler.settings import SchedulerSettings
 from hami.vendors import registry
@@ -50,17 +50,42 @@ class _Server(uvicorn.Server):
         yield
 
 
-def listen(settings: SchedulerSettings) -> socket.socket:
-    host, port = settings.host_port
+class ListenError(Exception):
+    """An address of ours cannot be bound; the message names the flag."""
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if settings.reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
+
+
+def listen(settings: SchedulerSettings) -> socket.socket:
+    return bind_socket(*settings.host_port, reuse_port=settings.reuse_port)
+
+
+def listen_metrics(settings: SchedulerSettings) -> socket.socket | None:
+    """The plain-HTTP /metrics socket (``--metrics-bind-address``), or None when off."""
+    address = settings.metrics_host_port
+    if address is None:
+        return None
+    try:
+        return bind_socket(*address, reuse_port=settings.reuse_port)
+    except OSError as exc:
+        raise ListenError(
+            f"--metrics-bind-address {settings.metrics_bind}: {exc.strerror or exc}"
+            " (another port, or '' for no plain-HTTP /metrics)"
+        ) from None
 
 
 def server_for(service: SchedulerService) -> uvicorn.Server:
@@ -75,6 +100,19 @@ def server_for(service: SchedulerService) -> uvicorn.Server:
         timeout_keep_alive=120,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         backlog=1024,
+    )
+    return _Server(config)
+
+
+def metrics_server_for(service: SchedulerService) -> uvicorn.Server:
+    """Plain HTTP, /metrics only: what HAMi serves on its metrics port (scrape configs
+    written for HAMi's port 31993 -> 9395 keep working)."""
+    config = uvicorn.Config(
+        create_metrics_app(service.metrics),
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
     )
     return _Server(config)
 
@@ -134,10 +172,24 @@ async def _serve(
     service: SchedulerService, background: asyncio.Task[None], stopped: asyncio.Task[None]
 ) -> None:
     settings = service.settings
+    metrics_sock = listen_metrics(settings)  # bound first: a taken port fails before serving
     server = server_for(service)
     log.info("serving on %s (%s)", settings.http_bind, "https" if settings.tls else "http")
-    serving = asyncio.create_task(server.serve(sockets=[listen(settings)]), name="http")
-    watched = [background, stopped, serving]
+    try:
+        sock = listen(settings)
+    except BaseException:
+        if metrics_sock is not None:
+            metrics_sock.close()
+        raise
+    servers = [asyncio.create_task(server.serve(sockets=[sock]), name="http")]
+    metrics_server = None
+    if metrics_sock is not None:
+        metrics_server = metrics_server_for(service)
+        log.info("serving /metrics on %s (http)", settings.metrics_bind)
+        servers.append(
+            asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics")
+        )
+    watched = [background, stopped, *servers]
     lost = None
     if service.elector is not None:
         lost = asyncio.create_task(_lost(service), name="leadership")
@@ -145,13 +197,15 @@ async def _serve(
     done, _ = await asyncio.wait(watched, return_when=FIRST)
     if lost is not None and lost not in done:
         lost.cancel()
+    if metrics_server is not None:
+        metrics_server.should_exit = True
     grace = settings.shutdown_grace
     log.info("shutting down: up to %gs for the requests in flight", grace)
     server.should_exit = True  # stop listening; uvicorn lets requests in flight finish
     drained = asyncio.create_task(service.drain(grace))
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(grace + 1):  # uvicorn's own bound is `grace`
-            await asyncio.gather(serving, drained, return_exceptions=True)
+            await asyncio.gather(*servers, drained, return_exceptions=True)
     for task in done:
         task.result()  # a failed loop or server, or a lost Lease, ends the process with its error
 

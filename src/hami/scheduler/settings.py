@@ -14,6 +14,12 @@ from pathlib import Path
 from hami.core.config import SchedulerConfig
 
 
+def split_host_port(address: str) -> tuple[str, int]:
+    """``(host, port)`` of ``host:port``, ``:port`` (every IPv4 address) or ``[v6]:port``."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 def default_identity() -> str:
     """``<hostname>_<uuid>``, the form kube-scheduler uses for its Lease holder."""
     return f"{socket.gethostname()}_{uuid.uuid4()}"
@@ -42,6 +48,9 @@ class SchedulerSettings:
     renew_interval: float = 2.0
     reuse_port: bool = False  # several replicas on one address: only the leader listens
     shutdown_grace: float = 15.0  # SIGTERM: requests in flight get this long (then the Lease)
+    # plain-HTTP /metrics (HAMi --metrics-bind-address :9395, Service port `monitor` 31993);
+    # "" = none. TLS /metrics on http_bind stays either way. Opens and closes with http_bind.
+    metrics_bind: str = ""
 
     @property
     def scheduler_name(self) -> str:
@@ -49,8 +58,11 @@ class SchedulerSettings:
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.http_bind.rpartition(":")
-        return host or "0.0.0.0", int(port)
+        return split_host_port(self.http_bind)
+
+    @property
+    def metrics_host_port(self) -> tuple[str, int] | None:
+        return split_host_port(self.metrics_bind) if self.metrics_bind else None
 
     @property
     def tls(self) -> bool:
