@@ -120,7 +120,7 @@ def up(
         raise typer.Exit(code=1) from None
     typer.echo(f"\nthe demo is up in {time.monotonic() - began:.1f} s; where the pods landed:")
     typer.echo("\n".join(render(placements)))
-    _print_usage(cluster, name)
+    _print_usage(cluster, name, placements)
 
 
 VENDOR_FILES = ("cluster.yaml", "pods.yaml", "config.yaml")
@@ -230,6 +230,7 @@ def _start_services(
     config, vendor_nodes = files
     scheduler = stack.scheduler_component(cluster, port, config=config)
     _start_recorded(cluster, scheduler)  # started once: a second start would orphan one
+    stack.record_scheduler(cluster, port)
     scheduler.wait_ready(stack.ready_probe(port, stack.ca_file(cluster.run_dir)), 60.0)
     typer.echo(f"hami scheduler serving https://127.0.0.1:{port} (/filter /bind /webhook)")
     asyncio.run(_create_nodes(cluster, list(inventories)))
@@ -289,7 +290,10 @@ async def apply_and_wait(
             await api.create(PODS, manifest, namespace)
             created.append((namespace, objects.name(manifest)))
         except KubeAPIError as exc:
-            rejected.append(Placement(namespace, objects.name(manifest), None, f"rejected: {exc}"))
+            reason = str(exc).strip() or f"HTTP {exc.status}"
+            rejected.append(
+                Placement(namespace, objects.name(manifest), None, reason, rejected=True)
+            )
     deadline = time.monotonic() + timeout
     while True:
         placements = [await placement(api, ns, name, vendors) for ns, name in created]
@@ -303,8 +307,12 @@ async def _ensure_namespace(api: KubeAPI, namespace: str) -> None:
         await api.create(NAMESPACES, {"metadata": {"name": namespace}})
 
 
-def _print_usage(cluster: LocalCluster, name: str) -> None:
+def _print_usage(cluster: LocalCluster, name: str, placements: Sequence[Placement] = ()) -> None:
     flag = "" if name == "demo" else f" --name {name}"
+    waiting = next((p for p in placements if p.node is None and not p.rejected), None)
+    example = waiting or next(iter(placements), None)
+    pod = f"{example.namespace}/{example.name}" if example else "NAMESPACE/POD"
+    live = f"--kubeconfig {cluster.kubeconfig} --config {cluster.run_dir / SCHEDULER_CONFIG}"
     python = sys.executable
     hami = "hami" if shutil.which("hami") == stack.HAMI else stack.HAMI
     look = (
@@ -320,6 +328,8 @@ def _print_usage(cluster: LocalCluster, name: str) -> None:
         "gpumem, gpucores; other vendors as in examples/vendors/pods.yaml)\n"
         f'  the API:     eval "$({hami} cluster env --name {name})"\n'
         f'               {python} -c "{look}"\n'
+        f"  why it waits: {hami} explain {pod} {live}\n"
+        f"  web UI:      {hami} webui {live}   (then open http://127.0.0.1:8090)\n"
         f"  logs:        {cluster.run_dir / 'logs'}  (hami-scheduler.log, device-plugin.log, …)\n"
         f"  stop it:     {hami} {_down_command(name)}   (or: {hami} cluster down --name {name})"
     )
@@ -398,6 +408,10 @@ def apply(
     vendors = _running_vendors(name)
     placements = asyncio.run(_apply(kubeconfig, manifests, timeout, vendors))
     typer.echo("\n".join(render(placements)))
+    refused = [p for p in placements if p.rejected]
+    if refused:
+        typer.echo(f"{len(refused)} of {len(placements)} pods were rejected", err=True)
+        raise typer.Exit(code=1)
 
 
 async def _apply(

@@ -28,10 +28,14 @@ class Placement:
     node: str | None
     phase: str  # the device plugin's hami.io/bind-phase, or the reason it is not placed
     slices: tuple[tuple[str, str], ...] = ()  # (container, "uuid (type) mem MiB, cores %")
+    rejected: bool = False  # the API server refused to create it (the webhook, a quota, …)
 
     @property
     def decided(self) -> bool:
-        """Bound and allocated (or failed) by the device plugin, or refused by the filter."""
+        """Bound and allocated (or failed) by the device plugin, refused by the filter or by
+        kube-scheduler (its PodScheduled condition says why), or never created."""
+        if self.rejected:
+            return True
         if self.node is None:
             return self.phase != "" and self.phase != "pending"
         return self.phase in ("success", "failed")
@@ -77,14 +81,31 @@ def slices_of(
     return tuple(out)
 
 
-async def why_pending(api: KubeAPI, namespace: str, name: str) -> str:
-    """The newest FilteringFailed event's message for the pod, or "pending"."""
+async def why_pending(api: KubeAPI, namespace: str, name: str, pod: Manifest | None = None) -> str:
+    """Why the pod waits: the newest FilteringFailed event's message (our extender's reasons),
+    else the default scheduler's reason from the pod's PodScheduled condition, else
+    "pending"."""
     selector = f"involvedObject.name={name},reason={FILTERING_FAILED}"
     found = (await api.list(EVENTS, namespace=namespace, field_selector=selector)).items
-    if not found:
-        return "pending"
-    newest = max(found, key=lambda e: str(e.get("lastTimestamp") or ""))
-    return f"{FILTERING_FAILED}: {newest.get('message', '')}"
+    if found:
+        newest = max(found, key=lambda e: str(e.get("lastTimestamp") or ""))
+        return f"{FILTERING_FAILED}: {newest.get('message', '')}"
+    return scheduling_condition(pod) if pod is not None else "pending"
+
+
+def scheduling_condition(pod: Manifest) -> str:
+    """``REASON: message`` of a PodScheduled condition that is not True (kube-scheduler's
+    word on a pod it cannot place), or "pending" when there is none yet."""
+    conditions = objects.status(pod).get("conditions")
+    for condition in conditions if isinstance(conditions, list) else []:
+        if not isinstance(condition, Mapping) or condition.get("type") != "PodScheduled":
+            continue
+        if condition.get("status") == "True":
+            break
+        reason = str(condition.get("reason") or "Unschedulable")
+        message = str(condition.get("message") or "").strip()
+        return f"{reason}: {message}" if message else reason
+    return "pending"
 
 
 async def placement(
@@ -97,7 +118,7 @@ async def placement(
         return Placement(namespace, name, None, "deleted")
     node = objects.spec(pod).get("nodeName")
     if not node:
-        return Placement(namespace, name, None, await why_pending(api, namespace, name))
+        return Placement(namespace, name, None, await why_pending(api, namespace, name, pod))
     phase = objects.annotations(pod).get(keys.BIND_PHASE, "bound")
     slices = slices_of(pod, await models(api, node), vendors)
     return Placement(namespace, name, str(node), phase, slices)
@@ -118,6 +139,10 @@ def render(placements: Sequence[Placement]) -> list[str]:
     lines = []
     for p in placements:
         who = f"{p.namespace}/{p.name}".ljust(width)
+        if p.rejected:
+            lines.append(f"  {who}  REJECTED")
+            lines.append(f"      {p.phase}")
+            continue
         if p.node is None:
             lines.append(f"  {who}  PENDING")
             lines.append(f"      {p.phase}")

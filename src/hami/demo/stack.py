@@ -297,6 +297,20 @@ def record_components(cluster: LocalCluster, components: Sequence[Component]) ->
     path.write_text(json.dumps(state, indent=2) + "\n")
 
 
+def record_scheduler(cluster: LocalCluster, port: int) -> None:
+    """Add where ``hami scheduler`` serves to the cluster's ``state.json`` (key ``scheduler``:
+    ``port``, ``url`` of /filter, /bind, /webhook and /metrics, and the ``ca`` that verifies
+    it), for tools and people that need to reach it later."""
+    path = cluster.run_dir / STATE_FILE
+    state = json.loads(path.read_text())
+    state["scheduler"] = {
+        "port": port,
+        "url": f"https://127.0.0.1:{port}",
+        "ca": str(ca_file(cluster.run_dir)),
+    }
+    path.write_text(json.dumps(state, indent=2) + "\n")
+
+
 def is_bound(pod: Manifest) -> bool:
     return bool(objects.spec(pod).get("nodeName"))
 
