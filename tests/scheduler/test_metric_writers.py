@@ -16,6 +16,7 @@ from hami.api import keys
 from hami.api.types import ContainerDevice, MigAllocation, MigPlacement
 from hami.core.decide import Decision
 from hami.core.status import NODE_UNREGISTERED, Reason, Unfit
+from hami.k8s import objects
 from hami.k8s.api import EVENTS, LEASES, NODES, PODS, RESOURCE_QUOTAS, Gone, NotFound, Unavailable
 from hami.k8s.fake import FakeKube
 from hami.scheduler.filter import NO_NODES, OTHER, unfit_reason
@@ -78,6 +79,16 @@ async def drive_everything(h: Harness) -> None:
     assert (await h.client.post("/filter", content=b"{")).json()["Error"]  # error: bad request
     h.kube.fail_next("merge_patch", Unavailable("api server down"), PODS)
     assert "api server down" in (await h.filter("c"))["Error"]  # error: the patch failed
+    # the device plugin marks "a" allocated but dies before releasing its lock, and the cache
+    # loses "a": the self-check counts it again (drift) and removes the lock (reclaimed)
+    phase = {"metadata": {"annotations": {keys.BIND_PHASE: keys.BIND_PHASE_SUCCESS}}}
+    await h.kube.merge_patch(PODS, "a", phase, "default")
+    await h.settle()
+    h.service.cache.discard(objects.uid(h.kube.stored(PODS, "a", "default")))
+    h.service.selfcheck.settle = 0.0
+    drift = await h.service.selfcheck.check()
+    assert drift.missing == ("default/a",)
+    assert keys.NODE_LOCK not in objects.annotations(h.kube.stored(NODES, "n1"))
 
 
 async def test_every_declared_family_is_written_by_the_service() -> None:
@@ -105,6 +116,10 @@ async def test_each_event_is_counted_where_it_happens() -> None:
         assert value(h, waits, outcome="acquired") == 1
         errors = "hami_scheduler_kube_api_errors_total"
         assert value(h, errors, verb="patch", resource="pods", status="0") == 1
+        assert value(h, "hami_scheduler_cache_drift", kind="missing") == 1
+        assert value(h, "hami_scheduler_cache_drift", kind="extra") == 0
+        reclaimed = "hami_scheduler_node_locks_reclaimed_total"
+        assert value(h, reclaimed, reason="owner-allocated") == 1
         webhook = "hami_scheduler_request_seconds_count"
         assert value(h, webhook, route="webhook") == 1
         assert value(h, "hami_scheduler_requests_total", route="webhook", outcome="allowed") == 1

@@ -62,7 +62,6 @@ class Binder:
         uid = await self._pod_uid(ns, name, args.pod_uid)
         subject = Subject("Pod", name, ns, uid)
         if self._cache.node_manifest(node) is None:
-            self._cache.release(uid)
             self._fail(subject, f"failed to get node {node}")
         locks = lock_specs(self._cache.vendors, self._cache.app_vendors(uid))
         await self._lock_all(subject, node, locks)
@@ -82,7 +81,7 @@ class Binder:
             pod = await self._kube.get(PODS, name, ns)
         except NotFound:
             if uid:
-                self._cache.release(uid)
+                self._cache.discard(uid)
             raise BindError(f"pod {ns}/{name} not found") from None
         except KubeAPIError as exc:
             raise BindError(f"get pod {ns}/{name}: {exc}") from exc

@@ -7,7 +7,17 @@
   `hami.io/vgpu-node`, so a restarted scheduler loses nothing.
 * Filter decisions are *assumed* before their annotation patch is sent, so a concurrent filter
   sees the capacity as taken; watch events older than the patch do not undo the assumption,
-  and a failed patch is forgotten.
+  and a failed patch is forgotten (the pod's earlier decision, if any, counts again).
+
+The rule for allocations (docs/scheduler.md, "Stale allocations"): a pod that is not finished
+and carries `hami.io/vgpu-node` counts exactly what its allocation annotations say, bound or
+not — a live cache and a freshly started one count the same pods. The only differences are in
+flight and bounded by one API write: a new decision counts from the moment it is made until its
+patch lands (or fails: then the old one counts again); a decision the scheduler drops (the pod
+fits nowhere any more) stops counting at once and its `hami.io/vgpu-node` is removed from the
+pod by the filter (`drop` / `dropped` / `undrop`). Watch events never move a pod backwards: an
+event older than the last one applied to that pod is ignored. `audit` compares the cache with
+a fresh list of pods and repairs what differs (`hami.scheduler.selfcheck`).
 
 Everything here is synchronous and single-threaded (one asyncio loop): a decision and its
 assumption happen with no await in between.
@@ -85,6 +95,30 @@ class _PodEntry:
     app_devices: bool  # a regular container holds a device: /bind takes the node lock
     assumed: bool = False
     confirm_rv: int | None = None  # watch events older than our own patch are stale
+    done: bool = False  # bind-phase success/failed: the device plugin is through with it
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """What one `ClusterCache.audit` found differing from the pods' annotations (and repaired).
+
+    ``missing``: pods whose annotations allocate devices the cache did not count; ``extra``:
+    pods the cache counted that allocate nothing (or no longer exist); ``different``: both,
+    but not the same devices. Each is a list of ``namespace/name``.
+    """
+
+    missing: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+    different: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return len(self.missing) + len(self.extra) + len(self.different)
+
+
+def bind_done(annotations: Mapping[str, str]) -> bool:
+    """The device plugin is through with the pod (bind-phase ``success`` or ``failed``)."""
+    return annotations.get(keys.BIND_PHASE) in (keys.BIND_PHASE_SUCCESS, keys.BIND_PHASE_FAILED)
 
 
 def placed_pod(
@@ -183,6 +217,9 @@ class ClusterCache:
         self._by_node: dict[str, set[str]] = {}
         self._by_key: dict[str, str] = {}  # namespace/name -> UID
         self._init_done: set[str] = set()
+        self._rv: dict[str, int] = {}  # by pod UID: the resourceVersion last applied
+        self._aside: dict[str, _PodEntry] = {}  # a pod's last decision while it is re-decided
+        self._dropping: dict[str, int | None] = {}  # UID -> rv of the patch that removed it
         self._view = ClusterView.of(())
         self._synced: set[str] = set()
         self._sync_event = asyncio.Event()
@@ -229,6 +266,22 @@ class ClusterCache:
     def placed(self, uid: str) -> PlacedPod | None:
         entry = self._pods.get(uid)
         return entry.placed if entry else None
+
+    def allocated(self, uid: str) -> bool:
+        """The device plugin is through with this placed pod (bind-phase success or failed):
+        it no longer needs a node lock."""
+        entry = self._pods.get(uid)
+        return entry.done if entry else False
+
+    def locked_nodes(self, lock_keys: set[str]) -> dict[str, set[str]]:
+        """Node name -> the given lock keys its cached annotations carry (nodes with none left
+        out)."""
+        found = {}
+        for name, entry in self._nodes.items():
+            held = lock_keys & objects.annotations(entry.manifest).keys()
+            if held:
+                found[name] = held
+        return found
 
     def pods_on(self, node: str) -> list[PlacedPod]:
         return [self._pods[uid].placed for uid in self._by_node.get(node, ())]
@@ -386,39 +439,70 @@ class ClusterCache:
             self.apply_pod("ADDED", item)
         for gone in [u for u, e in self._pods.items() if u not in uids and not e.assumed]:
             self._remove_pod(gone)
+        for gone in set(self._rv) - uids:
+            if gone not in self._pods:
+                self._rv.pop(gone, None)
+                self._aside.pop(gone, None)
+                self._dropping.pop(gone, None)
         self.mark_synced("pods")
 
     def apply_pod(self, event: str, pod: Manifest) -> None:
         uid = objects.uid(pod)
         entry = self._pods.get(uid)
+        rv = objects.rv_number(objects.resource_version(pod))
         if event == "DELETED":
             self._remove_pod(uid)
             self._init_done.discard(uid)
+            self._rv.pop(uid, None)
+            self._aside.pop(uid, None)
+            self._dropping.pop(uid, None)
             return
-        if entry is not None and entry.assumed:
-            rv = objects.rv_number(objects.resource_version(pod))
-            if entry.confirm_rv is None or rv < entry.confirm_rv:
-                return  # older than our own patch: the assumption stands
-        placed = self._placed_from(uid, pod)
+        if 0 <= rv < self._rv.get(uid, -1):
+            return  # older than what this pod already showed: never move backwards
+        self._rv[uid] = max(rv, self._rv.get(uid, -1))
+        if (
+            entry is not None
+            and entry.assumed
+            and (entry.confirm_rv is None or rv < entry.confirm_rv)
+        ):
+            return  # older than our own patch: the assumption stands
+        if uid in self._dropping:
+            dropped_at = self._dropping[uid]
+            if dropped_at is None or rv < dropped_at:
+                return  # older than the patch that removes the dropped decision
+            del self._dropping[uid]
+        self._aside.pop(uid, None)
+        self._set_from(uid, pod, self._placed_from(uid, pod))
+
+    def _set_from(self, uid: str, pod: Manifest, placed: PlacedPod | None) -> None:
         if placed is None:
             self._remove_pod(uid)
         else:
-            self._set_pod(uid, _PodEntry(objects.key(pod), placed, _holds_app_devices(placed)))
+            done = bind_done(objects.annotations(pod))
+            self._set_pod(
+                uid, _PodEntry(objects.key(pod), placed, _holds_app_devices(placed), done=done)
+            )
 
-    def _placed_from(self, uid: str, pod: Manifest) -> PlacedPod | None:
+    def expected(self, pod: Manifest) -> PlacedPod | None:
+        """What the rule says ``pod`` counts (its allocation, or None), changing nothing."""
+        return self._placed_from(objects.uid(pod), pod, remember=False, quiet=True)
+
+    def _placed_from(
+        self, uid: str, pod: Manifest, *, remember: bool = True, quiet: bool = False
+    ) -> PlacedPod | None:
         annotations = objects.annotations(pod)
         node = annotations.get(keys.VGPU_NODE)
         if not node or objects.status(pod).get("phase") in TERMINAL_PHASES:
             return None
-        if uid not in self._init_done and _init_done(pod):
+        init_done = uid in self._init_done or _init_done(pod)
+        if remember and init_done:
             self._init_done.add(uid)  # one-shot: init usage is released once, for good
         key = objects.key(pod)
         try:
-            return placed_pod(
-                key, node, annotations, self.vendors, _init_count(pod), uid in self._init_done
-            )
+            return placed_pod(key, node, annotations, self.vendors, _init_count(pod), init_done)
         except WireFormatError as exc:
-            log.warning("pod %s: ignoring its allocation: %s", key, exc)
+            if not quiet:
+                log.warning("pod %s: ignoring its allocation: %s", key, exc)
             return None
 
     def assume(self, uid: str, placed: PlacedPod) -> None:
@@ -427,19 +511,127 @@ class ClusterCache:
 
     def confirm(self, uid: str, resource_version: str) -> None:
         """The patch landed at ``resource_version``: later watch events are authoritative."""
+        self._aside.pop(uid, None)
         entry = self._pods.get(uid)
         if entry is not None and entry.assumed:
             entry.confirm_rv = objects.rv_number(resource_version)
 
     def forget(self, uid: str) -> None:
-        """Undo an assumption whose patch failed."""
+        """Undo an assumption whose patch failed: the pod's earlier decision (still on the
+        pod, since the patch failed) counts again."""
         entry = self._pods.get(uid)
         if entry is not None and entry.assumed:
             self._remove_pod(uid)
+        self._restore(uid)
 
     def release(self, uid: str) -> None:
-        """Drop a pod's usage before it is filtered again (it is being re-scheduled)."""
+        """Stop counting a pod's decision before it is decided again (it is being re-scheduled).
+
+        Its entry is kept aside: `forget` (the new decision's patch failed) and `undrop` (the
+        removal failed) count it again; `confirm` and `dropped` discard it.
+        """
+        entry = self._pods.get(uid)
+        if entry is not None and not entry.assumed:
+            self._aside[uid] = entry
         self._remove_pod(uid)
+
+    def drop(self, uid: str, carried: bool) -> bool:
+        """The pod fits nowhere now. True when its decision must be removed from the pod: the
+        cache had counted one (released), or the pod carries one (``carried``: it has
+        `hami.io/vgpu-node`). Then the decision stays uncounted and watch events are ignored
+        until `dropped` (the removal landed) or `undrop` (it failed)."""
+        if uid not in self._aside and not carried:
+            return False
+        self._dropping[uid] = None
+        return True
+
+    def dropped(self, uid: str, resource_version: str) -> None:
+        """The patch removing the dropped decision landed at ``resource_version``."""
+        self._aside.pop(uid, None)
+        if uid in self._dropping:
+            self._dropping[uid] = objects.rv_number(resource_version)
+
+    def undrop(self, uid: str) -> None:
+        """The removal failed: the decision is still on the pod, so it counts again."""
+        self._dropping.pop(uid, None)
+        self._restore(uid)
+
+    def discard(self, uid: str) -> None:
+        """Forget a pod that no longer exists (its DELETED event may still be on its way)."""
+        self._aside.pop(uid, None)
+        self._dropping.pop(uid, None)
+        self._remove_pod(uid)
+
+    def _restore(self, uid: str) -> None:
+        previous = self._aside.pop(uid, None)
+        if previous is not None and uid not in self._pods:
+            self._set_pod(uid, previous)
+
+    # --- the self-check -----------------------------------------------------------------------
+
+    def in_flight(self, uid: str) -> bool:
+        """A decision of this pod is being written (assumed, unconfirmed) or removed."""
+        entry = self._pods.get(uid)
+        return (entry is not None and entry.assumed and entry.confirm_rv is None) or (
+            uid in self._dropping
+        )
+
+    def seen_rv(self, uid: str) -> int:
+        """The resourceVersion last applied for this pod (-1: none)."""
+        return self._rv.get(uid, -1)
+
+    def counted(self) -> dict[str, str]:
+        """Every pod the cache counts: UID -> namespace/name."""
+        return {uid: entry.key for uid, entry in self._pods.items()}
+
+    def audit(self, pods: Iterable[Manifest], list_rv: str, *, repair: bool = True) -> Drift:
+        """Compare the cache with a fresh list of pods (taken at ``list_rv``); repair each
+        difference (with ``repair``) and say what differed.
+
+        Pods whose decision is in flight are skipped, and so is a pod the cache has seen a
+        newer version of than the list (the watch is ahead). A listed pod the cache has an
+        older version of is brought forward, as its next watch event would; a counted pod
+        that is not in the list is dropped unless the cache saw it after the list was taken.
+        """
+        missing: list[str] = []
+        extra: list[str] = []
+        different: list[str] = []
+        listed: set[str] = set()
+        for pod in pods:
+            uid = objects.uid(pod)
+            listed.add(uid)
+            rv = objects.rv_number(objects.resource_version(pod))
+            if self.in_flight(uid) or self._rv.get(uid, -1) > rv:
+                continue
+            want = self.expected(pod)
+            entry = self._pods.get(uid)
+            have = entry.placed if entry is not None else None
+            if want == have and (
+                entry is None or entry.done == bind_done(objects.annotations(pod))
+            ):
+                continue
+            key = objects.key(pod)
+            if want is None:
+                extra.append(key)
+            elif have is None:
+                missing.append(key)
+            elif want != have:
+                different.append(key)
+            if repair:
+                log.warning("cache differs from pod %s's annotations: repaired", key)
+                self._rv[uid] = max(rv, self._rv.get(uid, -1))
+                self._aside.pop(uid, None)
+                self._set_from(uid, pod, self._placed_from(uid, pod))
+        at = objects.rv_number(list_rv)
+        for uid, entry in list(self._pods.items()):
+            if uid in listed or self.in_flight(uid) or self._rv.get(uid, -1) > at:
+                continue
+            extra.append(entry.key)
+            if repair:
+                log.warning("cache counts pod %s, which no longer exists: repaired", entry.key)
+                self._remove_pod(uid)
+                self._rv.pop(uid, None)
+        return Drift(tuple(missing), tuple(extra), tuple(different))
 
     def _set_pod(self, uid: str, entry: _PodEntry) -> None:
         old = self._pods.get(uid)

@@ -59,6 +59,9 @@ def scheduler(
     shutdown_grace: Annotated[
         str, typer.Option(help="on SIGTERM, requests in flight get this long")
     ] = "15s",
+    self_check_interval: Annotated[
+        str, typer.Option(help="compare the cache with the pods' annotations this often (0: off)")
+    ] = "30s",
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
     """Run the kube-scheduler extender (/filter, /bind) and the mutating webhook (/webhook)."""
@@ -100,6 +103,7 @@ def scheduler(
         lease_duration=parse_duration(lease_duration),
         reuse_port=reuse_port,
         shutdown_grace=parse_duration(shutdown_grace),
+        self_check_interval=parse_duration(self_check_interval),
         metrics_bind=metrics_bind_address,
     )
     try:

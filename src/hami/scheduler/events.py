@@ -19,6 +19,10 @@ FILTERING_FAILED = "FilteringFailed"
 BINDING_SUCCEED = "BindingSucceed"
 BINDING_FAILED = "BindingFailed"
 REGISTRATION_INVALID = "RegistrationInvalid"
+NODE_LOCK_RECLAIMED = "NodeLockReclaimed"  # a lock whose owner no longer needs it, removed
+CACHE_REPAIRED = "CacheRepaired"  # the self-check found the cache differing from a pod
+LEADER_ELECTION = "LeaderElection"  # client-go's reason on the Lease: "<id> became leader"
+LEASE_RECREATED = "LeaseRecreated"  # the leader found its Lease deleted and wrote it again
 MESSAGE_LIMIT = 1024  # characters of an Event message; a longer one is cut and marked
 
 
@@ -43,10 +47,11 @@ def clip(message: str, limit: int = MESSAGE_LIMIT) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Subject:
-    kind: str  # "Pod" or "Node"
+    kind: str  # "Pod", "Node" or "Lease"
     name: str
     namespace: str = ""
     uid: str = ""
+    api_version: str = "v1"  # "coordination.k8s.io/v1" for a Lease
 
 
 class EventRecorder:
@@ -72,7 +77,7 @@ class EventRecorder:
     def _event(self, subject: Subject, reason: str, message: str, warning: bool) -> Manifest:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         namespace = subject.namespace or "default"
-        involved = {"apiVersion": "v1", "kind": subject.kind, "name": subject.name}
+        involved = {"apiVersion": subject.api_version, "kind": subject.kind, "name": subject.name}
         if subject.namespace:
             involved["namespace"] = subject.namespace
         if subject.uid:

@@ -27,7 +27,7 @@ from hami.core.request import parse_pod
 from hami.core.status import DEVICE_TYPE_NOT_FOUND, NODE_UNREGISTERED, Reason, Unfit
 from hami.core.vendor import QuotaRoom, Vendor
 from hami.k8s import objects
-from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest
+from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest, NotFound
 from hami.scheduler import events
 from hami.scheduler.cache import Clock, ClusterCache, placed_pod, utcnow
 from hami.scheduler.events import EventRecorder, Subject, name_list
@@ -130,6 +130,7 @@ class Filterer:
         if not decision.placed:
             self._decided(UNFIT, unfit_reason(decision))
             self._report_unfit(subject, decision)
+            await self._drop(subject, uid, pod)
             return ExtenderFilterResult(node_names=(), failed_nodes=decision.failed_nodes())
         assert decision.node is not None
         await self._record(subject, uid, decision, self._clock())
@@ -181,6 +182,36 @@ class Filterer:
             self._events.record(subject, events.FILTERING_FAILED, message, warning=True)
             raise FilterError(message, "KubeAPIError") from exc
         self._cache.confirm(uid, objects.resource_version(result))
+
+    async def _drop(self, subject: Subject, uid: str, pod: Manifest) -> None:
+        """The pod fits nowhere now: remove its earlier decision from the pod as well, so the
+        annotations say what the cache counts (a fresh cache then counts the same)."""
+        carried = bool(objects.annotations(pod).get(keys.VGPU_NODE))
+        if not self._cache.drop(uid, carried):
+            return
+        patch = {
+            "metadata": {
+                "annotations": {keys.VGPU_NODE: None, keys.VGPU_TIME: None},
+                "labels": {keys.VGPU_NODE: None},
+            }
+        }
+        try:
+            result = await self._kube.merge_patch(PODS, subject.name, patch, subject.namespace)
+        except NotFound:
+            self._cache.discard(uid)
+            return
+        except KubeAPIError as exc:
+            self._cache.undrop(uid)  # still on the pod: it counts until the next decision
+            log.warning(
+                "pod %s/%s: earlier decision not removed: %s", subject.namespace, subject.name, exc
+            )
+            return
+        log.info(
+            "pod %s/%s fits nowhere now: its earlier decision removed",
+            subject.namespace,
+            subject.name,
+        )
+        self._cache.dropped(uid, objects.resource_version(result))
 
     def _report_unfit(self, subject: Subject, decision: Decision) -> None:
         by_reason: dict[str, list[str]] = defaultdict(list)

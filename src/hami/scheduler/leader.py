@@ -7,6 +7,14 @@ down. A follower sees a renewal within one ``renew_interval`` and checks again j
 record it saw would expire, so failover takes at most ``lease_duration + renew_interval`` after
 the leader's last renewal.
 
+Bad input: a Lease held by an identity no replica knows is judged like any other record — a
+holder that keeps renewing is followed, one that stops is taken over after the duration (a log
+line and a `LeaderElection` Event on the Lease name both holders). A Lease deleted by hand is
+written again by the leader at its next renewal (log line, Event `LeaseRecreated`); a follower
+that saw the Lease before treats "missing" as one more unchanged record and creates it only
+after a full duration, so the leader keeps it without a moment of two leaders. A create or
+renewal that loses a race (409) is a lost round, never a won one.
+
 On a graceful shutdown the leader gives the Lease up (`release`, client-go's
 ``ReleaseOnCancel``): an empty ``holderIdentity`` with a 1 s duration, which a follower takes
 over at its next check instead of waiting the duration out.
@@ -22,9 +30,12 @@ from datetime import UTC, datetime
 
 from hami.k8s import objects
 from hami.k8s.api import LEASES, Conflict, KubeAPI, KubeAPIError, Manifest, NotFound
+from hami.scheduler import events
+from hami.scheduler.events import EventRecorder, Subject
 
 log = logging.getLogger(__name__)
 EXPIRY_MARGIN = 0.05  # seconds past the expiry a follower checks again
+MISSING = ("", "<lease missing>")  # the observed record while the Lease does not exist
 
 
 def micro_time(moment: datetime) -> str:
@@ -43,6 +54,7 @@ class LeaderElector:
         lease_duration: float = 10.0,
         renew_interval: float = 2.0,
         monotonic: Callable[[], float] | None = None,
+        recorder: EventRecorder | None = None,
     ) -> None:
         self._kube = kube
         self._name = name
@@ -55,6 +67,7 @@ class LeaderElector:
         self._observed_at = 0.0
         self._renewed_at = -math.inf
         self._lease: Manifest | None = None  # the Lease as this replica last wrote it
+        self._events = recorder
         self.is_leader = False
         self.changed = asyncio.Event()
 
@@ -88,16 +101,17 @@ class LeaderElector:
         try:
             lease = await self._kube.get(LEASES, self._name, self._namespace)
         except NotFound:
-            self._lease = await self._kube.create(LEASES, self._record(None), self._namespace)
-            self._renewed_at = self._now()
-            return True
+            return await self._create()
         spec = objects.spec(lease)
         holder = str(spec.get("holderIdentity") or "")
         record = (holder, str(spec.get("renewTime") or ""))
         if record != self._observed:
+            if holder and holder != self.identity and holder != self._observed_holder:
+                log.info("lease %s/%s is held by %s", self._namespace, self._name, holder)
             self._observed, self._observed_at = record, self._now()
         mine = holder == self.identity
-        expired = not holder or self._now() - self._observed_at > self._duration
+        stale_for = self._now() - self._observed_at
+        expired = not holder or stale_for > self._duration
         if not mine and not expired:
             return False
         try:
@@ -107,7 +121,68 @@ class LeaderElector:
         except Conflict:
             return False
         self._renewed_at = self._now()
+        if not mine:
+            self._took_over(holder, stale_for)
         return True
+
+    @property
+    def _observed_holder(self) -> str:
+        return self._observed[0] if self._observed is not None else ""
+
+    async def _create(self) -> bool:
+        """The Lease does not exist: the leader writes it again at once; a follower that saw
+        it before waits a full duration (the leader's chance), one that never did creates it."""
+        now = self._now()
+        if self.is_leader:
+            log.warning(
+                "lease %s/%s was deleted; %s writes it again",
+                self._namespace,
+                self._name,
+                self.identity,
+            )
+        elif self._observed is not None:
+            if self._observed != MISSING:
+                log.warning(
+                    "lease %s/%s is missing (held by %r before)",
+                    self._namespace,
+                    self._name,
+                    self._observed_holder,
+                )
+                self._observed, self._observed_at = MISSING, now
+            if now - self._observed_at <= self._duration:
+                return False
+        try:
+            self._lease = await self._kube.create(LEASES, self._record(None), self._namespace)
+        except Conflict:
+            return False  # someone else created it first
+        self._renewed_at = self._now()
+        if self.is_leader:
+            self._event(events.LEASE_RECREATED, f"{self.identity} wrote the deleted Lease again")
+        elif self._observed is not None:
+            self._took_over("", now - self._observed_at, missing=True)
+        else:
+            self._event(events.LEADER_ELECTION, f"{self.identity} became leader")
+        return True
+
+    def _took_over(self, holder: str, stale_for: float, missing: bool = False) -> None:
+        if missing:
+            why = f"the Lease had been missing for {stale_for:.1f}s"
+        elif holder:
+            why = f"took over from {holder}, not renewed for {stale_for:.1f}s"
+        else:
+            why = "the Lease was released"
+        message = f"{self.identity} became leader ({why})"
+        if holder or missing:
+            log.warning("lease %s/%s: %s", self._namespace, self._name, message)
+        self._event(events.LEADER_ELECTION, message)
+
+    def _event(self, reason: str, message: str) -> None:
+        if self._events is None:
+            return
+        subject = Subject(
+            "Lease", self._name, self._namespace, api_version="coordination.k8s.io/v1"
+        )
+        self._events.record(subject, reason, message)
 
     async def release(self) -> bool:
         """Give the Lease up if this replica holds it; True when the release was written.

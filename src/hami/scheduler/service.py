@@ -23,6 +23,7 @@ from hami.scheduler.metrics import Metrics, QuotaUsage
 from hami.scheduler.nodelock import NodeLocker
 from hami.scheduler.quota import QuotaBook, quota_specs
 from hami.scheduler.registration import handshake_specs
+from hami.scheduler.selfcheck import SelfCheck
 from hami.scheduler.settings import SchedulerSettings
 from hami.scheduler.webhook import Webhook
 
@@ -63,7 +64,24 @@ class SchedulerService:
         kube = self.kube = MeteredKube(kube, self.metrics.api_error)
         self.quota = QuotaBook(quota_specs(config))
         self.recorder = EventRecorder(kube, settings.scheduler_name, enabled=settings.events)
-        self.locker = NodeLocker(kube, self.cache, expiry=settings.node_lock_timeout, clock=clock)
+        self.locker = NodeLocker(
+            kube,
+            self.cache,
+            expiry=settings.node_lock_timeout,
+            clock=clock,
+            recorder=self.recorder,
+            on_reclaim=self.metrics.lock_reclaimed,
+        )
+        self.selfcheck = SelfCheck(
+            kube,
+            self.cache,
+            self.locker,
+            self.recorder,
+            vendors,
+            interval=settings.self_check_interval,
+            leader=lambda: self.is_leader and not self.draining,
+            on_drift=self.metrics.drift,
+        )
         self.filterer = Filterer(
             kube,
             self.cache,
@@ -100,6 +118,7 @@ class SchedulerService:
                 settings.identity,
                 lease_duration=settings.lease_duration,
                 renew_interval=settings.renew_interval,
+                recorder=self.recorder,
             )
         self.node_informer = Informer(
             kube,
@@ -217,6 +236,8 @@ class SchedulerService:
             self._ticker(),
             *(self.recorder.run() for _ in range(EVENT_WRITERS)),
         ]
+        if self.settings.self_check_interval > 0:
+            loops.append(self.selfcheck.run())
         if self.elector is not None:
             loops += [self.elector.run(), self._on_leadership(self.elector)]
         async with asyncio.TaskGroup() as group:

@@ -48,6 +48,7 @@ class SchedulerSettings:
     renew_interval: float = 2.0
     reuse_port: bool = False  # several replicas on one address: only the leader listens
     shutdown_grace: float = 15.0  # SIGTERM: requests in flight get this long (then the Lease)
+    self_check_interval: float = 30.0  # cache vs annotations, stale locks (0: off)
     # plain-HTTP /metrics (HAMi --metrics-bind-address :9395, Service port `monitor` 31993);
     # "" = none. TLS /metrics on http_bind stays either way. Opens and closes with http_bind.
     metrics_bind: str = ""

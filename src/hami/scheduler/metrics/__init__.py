@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.registry import Collector
 
 from hami.core.cluster import ClusterView
@@ -123,12 +123,33 @@ class Metrics:
             ["verb", "resource", "status"],
             registry=self.registry,
         )
+        self.cache_drift = Gauge(
+            "hami_scheduler_cache_drift",
+            "Pods whose cached allocation differed from their annotations at the last self-check, "
+            "by kind (missing, extra, different); each was repaired",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.locks_reclaimed = Counter(
+            "hami_scheduler_node_locks_reclaimed",
+            "Node locks removed or taken over because they no longer held, by reason "
+            "(unreadable, expired, owner-gone, owner-finished, owner-elsewhere, owner-allocated)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.collector = CacheCollector(
             cache, legacy=legacy, quotas=quotas, build=build, leader=leader
         )
         self.registry.register(self.collector)
-        ops = (self.requests, self.latency, self.decisions, self.lock_waits, self.api_errors)
-        self._operational: tuple[Collector, ...] = ops
+        self._operational: tuple[Collector, ...] = (
+            self.requests,
+            self.latency,
+            self.decisions,
+            self.lock_waits,
+            self.api_errors,
+            self.cache_drift,
+            self.locks_reclaimed,
+        )
 
     def render(self) -> bytes:
         """The /metrics body: exactly ``generate_latest(self.registry)``, in a fraction of the time.
@@ -161,6 +182,16 @@ class Metrics:
         """One /bind's time taking its node lock(s); ``outcome``: ``acquired``, ``timeout``,
         ``aborted`` (shutting down) or ``error``."""
         self.lock_waits.labels(outcome).observe(seconds)
+
+    def drift(self, missing: int, extra: int, different: int) -> None:
+        """One self-check's finding (`hami.scheduler.selfcheck`): pods that differed, by kind."""
+        self.cache_drift.labels("missing").set(missing)
+        self.cache_drift.labels("extra").set(extra)
+        self.cache_drift.labels("different").set(different)
+
+    def lock_reclaimed(self, reason: str) -> None:
+        """One node lock removed (self-check) or taken over (bind) because it no longer held."""
+        self.locks_reclaimed.labels(reason).inc()
 
     def api_error(self, verb: str, resource: str, status: int) -> None:
         """One failed Kubernetes API call (status 0: the server was not reached)."""
