@@ -151,3 +151,43 @@ async def test_the_schedulers_requesting_is_answered_on_the_next_pass(tmp_path: 
         assert await annotator.sync() is True
         assert kube.calls == ["get_node", "patch_node"]
         assert kube.node_annotations(NODE)[keys.NVIDIA_REGISTER] == register
+
+
+async def test_a_registration_changed_by_someone_else_is_written_back_on_the_next_pass(
+    tmp_path: Path,
+) -> None:
+    """Compared with the node as it is, not with the plugin's own last write (issue 24)."""
+    kube = FakeKube()
+    kube.add_node(NODE)
+    annotator, _ = make(tmp_path, kube, capacity=True)
+    await annotator.sync()
+    good = kube.node_annotations(NODE)[keys.NVIDIA_REGISTER]
+    for bad in ("garbage", "[null]", None):
+        await kube.patch_node(NODE, {"metadata": {"annotations": {keys.NVIDIA_REGISTER: bad}}})
+        assert await annotator.sync() is True
+        assert kube.node_annotations(NODE)[keys.NVIDIA_REGISTER] == good
+    await kube.patch_node_status(NODE, {"status": {"allocatable": {"nvidia.com/gpu": "0"}}})
+    assert await annotator.sync() is True
+    assert kube.nodes[NODE]["status"]["allocatable"]["nvidia.com/gpu"] == "40"
+    assert await annotator.sync() is False
+
+
+async def test_run_rewrites_a_corrupted_registration_within_one_interval(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.add_node(NODE)
+    annotator, _ = make(tmp_path, kube)
+    annotator._settings = replace(annotator._settings, register_interval=0.05)
+    task = asyncio.create_task(annotator.run())
+    try:
+        for _ in range(100):
+            if keys.NVIDIA_REGISTER in kube.node_annotations(NODE):
+                break
+            await asyncio.sleep(0.01)
+        good = kube.node_annotations(NODE)[keys.NVIDIA_REGISTER]
+        await kube.patch_node(NODE, {"metadata": {"annotations": {keys.NVIDIA_REGISTER: "[null]"}}})
+        await asyncio.sleep(0.15)  # at most one interval (plus a pass)
+        assert kube.node_annotations(NODE)[keys.NVIDIA_REGISTER] == good
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,7 +1,11 @@
 """The node registration loop (wire-format.md §5.3): keep `hami.io/node-nvidia-register`
 (and `hami.io/node-nvidia-score` when topology scoring is on) up to date, patching only when
 the value changed; answer the scheduler's handshake (`hami.io/node-handshake`, §2.7) with
-``Reported <time>``; optionally also the node's capacity, as kubelet does (simulate mode)."""
+``Reported <time>``; optionally also the node's capacity, as kubelet does (simulate mode).
+
+Every pass compares with the node as it is now (one GET), never with this process's own last
+write: a registration or capacity someone else changed — a garbage or ``[null]`` value, a
+removed key — is written back on the next pass, so within one ``--register-interval``."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from datetime import datetime
 from hami.agent import devices as devlogic
 from hami.agent.errors import AgentError
 from hami.agent.health import HealthTable
-from hami.agent.kube import KubePort, annotations_patch
+from hami.agent.kube import KubePort, NodeInfo, annotations_patch
 from hami.agent.model import Gpu
 from hami.agent.settings import Settings
 from hami.agent.vendornodes import reported, utcnow
@@ -63,7 +67,6 @@ class NodeAnnotator:
         self._health = health
         self._capacity = publish_capacity
         self._clock = clock
-        self._written_capacity: tuple[int, int] | None = None
         self.patches = 0
 
     def desired(self) -> dict[str, str]:
@@ -76,19 +79,19 @@ class NodeAnnotator:
         return values
 
     async def sync(self) -> bool:
-        """Patch what changed; True when an API call was made."""
-        changed = await self._sync_annotations()
+        """Patch what differs from the node as it is now; True when a write was made."""
+        node = await self._kube.get_node(self._settings.node_name)
+        changed = await self._sync_annotations(node)
         if self._capacity:
-            changed = await self._sync_capacity() or changed
+            changed = await self._sync_capacity(node) or changed
         return changed
 
-    async def _sync_annotations(self) -> bool:
-        """One node GET; one patch when a value differs or the handshake needs an answer.
+    async def _sync_annotations(self, node: NodeInfo) -> bool:
+        """One patch when a value differs from the node's or the handshake needs an answer.
 
-        The node is read every pass (not only at start) because the scheduler rewrites the
-        handshake key: answering it needs the current value."""
-        current = (await self._kube.get_node(self._settings.node_name)).annotations
-        todo = annotation_changes(current, self.desired(), self._clock())
+        The node is read every pass (not only at start): the scheduler rewrites the handshake
+        key, and anyone may have changed the registration."""
+        todo = annotation_changes(node.annotations, self.desired(), self._clock())
         if not todo:
             return False
         await self._kube.patch_node(self._settings.node_name, annotations_patch(todo))
@@ -96,18 +99,19 @@ class NodeAnnotator:
         log.info("node %s: wrote %s", self._settings.node_name, ", ".join(sorted(todo)))
         return True
 
-    async def _sync_capacity(self) -> bool:
-        """Capacity = every replica ID, allocatable = the healthy ones (as kubelet reports)."""
+    async def _sync_capacity(self, node: NodeInfo) -> bool:
+        """Capacity = every replica ID, allocatable = the healthy ones (as kubelet reports);
+        written when the node's own values differ."""
         listed = devlogic.kubelet_devices(
             self._gpus(), self._health.snapshot(), self._settings.node
         )
-        counts = (len(listed), sum(d.healthy for d in listed))
-        if counts == self._written_capacity:
-            return False
         resource = self._settings.node.resource_name
-        status = {"capacity": {resource: str(counts[0])}, "allocatable": {resource: str(counts[1])}}
+        want = (str(len(listed)), str(sum(d.healthy for d in listed)))
+        if (node.capacity.get(resource), node.allocatable.get(resource)) == want:
+            return False
+        status = {"capacity": {resource: want[0]}, "allocatable": {resource: want[1]}}
         await self._kube.patch_node_status(self._settings.node_name, {"status": status})
-        self._written_capacity = counts
+        log.info("node %s: wrote %s capacity %s/%s", node.name, resource, *want)
         return True
 
     async def run(self) -> None:

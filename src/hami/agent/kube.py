@@ -83,15 +83,20 @@ class NodeInfo:
     annotations: Mapping[str, str]
     resource_version: str = ""
     uid: str = ""
+    capacity: Mapping[str, str] = field(default_factory=dict)  # status.capacity
+    allocatable: Mapping[str, str] = field(default_factory=dict)  # status.allocatable
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> NodeInfo:
         meta = obj.get("metadata") or {}
+        status = obj.get("status") or {}
         return cls(
             name=meta.get("name", ""),
             annotations=dict(meta.get("annotations") or {}),
             resource_version=meta.get("resourceVersion", ""),
             uid=meta.get("uid", ""),
+            capacity={k: str(v) for k, v in (status.get("capacity") or {}).items()},
+            allocatable={k: str(v) for k, v in (status.get("allocatable") or {}).items()},
         )
 
 
