@@ -340,7 +340,7 @@ class ClusterCache:
         """Time-based handshake checks over every node (run periodically)."""
         for name, entry in self._nodes.items():
             before = dict(entry.healthy)
-            self._assess(name, entry)
+            self._assess(name, entry, ask=True)
             if entry.healthy != before:
                 self._refresh(name)
 
@@ -369,7 +369,9 @@ class ClusterCache:
             return
         entry.bad = ""
 
-    def _assess(self, name: str, entry: _NodeEntry) -> None:
+    def _assess(self, name: str, entry: _NodeEntry, *, ask: bool = False) -> None:
+        """``ask``: the periodic pass, which asks a node that answered ``Reported`` again;
+        a node event leaves the answer standing (it stays visible until the next pass)."""
         annotations = objects.annotations(entry.manifest)
         now = self._clock()
         for spec in self._handshakes:
@@ -388,6 +390,7 @@ class ClusterCache:
                 spec.vendor in entry.cleaned,
                 now,
                 self._timeout,
+                ask=ask,
             )
             entry.counts[spec.vendor] = count
             entry.healthy[spec.vendor] = health.healthy

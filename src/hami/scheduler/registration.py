@@ -79,8 +79,12 @@ def assess(
     cleaned: bool,
     now: datetime,
     timeout: float,
+    *,
+    ask: bool = True,
 ) -> Health:
-    """One vendor's health on one node; ``previous`` is the count seen last time."""
+    """One vendor's health on one node; ``previous`` is the count seen last time. ``ask``
+    False (a node event, not the periodic pass): a plugin's ``Reported`` answer is left as it
+    is until the next pass asks again, so the answer is seen, as with HAMi's periodic loop."""
     if previous and count == 0:
         return Health(False, REMOVE)
     if cleaned and count == 0:
@@ -88,6 +92,8 @@ def assess(
     if not spec.key:  # no handshake: the allocatable count alone decides
         return Health(count > 0)  # a node that had devices was cleaned up above
     value = annotations.get(spec.key)
+    if not ask and value is not None and value.startswith(keys.HANDSHAKE_REPORTED):
+        return Health(True)
     if value is None or keys.HANDSHAKE_REQUESTING not in value:
         return Health(True, codec.encode_handshake_requesting(now.astimezone(UTC)))
     sent = codec.decode_handshake(value, UTC).time
