@@ -42,7 +42,8 @@ COMMANDS: dict[str, Lazy] = {
     ),
     "device-plugin": Lazy(
         "hami.agent.cli:device_plugin_main",
-        "Run the NVIDIA device plugin (kubelet device-plugin API v1beta1).",
+        "Run the NVIDIA device plugin (kubelet API v1beta1), or play kwok nodes of every vendor "
+        "(--simulate).",
     ),
     "explain": Lazy(
         "hami.explain_cli:explain",
@@ -59,6 +60,10 @@ COMMANDS: dict[str, Lazy] = {
     "node": Lazy(
         "hami.node.cli:app",
         "A real node (containerd + kubelet) on this machine, joined to a local cluster.",
+    ),
+    "chart": Lazy(
+        "hami.chart_cli:app",
+        "Helm chart helpers: convert a values file of HAMi's chart (2.10) for hami's chart.",
     ),
 }
 
@@ -129,5 +134,24 @@ def version() -> None:
     typer.echo(__version__)
 
 
+# Help width when stdout is not a terminal (a pipe, a file, CI logs): rich would use 80 columns
+# and cut option help with "…"; this is wide enough for every option of every sub-command.
+PIPED_HELP_WIDTH = 200
+
+
+def wide_help_when_piped() -> None:
+    """Give Typer's rich help :data:`PIPED_HELP_WIDTH` columns when stdout is not a TTY and
+    no width was asked for (``TERMINAL_WIDTH`` or ``COLUMNS``)."""
+    import os
+    import sys
+
+    if sys.stdout.isatty() or os.environ.get("TERMINAL_WIDTH") or os.environ.get("COLUMNS"):
+        return
+    import typer.rich_utils
+
+    typer.rich_utils.MAX_WIDTH = PIPED_HELP_WIDTH
+
+
 def main() -> None:
+    wide_help_when_piped()
     app()

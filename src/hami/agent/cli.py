@@ -29,7 +29,9 @@ from hami.core.vendor import Vendor
 
 log = logging.getLogger(__name__)
 
-app = typer.Typer(help="The NVIDIA device plugin.", add_completion=False)
+app = typer.Typer(
+    help="The NVIDIA device plugin; --simulate plays nodes of every vendor.", add_completion=False
+)
 
 Opt = typer.Option
 
@@ -191,13 +193,28 @@ def device_plugin_main(
     ] = None,
     lib_cuda_log_level: Annotated[str | None, Opt(help="LIBCUDA_LOG_LEVEL for containers.")] = None,
     disable_core_limit: Annotated[
-        bool | None, Opt("--disable-core-limit/--enable-core-limit", envvar="DISABLE_CORE_LIMIT")
+        bool | None,
+        Opt(
+            "--disable-core-limit/--enable-core-limit",
+            envvar="DISABLE_CORE_LIMIT",
+            help="Do not limit SM usage in containers (GPU_CORE_UTILIZATION_POLICY=disable).  "
+            "[default: enabled]",
+        ),
     ] = None,
     enable_numa_topology: Annotated[
-        bool | None, Opt("--enable-numa-topology/--disable-numa-topology")
+        bool | None,
+        Opt(
+            "--enable-numa-topology/--disable-numa-topology",
+            help="Give kubelet NUMA hints for the GPUs.  [default: disabled]",
+        ),
     ] = None,
     preferred_allocation: Annotated[
-        bool | None, Opt("--enable-preferred-allocation/--disable-preferred-allocation")
+        bool | None,
+        Opt(
+            "--enable-preferred-allocation/--disable-preferred-allocation",
+            help="Offer kubelet GetPreferredAllocation (the devices the scheduler chose).  "
+            "[default: disabled]",
+        ),
     ] = None,
     operating_mode: Annotated[str | None, Opt(help="hami-core or mig.")] = None,
     device_list_strategy: Annotated[
@@ -208,14 +225,35 @@ def device_plugin_main(
         ),
     ] = None,
     device_id_strategy: Annotated[str | None, Opt(help="uuid or index.")] = None,
-    pass_device_specs: Annotated[bool | None, Opt("--pass-device-specs")] = None,
-    gdrcopy_enabled: Annotated[bool | None, Opt("--gdrcopy-enabled")] = None,
-    gds_enabled: Annotated[bool | None, Opt("--gds-enabled")] = None,
-    mofed_enabled: Annotated[bool | None, Opt("--mofed-enabled")] = None,
-    cdi_annotation_prefix: Annotated[str | None, Opt()] = None,
-    cdi_spec_dir: Annotated[Path | None, Opt()] = None,
+    pass_device_specs: Annotated[
+        bool | None, Opt("--pass-device-specs", help="Also pass the /dev/nvidia* device nodes.")
+    ] = None,
+    gdrcopy_enabled: Annotated[
+        bool | None, Opt("--gdrcopy-enabled", help="Set NVIDIA_GDRCOPY=enabled in containers.")
+    ] = None,
+    gds_enabled: Annotated[
+        bool | None, Opt("--gds-enabled", help="Set NVIDIA_GDS=enabled in containers.")
+    ] = None,
+    mofed_enabled: Annotated[
+        bool | None, Opt("--mofed-enabled", help="Set NVIDIA_MOFED=enabled in containers.")
+    ] = None,
+    cdi_annotation_prefix: Annotated[
+        str | None,
+        Opt(
+            help="Prefix of the cdi-annotations strategy's pod annotation.  [default: cdi.k8s.io/]"
+        ),
+    ] = None,
+    cdi_spec_dir: Annotated[
+        Path | None,
+        Opt(help="Where the CDI spec of this node's GPUs is written.  [default: /var/run/cdi]"),
+    ] = None,
     enable_topology_score: Annotated[
-        bool | None, Opt("--enable-topology-score", envvar="ENABLE_TOPOLOGY_SCORE")
+        bool | None,
+        Opt(
+            "--enable-topology-score",
+            envvar="ENABLE_TOPOLOGY_SCORE",
+            help="Register GPU pair link scores (hami.io/node-nvidia-score) for the scheduler.",
+        ),
     ] = None,
     register_interval: Annotated[
         float | None, Opt(help="Seconds between registration checks.")
@@ -242,7 +280,7 @@ def device_plugin_main(
     ] = None,
     verbose: Annotated[int, Opt("-v", count=True, help="More logging.")] = 0,
 ) -> None:
-    """Run the NVIDIA device plugin (kubelet device-plugin API v1beta1)."""
+    """Run the NVIDIA device plugin (kubelet API v1beta1), or play kwok nodes of every vendor (--simulate)."""
     args = dict(locals())
     logging.basicConfig(
         level=logging.DEBUG if verbose > 1 else logging.INFO,

@@ -48,11 +48,16 @@ def scheduler(
     node_label_selector: Annotated[str | None, typer.Option(help="only these nodes")] = None,
     node_lock_timeout: Annotated[str, typer.Option(help="node lock expiry")] = "5m",
     bind_lock_wait: Annotated[str, typer.Option(help="/bind waits this for a lock")] = "25s",
-    force_overwrite_default_scheduler: bool = True,
+    force_overwrite_default_scheduler: Annotated[
+        bool,
+        typer.Option(help="the webhook also moves pods naming default-scheduler to this scheduler"),
+    ] = True,
     events: Annotated[bool, typer.Option(help="write Kubernetes Events")] = True,
     leader_elect: Annotated[bool, typer.Option(help="run as one of several replicas")] = False,
-    lease_name: str = "hami-scheduler",
-    lease_namespace: str = "kube-system",
+    lease_name: Annotated[
+        str, typer.Option(help="Lease object the replicas elect a leader with")
+    ] = "hami-scheduler",
+    lease_namespace: Annotated[str, typer.Option(help="namespace of that Lease")] = "kube-system",
     identity: Annotated[str | None, typer.Option(help="lease holder identity")] = None,
     lease_duration: Annotated[str, typer.Option(help="lease duration")] = "10s",
     reuse_port: Annotated[bool, typer.Option(help="share http-bind between replicas")] = False,
