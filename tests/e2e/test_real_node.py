@@ -193,6 +193,12 @@ async def test_chart_pods_run_on_the_real_node(chart_node: ChartNode) -> None:
         assert objects.status(daemonset).get("numberReady") == 1
         node = await api.get(NODES, NODE)
         assert keys.NVIDIA_REGISTER in objects.annotations(node)
+
+        async def reported() -> bool:  # the plugin answers the scheduler's handshake
+            notes = objects.annotations(await api.get(NODES, NODE))
+            return notes.get(keys.NVIDIA_HANDSHAKE, "").startswith("Reported")
+
+        await poll(reported, 90, "hami.io/node-handshake to reach Reported", interval=0.5)
     finally:
         await api.close()
 
