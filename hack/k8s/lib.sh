@@ -73,7 +73,7 @@ cached_build() {
   local prefix="$1" what="$2" dest="$HAMI_CACHE/$1-$KEY"
   if all_present "$dest"; then
     write_pointer "$dest" "$prefix"
-    say "$what are cached: $dest"
+    say "$what: cached in $dest"
     return 0
   fi
   say "building $what into $dest"
@@ -85,7 +85,7 @@ cached_build() {
     flock 9
     if all_present "$dest"; then
       write_pointer "$dest" "$prefix"
-      say "$what are cached: $dest"
+      say "$what: cached in $dest"
       return 0
     fi
   fi
