@@ -9,7 +9,8 @@ resourceVersion. The same pod re-enters. A lock whose owner no longer needs it i
 at once (not waited out): the owner pod is gone, finished, placed on another node, or already
 allocated (bind-phase ``success``/``failed``: a device plugin that crashed before releasing);
 so is an unreadable lock or one older than the timeout. Each takeover is logged and written as
-a Node Event `NodeLockReclaimed`; `reclaim` (the self-check) removes such locks even when no
+a Node Event `NodeLockReclaimed` (a bind overtaking an allocated owner's own release, the
+everyday race with the device plugin, only at INFO); `reclaim` (the self-check) removes such locks even when no
 bind comes for the node. Unlike HAMi, a contended lock is waited for (event-driven, up to a
 deadline) instead of failing the bind at once.
 """
@@ -46,6 +47,8 @@ OWNER_FINISHED = "owner-finished"
 OWNER_ELSEWHERE = "owner-elsewhere"
 OWNER_ALLOCATED = "owner-allocated"
 STALE_REASONS = (UNREADABLE, EXPIRED, OWNER_GONE, OWNER_FINISHED, OWNER_ELSEWHERE, OWNER_ALLOCATED)
+TAKEN_OVER = "taken over"  # by a bind
+RELEASED = "released"  # by the self-check
 _EXPLAINED = {
     UNREADABLE: "it cannot be read",
     EXPIRED: "it expired",
@@ -158,7 +161,7 @@ class NodeLocker:
                 return True
         reason = await self.stale(node, value, spec)
         if reason:
-            self._report(node, spec, value, reason, "taken over")
+            self._report(node, spec, value, reason, TAKEN_OVER)
             return False
         raise LockContended(node, _holder(value, spec))
 
@@ -220,13 +223,18 @@ class NodeLocker:
             await self._patch(node, manifest, spec.key, None)
         except (Conflict, NotFound):
             return
-        self._report(node, spec, value, reason, "released")
+        self._report(node, spec, value, reason, RELEASED)
         removed.append(reason)
 
     def _report(self, node: str, spec: NodeLockSpec, value: str, reason: str, what: str) -> None:
+        """Log line, metric and Node Event — but a bind taking over from an owner already
+        allocated is the everyday race with the device plugin's own release: logged at INFO."""
         message = f"node lock {spec.key} of {_holder(value, spec)} {what}: {_EXPLAINED[reason]}"
-        log.warning("node %s: %s", node, message)
         self._reclaimed(reason)
+        if reason == OWNER_ALLOCATED and what == TAKEN_OVER:
+            log.info("node %s: %s", node, message)
+            return
+        log.warning("node %s: %s", node, message)
         if self._events is not None:
             self._events.record(Subject("Node", node), events.NODE_LOCK_RECLAIMED, message)
 
