@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hami.agent import devices as d
 from hami.agent.fake import load_inventory
 from hami.agent.model import Gpu
@@ -71,7 +73,8 @@ def test_mig_mode_registers_profiles_and_skips_gpus_without() -> None:
     )
     mig = Gpu("GPU-mig", 0, "NVIDIA A100-SXM4-40GB", 40960, mig_profiles=profiles)
     config = NodeConfig(operating_mode="mig", memory_scaling=2)
-    assert d.managed([mig, GPUS[1]], config) == (mig,)
+    without = replace(GPUS[1], mig_profiles=())  # e.g. a T4
+    assert d.managed([mig, without], config) == (mig,)
     (info,) = d.registration([mig], {}, config)
     assert (info.count, info.devmem, info.devcore, info.mode) == (7, 40960, 100, "mig")
     assert info.mig_profiles == profiles

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Protocol
 
+from hami.agent.mig.port import MigBackend
 from hami.agent.model import Gpu, HealthEvent
 from hami.api.types import PairScores
 
@@ -39,16 +40,22 @@ class DeviceSource(Protocol):
 
     def close(self) -> None: ...
 
+    def mig(self) -> MigBackend:
+        """The node's MIG backend (create, list and destroy instances)."""
+        ...
 
-def open_backend(kind: str, inventory: Path | None = None, node_name: str = "") -> DeviceSource:
-    """``fake`` (needs ``inventory``) or ``nvml``."""
+
+def open_backend(
+    kind: str, inventory: Path | None = None, node_name: str = "", mig_state: Path | None = None
+) -> DeviceSource:
+    """``fake`` (needs ``inventory``; ``mig_state``: where its MIG state persists) or ``nvml``."""
     if kind == "fake":
         from hami.agent.errors import ConfigError
         from hami.agent.fake import FakeSource, load_inventory
 
         if inventory is None:
             raise ConfigError("--backend fake needs --inventory <file.yaml>")
-        return FakeSource(load_inventory(inventory, node_name), path=inventory)
+        return FakeSource(load_inventory(inventory, node_name), path=inventory, mig_state=mig_state)
     if kind == "nvml":
         from hami.agent.nvml import NvmlSource
 

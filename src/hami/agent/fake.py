@@ -9,10 +9,19 @@ Inventory format (see examples/inventory/)::
         numa: 0                # optional
         busId: "0000:07:00.0"  # optional
         healthy: true          # optional; edit the file to flip it (re-read every 0.5 s)
+        mig:                   # optional: the fake MIG model (hami.agent.mig.fake)
+          enabled: true        # MIG mode at power-on (default false)
+          instances:           # instances present at power-on (made by someone else)
+            - {profile: 1g.5gb, start: 6}
+          faults:              # NVML errors every call of an operation returns
+            createComputeInstance: insufficient-resources
     links:                     # optional: pair topology for `hami.io/node-nvidia-score`
       - gpus: [0, 1]           # GPU indexes
         pcie: node             # system | node | hostbridge | multiple | single | internal
         nvlinks: 12
+
+MIG profiles come from the model's table (`hami.agent.mig.catalog`: A100 40GB/80GB, H100
+80GB) unless ``migProfiles`` lists them explicitly.
 
 Health changes come from :meth:`FakeSource.inject_xid` / :meth:`FakeSource.recover` (in
 process) or from edits of ``healthy`` in the file (across processes).
@@ -33,6 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hami import yamlio
 from hami.agent.discovery import LINK_SCORES, NVLINK_SCORE
 from hami.agent.errors import ConfigError
+from hami.agent.mig.catalog import MigError, ProfileSpec, specs_for, to_profiles
+from hami.agent.mig.fake import FAULT_CODES, FakeMig, FakeMigGpu
 from hami.agent.model import Gpu, HealthEvent
 from hami.api.types import MigPlacement, MigProfile, PairScores
 
@@ -57,6 +68,29 @@ class _Profile(_Strict):
     placements: list[_Placement] = []
 
 
+class _MigInstance(_Strict):
+    profile: str = Field(min_length=1)
+    start: int = Field(ge=0)
+
+
+_Operation = Literal[
+    "setMigMode",
+    "createGpuInstance",
+    "createComputeInstance",
+    "destroyComputeInstance",
+    "destroyGpuInstance",
+]
+_Fault = Literal[
+    "in-use", "insufficient-resources", "not-supported", "invalid-argument", "not-found"
+]
+
+
+class _Mig(_Strict):
+    enabled: bool = False
+    instances: list[_MigInstance] = []
+    faults: dict[_Operation, _Fault] = {}
+
+
 class _Gpu(_Strict):
     uuid: str | None = Field(None, pattern=r"^GPU-[A-Za-z0-9-]+$")
     index: int | None = Field(None, ge=0)
@@ -66,6 +100,7 @@ class _Gpu(_Strict):
     bus_id: str = Field("", alias="busId")
     healthy: bool = True
     mig_profiles: list[_Profile] = Field([], alias="migProfiles")
+    mig: _Mig = _Mig()
 
 
 class _Link(_Strict):
@@ -82,9 +117,15 @@ class _Inventory(_Strict):
 class Inventory:
     """A validated inventory: GPUs plus pair scores."""
 
-    def __init__(self, gpus: Sequence[Gpu], scores: Sequence[PairScores]) -> None:
+    def __init__(
+        self,
+        gpus: Sequence[Gpu],
+        scores: Sequence[PairScores],
+        mig: Sequence[FakeMigGpu] = (),
+    ) -> None:
         self.gpus = tuple(gpus)
         self.scores = tuple(scores)
+        self.mig = tuple(mig)
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -99,18 +140,39 @@ def derived_uuid(node_name: str, index: int) -> str:
     return f"GPU-{uuidlib.uuid5(_UUID_NAMESPACE, f'{node_name}/{index}')}"
 
 
+def _specs(item: _Gpu) -> tuple[ProfileSpec, ...]:
+    """Explicit ``migProfiles`` (NVML ids in list order), else the model's table."""
+    if not item.mig_profiles:
+        return specs_for(item.model)
+    return tuple(
+        ProfileSpec(
+            name=p.name,
+            nvml_id=i,
+            memory_mb=p.memory_mb,
+            compute=p.slice_count,
+            sms=p.core,
+            starts=tuple(x.start for x in p.placements),
+            size=p.placements[0].size if p.placements else p.slice_count,
+        )
+        for i, p in enumerate(item.mig_profiles)
+    )
+
+
 def _to_gpu(item: _Gpu, position: int, node_name: str) -> Gpu:
     index = position if item.index is None else item.index
-    profiles = tuple(
-        MigProfile(
-            name=p.name,
-            memory_mb=p.memory_mb,
-            core=p.core,
-            slice_count=p.slice_count,
-            placements=tuple(MigPlacement(x.start, x.size) for x in p.placements),
+    if item.mig_profiles:
+        profiles = tuple(
+            MigProfile(
+                name=p.name,
+                memory_mb=p.memory_mb,
+                core=p.core,
+                slice_count=p.slice_count,
+                placements=tuple(MigPlacement(x.start, x.size) for x in p.placements),
+            )
+            for p in item.mig_profiles
         )
-        for p in item.mig_profiles
-    )
+    else:
+        profiles = to_profiles(specs_for(item.model))
     return Gpu(
         uuid=item.uuid or derived_uuid(node_name, index),
         index=index,
@@ -154,7 +216,29 @@ def parse_inventory(data: object, source: str, node_name: str = "") -> Inventory
     gpus = [_to_gpu(item, i, node_name) for i, item in enumerate(model.gpus)]
     if len({g.uuid for g in gpus}) != len(gpus):
         raise ConfigError(f"{source}: gpus: GPU UUIDs must be unique")
-    return Inventory(gpus, _scores(gpus, model.links))
+    mig = [
+        _mig_gpu(item, gpu, f"{source}: gpus[{i}].mig")
+        for i, (item, gpu) in enumerate(zip(model.gpus, gpus, strict=True))
+    ]
+    return Inventory(gpus, _scores(gpus, model.links), mig)
+
+
+def _mig_gpu(item: _Gpu, gpu: Gpu, where: str) -> FakeMigGpu:
+    specs = _specs(item)
+    if not specs and (item.mig.enabled or item.mig.instances):
+        raise ConfigError(f"{where}: {item.model} has no MIG profiles")
+    found = FakeMigGpu(
+        uuid=gpu.uuid,
+        specs=specs,
+        enabled=item.mig.enabled,
+        instances=tuple((x.profile, x.start) for x in item.mig.instances),
+        faults={op: FAULT_CODES[name] for op, name in item.mig.faults.items()},
+    )
+    try:
+        FakeMig([replace(found, faults={})])  # power it on once: bad instances fail here
+    except MigError as exc:
+        raise ConfigError(f"{where}.instances: {exc}") from None
+    return found
 
 
 def load_inventory(path: Path, node_name: str = "") -> Inventory:
@@ -171,8 +255,15 @@ def load_inventory(path: Path, node_name: str = "") -> Inventory:
 class FakeSource:
     """A `DeviceSource` over an inventory; one consumer of `health_events` at a time."""
 
-    def __init__(self, inventory: Inventory, path: Path | None = None, node_name: str = "") -> None:
+    def __init__(
+        self,
+        inventory: Inventory,
+        path: Path | None = None,
+        node_name: str = "",
+        mig_state: Path | None = None,
+    ) -> None:
         self._gpus = inventory.gpus
+        self._mig = FakeMig(inventory.mig, mig_state)
         self._scores = inventory.scores
         self._path = path
         self._node_name = node_name
@@ -187,6 +278,10 @@ class FakeSource:
 
     def close(self) -> None:
         return None
+
+    def mig(self) -> FakeMig:
+        """The fake MIG backend of this node's GPUs (state in ``mig_state`` when given)."""
+        return self._mig
 
     def inject_xid(self, uuid: str, xid: int = 79) -> None:
         """Report a critical XID on one GPU (79: fallen off the bus)."""

@@ -64,6 +64,12 @@ class NvmlSource:
             raise DiscoveryError(f"NVML initialisation failed (no driver or GPU?): {exc}") from None
         return cls(pynvml)
 
+    def mig(self) -> Any:
+        """The MIG backend over the same NVML session (`hami.agent.mig.nvml.NvmlMig`)."""
+        from hami.agent.mig.nvml import NvmlMig
+
+        return NvmlMig(self._nvml, self._handles, {g.uuid: g.mig_profiles for g in self._gpus})
+
     def close(self) -> None:
         if self._events is not None:
             self._nvml.nvmlEventSetFree(self._events)
