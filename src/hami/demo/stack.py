@@ -94,11 +94,14 @@ def scheduler_component(
     config: Path | None = None,
     args: Sequence[str] = (),
 ) -> Component:
-    """``hami scheduler`` serving HTTPS on 127.0.0.1:``port`` (not started yet)."""
+    """``hami scheduler`` serving HTTPS on 127.0.0.1:``port`` and its plain-HTTP metrics on a
+    free loopback port (not started yet)."""
     cert = serving_cert(cluster)
     argv = [HAMI, "scheduler", "--kubeconfig", str(cluster.kubeconfig)]
     argv += ["--http-bind", f"127.0.0.1:{port}"]
     argv += ["--cert-file", str(cert.cert), "--key-file", str(cert.key), *args]
+    if "--metrics-bind-address" not in args:  # not HAMi's :9395 on every interface
+        argv += ["--metrics-bind-address", f"127.0.0.1:{free_port()}"]
     if config is not None:
         argv += ["--config", str(config)]
     return Component(name, argv, cluster.run_dir / "logs" / f"{name}.log")
