@@ -4,11 +4,45 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
+from hami.agent.errors import ConfigError
+from hami.agent.mig.catalog import known_profile_names
 from hami.agent.model import Gpu, KubeletDevice
 from hami.agent.settings import NodeConfig
 from hami.api import keys
-from hami.api.types import ContainerDevices, DeviceInfo
+from hami.api.types import ContainerDevices, DeviceInfo, MigProfile
+
+
+def allowed_profiles(gpu: Gpu, config: NodeConfig) -> tuple[MigProfile, ...]:
+    """The GPU's MIG profiles the allow-list keeps (all of them when it is empty)."""
+    if not config.mig_allowlist:
+        return gpu.mig_profiles
+    names = {
+        name
+        for models, profiles in config.mig_allowlist
+        if any(m in gpu.model for m in models)
+        for name in profiles
+    }
+    return tuple(p for p in gpu.mig_profiles if p.name in names)
+
+
+def apply_allowlist(gpus: Sequence[Gpu], config: NodeConfig) -> tuple[Gpu, ...]:
+    """In MIG mode: each GPU with only its allow-listed profiles (a GPU left with none is then
+    not managed, as HAMi leaves it unregistered). Raises `ConfigError` for a profile name that
+    is no MIG profile at all: neither one of this node's GPUs offers nor a known one."""
+    if config.operating_mode != keys.MODE_MIG:
+        return tuple(gpus)
+    known = known_profile_names() | {p.name for g in gpus for p in g.mig_profiles}
+    for i, (_models, profiles) in enumerate(config.mig_allowlist):
+        for name in profiles:
+            if name not in known:
+                raise ConfigError(
+                    f"migProfileAllowlist[{i}]: unknown MIG profile {name!r}: no GPU of this "
+                    f"node offers it and it is no known profile of a MIG GPU (this node's: "
+                    f"{', '.join(sorted({p.name for g in gpus for p in g.mig_profiles})) or 'none'})"
+                )
+    return tuple(replace(g, mig_profiles=allowed_profiles(g, config)) for g in gpus)
 
 
 def managed(gpus: Sequence[Gpu], config: NodeConfig) -> tuple[Gpu, ...]:

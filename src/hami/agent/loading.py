@@ -21,10 +21,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hami import yamlio
 from hami.agent.errors import ConfigError
 from hami.agent.settings import NodeConfig
 from hami.config import ConfigError as SharedConfigError
-from hami.config import load_config
+from hami.config import MigProfileRule, load_config
 from hami.core.config import NvidiaConfig
 
 # ---- the per-node JSON ------------------------------------------------------------------------
@@ -39,6 +40,11 @@ class _FilterDevices(_Strict):
     index: list[int] = []
 
 
+class _MigRule(_Strict):
+    models: list[str] = Field(min_length=1)
+    profiles: list[str] = Field(min_length=1)
+
+
 class _NodeEntry(_Strict):
     name: str = Field(min_length=1)
     operatingmode: Literal["hami-core", "mig", "mps"] | None = None
@@ -51,6 +57,10 @@ class _NodeEntry(_Strict):
     preconfigureddevicememory: int | None = Field(None, ge=0)
     libcudaloglevel: str | None = None
     enablenumatopology: bool | None = None
+    # hami extensions: a per-node MIG allow-list (profile names for every model, or rules)
+    # and switching idle GPUs out of MIG mode
+    migprofileallowlist: list[str] | list[_MigRule] | None = None
+    migdisableidle: bool | None = None
 
     @field_validator("libcudaloglevel", mode="before")
     @classmethod
@@ -109,6 +119,15 @@ def _entry_overrides(entry: _NodeEntry) -> dict[str, Any]:
         "enable_numa_topology": entry.enablenumatopology,
     }
     out = {k: v for k, v in pairs.items() if v is not None}
+    if entry.migdisableidle is not None:
+        out["mig_disable_idle"] = entry.migdisableidle
+    if entry.migprofileallowlist is not None:
+        out["mig_allowlist"] = tuple(
+            (("",), (item,))
+            if isinstance(item, str)
+            else (tuple(item.models), tuple(item.profiles))
+            for item in entry.migprofileallowlist
+        )
     if entry.filterdevices is not None:
         out["filter_uuids"] = frozenset(entry.filterdevices.uuid)
         out["filter_indexes"] = frozenset(entry.filterdevices.index)
@@ -131,9 +150,24 @@ def from_shared(nvidia: NvidiaConfig) -> NodeConfig:
 
 def load_shared(path: Path | None) -> NodeConfig:
     try:
-        return from_shared(load_config(path).nvidia)
+        config = from_shared(load_config(path).nvidia)
     except SharedConfigError as exc:
         raise ConfigError(str(exc)) from None
+    return replace(config, mig_allowlist=shared_allowlist(path))
+
+
+def shared_allowlist(path: Path | None) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+    """``nvidia.migProfileAllowlist`` of the shared file (already validated by
+    `load_config`, whose scheduler-side model does not keep it)."""
+    if path is None:
+        return ()
+    data = yamlio.load(path.read_text(encoding="utf-8")) or {}
+    nvidia = data.get("nvidia") if isinstance(data, dict) else None
+    rules = (nvidia or {}).get("migProfileAllowlist") or []
+    return tuple(
+        (tuple(r.models), tuple(r.profiles))
+        for r in (MigProfileRule.model_validate(x) for x in rules)
+    )
 
 
 def node_config(

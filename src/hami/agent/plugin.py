@@ -45,7 +45,8 @@ class NodeAgent:
         self.settings = settings
         self.source = source
         self.kube = kube
-        self._gpus = devlogic.managed(source.gpus(), settings.node)
+        discovered = devlogic.apply_allowlist(source.gpus(), settings.node)
+        self._gpus = devlogic.managed(discovered, settings.node)
         self.health = HealthTable({g.uuid: g.healthy for g in self._gpus}, policy or XidPolicy())
         self.host = HostPrep(settings.prepare_host)
         self.allocator = Allocator(kube, settings, self.gpus, host=self.host, pod_phases=pod_phases)

@@ -34,6 +34,10 @@ class NodeConfig:
     filter_uuids: frozenset[str] = frozenset()
     filter_indexes: frozenset[int] = frozenset()
     preferred_allocation: bool = False
+    # migProfileAllowlist: (models, profiles) rules; a GPU whose model contains one of the
+    # models offers only those profiles. Empty: every profile the GPU has (hami's default).
+    mig_allowlist: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    mig_disable_idle: bool = False  # switch an idle GPU out of MIG mode (never by default)
 
     def manages(self, uuid: str, index: int) -> bool:
         """False for GPUs listed in ``filterdevices`` (not managed at all)."""
@@ -60,6 +64,7 @@ class Settings:
     cdi_spec_dir: Path = Path("/var/run/cdi")
     prepare_host: bool = True
     register_interval: float = 30.0
+    mig_state_dir: Path | None = None  # MIG ledger (and fake MIG state); None: in memory
     plugin_version: str = __version__
 
     @property

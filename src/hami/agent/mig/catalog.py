@@ -121,8 +121,22 @@ def specs_for(model: str) -> tuple[ProfileSpec, ...]:
     return ()
 
 
+# Profile names of the MIG GPUs HAMi's chart allow-lists by default (wire-format.md §1.4):
+# A30, A100, H100 80/94GB, H20/GH200, H200, B200, RTX PRO 6000 Blackwell.
+OTHER_MODELS_PROFILES: Final = frozenset(
+    {
+        *("1g.6gb", "2g.12gb", "4g.24gb", "7g.79gb"),
+        *("1g.12gb", "2g.24gb", "3g.47gb", "7g.94gb", "3g.48gb", "7g.96gb"),
+        *("1g.18gb", "2g.35gb", "3g.71gb", "7g.141gb"),
+        *("1g.23gb", "2g.45gb", "3g.90gb", "7g.180gb"),
+        *("1g.24gb", "2g.48gb", "4g.96gb"),
+    }
+)
+
+
 def known_profile_names() -> frozenset[str]:
-    return frozenset(s.name for _, specs in MODELS for s in specs)
+    """Every MIG profile name hami knows of (the modelled GPUs and HAMi's defaults)."""
+    return frozenset(s.name for _, specs in MODELS for s in specs) | OTHER_MODELS_PROFILES
 
 
 def to_profiles(specs: Sequence[ProfileSpec]) -> tuple[MigProfile, ...]:
