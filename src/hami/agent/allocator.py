@@ -33,6 +33,7 @@ from hami.agent.errors import (
     PodNotFound,
 )
 from hami.agent.kube import EventSpec, KubePort, NodeInfo, PodInfo, annotations_patch
+from hami.agent.mig.manager import MigManager, Realised
 from hami.agent.model import ContainerAllocation, Gpu
 from hami.agent.settings import Settings
 from hami.api import keys
@@ -40,6 +41,7 @@ from hami.api.annotations import (
     decode_mig_allocations,
     decode_node_lock,
     decode_pod_devices,
+    encode_mig_allocations,
     encode_pod_devices,
 )
 from hami.api.errors import WireFormatError
@@ -159,6 +161,7 @@ class Allocator:
         host: HostPrep | None = None,
         new_id: Callable[[], str] = lambda: uuidlib.uuid4().hex,
         pod_phases: frozenset[str] = frozenset({"Pending"}),
+        mig: MigManager | None = None,
     ) -> None:
         self.kube = kube
         self.settings = settings
@@ -167,6 +170,7 @@ class Allocator:
         self._host = host or HostPrep(settings.prepare_host)
         self._new_id = new_id
         self._phases = pod_phases
+        self.mig = mig
         self._mutex = asyncio.Lock()
         # uid → the pod as our last to-allocate write left it, while containers are pending
         self._written: dict[str, PodInfo] = {}
@@ -265,17 +269,32 @@ class Allocator:
             decode_pod_devices(pod.annotations[keys.NVIDIA_TO_ALLOCATE], keys.NVIDIA_TO_ALLOCATE)
         )
         responses = []
-        for ids in requests:
-            position = _next_entry(entries, pod)
-            entry = self._entry_for(entries[position], ids, pod, position)
-            responses.append(self._respond(pod, position, entry))
-            entries[position] = ()
-        remaining = encode_pod_devices(entries)
-        values = {keys.NVIDIA_TO_ALLOCATE: remaining}
-        done = not any(entries)
-        if done:  # §5.5 steps 4 and 5 in one write: nothing is left for another container
-            values[keys.BIND_PHASE] = keys.BIND_PHASE_SUCCESS
-        await self.kube.patch_pod(pod.namespace, pod.name, annotations_patch(values))
+        realised: list[Realised] = []
+        try:
+            for ids in requests:
+                position = _next_entry(entries, pod)
+                entry = self._entry_for(entries[position], ids, pod, position)
+                if self.mig is not None and self.settings.node.operating_mode == keys.MODE_MIG:
+                    realised.append(await self._realise(pod, position, entry))
+                    answer = build_mig_response(
+                        realised[-1].mig_uuids, self.settings, self._new_id()
+                    )
+                    responses.append(answer)
+                else:
+                    responses.append(self._respond(pod, position, entry))
+                entries[position] = ()
+            remaining = encode_pod_devices(entries)
+            values = {keys.NVIDIA_TO_ALLOCATE: remaining}
+            if realised:  # the runtime identity, in the same write (§2.8)
+                values[keys.MIG_ALLOCATIONS] = _with_identity(pod, realised)
+            done = not any(entries)
+            if done:  # §5.5 steps 4 and 5 in one write: nothing is left for another container
+                values[keys.BIND_PHASE] = keys.BIND_PHASE_SUCCESS
+            await self.kube.patch_pod(pod.namespace, pod.name, annotations_patch(values))
+        except BaseException:
+            if self.mig is not None:  # all or none: what this call made goes again
+                await self.mig.rollback([o for r in realised for o in r.created])
+            raise
         if done:
             self._written.pop(pod.uid, None)
             await release_node_lock(self.kube, self.node, pod, node)
@@ -302,6 +321,13 @@ class Allocator:
             ContainerDevice(devlogic.physical_id(rid, owners), d.type, d.usedmem, d.usedcores)
             for rid, d in zip(ids, entry, strict=True)
         )
+
+    async def _realise(self, pod: PodInfo, position: int, entry: ContainerDevices) -> Realised:
+        assert self.mig is not None
+        reservations = self.mig.check(pod, position, entry)
+        if self.mig.needs_room(reservations):  # a gone pod's instance may still sit there
+            await self.mig.reconcile(await self.kube.list_pods(self.node))
+        return await self.mig.realise(pod, reservations)
 
     def _respond(self, pod: PodInfo, position: int, entry: ContainerDevices) -> ContainerAllocation:
         cache_id = self._new_id()
@@ -406,9 +432,16 @@ def _mig_uuids(pod: PodInfo, position: int, entry: ContainerDevices) -> list[str
     if len(mine) != len(entry) or any(a.mig_uuid is None for a in mine):
         raise AllocationError(
             f"MIG instances for container #{position} of pod {pod.ref} are not realised; "
-            "creating MIG instances is not implemented by this plugin yet"
+            "this allocator has no MIG manager to create them"
         )
     return [a.mig_uuid for a in mine if a.mig_uuid is not None]
+
+
+def _with_identity(pod: PodInfo, realised: Sequence[Realised]) -> str:
+    """The pod's `hami.io/vgpu-mig-allocations` with the realised entries' runtime identity."""
+    done = {(a.container_index, a.device_index): a for r in realised for a in r.allocations}
+    every = decode_mig_allocations(pod.annotations[keys.MIG_ALLOCATIONS])
+    return encode_mig_allocations([done.get((a.container_index, a.device_index), a) for a in every])
 
 
 async def release_node_lock(

@@ -24,6 +24,7 @@ from hami.agent.errors import AgentError, ConfigError
 from hami.agent.health import XidPolicy
 from hami.agent.kube import LightkubePort
 from hami.agent.loading import load_node_file, load_shared, node_config
+from hami.agent.mig.manager import fake_mig_state
 from hami.agent.settings import Settings, validate
 from hami.core.vendor import Vendor
 
@@ -64,6 +65,7 @@ PROCESS_FLAGS = (
     ("cdi_spec_dir", "cdi_spec_dir"),
     ("enable_topology_score", "topology_score"),
     ("register_interval", "register_interval"),
+    ("mig_state_dir", "mig_state_dir"),
 )
 
 Files = tuple[Path | None, Path | None]  # (shared device-config.yaml, per-node JSON)
@@ -97,7 +99,8 @@ async def _serve(
 ) -> None:
     from hami.agent.plugin import NodeAgent
 
-    source = open_backend(backend, inventory, settings.node_name)
+    mig_state = fake_mig_state(settings)
+    source = open_backend(backend, inventory, settings.node_name, mig_state)
     kube = LightkubePort.from_kubeconfig(kubeconfig)
     agent = asyncio.create_task(NodeAgent(settings, source, kube, policy=policy).run())
     loop = asyncio.get_running_loop()
@@ -257,6 +260,14 @@ def device_plugin_main(
     ] = None,
     register_interval: Annotated[
         float | None, Opt(help="Seconds between registration checks.")
+    ] = None,
+    mig_state_dir: Annotated[
+        Path | None,
+        Opt(
+            help="MIG mode: where the ledger of the MIG instances this plugin made is kept "
+            "(and, with the fake backend, the fake GPUs' MIG state).  "
+            "[default: <hook-path>/vgpu/mig; in memory with --simulate]"
+        ),
     ] = None,
     disable_healthchecks: Annotated[str, Opt(envvar="DP_DISABLE_HEALTHCHECKS", hidden=True)] = "",
     enable_healthchecks: Annotated[str, Opt(envvar="DP_ENABLE_HEALTHCHECKS", hidden=True)] = "",

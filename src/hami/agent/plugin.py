@@ -18,13 +18,16 @@ from hami.agent.errors import AgentError
 from hami.agent.health import HealthTable, XidPolicy
 from hami.agent.kube import KubePort, PodSelector
 from hami.agent.kubelet import KubeletSession, PluginServer
+from hami.agent.mig.manager import MigManager, Owned, ledger_path
 from hami.agent.model import Gpu
 from hami.agent.servicer import DevicePluginServicer
 from hami.agent.settings import Settings
+from hami.api import keys
 
 log = logging.getLogger(__name__)
 
 KUBELET_POD_PHASES = frozenset({"Pending"})
+MIG_RECONCILE_SECONDS = 10.0  # instances of gone pods are destroyed within this
 SWEEP_SECONDS = 60.0  # between sweeps of <hook>/vgpu/containers
 LAST_SWEEP_SECONDS = 5.0  # the sweep on the way out may take this long
 
@@ -49,7 +52,18 @@ class NodeAgent:
         self._gpus = devlogic.managed(discovered, settings.node)
         self.health = HealthTable({g.uuid: g.healthy for g in self._gpus}, policy or XidPolicy())
         self.host = HostPrep(settings.prepare_host)
-        self.allocator = Allocator(kube, settings, self.gpus, host=self.host, pod_phases=pod_phases)
+        self.mig: MigManager | None = None
+        if settings.node.operating_mode == keys.MODE_MIG:
+            self.mig = MigManager(
+                source.mig(),
+                settings.node_name,
+                [g.uuid for g in self._gpus],
+                ledger=ledger_path(settings),
+                disable_idle=settings.node.mig_disable_idle,
+            )
+        self.allocator = Allocator(
+            kube, settings, self.gpus, host=self.host, pod_phases=pod_phases, mig=self.mig
+        )
         self.servicer = DevicePluginServicer(self.allocator, self.health, self.gpus, settings.node)
         self.annotator = NodeAnnotator(
             kube,
@@ -81,6 +95,8 @@ class NodeAgent:
                 tasks.create_task(self.health.follow(self.source.health_events()))
                 tasks.create_task(self.annotator.run())
                 tasks.create_task(self._release_finished_lock())
+                if self.mig is not None:
+                    tasks.create_task(self._reconcile_loop())
                 if kubelet:
                     tasks.create_task(self.session.run())
                 if self.host.enabled:
@@ -90,6 +106,24 @@ class NodeAgent:
         finally:
             if self.host.enabled:  # stopping (an uninstall, an update): leave no stale dirs
                 await self._last_sweep()
+
+    async def reconcile_mig(self) -> list[Owned]:
+        """One MIG reconciliation: list this node's pods, destroy what no live pod reserves.
+        A failed listing skips the cycle (fail closed)."""
+        if self.mig is None:
+            return []
+        pods = await self.kube.list_pods(self.settings.node_name)
+        return await self.mig.reconcile(pods)
+
+    async def _reconcile_loop(self) -> None:
+        """At start-up (adoption) and every `MIG_RECONCILE_SECONDS`, so instances of finished
+        or deleted pods are gone within that (plus one listing)."""
+        while True:
+            try:
+                await self.reconcile_mig()
+            except (AgentError, OSError) as exc:
+                log.warning("node %s: MIG reconcile skipped: %s", self.settings.node_name, exc)
+            await asyncio.sleep(MIG_RECONCILE_SECONDS)
 
     async def _release_finished_lock(self) -> None:
         try:

@@ -33,6 +33,7 @@ from hami.agent.errors import AgentError, ConfigError
 from hami.agent.fake import FakeSource, load_inventory
 from hami.agent.health import XidPolicy
 from hami.agent.kube import KubePort, PodEvent, PodInfo, PodSelector
+from hami.agent.mig.manager import fake_mig_state
 from hami.agent.plugin import NodeAgent
 from hami.agent.settings import Settings
 from hami.agent.vendornodes import ManifestPlayer
@@ -123,11 +124,15 @@ class Simulator:
         self.manifests = manifests
         self.agents: dict[str, NodeAgent] = {}
         for node in nodes:
+            settings = settings_for(node.name)
             source = FakeSource(
-                load_inventory(node.inventory, node.name), node.inventory, node.name
+                load_inventory(node.inventory, node.name),
+                node.inventory,
+                node.name,
+                mig_state=fake_mig_state(settings),
             )
             self.agents[node.name] = NodeAgent(
-                settings_for(node.name),
+                settings,
                 source,
                 kube,
                 policy=policy,
