@@ -7,6 +7,7 @@ a GPU's MIG capability and instances through it without changing anything. Every
 from __future__ import annotations
 
 import ctypes
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -72,12 +73,13 @@ class NvmlMig:
             nvml, handle, ids = self._nvml, self._handle(gpu), {}
             for profile_id in range(nvml.NVML_GPU_INSTANCE_PROFILE_COUNT):
                 try:
-                    info = nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, profile_id)
+                    info = nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, profile_id, 2)
                 except nvml.NVMLError:
                     continue
                 name = _text(getattr(info, "name", b"")).removeprefix("MIG ").strip()
-                if name:
-                    ids[name] = int(info.id)
+                if not name:  # as discovery names it (hami.agent.nvml)
+                    name = f"{info.sliceCount}g.{math.ceil(info.memorySizeMB / 1024)}gb"
+                ids[name] = int(info.id)
             self._ids[gpu] = ids
         return self._ids[gpu]
 
