@@ -101,19 +101,17 @@ class Setup:
     monitor_port: int
 
 
-def _prometheus_config(stack: Stack, monitor_port: int) -> dict[str, Any]:
-    """What the chart's ServiceMonitor documents, as a plain scrape config: the scheduler's
-    monitor port over HTTPS (here verified with the cluster CA instead of insecureSkipVerify),
-    the node monitor over plain HTTP, path /metrics."""
+def _prometheus_config(scheduler_port: int, monitor_port: int) -> dict[str, Any]:
+    """What the chart's ServiceMonitors document, as a plain scrape config: the scheduler's
+    monitor port and the node monitor, both plain HTTP (as HAMi serves them), path /metrics."""
     return {
         "global": {"scrape_interval": f"{SCRAPE:g}s", "scrape_timeout": f"{SCRAPE:g}s"},
         "scrape_configs": [
             {
                 "job_name": "hami-scheduler",
-                "scheme": "https",
+                "scheme": "http",
                 "metrics_path": "/metrics",
-                "tls_config": {"ca_file": str(stack.ca), "server_name": "127.0.0.1"},
-                "static_configs": [{"targets": [f"127.0.0.1:{stack.port}"]}],
+                "static_configs": [{"targets": [f"127.0.0.1:{scheduler_port}"]}],
             },
             {
                 "job_name": "hami-monitor",
@@ -125,10 +123,12 @@ def _prometheus_config(stack: Stack, monitor_port: int) -> dict[str, Any]:
     }
 
 
-def _start_prometheus(stack: Stack, work: Path, monitor_port: int) -> tuple[Component, str]:
+def _start_prometheus(
+    stack: Stack, work: Path, scheduler_port: int, monitor_port: int
+) -> tuple[Component, str]:
     port = free_port()
     config = work / "prometheus.yml"
-    config.write_text(json.dumps(_prometheus_config(stack, monitor_port), indent=1))
+    config.write_text(json.dumps(_prometheus_config(scheduler_port, monitor_port), indent=1))
     argv = [
         PROMETHEUS,
         f"--config.file={config}",
@@ -202,14 +202,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     stack = Stack.start(work / "cluster", "hami-prometheus")
     try:
         asyncio.run(_nodes(stack))
-        stack.scheduler()
+        scheduler_port = free_port()  # the chart's monitor port: plain-HTTP /metrics
+        stack.scheduler(args=["--metrics-bind-address", f"127.0.0.1:{scheduler_port}"])
         stack.plugin(NODES)
         _mig_plugin(stack, work)
         hook = work / "hook"
         (hook / "vgpu" / "containers").mkdir(parents=True)
         monitor_port = free_port()
         stack.components.append(_start_monitor(stack, hook, monitor_port, work))
-        prometheus, url = _start_prometheus(stack, work, monitor_port)
+        prometheus, url = _start_prometheus(stack, work, scheduler_port, monitor_port)
         stack.components.append(prometheus)
         asyncio.run(_ready(stack))
         yield Setup(stack, url, hook, monitor_port)
