@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 import httpx
+import httpx2
 from lightkube import ALL_NS, ApiError, AsyncClient, KubeConfig, operators
 from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 from lightkube.resources.core_v1 import Event, Node, Pod
@@ -358,9 +359,9 @@ class LightkubePort:
                 yield PodEvent(kind, PodInfo.from_json(raw), version)
         except ApiError as exc:
             raise _kube_error(exc) from exc
-        except httpx.HTTPStatusError as exc:
+        except (httpx.HTTPStatusError, httpx2.HTTPStatusError) as exc:
             raise KubeError(exc.response.status_code, str(exc)) from exc
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, httpx2.HTTPError, OSError) as exc:  # lightkube 1.x: httpx2
             raise KubeError(0, f"watch connection: {exc}") from exc
         finally:
             await stream.aclose()
@@ -375,11 +376,15 @@ class LightkubePort:
 
     @staticmethod
     async def _call(awaitable: Any) -> Any:
-        """The one place lightkube errors are translated."""
+        """The one place lightkube errors are translated: API errors keep their status; a
+        connection that fails (lightkube 1.x raises httpx2's errors) is status 0, so callers
+        back off and retry instead of ending."""
         try:
             return await awaitable
         except ApiError as exc:
             raise _kube_error(exc) from exc
+        except (httpx.HTTPError, httpx2.HTTPError, OSError) as exc:
+            raise KubeError(0, f"connection: {exc}") from exc
 
 
 def _fields(selector: PodSelector) -> dict[str, Any] | None:
