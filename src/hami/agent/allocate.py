@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hami.agent.model import ContainerAllocation, DeviceNode, Mount
-from hami.agent.settings import CDI_STRATEGIES, Settings
+from hami.agent.settings import Settings
 from hami.api import keys
 from hami.api.annotations import parse_go_bool
 from hami.api.errors import WireFormatError
@@ -221,10 +221,6 @@ def build_mig_response(
 ) -> ContainerAllocation:
     """MIG mode: only the realised MIG devices, no HAMi-core env or mounts."""
     return visibility(list(mig_uuids), settings, cache_id)
-
-
-def uses_cdi(settings: Settings) -> bool:
-    return any(s in CDI_STRATEGIES for s in settings.list_strategies)
 
 
 __all__ = ["build_mig_response", "build_response", "keys"]

@@ -314,10 +314,6 @@ def record_scheduler(cluster: LocalCluster, port: int) -> None:
     path.write_text(json.dumps(state, indent=2) + "\n")
 
 
-def is_bound(pod: Manifest) -> bool:
-    return bool(objects.spec(pod).get("nodeName"))
-
-
 async def create_node(
     api: KubeAPI,
     name: str,
