@@ -12,6 +12,7 @@ from hami.core.cluster import ClusterView, NodeState
 from hami.core.decide import Decision, commit, decide
 from hami.core.model import PodRequest
 from hami.core.vendor import Vendor
+from hami.sim import mig
 from hami.sim.load import Cluster
 
 
@@ -20,6 +21,7 @@ class Outcome:
     decisions: tuple[Decision, ...]
     view: ClusterView
     unknown_uuids: tuple[str, ...]
+    placed: tuple[accounting.PlacedPod, ...] = ()  # the cluster file's pods
 
 
 def initial_view(
@@ -46,7 +48,9 @@ def simulate(
         decision = decide(pod, view, vendors)
         view = commit(view, decision)
         decisions.append(decision)
-    return Outcome(decisions=tuple(decisions), view=view, unknown_uuids=unknown)
+    return Outcome(
+        decisions=tuple(decisions), view=view, unknown_uuids=unknown, placed=cluster.placed
+    )
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -112,6 +116,11 @@ def report(outcome: Outcome, pods: Sequence[PodRequest], now: datetime) -> dict[
         for d in outcome.decisions
     ]
     nodes = {s.node.name: node_summary(s) for s in sorted(outcome.view.states(), key=_name)}
+    migs: dict[str, list[dict[str, object]]] = {}
+    for gpu in mig_gpus(outcome):
+        migs.setdefault(gpu.node, []).append(gpu.doc())
+    for name, docs in migs.items():
+        nodes[name]["mig"] = docs
     totals = {k: sum(int(n[k]) for n in nodes.values()) for k in _SUMMED}  # type: ignore[call-overload]
     cluster = {
         **totals,
@@ -134,6 +143,21 @@ def report(outcome: Outcome, pods: Sequence[PodRequest], now: datetime) -> dict[
 
 
 _SUMMED = ("devices", "memory_mib", "memory_allocated_mib", "cores", "cores_allocated", "tasks")
+
+
+def mig_gpus(outcome: Outcome) -> list[mig.MigGpu]:
+    """The MIG GPUs after placement: the cluster file's reservations (with the identities
+    they carry) and the new ones of the placed pods."""
+    by_gpu: dict[tuple[str, str], list[mig.MigInstance]] = {}
+    for pod in outcome.placed:
+        for uuid, instance in mig.instances(pod.key, pod.mig):
+            by_gpu.setdefault((pod.node, uuid), []).append(instance)
+    for d in outcome.decisions:
+        if d.node is not None:
+            for uuid, instance in mig.from_annotations(d.pod, d.annotations):
+                by_gpu.setdefault((d.node, uuid), []).append(instance)
+    states = sorted(outcome.view.states(), key=_name)
+    return mig.gpus_of((s.node for s in states), by_gpu)
 
 
 def _name(state: NodeState) -> str:

@@ -11,6 +11,7 @@ from rich.table import Table
 from hami.api.errors import WireFormatError
 from hami.api.types import ContainerDevice
 from hami.core.vendor import Vendor, cores_text
+from hami.sim.mig import instance_text, letter
 
 
 def _devices(annotations: Mapping[str, str], vendors: Mapping[str, Vendor]) -> str:
@@ -46,6 +47,31 @@ def _reason(result: Mapping[str, object]) -> str:
     return "\n".join(f"{node}: {text}" for node, text in reasons.items())
 
 
+def _render_mig(nodes: Mapping[str, Mapping[str, object]], console: Console) -> None:
+    """MIG GPUs after placement: the slice map (a letter per instance, ``.`` free) and each
+    instance (profile, slices, pod, MIG UUID once realised)."""
+    gpus = [(name, g) for name, info in nodes.items() for g in _docs(info.get("mig"))]
+    if not gpus:
+        return
+    table = Table(title="MIG GPUs after placement", show_lines=True)
+    for column in ("node", "GPU", "slices", "instances"):
+        table.add_column(column)
+    for name, gpu in gpus:
+        listed = _docs(gpu.get("instances"))
+        lines = [f"{letter(n)}  {instance_text(i)}" for n, i in enumerate(listed)]
+        table.add_row(
+            name,
+            f"{gpu['index']} {gpu['uuid']}\n{gpu['model']}",
+            f"[{gpu['slice_map']}]\n{gpu['slices_used']}/{gpu['slices']} used",
+            "\n".join(lines) or "no instances",
+        )
+    console.print(table)
+
+
+def _docs(value: object) -> list[Mapping[str, object]]:
+    return cast(list[Mapping[str, object]], value) if isinstance(value, list) else []
+
+
 def render(document: Mapping[str, object], console: Console, vendors: Mapping[str, Vendor]) -> None:
     placements = Table(title="Placements", show_lines=True)
     for column in ("pod", "node", "devices per container", "why not placed"):
@@ -72,6 +98,7 @@ def render(document: Mapping[str, object], console: Console, vendors: Mapping[st
             f"{info['cores_allocated']}/{info['cores']} ({info['cores_allocated_pct']}%)",
         )
     console.print(nodes)
+    _render_mig(cast(Mapping[str, Mapping[str, object]], summary["nodes"]), console)
     cluster = cast(Mapping[str, object], summary["cluster"])
     console.print(
         f"placed {summary['placed']} of {summary['pods']} pods ({summary['failed']} failed); "
