@@ -37,9 +37,9 @@ from hami.config import ConfigError, load_config, parse_config
 from hami.core.vendor import Vendor
 from hami.demo import chart, stack
 from hami.demo.chart import ChartError
-from hami.demo.report import Placement, placement, render
+from hami.demo.report import Placement, mig_gpus, placement, render, render_mig
 from hami.k8s import objects
-from hami.k8s.api import NAMESPACES, PODS, Conflict, KubeAPI, KubeAPIError
+from hami.k8s.api import NAMESPACES, NODES, PODS, Conflict, KubeAPI, KubeAPIError
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.k8s.files import ManifestFileError, documents
 from hami.vendors import registry
@@ -380,18 +380,24 @@ def show(
 ) -> None:
     """Print every pod of the demo cluster: its node and GPU slices, or why it waits."""
     kubeconfig = _running_kubeconfig(name)
-    placements = asyncio.run(_all_placements(kubeconfig, namespace, _running_vendors(name)))
+    placements, mig = asyncio.run(_all_placements(kubeconfig, namespace, _running_vendors(name)))
     typer.echo("\n".join(render(placements)) if placements else "no pods")
+    if mig:
+        typer.echo("\n" + "\n".join(mig))
 
 
 async def _all_placements(
     kubeconfig: Path, namespace: str | None, vendors: Mapping[str, Vendor]
-) -> list[Placement]:
+) -> tuple[list[Placement], list[str]]:
+    """Every pod's placement (of ``namespace``), and the MIG GPUs' lines (all namespaces)."""
     api = _api(kubeconfig)
     try:
         pods = (await api.list(PODS, namespace=namespace)).items
         found = sorted((objects.namespace(p) or "default", objects.name(p)) for p in pods)
-        return [await placement(api, ns, pod, vendors) for ns, pod in found]
+        placements = [await placement(api, ns, pod, vendors) for ns, pod in found]
+        everyone = (await api.list(PODS)).items if namespace else pods
+        gpus, problems = mig_gpus((await api.list(NODES)).items, everyone, vendors)
+        return placements, render_mig(gpus, problems)
     finally:
         await api.close()
 

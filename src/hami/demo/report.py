@@ -1,5 +1,5 @@
-"""Where each pod landed and which device slices it got (every vendor), read back from the API
-server."""
+"""Where each pod landed and which device slices it got (every vendor), and the MIG GPUs with
+their instances, read back from the API server."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.core.config import SchedulerConfig
+from hami.core.nodes import node_from_manifest
 from hami.core.vendor import Vendor, cores_text
 from hami.k8s import objects
 from hami.k8s.api import EVENTS, NODES, PODS, KubeAPI, Manifest, NotFound
+from hami.scheduler.cache import TERMINAL_PHASES
 from hami.scheduler.events import FILTERING_FAILED
+from hami.sim.mig import MigGpu, MigInstance, gpus_of, safe_from_annotations
+from hami.sim.mig import render as render_gpus
 from hami.vendors import registry
 
 _NVIDIA_ONLY = registry.build(SchedulerConfig())
@@ -131,6 +135,42 @@ async def models(api: KubeAPI, node: object) -> dict[str, str]:
         return {d.id: d.type for d in codec.decode_node_devices(value or "")}
     except (NotFound, WireFormatError):
         return {}
+
+
+def mig_gpus(
+    nodes: Sequence[Manifest], pods: Sequence[Manifest], vendors: Mapping[str, Vendor] | None = None
+) -> tuple[list[MigGpu], list[str]]:
+    """The MIG-mode GPUs of ``nodes`` with the instances the live ``pods`` reserve on them
+    (identity included once the device plugin realised them), and a line per unreadable
+    registration or MIG annotation."""
+    problems = []
+    decoded = []
+    for manifest in sorted(nodes, key=objects.name):
+        try:
+            decoded.append(node_from_manifest(manifest, vendors or _NVIDIA_ONLY))
+        except WireFormatError as exc:
+            problems.append(f"node {objects.name(manifest)}: unreadable registration: {exc}")
+    by_gpu: dict[tuple[str, str], list[MigInstance]] = {}
+    for pod in pods:
+        annotations = objects.annotations(pod)
+        node = annotations.get(keys.VGPU_NODE)
+        if not node or objects.status(pod).get("phase") in TERMINAL_PHASES:
+            continue
+        key = f"{objects.namespace(pod) or 'default'}/{objects.name(pod)}"
+        found, problem = safe_from_annotations(key, annotations)
+        problems += [problem] if problem else []
+        for uuid, instance in found:
+            by_gpu.setdefault((node, uuid), []).append(instance)
+    return gpus_of(decoded, by_gpu), problems
+
+
+def render_mig(gpus: Sequence[MigGpu], problems: Sequence[str] = ()) -> list[str]:
+    """Text lines: "MIG GPUs", then per GPU its slice map and instances (empty: none)."""
+    if not gpus and not problems:
+        return []
+    return ["MIG GPUs (a letter per instance, . free):", *render_gpus(gpus)] + [
+        f"  ! {p}" for p in problems
+    ]
 
 
 def render(placements: Sequence[Placement]) -> list[str]:
