@@ -217,7 +217,61 @@ def _device_card(device: Doc, samples: list[Sample]) -> str:
         f'</small> <span class="warn">{" ".join(flags)}</span></h3>'
         f'<div class="row"><span class="lbl">memory</span>{mem}</div>'
         f'<div class="row"><span class="lbl">cores</span>{cores}</div>'
+        f"{_mig_row(device.get('mig'))}"
         f'<ul class="legend">{legend}</ul>{sparkline(samples, _int(device, "memory_mib"))}</section>'
+    )
+
+
+def _mig_row(value: object) -> str:
+    """A MIG GPU as its slices: each instance spans its placement, labelled with profile and
+    pod (dashed while only reserved; the MIG UUID in its title once realised); free slices
+    are grey. Empty for a device that is not in MIG mode."""
+    if not isinstance(value, Mapping):
+        return ""
+    return (
+        f'<div class="row"><span class="lbl">MIG</span>{mig_slices(value)}'
+        f'<span class="num">{_e(value["slices_used"])}/{_e(value["slices"])} slices</span></div>'
+    )
+
+
+def mig_slices(gpu: Doc) -> str:
+    total = _int(gpu, "slices")
+    instances = _docs(gpu, "instances")
+    taken: set[int] = set()
+    cells: list[tuple[int, str]] = []  # by start slice: an overlap (hand edit) wraps a row
+    for i in instances:
+        start, size = _int(i, "start"), _int(i, "size")
+        taken.update(range(start, start + size))
+        realised = i["state"] == "realised"
+        identity = (
+            f"{i['mig_uuid']} (GI {i['gpu_instance_id']}, CI {i['compute_instance_id']})"
+            if realised
+            else "reserved, not realised yet"
+        )
+        title = f"{i['profile']} slices {start}-{start + size - 1}: {i['pod']} [{i['container']}] {identity}"
+        cells.append(
+            (
+                start,
+                f'<span class="slice {"realised" if realised else "reserved"}" '
+                f'style="grid-column:{start + 1} / span {size};background:{_colour(str(i["pod"]))}" '
+                f'data-profile="{_e(i["profile"])}" data-pod="{_e(i["pod"])}" data-start="{start}" '
+                f'data-size="{size}" data-mig-uuid="{_e(i["mig_uuid"] or "")}" title="{_e(title)}">'
+                f'<b>{_e(i["profile"])}</b><a href="/pods/{_e(i["pod"])}">{_e(i["pod"])}</a></span>',
+            )
+        )
+    cells += [
+        (
+            s,
+            f'<span class="slice free" style="grid-column:{s + 1} / span 1" data-start="{s}" '
+            f'title="slice {s}: free"></span>',
+        )
+        for s in range(total)
+        if s not in taken
+    ]
+    cells.sort(key=lambda cell: cell[0])
+    return (
+        f'<div class="mig" data-slices="{total}" '
+        f'style="grid-template-columns:repeat({total},1fr)">{"".join(c for _, c in cells)}</div>'
     )
 
 
@@ -254,7 +308,33 @@ def pod_page(pod: Doc, explanation: Explanation | None, utilisation: Mapping[str
         f"{' on node <a href=/nodes/' + quote(str(pod['node'])) + '>' + _e(pod['node']) + '</a>' if pod['node'] else ''}</p>"
     )
     problem = f'<p class="warn">{_e(pod["problem"])}</p>' if pod["problem"] else ""
-    return head + problem + _limits_table(pod) + _slices_table(pod, utilisation) + _why(explanation)
+    return (
+        head
+        + problem
+        + _limits_table(pod)
+        + _slices_table(pod, utilisation)
+        + _mig_table(pod)
+        + _why(explanation)
+    )
+
+
+def _mig_table(pod: Doc) -> str:
+    instances = _docs(pod, "mig") if pod.get("mig") else []
+    if not instances:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(i['container'])}</td><td>{_e(i['gpu_uuid'])}</td><td>{_e(i['profile'])}</td>"
+        f"<td class=r>{_e(i['start'])}-{_int(i, 'start') + _int(i, 'size') - 1}</td>"
+        f"<td>{_e(i['mig_uuid'] or 'reserved, not realised yet')}</td>"
+        f"<td class=r>{_e('' if i['gpu_instance_id'] is None else i['gpu_instance_id'])}</td>"
+        f"<td class=r>{_e('' if i['compute_instance_id'] is None else i['compute_instance_id'])}</td></tr>"
+        for i in instances
+    )
+    head = (
+        "<tr><th>container</th><th>GPU</th><th>profile</th><th>slices</th><th>MIG device</th>"
+        "<th>GI</th><th>CI</th></tr>"
+    )
+    return f'<h2>MIG instances</h2><table id="mig">{head}{rows}</table>'
 
 
 def _limits_table(pod: Doc) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.api.types import ContainerDevice
@@ -291,11 +292,13 @@ def place_in_order(
         if decision.fit is not None and decision.node is not None:
             view = commit(view, decision)
             devices = {v: decision.fit.devices(v) for v in decision.fit.picks}
+            allocations = decision.annotations.get(keys.MIG_ALLOCATIONS)
             placed = PlacedPod(
                 info.key,
                 decision.node,
                 devices,
                 info.request.init_count,
+                mig=codec.decode_mig_allocations(allocations) if allocations else (),
                 task_classes=decision.fit.task_classes(),
             )
             info = replace(info, phase="Running", node=decision.node, placed=placed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -10,6 +10,7 @@ from hami.core.cluster import ClusterView, NodeState
 from hami.core.model import Device, DeviceUsage
 from hami.core.vendor import Vendor
 from hami.explain import Explanation, explain
+from hami.sim import mig
 from hami.sim.run import fragmentation, median_request
 from hami.webui.source import NodeInfo, PodInfo, Snapshot, slices
 
@@ -75,8 +76,13 @@ def _holders(snapshot: Snapshot, node: str) -> dict[str, list[dict[str, object]]
 
 
 def device_doc(
-    device: Device, usage: DeviceUsage, cordoned: bool, pods: list[dict[str, object]]
+    device: Device,
+    usage: DeviceUsage,
+    cordoned: bool,
+    pods: list[dict[str, object]],
+    mig_gpu: mig.MigGpu | None = None,
 ) -> dict[str, object]:
+    """One device; ``mig`` is None, or for a MIG-mode GPU its slices and instances."""
     return {
         "uuid": device.uuid,
         "index": device.index,
@@ -93,7 +99,15 @@ def device_doc(
         "slots": device.count,
         "slots_used": usage.used,
         "pods": pods,
+        "mig": _mig_doc(mig_gpu),
     }
+
+
+def _mig_doc(gpu: mig.MigGpu | None) -> dict[str, object] | None:
+    if gpu is None:
+        return None
+    doc = gpu.doc()
+    return {k: doc[k] for k in ("slices", "slices_used", "slice_map", "instances")}
 
 
 def _usage(snapshot: Snapshot, info: NodeInfo) -> tuple[DeviceUsage, ...]:
@@ -103,8 +117,10 @@ def _usage(snapshot: Snapshot, info: NodeInfo) -> tuple[DeviceUsage, ...]:
 
 def node_doc(snapshot: Snapshot, info: NodeInfo, filters: Filters = Filters()) -> dict[str, object]:
     holders = _holders(snapshot, info.name)
+    placed = [p.placed for p in snapshot.pods if p.placed is not None]
+    gpus = {g.uuid: g for g in mig.mig_gpus([info.node], placed)}
     devices = [
-        device_doc(d, u, d.uuid in info.node.cordoned, holders.get(d.uuid, []))
+        device_doc(d, u, d.uuid in info.node.cordoned, holders.get(d.uuid, []), gpus.get(d.uuid))
         for d, u in zip(info.node.devices, _usage(snapshot, info), strict=True)
         if filters.device(d)
     ]
@@ -228,7 +244,21 @@ def pod_doc(pod: PodInfo) -> dict[str, object]:
         "problem": pod.problem,
         "limits": _limits(pod),
         "slices": slices_,
+        "mig": _pod_mig(pod, names),
     }
+
+
+def _pod_mig(pod: PodInfo, names: Sequence[str]) -> list[dict[str, object]]:
+    """The pod's MIG instances: GPU, container name, profile, placement, identity."""
+    found = mig.instances(pod.key, pod.placed.mig) if pod.placed else []
+    return [
+        {
+            **i.doc(),
+            "gpu_uuid": uuid,
+            "container": names[i.container] if i.container < len(names) else str(i.container),
+        }
+        for uuid, i in found
+    ]
 
 
 def pods_doc(snapshot: Snapshot, filters: Filters, phase: str = "") -> list[dict[str, object]]:
