@@ -428,10 +428,9 @@ async def _kill_leader(stack: Stack, api: LightkubeAPI, sig: signal.Signals) -> 
 async def _sigterm_leader(stack: Stack, api: LightkubeAPI) -> dict[str, Any]:
     figures = await _kill_leader(stack, api, signal.SIGTERM)
     assert figures["old_leader_exit_code"] == 0
-    # the Lease is given up as the old leader exits and taken at the follower's next check;
-    # the exit itself may wait up to --shutdown-grace (15 s) for a connection uvicorn accepted
-    # after the signal (docs/reliability.md, "Known")
-    assert figures["handover_s"] - figures["old_leader_exit_s"] <= 2.0, figures
+    # the Lease is given up as soon as nothing is in flight (not after uvicorn's wait for idle
+    # and late connections) and taken at the follower's next round (renew interval 2 s)
+    assert figures["handover_s"] <= 2.0 + 1.0, figures
     assert figures["old_leader_exit_s"] <= 15 + 9, figures  # docs/scheduler.md's bound
     return figures
 

@@ -121,3 +121,21 @@ async def test_release_leaves_a_lease_someone_else_took() -> None:
     assert not await a.release()  # its record is stale: 409, nothing changed
     assert not a.is_leader
     assert objects.spec(kube.stored(LEASES, "hami", "ns"))["holderIdentity"] == "b"
+
+
+async def test_hand_over_releases_and_stops_competing() -> None:
+    """A graceful shutdown hands the Lease over as soon as nothing is in flight; the stopped
+    elector never takes it back, however its loop is scheduled."""
+    kube, tick = FakeKube(), Tick()
+    a = LeaderElector(kube, "hami", "ns", "a", lease_duration=10, monotonic=tick)
+    b = LeaderElector(kube, "hami", "ns", "b", lease_duration=10, monotonic=tick)
+    await a.step()
+    assert await a.hand_over()
+    await a.step()  # a round after the hand-over does nothing
+    assert not a.is_leader
+    assert objects.spec(kube.stored(LEASES, "hami", "ns"))["holderIdentity"] == ""
+    await b.step()
+    assert b.is_leader
+    tick.now = 100  # b's record long expired from a's view: a still does not compete
+    await a.step()
+    assert objects.spec(kube.stored(LEASES, "hami", "ns"))["holderIdentity"] == "b"

@@ -70,11 +70,19 @@ class LeaderElector:
         self._events = recorder
         self.is_leader = False
         self.changed = asyncio.Event()
+        self._stopped = False
+        self._rounds = asyncio.Lock()  # one round (or the release) at a time
 
     async def run(self) -> None:
-        while True:
+        while not self._stopped:
             await self.step()
             await asyncio.sleep(self.next_delay())
+
+    async def hand_over(self) -> bool:
+        """Stop competing and give the Lease up now (a graceful shutdown with nothing left in
+        flight): a round already under way finishes first, so none renews after the release."""
+        self._stopped = True
+        return await self.release()
 
     def next_delay(self) -> float:
         """The leader renews every ``renew_interval``; a follower also wakes just after the
@@ -86,6 +94,11 @@ class LeaderElector:
 
     async def step(self) -> None:
         """One round: acquire or renew; update ``is_leader``."""
+        async with self._rounds:
+            if not self._stopped:
+                await self._round()
+
+    async def _round(self) -> None:
         try:
             won = await self._try()
         except KubeAPIError as exc:
@@ -192,6 +205,10 @@ class LeaderElector:
         transition count kept). Guarded by that record's resourceVersion, so a Lease someone
         else has taken meanwhile is left alone. Call it after `run` has stopped.
         """
+        async with self._rounds:
+            return await self._release()
+
+    async def _release(self) -> bool:
         if not self.is_leader or self._lease is None:
             return False
         now = micro_time(datetime.now(UTC))

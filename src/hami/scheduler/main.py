@@ -203,9 +203,12 @@ async def _serve(
     log.info("shutting down: up to %gs for the requests in flight", grace)
     server.should_exit = True  # stop listening; uvicorn lets requests in flight finish
     drained = asyncio.create_task(service.drain(grace))
+    # the Lease goes as soon as nothing is in flight, not after uvicorn's wait for idle and
+    # late connections (up to `grace`): a follower takes over within its next round
+    handed = asyncio.create_task(service.hand_over(drained))
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(grace + 1):  # uvicorn's own bound is `grace`
-            await asyncio.gather(*servers, drained, return_exceptions=True)
+            await asyncio.gather(*servers, drained, handed, return_exceptions=True)
     for task in done:
         task.result()  # a failed loop or server, or a lost Lease, ends the process with its error
 

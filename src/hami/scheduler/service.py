@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 
 from hami.core.config import SchedulerConfig
 from hami.core.mutate import MutateSettings
@@ -182,6 +182,18 @@ class SchedulerService:
             log.warning("shutdown: %d request(s) still in flight after %gs", self._in_flight, grace)
             return False
         return True
+
+    async def hand_over(self, drained: Awaitable[bool]) -> None:
+        """Once nothing is in flight (``drained``), give the Lease up at once: a follower takes
+        over while the HTTP server still closes idle and late connections."""
+        await drained
+        if self.elector is None:
+            return
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT):
+                await self.elector.hand_over()
+        except TimeoutError:
+            log.warning("shutdown: the Lease release timed out")
 
     async def close(self) -> None:
         """After `run` has stopped: give the Lease up and write the queued Events (bounded)."""
