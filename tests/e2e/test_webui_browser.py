@@ -147,7 +147,7 @@ async def test_overview_node_and_pending_pod_views(
     node, model = gpu_node
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
 
-    await page.goto(f"{webui}/?model={model}&namespace={namespace}")
+    await page.goto(f"{webui}/?model=NVIDIA {model}&namespace={namespace}")
     assert await _count(page, "nodes") == "1"
     assert await _count(page, "devices") == "2"
     assert await _count(page, "pods_placed") == "0"
@@ -171,7 +171,7 @@ async def test_overview_node_and_pending_pod_views(
     assert "needs 100000 MiB on one card" in text
     await _shot(page, "pod")
 
-    await page.goto(f"{webui}/?model={model}&namespace={namespace}")
+    await page.goto(f"{webui}/?model=NVIDIA {model}&namespace={namespace}")
     assert await _count(page, "pods_placed") == "1"
     assert await _count(page, "pods_pending") == "1"
     await page.close()

@@ -78,7 +78,7 @@ def test_summary_over_sim_files(sim: TestClient) -> None:
 
 
 def test_summary_filters(sim: TestClient) -> None:
-    t4 = sim.get("/api/v1/summary", params={"model": "t4"}).json()
+    t4 = sim.get("/api/v1/summary", params={"model": "nvidia tesla T4"}).json()
     assert (t4["nodes"], t4["devices"]) == (2, 4)
     one = sim.get("/api/v1/summary", params={"node": "t4-a"}).json()
     assert one["nodes"] == 1

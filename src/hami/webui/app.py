@@ -15,6 +15,7 @@ from hami import __version__
 from hami.webui import page, views
 from hami.webui.history import WINDOW_S, History
 from hami.webui.monitor import MonitorProbe
+from hami.webui.names import VendorNames
 from hami.webui.source import NodeInfo, PodInfo, Snapshot, Source, SourceError
 from hami.webui.views import Filters
 
@@ -53,6 +54,15 @@ class WebUI:
         self.probe = probe
         self.probe_every = probe_every
         self._probed = _Probed({}, [], float("-inf"))
+        self.names = VendorNames(source.vendors)
+
+    def filters(
+        self, namespace: str = "", node: str = "", vendor: str = "", model: str = ""
+    ) -> Filters:
+        return Filters.of(self.names, namespace, node, vendor, model)
+
+    def scoped(self, snapshot: Snapshot, filters: Filters) -> Snapshot:
+        return views.scoped(snapshot, filters, self.source.vendors)
 
     async def read(self) -> tuple[Snapshot, dict[str, float]]:
         try:
@@ -113,17 +123,21 @@ def _api(app: FastAPI, ui: WebUI) -> None:
         namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
     ) -> dict[str, object]:
         snapshot, _ = await ui.read()
-        return views.summary_doc(snapshot, Filters(namespace, node, vendor, model))
+        filters = ui.filters(namespace, node, vendor, model)
+        return views.summary_doc(ui.scoped(snapshot, filters), filters, ui.names)
 
     @app.get("/api/v1/nodes")
-    async def nodes(node: Text = "", vendor: Text = "", model: Text = "") -> dict[str, object]:
+    async def nodes(
+        namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
+    ) -> dict[str, object]:
         snapshot, _ = await ui.read()
-        return {"nodes": views.nodes_doc(snapshot, Filters("", node, vendor, model))}
+        filters = ui.filters(namespace, node, vendor, model)
+        return {"nodes": views.nodes_doc(ui.scoped(snapshot, filters), filters, ui.names)}
 
     @app.get("/api/v1/nodes/{name}")
     async def one_node(name: str) -> dict[str, object]:
         snapshot, _ = await ui.read()
-        return views.node_doc(snapshot, _node_or_404(snapshot, name))
+        return views.node_doc(snapshot, _node_or_404(snapshot, name), Filters(), ui.names)
 
     @app.get("/api/v1/nodes/{name}/history")
     async def history(
@@ -142,9 +156,11 @@ def _api(app: FastAPI, ui: WebUI) -> None:
         }
 
     @app.get("/api/v1/pods")
-    async def pods(namespace: Text = "", node: Text = "", phase: Text = "") -> dict[str, object]:
+    async def pods(
+        namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = "", phase: Text = ""
+    ) -> dict[str, object]:
         snapshot, _ = await ui.read()
-        filters = Filters(namespace, node)
+        filters = ui.filters(namespace, node, vendor, model)
         return {"pods": views.pods_doc(snapshot, filters, _phase(phase))}
 
     @app.get("/api/v1/pods/{namespace}/{name}")
@@ -165,18 +181,22 @@ def _pages(app: FastAPI, ui: WebUI) -> None:
     def html(request: Request, title: str, body: str, filters: Filters, snap: Snapshot) -> Response:
         if request.query_params.get("partial"):
             return HTMLResponse(page.partial(body, snap.notices))
-        return HTMLResponse(page.layout(title, body, filters, snap.notices))
+        models = sorted({d.type for n in snap.nodes for d in n.node.devices})
+        return HTMLResponse(
+            page.layout(title, body, filters, snap.notices, ui.names.names(), models)
+        )
 
     @app.get("/", response_class=HTMLResponse)
     async def overview(
         request: Request, namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
     ) -> Response:
         snapshot, _ = await ui.read()
-        filters = Filters(namespace, node, vendor, model)
+        filters = ui.filters(namespace, node, vendor, model)
+        scoped = ui.scoped(snapshot, filters)
         body = page.overview(
-            views.summary_doc(snapshot, filters),
-            views.nodes_doc(snapshot, filters),
-            views.pods_doc(snapshot, filters, "pending"),
+            views.summary_doc(scoped, filters, ui.names),
+            views.nodes_doc(scoped, filters, ui.names),
+            views.pods_doc(scoped, filters, "pending"),
             filters,
         )
         return html(request, "overview", body, filters, snapshot)
@@ -187,10 +207,10 @@ def _pages(app: FastAPI, ui: WebUI) -> None:
     ) -> Response:
         snapshot, _ = await ui.read()
         info = _node_or_404(snapshot, name)
-        filters = Filters("", name, vendor, model)
+        filters = ui.filters("", name, vendor, model)
         since = snapshot.taken_at - WINDOW_S
         series = {d.uuid: ui.history.series(d.uuid, since) for d in info.node.devices}
-        body = page.node_page(views.node_doc(snapshot, info, filters), series)
+        body = page.node_page(views.node_doc(snapshot, info, filters, ui.names), series)
         return html(request, f"node {name}", body, filters, snapshot)
 
     @app.get("/pods/{namespace}/{name}", response_class=HTMLResponse)

@@ -49,7 +49,14 @@ def vars_of(filters: Filters) -> dict[str, str]:
     }
 
 
-def layout(title: str, body: str, filters: Filters, notices: Sequence[str]) -> str:
+def layout(
+    title: str,
+    body: str,
+    filters: Filters,
+    notices: Sequence[str],
+    vendors: Sequence[str] = (),
+    models: Sequence[str] = (),
+) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -57,7 +64,7 @@ def layout(title: str, body: str, filters: Filters, notices: Sequence[str]) -> s
 <link rel="stylesheet" href="/static/webui.css">
 <script src="/static/webui.js" defer></script>
 </head><body>
-<header><a class="brand" href="/{_query(filters)}">hami</a>{_filter_form(filters)}
+<header><a class="brand" href="/{_query(filters)}">hami</a>{_filter_form(filters, vendors, models)}
 <span id="refresh-state" class="muted">live</span></header>
 <main id="content" data-refresh-ms="1000">{notices_html(notices)}{body}</main>
 </body></html>"""
@@ -67,12 +74,30 @@ def partial(body: str, notices: Sequence[str]) -> str:
     return notices_html(notices) + body
 
 
-def _filter_form(filters: Filters) -> str:
-    fields = "".join(
-        f'<label>{name} <input name="{name}" value="{_e(value)}" size="12"></label>'
-        for name, value in vars_of(filters).items()
+def _filter_form(filters: Filters, vendors: Sequence[str], models: Sequence[str]) -> str:
+    """Namespace and node as text, vendor as a choice of vendor names (each once), model as
+    text with the models present as suggestions (matched by exact name)."""
+    fields = []
+    for name, value in vars_of(filters).items():
+        if name == "vendor" and vendors:
+            options = "".join(
+                f'<option value="{_e(v)}"{" selected" if v.lower() == value.lower() else ""}>'
+                f"{_e(v)}</option>"
+                for v in ("", *vendors)
+            )
+            if value and not any(v.lower() == value.lower() for v in vendors):
+                options += f'<option value="{_e(value)}" selected>{_e(value)}</option>'
+            fields.append(f'<label>vendor <select name="vendor">{options}</select></label>')
+            continue
+        extra = ' list="models"' if name == "model" else ""
+        fields.append(
+            f'<label>{name} <input name="{name}" value="{_e(value)}" size="12"{extra}></label>'
+        )
+    datalist = "".join(f'<option value="{_e(m)}">' for m in models)
+    return (
+        f'<form id="filters" method="get">{"".join(fields)}'
+        f'<datalist id="models">{datalist}</datalist><button>filter</button></form>'
     )
-    return f'<form id="filters" method="get">{fields}<button>filter</button></form>'
 
 
 def notices_html(notices: Sequence[str]) -> str:
@@ -212,7 +237,7 @@ def _device_card(device: Doc, samples: list[Sample]) -> str:
     )
     return (
         f'<section class="device" data-uuid="{_e(device["uuid"])}">'
-        f"<h3>GPU {_e(device['index'])} · {_e(device['model'])} <small>{_e(device['uuid'])}"
+        f"<h3>{_e(device['label'])} · {_e(device['model'])} <small>{_e(device['uuid'])}"
         f" · {_e(device['mode'] or 'default')} · slots {_e(device['slots_used'])}/{_e(device['slots'])}"
         f'</small> <span class="warn">{" ".join(flags)}</span></h3>'
         f'<div class="row"><span class="lbl">memory</span>{mem}</div>'

@@ -157,7 +157,7 @@ def build_snapshot(
     node_infos = tuple(sorted((_node_info(m, vendors) for m in nodes), key=lambda n: n.name))
     found = (_pod_info(m, vendors, config, admit) for m in pods)
     pod_infos = tuple(sorted((p for p in found if p is not None), key=lambda p: p.key))
-    view, unknown = _view(node_infos, pod_infos, vendors)
+    view, unknown = core_view(node_infos, pod_infos, vendors)
     said = list(notices)
     said += [f"node {n.name}: {n.problem}" for n in node_infos if n.problem]
     said += [f"pod {p.key}: {p.problem}" for p in pod_infos if p.problem]
@@ -165,9 +165,10 @@ def build_snapshot(
     return Snapshot(node_infos, pod_infos, view, time.time(), tuple(said))
 
 
-def _view(
+def core_view(
     nodes: Sequence[NodeInfo], pods: Sequence[PodInfo], vendors: Mapping[str, Vendor]
 ) -> tuple[ClusterView, list[str]]:
+    """The core's view of ``nodes`` with the usage of ``pods``; device UUIDs no node has."""
     by_node: dict[str, list[PlacedPod]] = {}
     for pod in pods:
         if pod.placed is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from hami.core.cluster import ClusterView, NodeState
@@ -12,23 +12,46 @@ from hami.core.vendor import Vendor
 from hami.explain import Explanation, explain
 from hami.sim import mig
 from hami.sim.run import fragmentation, median_request
-from hami.webui.source import NodeInfo, PodInfo, Snapshot, slices
+from hami.webui.names import VendorNames
+from hami.webui.source import NodeInfo, PodInfo, Snapshot, core_view, slices
 
 API_VERSION = "v1"
 
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Query filters; empty strings match everything."""
+    """Query filters; empty strings match everything.
+
+    ``vendor`` is a vendor *name* (Huawei, Ascend, Enflame, NVIDIA — `VendorNames`), resolved to
+    the vendor keys it stands for in ``vendor_keys``; ``model`` is a device model's exact name
+    (case aside: ``NVIDIA A10`` is not ``NVIDIA A100``). ``namespace`` also scopes usage: with it,
+    allocation counts only that namespace's pods (`scoped`).
+    """
 
     namespace: str = ""
     node: str = ""
     vendor: str = ""
     model: str = ""
+    vendor_keys: frozenset[str] | None = None  # None: ``vendor`` compared with the key itself
+
+    @classmethod
+    def of(
+        cls, names: VendorNames, namespace: str = "", node: str = "", vendor: str = "",
+        model: str = "",
+    ) -> Filters:  # fmt: skip
+        keys = names.keys_named(vendor) if vendor else None
+        return cls(namespace.strip(), node.strip(), vendor.strip(), model.strip(), keys)
+
+    def vendor_ok(self, key: str) -> bool:
+        if not self.vendor:
+            return True
+        if self.vendor_keys is None:
+            return key.lower() == self.vendor.lower()
+        return key in self.vendor_keys
 
     def device(self, device: Device) -> bool:
-        return (not self.vendor or device.vendor.lower() == self.vendor.lower()) and (
-            not self.model or self.model.lower() in device.type.lower()
+        return self.vendor_ok(device.vendor) and (
+            not self.model or self.model.lower() == device.type.lower()
         )
 
     def node_ok(self, info: NodeInfo) -> bool:
@@ -38,10 +61,31 @@ class Filters:
             return any(self.device(d) for d in info.node.devices)
         return True
 
-    def pod_ok(self, pod: PodInfo) -> bool:
+    def pod_ok(self, pod: PodInfo, models: Mapping[str, str] | None = None) -> bool:
+        """Namespace and node; a vendor filter keeps pods asking for (or holding) one of its
+        devices; a model filter keeps pods holding a device of that model (``models``: device
+        UUID → model) or, while pending, asking for the vendor of such a device."""
         if self.namespace and pod.namespace != self.namespace:
             return False
-        return not self.node or pod.node == self.node
+        if self.node and pod.node != self.node:
+            return False
+        vendors = _pod_vendors(pod)
+        if self.vendor and not any(self.vendor_ok(v) for v in vendors):
+            return False
+        if self.model and models is not None and pod.placed is not None:
+            held = {models.get(d.uuid, "").lower() for _, _, d in slices(pod.placed)}
+            return self.model.lower() in held
+        return True
+
+
+def _pod_vendors(pod: PodInfo) -> set[str]:
+    found = set(pod.placed.devices) if pod.placed else set()
+    return found | (set(pod.request.vendors()) if pod.request else set())
+
+
+def device_models(snapshot: Snapshot) -> dict[str, str]:
+    """Device UUID → model, over every registered device."""
+    return {d.uuid: d.type for n in snapshot.nodes for d in n.node.devices}
 
 
 def _total(docs: Iterable[Mapping[str, object]], key: str) -> int:
@@ -81,12 +125,19 @@ def device_doc(
     cordoned: bool,
     pods: list[dict[str, object]],
     mig_gpu: mig.MigGpu | None = None,
+    names: VendorNames | None = None,
+    node: str = "",
 ) -> dict[str, object]:
-    """One device; ``mig`` is None, or for a MIG-mode GPU its slices and instances."""
+    """One device; ``mig`` is None, or for a MIG-mode GPU its slices and instances.
+    ``vendor`` is the vendor key, ``vendor_name`` its name, ``label`` e.g. ``NPU 1``."""
+    named = (names or VendorNames({})).get(device.vendor)
     return {
         "uuid": device.uuid,
+        "node": node,
         "index": device.index,
+        "label": f"{named.word} {device.index}",
         "vendor": device.vendor,
+        "vendor_name": named.name,
         "model": device.type,
         "mode": device.mode,
         "numa": device.numa,
@@ -115,20 +166,38 @@ def _usage(snapshot: Snapshot, info: NodeInfo) -> tuple[DeviceUsage, ...]:
     return state.usage if state is not None else tuple(DeviceUsage() for _ in info.node.devices)
 
 
-def node_doc(snapshot: Snapshot, info: NodeInfo, filters: Filters = Filters()) -> dict[str, object]:
+def node_doc(
+    snapshot: Snapshot,
+    info: NodeInfo,
+    filters: Filters = Filters(),
+    names: VendorNames | None = None,
+) -> dict[str, object]:
     holders = _holders(snapshot, info.name)
     placed = [p.placed for p in snapshot.pods if p.placed is not None]
     gpus = {g.uuid: g for g in mig.mig_gpus([info.node], placed)}
     devices = [
-        device_doc(d, u, d.uuid in info.node.cordoned, holders.get(d.uuid, []), gpus.get(d.uuid))
+        device_doc(
+            d,
+            u,
+            d.uuid in info.node.cordoned,
+            holders.get(d.uuid, []),
+            gpus.get(d.uuid),
+            names,
+            info.name,
+        )
         for d, u in zip(info.node.devices, _usage(snapshot, info), strict=True)
         if filters.device(d)
     ]
+    named = names or VendorNames({})
     return {
         "name": info.name,
         "registered": bool(info.node.devices),
         "problem": info.problem,
         "labels": dict(info.labels),
+        "vendors": sorted({named.name(cast(str, d["vendor"])) for d in devices}),
+        "models": sorted({cast(str, d["model"]) for d in devices}),
+        "pods": len({cast(str, p["pod"]) for d in devices for p in _docs(d, "pods")}),
+        "healthy": all(d["health"] for d in devices),
         "memory_mib": _total(devices, "memory_mib"),
         "memory_allocated_mib": _total(devices, "memory_allocated_mib"),
         "cores": _total(devices, "cores"),
@@ -137,29 +206,53 @@ def node_doc(snapshot: Snapshot, info: NodeInfo, filters: Filters = Filters()) -
     }
 
 
-def nodes_doc(snapshot: Snapshot, filters: Filters) -> list[dict[str, object]]:
-    return [node_doc(snapshot, n, filters) for n in snapshot.nodes if filters.node_ok(n)]
+def nodes_doc(
+    snapshot: Snapshot, filters: Filters, names: VendorNames | None = None
+) -> list[dict[str, object]]:
+    return [node_doc(snapshot, n, filters, names) for n in snapshot.nodes if filters.node_ok(n)]
+
+
+def _docs(doc: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
+    return cast(list[Mapping[str, object]], doc[key])
+
+
+def scoped(snapshot: Snapshot, filters: Filters, vendors: Mapping[str, Vendor]) -> Snapshot:
+    """With a namespace filter, the snapshot as if only that namespace's pods existed: every
+    allocation on the page (summary, nodes, devices, history aside) is then the namespace's."""
+    if not filters.namespace:
+        return snapshot
+    pods = tuple(p for p in snapshot.pods if p.namespace == filters.namespace)
+    view, _ = core_view(snapshot.nodes, pods, vendors)
+    return replace(snapshot, pods=pods, view=view)
 
 
 # --- the overview ------------------------------------------------------------------------------
 
 
-def _models(states: Iterable[NodeState], filters: Filters) -> list[dict[str, object]]:
+def _models(
+    states: Iterable[NodeState], filters: Filters, names: VendorNames, by_vendor: bool = False
+) -> list[dict[str, object]]:
+    """Devices grouped by (vendor name, model), or by vendor name alone."""
     groups: dict[tuple[str, str], list[int]] = {}
     for state in states:
         for device, usage in zip(state.node.devices, state.usage, strict=True):
             if not filters.device(device):
                 continue
-            acc = groups.setdefault((device.vendor, device.type), [0, 0, 0, 0, 0])
+            key = (names.name(device.vendor), "" if by_vendor else device.type)
+            acc = groups.setdefault(key, [0, 0, 0, 0, 0])
             acc[0] += 1
             acc[1] += device.memory
             acc[2] += usage.usedmem
             acc[3] += device.cores
             acc[4] += usage.usedcores
+    words = {
+        names.name(k): names.word(k) for k in {d.vendor for s in states for d in s.node.devices}
+    }
     return [
         {
             "vendor": vendor,
-            "model": model,
+            **({} if by_vendor else {"model": model}),
+            "word": words.get(vendor, "device"),
             "devices": n,
             "memory_mib": mem,
             "memory_allocated_mib": used_mem,
@@ -170,16 +263,21 @@ def _models(states: Iterable[NodeState], filters: Filters) -> list[dict[str, obj
     ]
 
 
-def summary_doc(snapshot: Snapshot, filters: Filters) -> dict[str, object]:
+def summary_doc(
+    snapshot: Snapshot, filters: Filters, names: VendorNames | None = None
+) -> dict[str, object]:
+    """Counts and allocation; pass a `scoped` snapshot for a namespace filter to scope usage."""
+    named = names or VendorNames({})
     nodes = [n for n in snapshot.nodes if filters.node_ok(n)]
-    names = {n.name for n in nodes}
-    states = [s for s in snapshot.view.states() if s.node.name in names]
-    models = _models(states, filters)
+    wanted = {n.name for n in nodes}
+    states = [s for s in snapshot.view.states() if s.node.name in wanted]
+    models = _models(states, filters, named)
     memory = _total(models, "memory_mib")
     used_mem = _total(models, "memory_allocated_mib")
     cores = _total(models, "cores")
     used_cores = _total(models, "cores_allocated")
-    pods = [p for p in snapshot.pods if filters.pod_ok(p)]
+    models_of = device_models(snapshot)
+    pods = [p for p in snapshot.pods if filters.pod_ok(p, models_of)]
     requests = [p.request for p in snapshot.pods if p.request is not None]
     return {
         "api_version": API_VERSION,
@@ -197,6 +295,7 @@ def summary_doc(snapshot: Snapshot, filters: Filters) -> dict[str, object]:
         "pods_placed": sum(1 for p in pods if p.placed is not None),
         "pods_pending": sum(1 for p in pods if p.pending),
         "by_model": models,
+        "by_vendor": _models(states, filters, named, by_vendor=True),
         "fragmentation": fragmentation(ClusterView.of(states), median_request(requests)),
         "notices": list(snapshot.notices),
     }
@@ -262,7 +361,8 @@ def _pod_mig(pod: PodInfo, names: Sequence[str]) -> list[dict[str, object]]:
 
 
 def pods_doc(snapshot: Snapshot, filters: Filters, phase: str = "") -> list[dict[str, object]]:
-    pods = [p for p in snapshot.pods if filters.pod_ok(p)]
+    models_of = device_models(snapshot)
+    pods = [p for p in snapshot.pods if filters.pod_ok(p, models_of)]
     if phase == "pending":
         pods = [p for p in pods if p.pending]
     elif phase == "placed":

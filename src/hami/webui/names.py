@@ -1,0 +1,97 @@
+"""What the UI calls each vendor and its devices, from the vendor registry's own classes.
+
+A device carries its vendor *key* (``NVIDIA``, ``Ascend910B``, ``GCU``, ``Enflame``, ``XPU``…).
+Operators think in vendor names (Huawei, Enflame, Kunlunxin) and device words (NPU, GCU, XPU), so
+every key the registry builds is mapped here through its vendor class — never by matching
+substrings of device types. Several keys share one name (Ascend 910B and 310P are both Huawei;
+Enflame GCU and DRS are both Enflame), so a filter by name selects all of them and a table by
+vendor shows each name once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from hami.core.vendor import Vendor
+from hami.vendors.amd import AmdVendor
+from hami.vendors.ascend import AscendVendor
+from hami.vendors.biren import BirenVendor
+from hami.vendors.cambricon import CambriconVendor
+from hami.vendors.enflame import EnflameDrsVendor, EnflameGcuVendor
+from hami.vendors.hygon import HygonVendor
+from hami.vendors.iluvatar import IluvatarVendor
+from hami.vendors.kunlun import KunlunVendor, KunlunVxpuVendor
+from hami.vendors.metax import MetaxGpuVendor, MetaxSgpuVendor
+from hami.vendors.mthreads import MthreadsVendor
+from hami.vendors.neuron import NeuronVendor
+from hami.vendors.nvidia import NvidiaVendor
+from hami.vendors.vastai import VastaiVendor
+
+
+@dataclass(frozen=True, slots=True)
+class VendorName:
+    """A vendor as operators name it: ``name`` (shown), ``aliases`` (also accepted by the
+    filter) and the word for one of its devices."""
+
+    name: str
+    word: str
+    aliases: tuple[str, ...] = ()
+
+    def matches(self, text: str) -> bool:
+        wanted = text.strip().lower()
+        return wanted in (self.name.lower(), *(a.lower() for a in self.aliases))
+
+
+# One row per vendor class of `hami.vendors.registry`.
+_BY_CLASS: Mapping[type, VendorName] = {
+    NvidiaVendor: VendorName("NVIDIA", "GPU"),
+    CambriconVendor: VendorName("Cambricon", "MLU"),
+    HygonVendor: VendorName("Hygon", "DCU"),
+    EnflameGcuVendor: VendorName("Enflame", "GCU"),
+    EnflameDrsVendor: VendorName("Enflame", "GCU"),
+    MthreadsVendor: VendorName("Moore Threads", "GPU", ("Mthreads", "MooreThreads")),
+    MetaxGpuVendor: VendorName("MetaX", "GPU", ("Metax",)),
+    MetaxSgpuVendor: VendorName("MetaX", "GPU", ("Metax",)),
+    KunlunVendor: VendorName("Kunlunxin", "XPU", ("Kunlun",)),
+    KunlunVxpuVendor: VendorName("Kunlunxin", "XPU", ("Kunlun",)),
+    NeuronVendor: VendorName("AWS", "Neuron", ("AWSNeuron", "Neuron")),
+    AmdVendor: VendorName("AMD", "GPU"),
+    VastaiVendor: VendorName("Vastai", "VA", ("Vastaitech",)),
+    BirenVendor: VendorName("Biren", "GPU"),
+    AscendVendor: VendorName("Huawei", "NPU", ("Ascend",)),
+    IluvatarVendor: VendorName("Iluvatar", "GPU", ("Iluvatar CoreX",)),
+}
+
+
+class VendorNames:
+    """Vendor key → `VendorName`, for the vendors the registry built (and any key a device
+    carries that no enabled vendor has: shown under the key itself)."""
+
+    def __init__(self, vendors: Mapping[str, Vendor]) -> None:
+        self._by_key = {key: self._of(key, vendor) for key, vendor in vendors.items()}
+
+    @staticmethod
+    def _of(key: str, vendor: Vendor) -> VendorName:
+        found = next((n for cls, n in _BY_CLASS.items() if isinstance(vendor, cls)), None)
+        if found is None:
+            return VendorName(key, "device")
+        return VendorName(found.name, found.word, (*found.aliases, key))
+
+    def get(self, key: str) -> VendorName:
+        return self._by_key.get(key) or VendorName(key, "device")
+
+    def name(self, key: str) -> str:
+        return self.get(key).name
+
+    def word(self, key: str) -> str:
+        return self.get(key).word
+
+    def keys_named(self, text: str) -> frozenset[str]:
+        """Every vendor key the name (or alias, or key) ``text`` stands for."""
+        return frozenset(k for k, n in self._by_key.items() if n.matches(text))
+
+    def names(self, keys: Iterable[str] | None = None) -> list[str]:
+        """Each vendor name once (of ``keys``, default every enabled vendor), sorted."""
+        chosen = self._by_key if keys is None else keys
+        return sorted({self.name(k) for k in chosen})
