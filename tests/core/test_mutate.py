@@ -114,7 +114,9 @@ def test_privileged_container_without_gpu_is_fine() -> None:
 
 def test_pod_with_node_name_is_denied() -> None:
     verdict = mutate(pod(ctr(gpu=1), nodeName="n1"), vendors(), SETTINGS)
-    assert (verdict.allowed, verdict.message) == (False, "pod has node assigned")
+    assert not verdict.allowed
+    assert verdict.message.startswith("pod has node assigned (n1)")
+    assert "hami.io/webhook=ignore" in verdict.message
 
 
 def test_no_containers_denied() -> None:
@@ -140,17 +142,129 @@ def test_invalid_request_denied_naming_container_and_resource(
     assert field in verdict.message
 
 
-def test_other_scheduler_left_unchanged() -> None:
-    verdict = mutate(pod(ctr(gpu=1), schedulerName="volcano"), vendors(), SETTINGS)
+def test_other_scheduler_left_unchanged_without_devices() -> None:
+    plain = {"name": "web", "image": "x"}
+    verdict = mutate(pod(plain, schedulerName="volcano"), vendors(), SETTINGS)
     assert verdict.allowed and not verdict.patch
     assert "different scheduler" in verdict.message
+
+
+@pytest.mark.security
+def test_device_pod_with_another_scheduler_is_denied() -> None:
+    verdict = mutate(pod(ctr(gpu=1), schedulerName="volcano"), vendors(), SETTINGS)
+    assert not verdict.allowed
+    assert "names scheduler 'volcano'" in verdict.message
+    assert "hami.io/webhook=ignore" in verdict.message
+    # an invalid request under another scheduler is refused for the scheduler, not the value
+    bad = mutate(pod(ctr(gpu=1, gpucores=500), schedulerName="volcano"), vendors(), SETTINGS)
+    assert not bad.allowed and "names scheduler" in bad.message
 
 
 def test_default_scheduler_overwritten_unless_disabled() -> None:
     body = pod(ctr(gpu=1, gpumem=1), schedulerName="default-scheduler")
     assert ops(mutate(body, vendors(), SETTINGS))["/spec/schedulerName"] == "hami-scheduler"
     keep = MutateSettings(force_overwrite_default_scheduler=False)
-    assert not mutate(body, vendors(), keep).patch
+    verdict = mutate(body, vendors(), keep)
+    assert not verdict.allowed  # kept on default-scheduler, it would bypass ours
+    assert "'default-scheduler'" in verdict.message
+
+
+@pytest.mark.security
+@pytest.mark.parametrize(
+    "key",
+    [
+        "hami.io/vgpu-devices-to-allocate",
+        "hami.io/vgpu-devices-allocated",
+        "hami.io/vgpu-node",
+        "hami.io/vgpu-time",
+        "hami.io/bind-time",
+        "hami.io/bind-phase",
+        "hami.io/vgpu-mig-allocations",
+        "hami.io/dcu-devices-to-allocate",
+        "hami.io/cambricon-mlu-devices-allocated",
+        "hami.io/kunlun-allocated",
+        "metax-tech.com/gpu-devices-allocated",
+        "AWS_NEURON_IDS",
+    ],
+)
+def test_allocation_annotations_are_denied_on_every_pod(key: str) -> None:
+    for body in (pod(ctr(gpu=1)), pod({"name": "web", "image": "x"})):
+        body["metadata"]["annotations"] = {key: "GPU-0,NVIDIA,999999,100:;", "a": "b"}
+        verdict = mutate(body, vendors(), SETTINGS)
+        assert not verdict.allowed
+        assert verdict.message.startswith(f"annotation(s) {key} are written only by the hami")
+    ignored = pod(ctr(gpu=1), nodeName="n1")
+    ignored["metadata"]["labels"] = {"hami.io/webhook": "ignore"}
+    ignored["metadata"]["annotations"] = {key: "x"}
+    assert not mutate(ignored, vendors(), SETTINGS).allowed
+
+
+@pytest.mark.security
+def test_user_hints_and_uuid_filters_stay_allowed() -> None:
+    body = pod(ctr(gpu=1))
+    body["metadata"]["annotations"] = {
+        "hami.io/node-scheduler-policy": "spread",
+        "hami.io/gpu-scheduler-policy": "binpack",
+        "hami.io/use-xpu-uuid": "u",
+        "hami.io/no-use-xpu-uuid": "v",
+        "nvidia.com/use-gpuuuid": "GPU-0",
+    }
+    assert mutate(body, vendors(), SETTINGS).allowed
+
+
+@pytest.mark.security
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CUDA_DISABLE_CONTROL",
+        "CUDA_DEVICE_MEMORY_LIMIT",
+        "CUDA_DEVICE_MEMORY_LIMIT_0",
+        "CUDA_DEVICE_MEMORY_LIMIT_15",
+        "CUDA_DEVICE_SM_LIMIT",
+        "CUDA_DEVICE_SM_LIMIT_1",
+        "CUDA_DEVICE_MEMORY_SHARED_CACHE",
+        "GPU_CORE_UTILIZATION_POLICY",
+        "CUDA_TASK_PRIORITY",
+    ],
+)
+def test_isolation_env_in_a_device_container_is_denied(name: str) -> None:
+    container = ctr("trainer", gpu=1, gpumem=1000)
+    container["env"] = [{"name": "A", "value": "1"}, {"name": name, "value": "true"}]
+    verdict = mutate(pod(container), vendors(), SETTINGS)
+    assert not verdict.allowed
+    assert verdict.message.startswith(f"container trainer sets {name}: the device plugin")
+    # the same variable in a container without devices is none of our business
+    plain = {"name": "web", "image": "x", "env": [{"name": name, "value": "true"}]}
+    assert mutate(pod(plain, ctr(gpu=1)), vendors(), SETTINGS).allowed
+
+
+@pytest.mark.security
+def test_env_the_webhook_sets_itself_passes_a_reinvocation() -> None:
+    container = ctr("c", gpu=1, priority=0)
+    first = mutate(pod(container), vendors(gpu_core_policy="force"), SETTINGS)
+    env = ops(first)["/spec/containers/0/env"]
+    assert {"name": "CUDA_TASK_PRIORITY", "value": "0"} in env  # type: ignore[operator]
+    again = mutate(
+        pod({**container, "env": env}, schedulerName="hami-scheduler"),
+        vendors(gpu_core_policy="force"),
+        SETTINGS,
+    )
+    assert again.allowed, again.message
+    forged = [{"name": "GPU_CORE_UTILIZATION_POLICY", "value": "disable"}]
+    assert not mutate(
+        pod({**container, "env": forged}), vendors(gpu_core_policy="force"), SETTINGS
+    ).allowed
+
+
+def test_other_names_and_ld_preload_stay_allowed() -> None:
+    container = ctr("c", gpu=1)
+    container["env"] = [
+        {"name": "LD_PRELOAD", "value": "/usr/lib/libjemalloc.so"},
+        {"name": "CUDA_VISIBLE_DEVICES", "value": "0"},
+        {"name": "CUDA_DEVICE_MEMORY_LIMITS", "value": "x"},
+        {"name": "LIBCUDA_LOG_LEVEL", "value": "3"},
+    ]
+    assert mutate(pod(container), vendors(), SETTINGS).allowed
 
 
 def test_ignore_label_skips_everything() -> None:

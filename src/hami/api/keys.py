@@ -191,3 +191,51 @@ NEURON_ALLOC_TIME: Final = "NEURON_ALLOC_TIME"
 NEURON_ALLOCATED_FLAG: Final = "NEURON_ALLOCATED"
 NEURON_PREDICATE_NODE: Final = "aws.amazon.com/predicate-node"
 INSTANCE_TYPE_LABEL: Final = "node.kubernetes.io/instance-type"
+
+# --- who may write what (docs/security.md) -------------------------------------------------------
+HAMI_PREFIX: Final = "hami.io/"
+# hami.io/ pod annotations a user writes: scheduling hints, and the use/no-use UUID filters
+# (`hami.io/use-<vendor>-uuid`, `hami.io/no-use-<vendor>-uuid`)
+USER_POD_ANNOTATIONS: Final = frozenset(
+    {NODE_SCHEDULER_POLICY, GPU_SCHEDULER_POLICY, DEVICE_SCORING_WEIGHTS}
+)
+# decision annotations outside hami.io/ that the scheduler writes for other vendors' plugins
+VENDOR_DECISION_ANNOTATIONS: Final = frozenset(
+    {
+        MTHREADS_GPU_INDEX,
+        METAX_DEVICES_ALLOCATED,
+        NEURON_IDS,
+        NEURON_ALLOCATED_FLAG,
+        NEURON_RESOURCE_TYPE,
+    }
+)
+# isolation settings the device plugin (or the webhook, from the pod's resources) puts into a GPU
+# container's env; a container's own value would win over the plugin's (kubelet applies the
+# container's env after the device plugin's), so a GPU container may not set them
+ISOLATION_ENV_PREFIXES: Final = ("CUDA_DEVICE_MEMORY_LIMIT", "CUDA_DEVICE_SM_LIMIT")
+ISOLATION_ENV: Final = frozenset({"CUDA_DISABLE_CONTROL", "CUDA_DEVICE_MEMORY_SHARED_CACHE"})
+# set by the webhook itself from the pod's request or the configuration
+WEBHOOK_ENV: Final = frozenset({"CUDA_TASK_PRIORITY", "GPU_CORE_UTILIZATION_POLICY"})
+
+
+def is_allocation_annotation(key: str) -> bool:
+    """A pod annotation only hami's scheduler and device plugins write: every ``hami.io/`` key
+    but the user's hints and UUID filters, plus the other vendors' decision keys."""
+    if key in VENDOR_DECISION_ANNOTATIONS:
+        return True
+    if not key.startswith(HAMI_PREFIX) or key in USER_POD_ANNOTATIONS:
+        return False
+    name = key[len(HAMI_PREFIX) :]
+    return not (name.endswith("-uuid") and name.startswith(("use-", "no-use-")))
+
+
+def is_isolation_env(name: str) -> bool:
+    """A variable that sets or switches off libvgpu's limits (`CUDA_DEVICE_MEMORY_LIMIT`,
+    `CUDA_DEVICE_MEMORY_LIMIT_<i>`, `CUDA_DEVICE_SM_LIMIT[_<i>]`, `CUDA_DISABLE_CONTROL`, the
+    shared region's path)."""
+    if name in ISOLATION_ENV:
+        return True
+    return any(
+        name == p or (name.startswith(p + "_") and name[len(p) + 1 :].isdigit())
+        for p in ISOLATION_ENV_PREFIXES
+    )

@@ -3,6 +3,10 @@
 Route pods that ask for a managed device to our scheduler, apply every vendor's container
 defaults, add their environment, and refuse what cannot work: privileged containers that ask
 for a device, pods already bound to a node, invalid requests and requests over a quota.
+
+And refuse what would let a tenant decide instead of the scheduler (docs/security.md): allocation
+annotations on any pod, a device pod routed around our scheduler (``nodeName`` or another
+``schedulerName``), and isolation settings in a device container's own env.
 """
 
 from __future__ import annotations
@@ -83,22 +87,60 @@ def mutate(
 ) -> Verdict:
     """Decide on one Pod CREATE."""
     meta = _mapping(pod.get("metadata"))
+    forged = sorted(k for k in _annotations(meta) if keys.is_allocation_annotation(k))
+    if forged:
+        return Verdict.deny(
+            f"annotation(s) {', '.join(forged)} are written only by the hami scheduler and "
+            "device plugin; remove them from the pod (docs/security.md)"
+        )
     if _mapping(meta.get("labels")).get(keys.WEBHOOK_LABEL) == IGNORE:
         return Verdict(allowed=True, message=f"pod is labelled {keys.WEBHOOK_LABEL}={IGNORE}")
     spec = _mapping(pod.get("spec"))
     if not _list(spec.get("containers")):
         return Verdict.deny("pod has no containers", 400)
-    if _other_scheduler(spec, settings):
-        return Verdict(allowed=True, message="pod already has different scheduler assigned")
     name = meta.get("name") or meta.get("generateName") or ""
     where = f"pod {meta.get('namespace') or 'default'}/{name}"
     annotations = _annotations(meta)
+    other = _other_scheduler(spec, settings)
     try:
         containers = list(_admit_all(spec, vendors, where, annotations))
         pod_level = _admit_pod(containers, vendors, where, annotations)
     except RequestInvalid as exc:
+        if other:  # not ours to judge: the scheduler check below names the real problem
+            return Verdict.deny(_bypass(spec, settings))
         return Verdict.deny(str(exc), 400)
+    if other:
+        if any(c.uses for c in containers):
+            return Verdict.deny(_bypass(spec, settings))
+        return Verdict(allowed=True, message="pod already has different scheduler assigned")
     return _decide(meta, spec, containers, pod_level, vendors, settings, quota or {})
+
+
+def _bypass(spec: Manifest, settings: MutateSettings) -> str:
+    return (
+        f"pod asks for a shared device but names scheduler {spec.get('schedulerName')!r}: "
+        f"device pods are placed by {settings.scheduler_name!r} only; an admin allows other "
+        f"schedulers in a namespace by labelling it {keys.WEBHOOK_LABEL}={IGNORE} "
+        "(docs/security.md)"
+    )
+
+
+def _tampered_env(c: _Container) -> list[str]:
+    """The isolation variables a device container sets itself. A value the webhook would set
+    (priority from the resource, the configured core policy) is this webhook's own earlier
+    patch (reinvocation), not the user's."""
+
+    def ours(item: Manifest) -> bool:
+        return "valueFrom" not in item and c.env.get(str(item.get("name"))) == str(
+            item.get("value", "")
+        )
+
+    names = [str(item.get("name") or "") for item in _list(c.body.get("env"))]
+    return [
+        name
+        for name, item in zip(names, _list(c.body.get("env")), strict=True)
+        if keys.is_isolation_env(name) or (name in keys.WEBHOOK_ENV and not ours(item))
+    ]
 
 
 def _annotations(meta: Manifest) -> dict[str, str]:
@@ -165,11 +207,23 @@ def _decide(
     for c in containers:
         if c.uses and _privileged(c.body):
             return Verdict.deny(f"container {c.name} is privileged")
+        tampered = _tampered_env(c) if c.uses else []
+        if tampered:
+            return Verdict.deny(
+                f"container {c.name} sets {', '.join(tampered)}: the device plugin sets a "
+                "device container's isolation (memory and core limits, priority, control) and "
+                "a container's own value would override it; an admin allows it in a namespace "
+                f"by labelling it {keys.WEBHOOK_LABEL}={IGNORE} (docs/security.md)"
+            )
     uses = any(c.uses for c in containers)
     ops = [op for c in containers for op in _container_ops(c)]
     if uses and settings.scheduler_name:
         if spec.get("nodeName"):
-            return Verdict.deny("pod has node assigned")
+            return Verdict.deny(
+                f"pod has node assigned ({spec.get('nodeName')}): device pods are placed by "
+                f"{settings.scheduler_name!r}, never by spec.nodeName; an admin allows it in a "
+                f"namespace by labelling it {keys.WEBHOOK_LABEL}={IGNORE} (docs/security.md)"
+            )
         ops.append(PatchOp("add", pointer("spec", "schedulerName"), settings.scheduler_name))
     runtime = settings.runtime_class_name or pod_level.runtime_class_name
     if uses and runtime and not spec.get("runtimeClassName"):
