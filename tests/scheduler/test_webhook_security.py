@@ -24,7 +24,8 @@ def review(pod: dict[str, Any]) -> dict[str, Any]:
         "request": {"uid": "u1", "namespace": "tenant", "operation": "CREATE", "object": pod},
     }
     response = webhook.review(AdmissionRequest.from_json(body)).review("admission.k8s.io/v1")
-    return dict(response["response"])  # type: ignore[call-overload]
+    answer: dict[str, Any] = response["response"]  # type: ignore[assignment]
+    return answer
 
 
 def gpu_pod(**extra: Any) -> dict[str, Any]:
