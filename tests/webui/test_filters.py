@@ -100,7 +100,7 @@ def test_devices_labelled_by_their_vendor_word(mixed: TestClient) -> None:
     assert labels["enflame-s60"][0] == labels["enflame-drs"][0] == "GCU 0"
     assert labels["nvidia-t4"] == ["GPU 0"]
     page = mixed.get("/nodes/ascend-910b2").text
-    assert "<h3>NPU 1 · Ascend910B2" in page and "GPU 1" not in page
+    assert "NPU 1</a> · Ascend910B2" in page and "GPU 1" not in page
 
 
 def test_model_filter_by_exact_name(a10: TestClient) -> None:

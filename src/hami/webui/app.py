@@ -5,15 +5,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from hami import __version__
-from hami.webui import page, views
+from hami.webui import lists, page, views
 from hami.webui.history import WINDOW_S, History
+from hami.webui.lists import ListState
 from hami.webui.monitor import MonitorProbe
 from hami.webui.names import VendorNames
 from hami.webui.source import NodeInfo, PodInfo, Snapshot, Source, SourceError
@@ -25,6 +26,10 @@ ENDPOINTS = (
     "/api/v1/nodes",
     "/api/v1/nodes/{node}",
     "/api/v1/nodes/{node}/history",
+    "/api/v1/devices",
+    "/api/v1/devices/{uuid}",
+    "/api/v1/pending",
+    "/api/v1/namespaces",
     "/api/v1/pods",
     "/api/v1/pods/{namespace}/{name}",
     "/api/v1/pods/{namespace}/{name}/explain",
@@ -92,6 +97,14 @@ def _node_or_404(snapshot: Snapshot, name: str) -> NodeInfo:
     return info
 
 
+def _device_or_404(snapshot: Snapshot, uuid: str, ui: WebUI) -> dict[str, object]:
+    info = views.device_of(snapshot, uuid)
+    if info is None:
+        raise HTTPException(404, f"accelerator {uuid!r} not found")
+    node = views.node_doc(snapshot, info, Filters(), ui.names)
+    return next(d for d in cast(list[dict[str, object]], node["devices"]) if d["uuid"] == uuid)
+
+
 def _phase(phase: str) -> str:
     if phase not in ("", "pending", "placed"):
         raise HTTPException(400, f"phase {phase!r}: use pending or placed")
@@ -153,6 +166,35 @@ def _api(app: FastAPI, ui: WebUI) -> None:
                 d.uuid: [s.to_dict() for s in ui.history.series(d.uuid, since)]
                 for d in info.node.devices
             },
+        }
+
+    @app.get("/api/v1/devices")
+    async def devices(
+        namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
+    ) -> dict[str, object]:
+        snapshot, _ = await ui.read()
+        filters = ui.filters(namespace, node, vendor, model)
+        return {"devices": views.devices_doc(ui.scoped(snapshot, filters), filters, ui.names)}
+
+    @app.get("/api/v1/devices/{uuid}")
+    async def one_device(uuid: str) -> dict[str, object]:
+        snapshot, _ = await ui.read()
+        return _device_or_404(snapshot, uuid, ui)
+
+    @app.get("/api/v1/pending")
+    async def pending(
+        namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
+    ) -> dict[str, object]:
+        snapshot, _ = await ui.read()
+        filters = ui.filters(namespace, node, vendor, model)
+        return {"causes": views.pending_doc(snapshot, filters, ui.source.vendors)}
+
+    @app.get("/api/v1/namespaces")
+    async def namespaces() -> dict[str, object]:
+        snapshot, _ = await ui.read()
+        return {
+            "quotas_known": snapshot.quotas is not None,
+            "namespaces": views.namespaces_doc(snapshot, ui.names),
         }
 
     @app.get("/api/v1/pods")
@@ -219,6 +261,65 @@ def _pages(app: FastAPI, ui: WebUI) -> None:
         why = views.explain_pod(snapshot, pod, ui.source.vendors) if pod.pending else None
         body = page.pod_page(views.pod_doc(pod), why, util)
         return html(request, f"pod {pod.key}", body, Filters(namespace), snapshot)
+
+    def state(request: Request) -> ListState:
+        return ListState.of(dict(request.query_params))
+
+    @app.get("/nodes", response_class=HTMLResponse)
+    async def nodes_view(
+        request: Request, namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
+    ) -> Response:
+        snapshot, _ = await ui.read()
+        filters = ui.filters(namespace, node, vendor, model)
+        docs = views.nodes_doc(ui.scoped(snapshot, filters), filters, ui.names)
+        return html(request, "nodes", lists.nodes_list(docs, state(request)), filters, snapshot)
+
+    @app.get("/accelerators", response_class=HTMLResponse)
+    async def devices_view(
+        request: Request, namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
+    ) -> Response:
+        snapshot, _ = await ui.read()
+        filters = ui.filters(namespace, node, vendor, model)
+        docs = views.devices_doc(ui.scoped(snapshot, filters), filters, ui.names)
+        body = lists.devices_list(docs, state(request))
+        return html(request, "accelerators", body, filters, snapshot)
+
+    @app.get("/accelerators/{uuid}", response_class=HTMLResponse)
+    async def device_view(request: Request, uuid: str) -> Response:
+        snapshot, _ = await ui.read()
+        doc = _device_or_404(snapshot, uuid, ui)
+        series = ui.history.series(uuid, snapshot.taken_at - WINDOW_S)
+        body = page.device_page(doc, series)
+        return html(request, f"{doc['label']} on {doc['node']}", body, Filters(), snapshot)
+
+    @app.get("/workloads", response_class=HTMLResponse)
+    async def workloads_view(
+        request: Request, namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
+    ) -> Response:
+        snapshot, _ = await ui.read()
+        filters = ui.filters(namespace, node, vendor, model)
+        body = lists.workloads_list(views.workloads_doc(snapshot, filters), state(request))
+        return html(request, "workloads", body, filters, snapshot)
+
+    @app.get("/pending", response_class=HTMLResponse)
+    async def pending_view(
+        request: Request, namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
+    ) -> Response:
+        snapshot, _ = await ui.read()
+        filters = ui.filters(namespace, node, vendor, model)
+        groups = views.pending_doc(snapshot, filters, ui.source.vendors)
+        return html(
+            request, "pending", lists.pending_page(groups, state(request)), filters, snapshot
+        )
+
+    @app.get("/namespaces", response_class=HTMLResponse)
+    async def namespaces_view(request: Request, namespace: Text = "") -> Response:
+        snapshot, _ = await ui.read()
+        docs = views.namespaces_doc(snapshot, ui.names)
+        if namespace:
+            docs = [d for d in docs if d["namespace"] == namespace]
+        body = lists.namespaces_page(docs, state(request), snapshot.quotas is not None)
+        return html(request, "namespaces", body, ui.filters(namespace), snapshot)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

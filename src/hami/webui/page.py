@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 from hami.explain import Explanation
 from hami.webui.history import Sample
+from hami.webui.lists import namespace_link, node_link
 from hami.webui.views import Filters
 
 Doc = Mapping[str, object]
@@ -64,10 +65,28 @@ def layout(
 <link rel="stylesheet" href="/static/webui.css">
 <script src="/static/webui.js" defer></script>
 </head><body>
-<header><a class="brand" href="/{_query(filters)}">hami</a>{_filter_form(filters, vendors, models)}
-<span id="refresh-state" class="muted">live</span></header>
+<header><a class="brand" href="/{_query(filters)}">hami</a>{_nav(filters)}
+{_filter_form(filters, vendors, models)}
+<span id="refresh-state" class="badge live" data-state="live">live</span></header>
 <main id="content" data-refresh-ms="1000">{notices_html(notices)}{body}</main>
 </body></html>"""
+
+
+SCREENS = (
+    ("/", "Overview"),
+    ("/nodes", "Nodes"),
+    ("/accelerators", "Accelerators"),
+    ("/workloads", "Workloads"),
+    ("/pending", "Pending"),
+    ("/namespaces", "Namespaces"),
+    ("/what-if", "What-if"),
+)
+
+
+def _nav(filters: Filters) -> str:
+    """The screens; each link keeps the filters, so a filtered view stays filtered."""
+    links = "".join(f'<a href="{path}{_query(filters)}">{name}</a>' for path, name in SCREENS)
+    return f'<nav id="screens">{links}</nav>'
 
 
 def partial(body: str, notices: Sequence[str]) -> str:
@@ -237,7 +256,8 @@ def _device_card(device: Doc, samples: list[Sample]) -> str:
     )
     return (
         f'<section class="device" data-uuid="{_e(device["uuid"])}">'
-        f"<h3>{_e(device['label'])} · {_e(device['model'])} <small>{_e(device['uuid'])}"
+        f'<h3><a href="/accelerators/{quote(str(device["uuid"]), safe="")}">{_e(device["label"])}</a>'
+        f" · {_e(device['model'])} <small>{_e(device['uuid'])}"
         f" · {_e(device['mode'] or 'default')} · slots {_e(device['slots_used'])}/{_e(device['slots'])}"
         f'</small> <span class="warn">{" ".join(flags)}</span></h3>'
         f'<div class="row"><span class="lbl">memory</span>{mem}</div>'
@@ -330,7 +350,9 @@ def pod_page(pod: Doc, explanation: Explanation | None, utilisation: Mapping[str
     head = (
         f"<h1>Pod {_e(pod['namespace'])}/{_e(pod['name'])}</h1>"
         f'<p>phase <b data-k="phase">{_e(pod["phase"])}</b>'
-        f"{' on node <a href=/nodes/' + quote(str(pod['node'])) + '>' + _e(pod['node']) + '</a>' if pod['node'] else ''}</p>"
+        f"{' on node ' + node_link(pod['node']) if pod['node'] else ''}"
+        f" · namespace {namespace_link(pod['namespace'])}"
+        f"{' · started <time>' + _e(pod['started']) + '</time>' if pod.get('started') else ''}</p>"
     )
     problem = f'<p class="warn">{_e(pod["problem"])}</p>' if pod["problem"] else ""
     return (
@@ -377,7 +399,7 @@ def _slices_table(pod: Doc, utilisation: Mapping[str, float]) -> str:
     if not slices:
         return ""
     rows = "".join(
-        f"<tr><td>{_e(s['container'])}</td><td>{_e(s['uuid'])}</td><td class=r>{_e(s['memory_mib'])}</td>"
+        f'<tr><td>{_e(s["container"])}</td><td><a href="/accelerators/{quote(str(s["uuid"]), safe="")}">{_e(s["uuid"])}</a></td><td class=r>{_e(s["memory_mib"])}</td>'
         f"<td class=r>{_e(s['cores'])}</td><td class=r>{_util(utilisation.get(str(s['uuid'])))}</td></tr>"
         for s in slices
     )
@@ -408,3 +430,21 @@ def _why(explanation: Explanation | None) -> str:
 
 def error_page(status: int, message: str) -> str:
     return layout(str(status), f'<h1>{status}</h1><p class="warn">{_e(message)}</p>', Filters(), [])
+
+
+# --- accelerator view --------------------------------------------------------------------------
+
+
+def device_page(device: Doc, history: Sequence[Sample]) -> str:
+    """One accelerator: its node, vendor, sharing count vs max, the pods on it, its history."""
+    facts = (
+        f'<p>node <a href="/nodes/{quote(str(device["node"]))}">{_e(device["node"])}</a>'
+        f" · vendor {_e(device['vendor_name'])} · model {_e(device['model'])}"
+        f" · NUMA {_e(device['numa'])}"
+        f' · shared by <b data-k="slots_used">{_e(device["slots_used"])}</b>'
+        f" of at most {_e(device['slots'])}</p>"
+    )
+    return (
+        f"<h1>{_e(device['label'])} on {_e(device['node'])}</h1>{facts}"
+        f'<div id="devices">{_device_card(device, list(history))}</div>'
+    )

@@ -29,9 +29,10 @@ from hami.core.nodes import node_from_manifest
 from hami.core.request import parse_pod
 from hami.core.vendor import Vendor
 from hami.k8s import objects
-from hami.k8s.api import NODES, PODS, KubeAPI, Manifest
+from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPI, Manifest
 from hami.k8s.files import ManifestFileError, documents
 from hami.scheduler.cache import TERMINAL_PHASES, placed_pod
+from hami.scheduler.quota import QuotaBook, quota_specs
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class PodInfo:
     placed: PlacedPod | None  # its slices
     request: PodRequest | None  # its device requests (None when it cannot be parsed)
     problem: str = ""
+    started: str = ""  # status.startTime, else metadata.creationTimestamp (RFC 3339)
 
     @property
     def key(self) -> str:
@@ -69,6 +71,8 @@ class Snapshot:
     view: ClusterView
     taken_at: float
     notices: tuple[str, ...] = ()
+    stale_since: float | None = None  # set while the source shows its last good snapshot
+    quotas: QuotaBook | None = None  # hami's namespace quotas (ResourceQuota limits.<resource>)
 
     def node(self, name: str) -> NodeInfo | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -141,7 +145,12 @@ def _pod_info(
         problems.append(str(exc))
     if placed is None and not problems and (request is None or not request.wants_devices):
         return None  # not a GPU pod
-    return PodInfo(namespace, name, phase, node, placed, request, "; ".join(problems))
+    status, metadata = objects.status(manifest), manifest.get("metadata")
+    started = status.get("startTime") or (
+        metadata.get("creationTimestamp") if isinstance(metadata, Mapping) else ""
+    )
+    problem = "; ".join(problems)
+    return PodInfo(namespace, name, phase, node, placed, request, problem, str(started or ""))
 
 
 def build_snapshot(
@@ -152,8 +161,10 @@ def build_snapshot(
     *,
     admit: bool = False,
     notices: Sequence[str] = (),
+    quotas: Iterable[Manifest] | None = None,
 ) -> Snapshot:
-    """Nodes, GPU pods and the core's view of them, with a notice for every problem."""
+    """Nodes, GPU pods and the core's view of them, with a notice for every problem;
+    ``quotas`` (ResourceQuota manifests) give hami's namespace quotas, None: not known."""
     node_infos = tuple(sorted((_node_info(m, vendors) for m in nodes), key=lambda n: n.name))
     found = (_pod_info(m, vendors, config, admit) for m in pods)
     pod_infos = tuple(sorted((p for p in found if p is not None), key=lambda p: p.key))
@@ -162,7 +173,11 @@ def build_snapshot(
     said += [f"node {n.name}: {n.problem}" for n in node_infos if n.problem]
     said += [f"pod {p.key}: {p.problem}" for p in pod_infos if p.problem]
     said += [f"pods reference devices no node registers: {', '.join(unknown)}"] if unknown else []
-    return Snapshot(node_infos, pod_infos, view, time.time(), tuple(said))
+    book = None
+    if quotas is not None:
+        book = QuotaBook(quota_specs(config))
+        book.replace(quotas)
+    return Snapshot(node_infos, pod_infos, view, time.time(), tuple(said), quotas=book)
 
 
 def core_view(
@@ -213,8 +228,16 @@ class KubeSource:
             if last is None:
                 raise SourceError(f"cannot list from the API server: {exc}") from exc
             notice = f"API server unreachable ({exc}); showing the last snapshot"
-            return replace(last, notices=(notice, *last.notices))
-        self._last = build_snapshot(nodes.items, pods.items, self.vendors, self.config)
+            return replace(last, notices=(notice, *last.notices), stale_since=last.taken_at)
+        notices: list[str] = []
+        quotas: list[Manifest] | None = None
+        try:
+            quotas = list((await self.api.list(RESOURCE_QUOTAS)).items)
+        except Exception as exc:  # RBAC may not grant it: quotas unknown, the rest works
+            notices.append(f"ResourceQuotas cannot be listed ({exc}); quotas not shown")
+        self._last = build_snapshot(
+            nodes.items, pods.items, self.vendors, self.config, notices=notices, quotas=quotas
+        )
         return self._last
 
 
@@ -263,7 +286,8 @@ def sim_snapshot(
     nodes = [o for o in objs if o.get("kind") == "Node"]
     placed = [o for o in objs if o.get("kind") == "Pod"]
     queued = [o for o in read_manifests(pods) if o.get("kind", "Pod") == "Pod"] if pods else []
-    base = build_snapshot(nodes, placed, vendors, config, admit=True)
+    quotas = [o for o in objs if o.get("kind") == "ResourceQuota"]
+    base = build_snapshot(nodes, placed, vendors, config, admit=True, quotas=quotas)
     return place_in_order(base, queued, vendors, config)
 
 
@@ -305,8 +329,8 @@ def place_in_order(
             info = replace(info, phase="Running", node=decision.node, placed=placed)
         pods.append(info)
     notices += [f"pod {p.key}: {p.problem}" for p in pods[len(base.pods) :] if p.problem]
-    return Snapshot(
-        base.nodes, tuple(sorted(pods, key=lambda p: p.key)), view, base.taken_at, tuple(notices)
+    return replace(
+        base, pods=tuple(sorted(pods, key=lambda p: p.key)), view=view, notices=tuple(notices)
     )
 
 

@@ -6,10 +6,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import cast
 
+from hami.core.accounting import PlacedPod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.model import Device, DeviceUsage
 from hami.core.vendor import Vendor
 from hami.explain import Explanation, explain
+from hami.scheduler.quota import pod_usage
 from hami.sim import mig
 from hami.sim.run import fragmentation, median_request
 from hami.webui.names import VendorNames
@@ -341,6 +343,10 @@ def pod_doc(pod: PodInfo) -> dict[str, object]:
         "node": pod.node,
         "pending": pod.pending,
         "problem": pod.problem,
+        "started": pod.started,
+        "memory_mib": sum(d.usedmem for _, _, d in slices(pod.placed)) if pod.placed else 0,
+        "cores": sum(d.usedcores for _, _, d in slices(pod.placed)) if pod.placed else 0,
+        "cards": len({d.uuid for _, _, d in slices(pod.placed)}) if pod.placed else 0,
         "limits": _limits(pod),
         "slices": slices_,
         "mig": _pod_mig(pod, names),
@@ -374,3 +380,112 @@ def explain_pod(snapshot: Snapshot, pod: PodInfo, vendors: Mapping[str, Vendor])
     """Why a pending pod fits nowhere, against the snapshot's view (every node a candidate)."""
     assert pod.request is not None
     return explain(pod.request, snapshot.view, vendors, candidates=snapshot.node_names)
+
+
+# --- lists: accelerators, workloads, Pending, namespaces ---------------------------------------
+
+
+def devices_doc(
+    snapshot: Snapshot, filters: Filters, names: VendorNames | None = None
+) -> list[dict[str, object]]:
+    """Every device of the nodes the filters keep, each with its node's name."""
+    return [d for n in nodes_doc(snapshot, filters, names) for d in _docs(n, "devices")]
+
+
+def device_of(snapshot: Snapshot, uuid: str) -> NodeInfo | None:
+    """The node that registers device ``uuid``."""
+    return next((n for n in snapshot.nodes if any(d.uuid == uuid for d in n.node.devices)), None)
+
+
+def workloads_doc(snapshot: Snapshot, filters: Filters) -> list[dict[str, object]]:
+    """Placed GPU pods, each with its totals (memory, cores, cards) and start time."""
+    return pods_doc(snapshot, filters, "placed")
+
+
+def explain_all(
+    snapshot: Snapshot, filters: Filters, vendors: Mapping[str, Vendor]
+) -> list[tuple[PodInfo, Explanation]]:
+    models_of = device_models(snapshot)
+    return [
+        (p, explain_pod(snapshot, p, vendors))
+        for p in snapshot.pods
+        if p.pending and filters.pod_ok(p, models_of)
+    ]
+
+
+def cause(explanation: Explanation) -> tuple[str, str]:
+    """A pending pod's cause: the reason of its largest group, and that group's hint."""
+    if explanation.fits:
+        return "fits now", f"fits on node {explanation.node}: waiting to be bound"
+    if not explanation.groups:
+        return "no node has registered devices", "register devices (hami device plugin)"
+    group = explanation.groups[0]
+    return group.reason, group.hint
+
+
+def pending_doc(
+    snapshot: Snapshot, filters: Filters, vendors: Mapping[str, Vendor]
+) -> list[dict[str, object]]:
+    """Every Pending GPU pod with explain's answer, grouped by cause (most pods first)."""
+    groups: dict[str, dict[str, object]] = {}
+    for pod, why in explain_all(snapshot, filters, vendors):
+        reason, hint = cause(why)
+        group = groups.setdefault(reason, {"cause": reason, "pods": []})
+        cast(list[object], group["pods"]).append(
+            {
+                "namespace": pod.namespace,
+                "name": pod.name,
+                "started": pod.started,
+                "summary": why.summary(),
+                "hint": hint,
+                "explain": why.to_dict(),
+            }
+        )
+    return sorted(groups.values(), key=lambda g: (-len(_docs(g, "pods")), str(g["cause"])))
+
+
+def namespaces_doc(snapshot: Snapshot, names: VendorNames) -> list[dict[str, object]]:
+    """Per namespace: its GPU pods, allocation per vendor name, and hami's quotas on it
+    (``quotas``: resource, vendor, used, limit — used as the scheduler sums it)."""
+    found: dict[str, dict[str, object]] = {}
+    for pod in snapshot.pods:
+        doc = found.setdefault(
+            pod.namespace,
+            {"namespace": pod.namespace, "pods_placed": 0, "pods_pending": 0, "vendors": {}},
+        )
+        doc["pods_pending"] = cast(int, doc["pods_pending"]) + int(pod.pending)
+        if pod.placed is None:
+            continue
+        doc["pods_placed"] = cast(int, doc["pods_placed"]) + 1
+        per_vendor = cast(dict[str, dict[str, int]], doc["vendors"])
+        for vendor in pod.placed.devices:  # init/app collapsed, as the quota check sums it
+            held = pod_usage(pod.placed, vendor)
+            acc = per_vendor.setdefault(
+                names.name(vendor), {"memory_allocated_mib": 0, "cores_allocated": 0}
+            )
+            acc["memory_allocated_mib"] += held.memory
+            acc["cores_allocated"] += held.cores
+    book = snapshot.quotas
+    by_namespace: dict[str, list[PlacedPod]] = {}
+    for pod in snapshot.pods:
+        if pod.placed is not None:
+            by_namespace.setdefault(pod.namespace, []).append(pod.placed)
+    lines = book.lines(lambda ns: by_namespace.get(ns, [])) if book is not None else []
+    for namespace, resource, used, limit in lines:
+        doc = found.setdefault(
+            namespace,
+            {"namespace": namespace, "pods_placed": 0, "pods_pending": 0, "vendors": {}},
+        )
+        quota = {"resource": resource, "used": used, "limit": limit, "pct": _pct(used, limit)}
+        doc.setdefault("quotas", []).append(quota)  # type: ignore[attr-defined]
+    out = []
+    for namespace in sorted(found):
+        doc = found[namespace]
+        doc.setdefault("quotas", [])
+        doc["quotas_known"] = book is not None
+        doc["vendors"] = [
+            {"vendor": v, **u}
+            for v, u in sorted(cast(dict[str, dict[str, int]], doc["vendors"]).items())
+        ]
+        out.append(doc)
+    return out

@@ -1,4 +1,5 @@
-// hami web UI: refresh <main> without a full reload, and apply filters in place.
+// hami web UI: refresh <main> without a full reload, apply filters and searches in place (the
+// URL keeps them, so a view can be shared), and say when the data is stale.
 "use strict";
 (function () {
   const main = document.getElementById("content");
@@ -13,33 +14,62 @@
     return url;
   }
 
-  async function refresh() {
-    if (busy || document.hidden) return;
+  function badge(text, kind) {
+    if (!state) return;
+    state.textContent = text;
+    state.className = "badge " + kind;
+    state.dataset.state = kind;
+  }
+
+  function editing() {
+    const el = document.activeElement;
+    return el && main.contains(el) && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT");
+  }
+
+  async function refresh(force) {
+    if (busy || document.hidden || main.dataset.noRefresh !== undefined) return;
+    if (!force && editing()) return;  // never swap the page under a user's typing
     busy = true;
     try {
       const response = await fetch(partialUrl(), { headers: { Accept: "text/html" } });
       if (!response.ok) throw new Error("HTTP " + response.status);
+      const stale = response.headers.get("X-Hami-Stale");
       main.innerHTML = await response.text();
       main.dataset.refreshedAt = String(Date.now());
-      if (state) { state.textContent = "live"; state.className = "muted"; }
+      if (stale) badge("stale since " + stale, "stale"); else badge("live", "live");
     } catch (err) {
-      if (state) { state.textContent = "refresh failed: " + err.message; state.className = "warn"; }
+      badge("refresh failed: " + err.message, "failed");
     } finally {
       busy = false;
     }
   }
 
-  const form = document.getElementById("filters");
-  if (form) {
-    form.addEventListener("submit", function (event) {
-      event.preventDefault();
-      const url = new URL(window.location.href);
-      for (const [key, value] of new FormData(form).entries()) {
-        if (value) url.searchParams.set(key, String(value)); else url.searchParams.delete(key);
+  function merge(form) {
+    const url = new URL(window.location.href);
+    for (const [key, value] of new FormData(form).entries()) {
+      if (value) url.searchParams.set(key, String(value)); else url.searchParams.delete(key);
+    }
+    window.history.replaceState(null, "", url);
+    if (form.id === "filters") {  // the screens' links keep the filters
+      for (const link of document.querySelectorAll("nav#screens a, header a.brand")) {
+        const target = new URL(link.href);
+        for (const key of ["namespace", "node", "vendor", "model"]) {
+          const value = url.searchParams.get(key);
+          if (value) target.searchParams.set(key, value); else target.searchParams.delete(key);
+        }
+        link.href = target.toString();
       }
-      window.history.replaceState(null, "", url);
-      refresh();
-    });
+    }
+    refresh(true);
   }
+
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (form.id === "filters" || form.hasAttribute("data-merge")) {
+      event.preventDefault();
+      merge(form);
+    }
+  });
+  if (state && state.dataset.state === "stale") badge(state.textContent, "stale");
   window.setInterval(refresh, every);
 })();
