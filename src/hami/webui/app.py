@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, cast
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from hami import __version__
-from hami.webui import lists, page, views
+from hami.webui import lists, page, views, whatif
 from hami.webui.history import WINDOW_S, History
 from hami.webui.lists import ListState
 from hami.webui.monitor import MonitorProbe
@@ -33,6 +35,7 @@ ENDPOINTS = (
     "/api/v1/pods",
     "/api/v1/pods/{namespace}/{name}",
     "/api/v1/pods/{namespace}/{name}/explain",
+    "POST /api/v1/what-if",
 )
 Text = Annotated[str, Query(max_length=253)]
 
@@ -103,6 +106,13 @@ def _device_or_404(snapshot: Snapshot, uuid: str, ui: WebUI) -> dict[str, object
         raise HTTPException(404, f"accelerator {uuid!r} not found")
     node = views.node_doc(snapshot, info, Filters(), ui.names)
     return next(d for d in cast(list[dict[str, object]], node["devices"]) if d["uuid"] == uuid)
+
+
+async def _limited_body(request: Request) -> bytes:
+    body = await request.body()
+    if len(body) > 2 * whatif.MAX_SPEC_BYTES:  # form encoding may double it
+        raise HTTPException(413, f"the spec is larger than {whatif.MAX_SPEC_BYTES // 1024} KiB")
+    return body
 
 
 def _phase(phase: str) -> str:
@@ -197,6 +207,16 @@ def _api(app: FastAPI, ui: WebUI) -> None:
             "namespaces": views.namespaces_doc(snapshot, ui.names),
         }
 
+    @app.post("/api/v1/what-if")
+    async def what_if_api(request: Request) -> dict[str, object]:
+        """Body: one Pod manifest, YAML or JSON."""
+        snapshot, _ = await ui.read()
+        text = (await _limited_body(request)).decode("utf-8", "replace")
+        try:
+            return whatif.what_if(text, snapshot, ui.source.vendors, ui.source.config).to_dict()
+        except whatif.WhatIfError as exc:
+            raise HTTPException(400, str(exc)) from None
+
     @app.get("/api/v1/pods")
     async def pods(
         namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = "", phase: Text = ""
@@ -219,14 +239,25 @@ def _api(app: FastAPI, ui: WebUI) -> None:
         return views.explain_pod(snapshot, pod, ui.source.vendors).to_dict()
 
 
+def _render(
+    ui: WebUI,
+    request: Request,
+    title: str,
+    body: str,
+    filters: Filters,
+    snap: Snapshot,
+    refresh: bool = True,
+    status: int = 200,
+) -> Response:
+    if request.query_params.get("partial"):
+        return HTMLResponse(page.partial(body, snap.notices), status)
+    models = sorted({d.type for n in snap.nodes for d in n.node.devices})
+    text = page.layout(title, body, filters, snap.notices, ui.names.names(), models, refresh)
+    return HTMLResponse(text, status)
+
+
 def _pages(app: FastAPI, ui: WebUI) -> None:
-    def html(request: Request, title: str, body: str, filters: Filters, snap: Snapshot) -> Response:
-        if request.query_params.get("partial"):
-            return HTMLResponse(page.partial(body, snap.notices))
-        models = sorted({d.type for n in snap.nodes for d in n.node.devices})
-        return HTMLResponse(
-            page.layout(title, body, filters, snap.notices, ui.names.names(), models)
-        )
+    html = functools.partial(_render, ui)
 
     @app.get("/", response_class=HTMLResponse)
     async def overview(
@@ -261,6 +292,13 @@ def _pages(app: FastAPI, ui: WebUI) -> None:
         why = views.explain_pod(snapshot, pod, ui.source.vendors) if pod.pending else None
         body = page.pod_page(views.pod_doc(pod), why, util)
         return html(request, f"pod {pod.key}", body, Filters(namespace), snapshot)
+
+    _list_pages(app, ui)
+    _what_if_pages(app, ui)
+
+
+def _list_pages(app: FastAPI, ui: WebUI) -> None:
+    html = functools.partial(_render, ui)
 
     def state(request: Request) -> ListState:
         return ListState.of(dict(request.query_params))
@@ -320,6 +358,29 @@ def _pages(app: FastAPI, ui: WebUI) -> None:
             docs = [d for d in docs if d["namespace"] == namespace]
         body = lists.namespaces_page(docs, state(request), snapshot.quotas is not None)
         return html(request, "namespaces", body, ui.filters(namespace), snapshot)
+
+
+def _what_if_pages(app: FastAPI, ui: WebUI) -> None:
+    html = functools.partial(_render, ui)
+
+    @app.get("/what-if", response_class=HTMLResponse)
+    async def what_if_form(request: Request) -> Response:
+        snapshot, _ = await ui.read()
+        body = page.what_if_page(page.SAMPLE_SPEC, None, "")
+        return html(request, "what-if", body, Filters(), snapshot, refresh=False)
+
+    @app.post("/what-if", response_class=HTMLResponse)
+    async def what_if_post(request: Request) -> Response:
+        snapshot, _ = await ui.read()
+        raw = await _limited_body(request)
+        spec = parse_qs(raw.decode("utf-8", "replace")).get("spec", [""])[0]
+        try:
+            result = whatif.what_if(spec, snapshot, ui.source.vendors, ui.source.config)
+        except whatif.WhatIfError as exc:
+            body = page.what_if_page(spec, None, str(exc))
+            return html(request, "what-if", body, Filters(), snapshot, refresh=False, status=400)
+        body = page.what_if_page(spec, result.to_dict(), "")
+        return html(request, "what-if", body, Filters(), snapshot, refresh=False)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

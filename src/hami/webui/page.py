@@ -57,6 +57,7 @@ def layout(
     notices: Sequence[str],
     vendors: Sequence[str] = (),
     models: Sequence[str] = (),
+    refresh: bool = True,
 ) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -68,7 +69,7 @@ def layout(
 <header><a class="brand" href="/{_query(filters)}">hami</a>{_nav(filters)}
 {_filter_form(filters, vendors, models)}
 <span id="refresh-state" class="badge live" data-state="live">live</span></header>
-<main id="content" data-refresh-ms="1000">{notices_html(notices)}{body}</main>
+<main id="content" data-refresh-ms="1000"{"" if refresh else " data-no-refresh"}>{notices_html(notices)}{body}</main>
 </body></html>"""
 
 
@@ -448,3 +449,65 @@ def device_page(device: Doc, history: Sequence[Sample]) -> str:
         f"<h1>{_e(device['label'])} on {_e(device['node'])}</h1>{facts}"
         f'<div id="devices">{_device_card(device, list(history))}</div>'
     )
+
+
+# --- what-if -----------------------------------------------------------------------------------
+
+SAMPLE_SPEC = """apiVersion: v1
+kind: Pod
+metadata:
+  name: try-me
+  namespace: default
+spec:
+  containers:
+    - name: main
+      image: busybox
+      resources:
+        limits:
+          nvidia.com/gpu: 1
+          nvidia.com/gpumem: 8000
+          nvidia.com/gpucores: 30
+"""
+
+
+def what_if_page(spec: str, result: Mapping[str, object] | None, error: str) -> str:
+    """The form, and below it where the pod would land (its devices) or why it would not."""
+    form = (
+        '<form id="what-if" method="post" action="/what-if">'
+        '<label for="spec">Pod spec (YAML or JSON): where would it land now?</label><br>'
+        f'<textarea id="spec" name="spec" rows="18" cols="80" spellcheck="false">{_e(spec)}</textarea>'
+        "<br><button>try it</button></form>"
+    )
+    out = ""
+    if error:
+        out = f'<section id="whatif-error" class="notice" role="alert"><strong>Cannot try this spec</strong><p>{_e(error)}</p></section>'
+    elif result is not None:
+        why = cast(Mapping[str, object], result["explain"])
+        if result["fits"]:
+            rows = "".join(
+                f"<tr><td>{_e(d['container'])}</td><td>{_e(d['vendor'])}</td>"
+                f'<td><a href="/accelerators/{quote(str(d["uuid"]), safe="")}">{_e(d["uuid"])}</a></td>'
+                f"<td class=r>{_e(d['memory_mib'])}</td><td class=r>{_e(d['cores'])}</td></tr>"
+                for d in _docs(result, "devices")
+            )
+            out = (
+                f'<section id="whatif-result" data-fits="yes"><h2>{_e(result["pod"])} would land on '
+                f'<a href="/nodes/{quote(str(result["node"]))}" data-k="whatif_node">{_e(result["node"])}</a></h2>'
+                "<table><tr><th>container</th><th>vendor</th><th>device</th><th>memory MiB</th>"
+                f"<th>cores</th></tr>{rows}</table></section>"
+            )
+        else:
+            groups = "".join(
+                f"<li><b>{_e(g['count'])} × {_e(g['reason'])}</b> <small>"
+                f"({_e(', '.join(cast(list[str], g['nodes'])[:8]))})</small><br>→ {_e(g['hint'])}</li>"
+                for g in _docs(why, "groups")
+            )
+            out = (
+                f'<section id="whatif-result" data-fits="no"><h2>It would not fit</h2>'
+                f"<p>{_e(why['summary'])}</p><ul>{groups}</ul></section>"
+            )
+    note = (
+        '<p class="muted">Decided by the decision core of <code>hami sim</code> on the view this page '
+        "shows; nothing is created or reserved.</p>"
+    )
+    return f"<h1>What-if</h1>{note}{form}{out}"

@@ -89,6 +89,7 @@ class Source(Protocol):
     """What the UI reads: a consistent snapshot, and the vendors to decode and explain with."""
 
     vendors: Mapping[str, Vendor]
+    config: SchedulerConfig
 
     async def snapshot(self) -> Snapshot: ...
 
@@ -263,8 +264,14 @@ class SimSource:
 class StaticSource:
     """A fixed snapshot (tests, benchmarks)."""
 
-    def __init__(self, snapshot: Snapshot, vendors: Mapping[str, Vendor]) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        vendors: Mapping[str, Vendor],
+        config: SchedulerConfig | None = None,
+    ) -> None:
         self.vendors = vendors
+        self.config = config or SchedulerConfig()
         self._snapshot = snapshot
 
     async def snapshot(self) -> Snapshot:
