@@ -97,34 +97,60 @@ async def test_two_containers_each_get_their_own_entry(tmp_path: Path) -> None:
 
 async def test_one_call_for_two_containers(tmp_path: Path) -> None:
     kube = FakeKube()
-    kube.add_pod(bound_pod("p", [[dev(U0)], [dev(U1)]], containers=["a", "b"]))
-    kube.add_node(NODE)
+    pod = bound_pod("p", [[dev(U0)], [dev(U1)]], containers=["a", "b"])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
     results = await make(tmp_path, kube).allocate([ids(U0), ids(U1)])
     assert [r.envs["NVIDIA_VISIBLE_DEVICES"] for r in results] == [U0, U1]
     assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
 
 
-async def test_without_lock_the_oldest_waiting_pod_is_found(tmp_path: Path) -> None:
+@pytest.mark.security
+async def test_without_lock_no_pod_is_answered(tmp_path: Path) -> None:
+    """Issue 17: a pod placed by nodeName with hand-written annotations (and the oldest
+    bind-time, "1") got what it wrote, or hijacked a later Allocate that found no lock owner."""
     kube = FakeKube()
     kube.add_node(NODE)
-    newer = bound_pod("newer", [[dev(U1)]])
-    newer["metadata"]["annotations"][keys.BIND_TIME] = "1755757299"
-    kube.add_pod(newer)
-    kube.add_pod(bound_pod("older", [[dev(U0)]]))
-    kube.add_pod(bound_pod("running", [[dev(U2)]], phase="Running"))
-    kube.add_pod(bound_pod("done", [[dev(U2)]], bind_phase=keys.BIND_PHASE_FAILED))
-    kube.add_pod(bound_pod("elsewhere", [[dev(U2)]], node="other-node"))
-    pod = await make(tmp_path, kube).find_pod()
-    assert pod.name == "older"
+    forged = bound_pod("forged", [[dev(U0, 999999, 100)]])
+    forged["metadata"]["annotations"][keys.BIND_TIME] = "1"
+    kube.add_pod(forged)
+    kube.add_pod(bound_pod("older", [[dev(U1)]]))
+    alloc = make(tmp_path, kube)
+    with pytest.raises(PodNotFound, match="named by the node lock"):
+        await alloc.allocate([ids(U0)])
+    with pytest.raises(PodNotFound, match="named by the node lock"):
+        await alloc.allocate([ids(U0)], PodInfo.from_json(forged))  # the hint proves nothing
+    for name in ("forged", "older"):  # nothing answered, nothing written
+        notes = kube.pod_annotations("default", name)
+        assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_ALLOCATING
+    assert await alloc.preferred([PreferredRequest(("a", "b"), (), 1)]) == [["a"]]
 
 
-async def test_lock_owner_on_another_node_falls_back_to_search(tmp_path: Path) -> None:
+@pytest.mark.security
+async def test_a_forged_pod_cannot_take_the_lock_owners_answer(tmp_path: Path) -> None:
+    kube = FakeKube()
+    legit = bound_pod("legit", [[dev(U1, 2000, 20)]])
+    kube.add_pod(legit)
+    locked_node(kube, legit)
+    forged = bound_pod("forged", [[dev(U0, 999999, 100)]])
+    forged["metadata"]["annotations"][keys.BIND_TIME] = "1"
+    kube.add_pod(forged)
+    alloc = make(tmp_path, kube)
+    with pytest.raises(PodNotFound, match="is not the pod the node lock"):
+        await alloc.allocate([ids(U0)], PodInfo.from_json(forged))
+    (result,) = await alloc.allocate([ids(U1)])  # kubelet's call: the lock owner's entry
+    assert result.envs["CUDA_DEVICE_MEMORY_LIMIT_0"] == "2000m"
+    assert kube.pod_annotations("default", "forged")[keys.NVIDIA_TO_ALLOCATE].startswith(U0)
+
+
+async def test_lock_owner_on_another_node_is_not_answered(tmp_path: Path) -> None:
     kube = FakeKube()
     stranger = bound_pod("stranger", [[dev(U0)]], node="other-node")
     kube.add_pod(stranger)
     locked_node(kube, stranger)
     kube.add_pod(bound_pod("mine", [[dev(U0)]]))
-    assert (await make(tmp_path, kube).find_pod()).name == "mine"
+    with pytest.raises(PodNotFound):
+        await make(tmp_path, kube).find_pod()
 
 
 async def test_no_pod_is_a_clear_error_with_a_node_event(tmp_path: Path) -> None:
@@ -203,8 +229,9 @@ async def test_write_back_failure_fails_the_pod(tmp_path: Path) -> None:
 
 async def test_preferred_allocation_uses_kubelet_chosen_gpus(tmp_path: Path) -> None:
     kube = FakeKube()
-    kube.add_pod(bound_pod("p", [[dev(U0, 100, 5)]]))
-    kube.add_node(NODE)
+    pod = bound_pod("p", [[dev(U0, 100, 5)]])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
     alloc = make(tmp_path, kube, preferred_allocation=True)
     chosen = await alloc.preferred([PreferredRequest(tuple(ids(U1, 3) + ids(U0, 3)), (), 1)])
     assert chosen == [[f"{U0}-0"]]
@@ -264,8 +291,9 @@ async def test_legacy_bare_timestamp_lock_is_released() -> None:
 
 async def test_host_preparation_can_be_switched_off(tmp_path: Path) -> None:
     kube = FakeKube()
-    kube.add_pod(bound_pod("p", [[dev(U0)]]))
-    kube.add_node(NODE)
+    pod = bound_pod("p", [[dev(U0)]])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
     settings: Settings = replace(make_settings(tmp_path), prepare_host=False)
     alloc = Allocator(kube, settings, a100_source().gpus)
     await alloc.allocate([ids(U0)])
@@ -298,7 +326,9 @@ async def test_a_hinted_pod_is_not_read_again(tmp_path: Path) -> None:
     kube.calls.clear()
     (chosen,) = await alloc.preferred([PreferredRequest(tuple(ids(U0, 3)), (), 1)], hint)
     (first,) = await alloc.allocate([chosen], hint)
-    assert kube.calls == ["patch_pod"]  # the last container is not allocated yet: lock kept
+    # the first call checks the hint against the lock; the last container is not allocated
+    # yet: lock kept
+    assert kube.calls == ["get_node", "patch_pod"]
     assert keys.NODE_LOCK in kube.node_annotations(NODE)
     assert kube.pod_annotations("default", "two")[keys.BIND_PHASE] == keys.BIND_PHASE_ALLOCATING
     # the stale hint is overlaid with our own write: the second call pops the second entry
@@ -306,7 +336,7 @@ async def test_a_hinted_pod_is_not_read_again(tmp_path: Path) -> None:
     (second,) = await alloc.allocate([chosen], hint)
     assert first.envs["NVIDIA_VISIBLE_DEVICES"] == U0
     assert second.envs["NVIDIA_VISIBLE_DEVICES"] == U1
-    assert kube.calls == ["patch_pod", "patch_pod", "get_node", "patch_node"]
+    assert kube.calls == ["get_node", "patch_pod", "patch_pod", "get_node", "patch_node"]
     notes = kube.pod_annotations("default", "two")
     assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
     assert notes[keys.NVIDIA_TO_ALLOCATE] == ";;"
@@ -362,8 +392,9 @@ async def test_a_broken_hami_core_file_fails_the_pod_naming_it(
 
 async def test_a_versioned_library_does_not_need_the_unversioned_one(tmp_path: Path) -> None:
     kube = FakeKube()
-    kube.add_pod(bound_pod("p", [[dev(U0)]]))
-    kube.add_node(NODE)
+    pod = bound_pod("p", [[dev(U0)]])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
     alloc = make(tmp_path, kube)
     vgpu = tmp_path / "hook" / "vgpu"
     (vgpu / "libvgpu.so").rename(vgpu / f"libvgpu.so.{alloc.settings.plugin_version}")
@@ -374,8 +405,9 @@ async def test_a_versioned_library_does_not_need_the_unversioned_one(tmp_path: P
 
 async def test_cuda_disable_control_does_not_need_ld_so_preload(tmp_path: Path) -> None:
     kube = FakeKube()
-    kube.add_pod(bound_pod("p", [[dev(U0)]], env={"main": {"CUDA_DISABLE_CONTROL": "true"}}))
-    kube.add_node(NODE)
+    pod = bound_pod("p", [[dev(U0)]], env={"main": {"CUDA_DISABLE_CONTROL": "true"}})
+    kube.add_pod(pod)
+    locked_node(kube, pod)
     alloc = make(tmp_path, kube)
     (tmp_path / "hook" / "vgpu" / "ld.so.preload").unlink()
     (result,) = await alloc.allocate([ids(U0)])
@@ -385,8 +417,9 @@ async def test_cuda_disable_control_does_not_need_ld_so_preload(tmp_path: Path) 
 
 async def test_simulate_mode_needs_no_hami_core_files(tmp_path: Path) -> None:
     kube = FakeKube()
-    kube.add_pod(bound_pod("p", [[dev(U0)]]))
-    kube.add_node(NODE)
+    pod = bound_pod("p", [[dev(U0)]])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
     settings: Settings = replace(make_settings(tmp_path), prepare_host=False)
     (result,) = await Allocator(kube, settings, a100_source().gpus).allocate([ids(U0)])
     assert "/etc/ld.so.preload" in {m.container_path for m in result.mounts}
@@ -436,6 +469,7 @@ async def test_an_older_allocated_pod_does_not_shadow_a_waiting_one(tmp_path: Pa
     newer = bound_pod("newer", [[dev(U1)]])
     newer["metadata"]["annotations"][keys.BIND_TIME] = "1755757299"
     kube.add_pod(newer)
+    locked_node(kube, newer)
     (result,) = await make(tmp_path, kube).allocate([ids(U1)])
     assert result.envs["NVIDIA_VISIBLE_DEVICES"] == U1
     assert kube.pod_annotations("default", "done")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
@@ -449,7 +483,8 @@ async def test_a_lock_left_by_an_allocated_pod_is_not_followed(tmp_path: Path) -
     kube.add_pod(done)
     locked_node(kube, done)
     kube.add_pod(bound_pod("waiting", [[dev(U1)]]))
-    assert (await make(tmp_path, kube).find_pod()).name == "waiting"
+    with pytest.raises(PodNotFound):  # nor is a pod the lock does not name answered
+        await make(tmp_path, kube).find_pod()
 
 
 async def test_a_restarted_plugin_releases_the_lock_of_an_allocated_pod(tmp_path: Path) -> None:

@@ -192,7 +192,9 @@ async def test_allocate_without_pod_is_not_found(running: Running) -> None:
 async def test_preferred_allocation_over_grpc(running: Running) -> None:
     kube = running.agent.allocator.kube
     assert isinstance(kube, FakeKube)
-    kube.add_pod(bound_pod("p", [[dev(U3)]]))
+    pod = bound_pod("p", [[dev(U3)]])
+    kube.add_pod(pod)
+    locked_node(kube, pod)
     await asyncio.wait_for(running.kubelet.requests.get(), 5)
     channel, stub = plugin_stub(running.kubelet.directory)
     async with channel:

@@ -19,7 +19,7 @@ from hami.agent.kube import Backoff, LightkubePort, PodEvent, PodSelector, list_
 from hami.agent.settings import Settings
 from hami.agent.simulate import SimNode, Simulator
 from hami.api import keys
-from tests.agent.builders import A100, A100_UUIDS, bound_pod, dev
+from tests.agent.builders import A100, A100_UUIDS, bound_pod, dev, locked_node
 from tests.agent.builders import settings as make_settings
 
 TIMEOUT = 5.0
@@ -246,11 +246,15 @@ async def test_simulator_allocates_a_pod_when_its_binding_arrives(tmp_path: Path
         return kube.pod_annotations("default", name).get(keys.BIND_PHASE)
 
     async def body() -> None:
-        kube.add_pod(bound_pod("p", [[dev(A100_UUIDS[0])]], gpus={"main": 1}))
+        p = bound_pod("p", [[dev(A100_UUIDS[0])]], gpus={"main": 1})
+        locked_node(kube, p, "gpu-node-1")  # /bind locks the node before the Binding
+        kube.add_pod(p)
         await eventually(lambda: phase("p") == keys.BIND_PHASE_SUCCESS)
         kube.delete_pod("default", "p")
         await eventually(lambda: "uid-p" not in sim._handled)
-        kube.add_pod(bound_pod("q", [[dev(A100_UUIDS[1])]], gpus={"main": 1}))
+        q = bound_pod("q", [[dev(A100_UUIDS[1])]], gpus={"main": 1})
+        locked_node(kube, q, "gpu-node-1")  # /bind locks the node before the Binding
+        kube.add_pod(q)
         await eventually(lambda: phase("q") == keys.BIND_PHASE_SUCCESS)
 
     await run_watch(sim, body)

@@ -15,7 +15,7 @@ from hami.agent.settings import Settings
 from hami.agent.simulate import SimNode, Simulator, gpu_count, parse_nodes, pending_containers
 from hami.api import keys
 from hami.api.annotations import decode_node_devices
-from tests.agent.builders import A100, A100_UUIDS, INVENTORIES, bound_pod, dev
+from tests.agent.builders import A100, A100_UUIDS, INVENTORIES, bound_pod, dev, locked_node
 from tests.agent.builders import settings as make_settings
 
 GENERIC = INVENTORIES / "kwok-generic.yaml"
@@ -62,24 +62,31 @@ async def test_registers_every_node_with_its_own_uuids(tmp_path: Path) -> None:
 
 async def test_plays_kubelet_for_bound_pods(tmp_path: Path) -> None:
     kube = FakeKube()
-    kube.add_node("gpu-node-1")
     entries = [[], [dev(A100_UUIDS[0])], [dev(A100_UUIDS[1]), dev(A100_UUIDS[2])]]
-    kube.add_pod(
-        bound_pod(
-            "p",
-            entries,
-            init=["init"],
-            containers=["a", "b"],
-            phase="Running",
-            gpus={"a": 1, "b": 2},
-        )
+    pod = bound_pod(
+        "p",
+        entries,
+        init=["init"],
+        containers=["a", "b"],
+        phase="Running",
+        gpus={"a": 1, "b": 2},
     )
+    kube.add_pod(pod)
+    locked_node(kube, pod, "gpu-node-1")
     kube.add_pod(bound_pod("elsewhere", [[dev("GPU-x")]], node="not-simulated", gpus={"main": 1}))
     sim = make(tmp_path, kube, [SimNode("gpu-node-1", A100)])
     kube.calls.clear()
     assert await sim.step() == 1
-    # the listed pod is used as is: one write per container, then the lock check (no lock)
-    assert kube.calls == ["list_pods", "patch_pod", "patch_pod", "get_node"]
+    # the listed pod is checked against the lock once, then one write per container and the
+    # lock release
+    assert kube.calls == [
+        "list_pods",
+        "get_node",
+        "patch_pod",
+        "patch_pod",
+        "get_node",
+        "patch_node",
+    ]
     notes = kube.pod_annotations("default", "p")
     assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
     assert notes[keys.NVIDIA_TO_ALLOCATE] == ";;;"
@@ -89,9 +96,10 @@ async def test_plays_kubelet_for_bound_pods(tmp_path: Path) -> None:
 
 async def test_failed_allocation_is_recorded_on_the_pod(tmp_path: Path) -> None:
     kube = FakeKube()
-    kube.add_node("gpu-node-1")
     # the scheduler assigned one GPU but the container asks kubelet for two
-    kube.add_pod(bound_pod("p", [[dev(A100_UUIDS[0])]], gpus={"main": 2}))
+    pod = bound_pod("p", [[dev(A100_UUIDS[0])]], gpus={"main": 2})
+    kube.add_pod(pod)
+    locked_node(kube, pod, "gpu-node-1")
     sim = make(tmp_path, kube, [SimNode("gpu-node-1", A100)])
     await sim.step()
     assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == keys.BIND_PHASE_FAILED
@@ -124,7 +132,6 @@ async def test_a_restarted_simulator_never_touches_allocated_pods(tmp_path: Path
     (kwok made the allocated ones Running). It allocates what is left and nothing else."""
     u0, u1, u2 = A100_UUIDS[:3]
     kube = FakeKube()
-    kube.add_node("gpu-node-1")
     for name in ("done-pending", "done-running"):
         phase = "Running" if name.endswith("running") else "Pending"
         body = bound_pod(
@@ -135,8 +142,11 @@ async def test_a_restarted_simulator_never_touches_allocated_pods(tmp_path: Path
     half = bound_pod("half", [[dev(u1)], [dev(u2)]], containers=["a", "b"], gpus={"a": 1, "b": 1})
     half["metadata"]["annotations"][keys.NVIDIA_TO_ALLOCATE] = f";{u2},NVIDIA,3000,30:;"
     kube.add_pod(half)
-    kube.add_pod(bound_pod("fresh", [[dev(u0)]], gpus={"main": 1}))
-    sim = make(tmp_path, kube, [SimNode("gpu-node-1", A100)])
+    locked_node(kube, half, "gpu-node-1")  # killed between its two containers: lock kept
+    fresh = bound_pod("fresh", [[dev(u0)]], gpus={"main": 1}, node="gpu-node-2")
+    kube.add_pod(fresh)
+    locked_node(kube, fresh, "gpu-node-2")
+    sim = make(tmp_path, kube, [SimNode("gpu-node-1", A100), SimNode("gpu-node-2", A100)])
     assert await sim.step() == 2  # half and fresh; the allocated pods are not admitted
     phases = {n: kube.pod_annotations(ns, n)[keys.BIND_PHASE] for ns, n in kube.pods}
     assert phases == dict.fromkeys(("done-pending", "done-running", "half", "fresh"), "success")

@@ -178,44 +178,61 @@ class Allocator:
     # --- finding the pod -----------------------------------------------------------------------
 
     async def find_pod(self, hint: PodInfo | None = None) -> PodInfo:
-        """The lock owner if it is waiting here, else the oldest waiting pod bound here.
+        """The pod the node lock names, if it waits here; nothing else (docs/security.md).
+
+        kubelet's Allocate does not say which pod it is for, and a pod's annotations alone
+        prove nothing: a pod placed with ``spec.nodeName`` and a hand-written
+        ``hami.io/vgpu-devices-to-allocate`` would otherwise get what it wrote, or — with an
+        old ``bind-time`` — hijack the answer meant for another pod. The node lock is written
+        by the scheduler at /bind, on the Node, which tenants cannot write (and the chart's
+        ValidatingAdmissionPolicies let only the scheduler set it and this node's plugin
+        release it), and it is held until the pod's last container is allocated.
 
         ``hint``: the pod the caller already holds (the simulated kubelet's watch delivered
-        it); if it waits here it is used as is — no API read — with the to-allocate value our
-        own earlier Allocate calls for it wrote."""
+        it). Its first call checks it against the lock (one node read); later calls for the
+        same pod reuse it — no API read — with the to-allocate value our own earlier Allocate
+        calls for it wrote."""
         pod, _ = await self._find(hint)
         return pod
 
     async def _find(self, hint: PodInfo | None) -> tuple[PodInfo, NodeInfo | None]:
         """The pod, and the node object read on the way (None when not read)."""
         if hint is not None:
-            known = self._written.get(hint.uid, hint)
-            if self._waiting(known):
+            known = self._written.get(hint.uid)
+            if known is not None and self._waiting(known):
                 return known, None
+        if hint is not None and not self._waiting(hint):
+            hint = None  # not waiting here: find the pod as kubelet's own call would
         node = await self.kube.get_node(self.node)
-        owner = await self._lock_owner(node)
-        if owner is not None:
-            return owner, node
-        waiting = [p for p in await self.kube.list_pods(self.node) if self._waiting(p)]
-        if not waiting:
+        owner = await self._lock_owner(node, hint)
+        if owner is None:
             raise PodNotFound(
-                f"no pod waiting for GPU allocation on node {self.node}: none is bound here with "
-                f"{keys.BIND_PHASE} in (allocating, success) and a container entry left in "
-                f"{keys.NVIDIA_TO_ALLOCATE}"
+                f"no pod waiting for GPU allocation on node {self.node} is named by the node "
+                f"lock {keys.NODE_LOCK}: Allocate answers only for the pod the scheduler locked "
+                "the node for (a pod placed by spec.nodeName or with hand-written hami.io "
+                "annotations gets no device)"
             )
-        return min(waiting, key=lambda p: p.annotations.get(keys.BIND_TIME, "")), node
+        if hint is not None:
+            if owner.uid != hint.uid:
+                raise PodNotFound(
+                    f"pod {hint.ref} is not the pod the node lock of {self.node} names "
+                    f"({owner.ref}): it was not placed by the scheduler, or its turn has not come"
+                )
+            self._written[hint.uid] = owner  # checked: its later calls need no read
+        return owner, node
 
     def _waiting(self, pod: PodInfo) -> bool:
         return awaits_allocate(pod, self.node, self._phases)
 
-    async def _lock_owner(self, node: NodeInfo) -> PodInfo | None:
-        """The pod the node lock names, if it is bound here with an entry left."""
-        pod = await self._locked_pod(node)
-        if pod is None or not entries_left(pod):
+    async def _lock_owner(self, node: NodeInfo, hint: PodInfo | None = None) -> PodInfo | None:
+        """The pod the node lock names, if it waits here (bound here, decided for this node,
+        an entry left). ``hint``: used instead of a pod read when the lock names it."""
+        pod = await self._locked_pod(node, hint)
+        if pod is None or not self._waiting(pod):
             return None
         return pod
 
-    async def _locked_pod(self, node: NodeInfo) -> PodInfo | None:
+    async def _locked_pod(self, node: NodeInfo, hint: PodInfo | None = None) -> PodInfo | None:
         value = node.annotations.get(keys.NODE_LOCK)
         try:
             lock = decode_node_lock(value) if value else None
@@ -223,7 +240,10 @@ class Allocator:
             return None
         if lock is None or lock.namespace is None or lock.name is None:
             return None
-        pod = await self.kube.get_pod(lock.namespace, lock.name)
+        if hint is not None and (hint.namespace, hint.name) == (lock.namespace, lock.name):
+            pod: PodInfo | None = hint
+        else:
+            pod = await self.kube.get_pod(lock.namespace, lock.name)
         return pod if pod is not None and pod.node_name == self.node else None
 
     async def release_finished_lock(self) -> bool:
@@ -245,8 +265,8 @@ class Allocator:
     ) -> list[ContainerAllocation]:
         """kubelet's Allocate: one device-ID list per container. ``pod``: see `find_pod`.
 
-        API calls: a pod found by the hint costs none, otherwise one node GET plus a pod GET
-        (or list); then one pod merge patch (the last container's also sets bind-phase
+        API calls: finding the pod costs one node GET plus a pod GET (the hinted pod: the node
+        GET only; its later containers: none); then one pod merge patch (the last container's also sets bind-phase
         success), and after the last container one node GET plus one guarded node patch (no
         GET when finding the pod read the node)."""
         async with self._mutex:
@@ -298,7 +318,7 @@ class Allocator:
         if done:
             self._written.pop(pod.uid, None)
             await release_node_lock(self.kube, self.node, pod, node)
-        elif node is None:  # found by a hint: the next hinted call must see this write
+        elif pod.uid in self._written:  # found by a hint: the next hinted call must see this
             self._written[pod.uid] = replace(pod, annotations={**pod.annotations, **values})
         return responses
 
