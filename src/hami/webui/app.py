@@ -15,7 +15,8 @@ from fastapi.staticfiles import StaticFiles
 
 from hami import __version__
 from hami.webui import lists, page, views, whatif
-from hami.webui.history import WINDOW_S, History
+from hami.webui.chart import chart, range_links
+from hami.webui.history import RANGES, SERIES, WINDOW_S, History
 from hami.webui.lists import ListState
 from hami.webui.monitor import MonitorProbe
 from hami.webui.names import VendorNames
@@ -28,6 +29,7 @@ ENDPOINTS = (
     "/api/v1/nodes",
     "/api/v1/nodes/{node}",
     "/api/v1/nodes/{node}/history",
+    "/api/v1/history",
     "/api/v1/devices",
     "/api/v1/devices/{uuid}",
     "/api/v1/pending",
@@ -113,6 +115,12 @@ async def _limited_body(request: Request) -> bytes:
     if len(body) > 2 * whatif.MAX_SPEC_BYTES:  # form encoding may double it
         raise HTTPException(413, f"the spec is larger than {whatif.MAX_SPEC_BYTES // 1024} KiB")
     return body
+
+
+def _range(name: str) -> str:
+    if name not in RANGES:
+        raise HTTPException(400, f"range {name!r}: use one of {', '.join(RANGES)}")
+    return name
 
 
 def _phase(phase: str) -> str:
@@ -217,6 +225,17 @@ def _api(app: FastAPI, ui: WebUI) -> None:
         except whatif.WhatIfError as exc:
             raise HTTPException(400, str(exc)) from None
 
+    @app.get("/api/v1/history")
+    async def cluster_history(range: Text = "1h") -> dict[str, object]:
+        snapshot, _ = await ui.read()
+        span = _range(range)
+        samples = ui.history.cluster_series(snapshot.taken_at - RANGES[span])
+        return {
+            "range": span,
+            "series": [{"key": s.key, "label": s.label, "unit": "%"} for s in SERIES],
+            "samples": [s.to_dict() for s in samples],
+        }
+
     @app.get("/api/v1/pods")
     async def pods(
         namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = "", phase: Text = ""
@@ -261,29 +280,47 @@ def _pages(app: FastAPI, ui: WebUI) -> None:
 
     @app.get("/", response_class=HTMLResponse)
     async def overview(
-        request: Request, namespace: Text = "", node: Text = "", vendor: Text = "", model: Text = ""
+        request: Request,
+        namespace: Text = "",
+        node: Text = "",
+        vendor: Text = "",
+        model: Text = "",
+        range: Text = "1h",
     ) -> Response:
         snapshot, _ = await ui.read()
         filters = ui.filters(namespace, node, vendor, model)
         scoped = ui.scoped(snapshot, filters)
+        span = _range(range)
+        samples = ui.history.cluster_series(snapshot.taken_at - RANGES[span])
+        whole = " (whole cluster)" if any(page.vars_of(filters).values()) else ""
+        trend = range_links(span, list(request.query_params.items())) + chart(
+            samples, span, f"Allocation and use over time{whole}", snapshot.taken_at
+        )
         body = page.overview(
             views.summary_doc(scoped, filters, ui.names),
             views.nodes_doc(scoped, filters, ui.names),
             views.pods_doc(scoped, filters, "pending"),
             filters,
+            trend,
         )
         return html(request, "overview", body, filters, snapshot)
 
     @app.get("/nodes/{name}", response_class=HTMLResponse)
     async def node_view(
-        request: Request, name: str, vendor: Text = "", model: Text = ""
+        request: Request,
+        name: str,
+        vendor: Text = "",
+        model: Text = "",
+        range: Text = "1h",
     ) -> Response:
         snapshot, _ = await ui.read()
         info = _node_or_404(snapshot, name)
         filters = ui.filters("", name, vendor, model)
+        span = _range(range)
         since = snapshot.taken_at - WINDOW_S
         series = {d.uuid: ui.history.series(d.uuid, since) for d in info.node.devices}
-        body = page.node_page(views.node_doc(snapshot, info, filters, ui.names), series)
+        doc = views.node_doc(snapshot, info, filters, ui.names)
+        body = page.node_page(doc, series, span, snapshot.taken_at)
         return html(request, f"node {name}", body, filters, snapshot)
 
     @app.get("/pods/{namespace}/{name}", response_class=HTMLResponse)
@@ -323,11 +360,16 @@ def _list_pages(app: FastAPI, ui: WebUI) -> None:
         return html(request, "accelerators", body, filters, snapshot)
 
     @app.get("/accelerators/{uuid}", response_class=HTMLResponse)
-    async def device_view(request: Request, uuid: str) -> Response:
+    async def device_view(
+        request: Request,
+        uuid: str,
+        range: Text = "1h",
+    ) -> Response:
         snapshot, _ = await ui.read()
         doc = _device_or_404(snapshot, uuid, ui)
+        span = _range(range)
         series = ui.history.series(uuid, snapshot.taken_at - WINDOW_S)
-        body = page.device_page(doc, series)
+        body = page.device_page(doc, series, span, snapshot.taken_at)
         return html(request, f"{doc['label']} on {doc['node']}", body, Filters(), snapshot)
 
     @app.get("/workloads", response_class=HTMLResponse)

@@ -13,6 +13,7 @@ from typing import cast
 from urllib.parse import quote, urlencode
 
 from hami.explain import Explanation
+from hami.webui.chart import chart, range_links
 from hami.webui.history import Sample
 from hami.webui.lists import namespace_link, node_link
 from hami.webui.views import Filters
@@ -153,7 +154,13 @@ def _stat(key: str, label: str, value: object) -> str:
 # --- overview ----------------------------------------------------------------------------------
 
 
-def overview(summary: Doc, nodes: Sequence[Doc], pending: Sequence[Doc], filters: Filters) -> str:
+def overview(
+    summary: Doc,
+    nodes: Sequence[Doc],
+    pending: Sequence[Doc],
+    filters: Filters,
+    trend: str = "",
+) -> str:
     frag = cast(Doc, summary["fragmentation"])
     stats = "".join(
         [
@@ -175,7 +182,7 @@ def overview(summary: Doc, nodes: Sequence[Doc], pending: Sequence[Doc], filters
     )
     return (
         f'<h1>Cluster</h1><div class="stats">{stats}</div>'
-        f'<p class="totals">memory {memory}<br>cores {cores}</p>'
+        f'<p class="totals">memory {memory}<br>cores {cores}</p>{trend}'
         f"<h2>GPUs by vendor and model</h2>{_models_table(_docs(summary, 'by_model'))}"
         f"<h2>Pending pods</h2>{_pending_list(pending)}"
         f"<h2>Nodes</h2>{_nodes_table(nodes, filters)}"
@@ -223,16 +230,24 @@ def _nodes_table(nodes: Sequence[Doc], filters: Filters) -> str:
 # --- node view ---------------------------------------------------------------------------------
 
 
-def node_page(node: Doc, history: Mapping[str, list[Sample]]) -> str:
+def node_page(
+    node: Doc, history: Mapping[str, list[Sample]], range_name: str = "1h", now: float = 0.0
+) -> str:
     devices = _docs(node, "devices")
     problem = f'<p class="warn">{_e(node["problem"])}</p>' if node["problem"] else ""
     if not node["registered"] and not node["problem"]:
         problem = '<p class="warn">This node has no device registration.</p>'
-    cards = "".join(_device_card(d, history.get(str(d["uuid"]), [])) for d in devices)
-    return f'<h1>Node {_e(node["name"])}</h1>{problem}<div id="devices">{cards}</div>'
+    cards = "".join(
+        _device_card(
+            d, chart(history.get(str(d["uuid"]), []), range_name, f"{d['label']} history", now)
+        )
+        for d in devices
+    )
+    ranges = range_links(range_name)
+    return f'<h1>Node {_e(node["name"])}</h1>{problem}{ranges}<div id="devices">{cards}</div>'
 
 
-def _device_card(device: Doc, samples: list[Sample]) -> str:
+def _device_card(device: Doc, trend: str) -> str:
     pods = _docs(device, "pods")
     mem = bar(
         (
@@ -264,7 +279,7 @@ def _device_card(device: Doc, samples: list[Sample]) -> str:
         f'<div class="row"><span class="lbl">memory</span>{mem}</div>'
         f'<div class="row"><span class="lbl">cores</span>{cores}</div>'
         f"{_mig_row(device.get('mig'))}"
-        f'<ul class="legend">{legend}</ul>{sparkline(samples, _int(device, "memory_mib"))}</section>'
+        f'<ul class="legend">{legend}</ul>{trend}</section>'
     )
 
 
@@ -318,29 +333,6 @@ def mig_slices(gpu: Doc) -> str:
     return (
         f'<div class="mig" data-slices="{total}" '
         f'style="grid-template-columns:repeat({total},1fr)">{"".join(c for _, c in cells)}</div>'
-    )
-
-
-def sparkline(samples: Sequence[Sample], memory: int, width: int = 360, height: int = 40) -> str:
-    """Allocated memory (green) and utilisation (blue) over the last hour, as inline SVG."""
-    if len(samples) < 2:
-        return '<p class="muted spark">history: collecting…</p>'
-    t0, t1 = samples[0].t, samples[-1].t
-    span = (t1 - t0) or 1.0
-
-    def points(values: Sequence[tuple[float, float]]) -> str:
-        return " ".join(
-            f"{(t - t0) / span * width:.1f},{height - v * height:.1f}" for t, v in values
-        )
-
-    mem = points([(s.t, s.memory_mib / memory if memory else 0.0) for s in samples])
-    util = points([(s.t, s.utilisation / 100) for s in samples if s.utilisation is not None])
-    util_line = f'<polyline points="{util}" class="util"/>' if util else ""
-    note = "" if util else '<text x="4" y="12" class="muted">no utilisation data</text>'
-    return (
-        f'<svg class="spark" width="{width}" height="{height}" role="img" '
-        f'aria-label="allocation and utilisation over time">'
-        f'<polyline points="{mem}" class="mem"/>{util_line}{note}</svg>'
     )
 
 
@@ -436,7 +428,9 @@ def error_page(status: int, message: str) -> str:
 # --- accelerator view --------------------------------------------------------------------------
 
 
-def device_page(device: Doc, history: Sequence[Sample]) -> str:
+def device_page(
+    device: Doc, history: Sequence[Sample], range_name: str = "1h", now: float = 0.0
+) -> str:
     """One accelerator: its node, vendor, sharing count vs max, the pods on it, its history."""
     facts = (
         f'<p>node <a href="/nodes/{quote(str(device["node"]))}">{_e(device["node"])}</a>'
@@ -447,7 +441,8 @@ def device_page(device: Doc, history: Sequence[Sample]) -> str:
     )
     return (
         f"<h1>{_e(device['label'])} on {_e(device['node'])}</h1>{facts}"
-        f'<div id="devices">{_device_card(device, list(history))}</div>'
+        f"{range_links(range_name)}"
+        f'<div id="devices">{_device_card(device, chart(history, range_name, "history", now))}</div>'
     )
 
 
