@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, cast
@@ -20,6 +21,7 @@ from hami.webui.history import RANGES, SERIES, WINDOW_S, History
 from hami.webui.lists import ListState
 from hami.webui.monitor import MonitorProbe
 from hami.webui.names import VendorNames
+from hami.webui.security import Guard
 from hami.webui.source import NodeInfo, PodInfo, Snapshot, Source, SourceError
 from hami.webui.views import Filters
 
@@ -129,8 +131,10 @@ def _phase(phase: str) -> str:
     return phase
 
 
-def create_app(ui: WebUI) -> FastAPI:
-    app = FastAPI(title="hami web UI", version=__version__)
+def create_app(ui: WebUI, allowed_hosts: Sequence[str] = ("*",)) -> FastAPI:
+    """The app; ``allowed_hosts``: the Host names a request may use (``*``: any)."""
+    app = FastAPI(title="hami web UI", version=__version__, docs_url=None, redoc_url=None)
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _api(app, ui)
     _pages(app, ui)
@@ -268,11 +272,37 @@ def _render(
     refresh: bool = True,
     status: int = 200,
 ) -> Response:
-    if request.query_params.get("partial"):
-        return HTMLResponse(page.partial(body, snap.notices), status)
     models = sorted({d.type for n in snap.nodes for d in n.node.devices})
-    text = page.layout(title, body, filters, snap.notices, ui.names.names(), models, refresh)
-    return HTMLResponse(text, status)
+    body = page.filter_problems(_filter_problems(snap, filters, ui, models)) + body
+    stale = ""
+    headers = {}
+    if snap.stale_since is not None:
+        stale = time.strftime("%H:%M:%S", time.localtime(snap.stale_since))
+        headers["X-Hami-Stale"] = stale
+    if request.query_params.get("partial"):
+        return HTMLResponse(page.partial(body, snap.notices), status, headers)
+    text = page.layout(title, body, filters, snap.notices, ui.names.names(), models, refresh, stale)
+    return HTMLResponse(text, status, headers)
+
+
+def _filter_problems(
+    snap: Snapshot, filters: Filters, ui: WebUI, models: Sequence[str]
+) -> list[str]:
+    """A filter naming nothing that exists is said on the page, not shown as an empty page."""
+    out = []
+    if filters.namespace and not any(p.namespace == filters.namespace for p in snap.pods):
+        out.append(
+            f"namespace {filters.namespace!r}: no GPU pod in it (unknown namespace, or it asks "
+            "for no device); usage shown is 0"
+        )
+    if filters.node and snap.node(filters.node) is None:
+        out.append(f"node {filters.node!r} not found")
+    if filters.vendor and not filters.vendor_keys:
+        known = ", ".join(ui.names.names())
+        out.append(f"vendor {filters.vendor!r} is not an enabled vendor (known: {known})")
+    if filters.model and filters.model.lower() not in {m.lower() for m in models}:
+        out.append(f"no device of model {filters.model!r} (models are matched by exact name)")
+    return out
 
 
 def _pages(app: FastAPI, ui: WebUI) -> None:

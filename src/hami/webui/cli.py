@@ -13,6 +13,7 @@ from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
 from hami.webui.monitor import MonitorProbe
+from hami.webui.security import LOOPBACK_HOSTS
 from hami.webui.source import KubeSource, SimSource, Source, SourceError
 
 
@@ -29,6 +30,13 @@ def webui(
         int, typer.Option(help="Node monitor port for utilisation (0: off).")
     ] = 0,
     history_interval: Annotated[float, typer.Option(help="Seconds between samples.")] = 10.0,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Host name the UI may be opened by (repeatable; '*': any). Default: the "
+            "loopback names when listening on loopback, else any."
+        ),
+    ] = None,
 ) -> None:
     """Serve the web UI and its JSON API (docs/api.md)."""
     import uvicorn
@@ -46,7 +54,8 @@ def webui(
         raise typer.Exit(code=2) from None
     probe = MonitorProbe(monitor_port) if monitor_port else None
     ui = WebUI(source, History(interval=history_interval), probe)
-    uvicorn.run(create_app(ui), host=host, port=port, log_level="warning")
+    hosts = allowed_host or (list(LOOPBACK_HOSTS) if host in LOOPBACK_HOSTS else ["*"])
+    uvicorn.run(create_app(ui, hosts), host=host, port=port, log_level="warning")
 
 
 def live_api(kubeconfig: Path | None) -> LightkubeAPI:

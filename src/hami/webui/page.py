@@ -59,6 +59,7 @@ def layout(
     vendors: Sequence[str] = (),
     models: Sequence[str] = (),
     refresh: bool = True,
+    stale: str = "",
 ) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -69,7 +70,7 @@ def layout(
 </head><body>
 <header><a class="brand" href="/{_query(filters)}">hami</a>{_nav(filters)}
 {_filter_form(filters, vendors, models)}
-<span id="refresh-state" class="badge live" data-state="live">live</span></header>
+{_badge(stale)}</header>
 <main id="content" data-refresh-ms="1000"{"" if refresh else " data-no-refresh"}>{notices_html(notices)}{body}</main>
 </body></html>"""
 
@@ -89,6 +90,23 @@ def _nav(filters: Filters) -> str:
     """The screens; each link keeps the filters, so a filtered view stays filtered."""
     links = "".join(f'<a href="{path}{_query(filters)}">{name}</a>' for path, name in SCREENS)
     return f'<nav id="screens">{links}</nav>'
+
+
+def _badge(stale: str) -> str:
+    """ "live", or "stale since …" while the source shows its last good data (API outage)."""
+    if stale:
+        return (
+            f'<span id="refresh-state" class="badge stale" data-state="stale" '
+            f'title="the API server cannot be read: last good data">stale since {_e(stale)}</span>'
+        )
+    return '<span id="refresh-state" class="badge live" data-state="live">live</span>'
+
+
+def filter_problems(problems: Sequence[str]) -> str:
+    if not problems:
+        return ""
+    items = "".join(f"<li>{_e(p)}</li>" for p in problems)
+    return f'<section id="filter-problem" class="notice" role="alert"><ul>{items}</ul></section>'
 
 
 def partial(body: str, notices: Sequence[str]) -> str:

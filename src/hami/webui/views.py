@@ -300,6 +300,8 @@ def summary_doc(
         "by_vendor": _models(states, filters, named, by_vendor=True),
         "fragmentation": fragmentation(ClusterView.of(states), median_request(requests)),
         "notices": list(snapshot.notices),
+        "stale": snapshot.stale_since is not None,
+        "stale_since": snapshot.stale_since,
     }
 
 
