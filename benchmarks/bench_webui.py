@@ -4,7 +4,12 @@ Cases, each timed over ``--runs`` GET requests through the ASGI app (TestClient)
 * ``baseline_healthz``: the same server answering /healthz (routing and transport only);
 * ``overview_static``: GET / over a prepared snapshot (rendering and summaries);
 * ``overview_live``: GET / over the KubeAPI port (FakeKube): list, decode every registration
-  and allocation, build the core's view, render — what a live cluster costs per refresh.
+  and allocation, build the core's view, render — what a live cluster costs per refresh;
+* ``overview_namespace``: GET /?namespace=ns3 over the snapshot (usage scoped: the core's view
+  rebuilt from that namespace's pods);
+* ``nodes_list``, ``accelerators_list`` (8,000 rows), ``workloads_list`` (4,000 rows, sorted by
+  memory): the list screens over the snapshot.
+The document records the date, the machine (CPU model, cores, load) and Python.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import platform
 import statistics
 import sys
 import time
@@ -80,6 +87,23 @@ async def fake_kube(nodes: list[dict[str, object]], pods: list[dict[str, object]
     return fake
 
 
+def machine() -> dict[str, object]:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "load_1m": round(os.getloadavg()[0], 2),
+        "system": platform.platform(),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=1000)
@@ -98,6 +122,10 @@ def main() -> int:
         "baseline_healthz": timed(static, "/healthz", args.runs),
         "overview_static": timed(static, "/", args.runs),
         "overview_live": timed(live, "/", args.runs),
+        "overview_namespace": timed(static, "/?namespace=ns3", args.runs),
+        "nodes_list": timed(static, "/nodes", args.runs),
+        "accelerators_list": timed(static, "/accelerators", args.runs),
+        "workloads_list": timed(static, "/workloads?sort=memory&dir=desc", args.runs),
     }
     document = {
         "benchmark": "webui_overview",
@@ -106,6 +134,8 @@ def main() -> int:
         "pods": len(pod_docs),
         "target_s": TARGET_S,
         "python": sys.version.split()[0],
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(),
         "results": results,
         "within_target": results["overview_live"]["median_s"] <= TARGET_S,
     }

@@ -101,11 +101,20 @@ def _pct(part: int, whole: int) -> float:
 # --- devices and nodes -------------------------------------------------------------------------
 
 
-def _holders(snapshot: Snapshot, node: str) -> dict[str, list[dict[str, object]]]:
-    """Per device UUID, the pods' slices on it."""
-    found: dict[str, list[dict[str, object]]] = {}
+def pods_by_node(snapshot: Snapshot) -> dict[str, list[PodInfo]]:
+    """Placed pods grouped by the node holding their devices (one pass over the pods)."""
+    found: dict[str, list[PodInfo]] = {}
     for pod in snapshot.pods:
-        if pod.placed is None or pod.placed.node != node:
+        if pod.placed is not None:
+            found.setdefault(pod.placed.node, []).append(pod)
+    return found
+
+
+def _holders(pods: Iterable[PodInfo]) -> dict[str, list[dict[str, object]]]:
+    """Per device UUID, the slices of ``pods`` (the placed pods of one node) on it."""
+    found: dict[str, list[dict[str, object]]] = {}
+    for pod in pods:
+        if pod.placed is None:
             continue
         names = pod.request.container_names if pod.request else ()
         for position, _vendor, device in slices(pod.placed):
@@ -173,9 +182,13 @@ def node_doc(
     info: NodeInfo,
     filters: Filters = Filters(),
     names: VendorNames | None = None,
+    on_node: Sequence[PodInfo] | None = None,
 ) -> dict[str, object]:
-    holders = _holders(snapshot, info.name)
-    placed = [p.placed for p in snapshot.pods if p.placed is not None]
+    """One node; ``on_node``: its placed pods when the caller grouped them (`pods_by_node`)."""
+    if on_node is None:
+        on_node = pods_by_node(snapshot).get(info.name, [])
+    holders = _holders(on_node)
+    placed = [p.placed for p in on_node if p.placed is not None]
     gpus = {g.uuid: g for g in mig.mig_gpus([info.node], placed)}
     devices = [
         device_doc(
@@ -211,7 +224,12 @@ def node_doc(
 def nodes_doc(
     snapshot: Snapshot, filters: Filters, names: VendorNames | None = None
 ) -> list[dict[str, object]]:
-    return [node_doc(snapshot, n, filters, names) for n in snapshot.nodes if filters.node_ok(n)]
+    by_node = pods_by_node(snapshot)
+    return [
+        node_doc(snapshot, n, filters, names, by_node.get(n.name, []))
+        for n in snapshot.nodes
+        if filters.node_ok(n)
+    ]
 
 
 def _docs(doc: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
