@@ -175,3 +175,215 @@ async def test_overview_node_and_pending_pod_views(
     assert await _count(page, "pods_placed") == "1"
     assert await _count(page, "pods_pending") == "1"
     await page.close()
+
+
+# --- every screen, over sim files: the mixed demo cluster and a 1,000-node synthetic one -------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def _serve_sim(
+    cluster: Path, pods: Path | None, config: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    args = [str(Path(sys.executable).parent / "hami"), "webui", "--cluster", str(cluster),
+            "--config", str(config), "--port", str(port), "--history-interval", "1"]  # fmt: skip
+    if pods is not None:
+        args += ["--pods", str(pods)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    _wait_healthy(url, proc)
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def mixed_webui() -> Iterator[str]:
+    vendors = EXAMPLES / "vendors"
+    proc, url = _serve_sim(vendors / "cluster.yaml", vendors / "pods.yaml", vendors / "config.yaml")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def big_webui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """1,000 nodes × 8 GPUs and 4,000 placed pods (the benchmark's cluster), as a sim file."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from bench_webui import manifests
+
+    nodes, pods = manifests(1000, 8)
+    for pod in pods:
+        pod["kind"] = "Pod"
+    for node in nodes:
+        node["kind"] = "Node"
+    cluster = tmp_path_factory.mktemp("big") / "cluster.json"
+    cluster.write_text(json.dumps({"kind": "List", "items": [*nodes, *pods]}))
+    proc, url = _serve_sim(cluster, None, EXAMPLES / "config.yaml")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def _doc_shot(page: Page, name: str) -> None:
+    """Screenshots for the README: docs/img/ with HAMI_WEBUI_SCREENSHOTS=docs, else artifacts."""
+    target = DOCS_IMG if os.environ.get("HAMI_WEBUI_SCREENSHOTS") == "docs" else ARTIFACTS
+    target.mkdir(parents=True, exist_ok=True)
+    if target == ARTIFACTS:
+        _artifacts()
+    await page.screenshot(path=str(target / f"webui-{name}.png"), full_page=False)
+
+
+async def _rows(page: Page, table: str) -> int:
+    return await page.locator(f"#{table} tbody tr").count()
+
+
+async def test_overview_and_vendor_filter(mixed_webui: str, browser: Browser) -> None:
+    url = mixed_webui
+    api = httpx.Client(base_url=url, timeout=10)
+    page = await browser.new_page(viewport={"width": 1360, "height": 900})
+    summary = api.get("/api/v1/summary").json()
+    await page.goto(f"{url}/")
+    for key in ("nodes", "devices", "pods_placed", "pods_pending"):
+        assert await _count(page, key) == str(summary[key]), key
+    await page.wait_for_function(  # the page refreshes itself; history samples every second
+        "() => Number(document.querySelector('figure.chart')?.dataset.samples) >= 3"
+    )
+    await _doc_shot(page, "overview")
+    # the vendor filter by name, through the form; the URL says it
+    await page.select_option('select[name="vendor"]', "Huawei")
+    await page.click("#filters button")
+    await page.wait_for_function("() => location.search.includes('vendor=Huawei')")
+    huawei = api.get("/api/v1/summary", params={"vendor": "Huawei"}).json()
+    await page.wait_for_function(
+        "n => document.querySelector('[data-k=devices]').textContent.trim() === n",
+        arg=str(huawei["devices"]),
+    )
+    assert "vendor=Huawei" in (
+        await page.locator("nav#screens a").nth(1).get_attribute("href") or ""
+    )
+    await page.close()
+
+
+async def test_nodes_and_accelerators(mixed_webui: str, browser: Browser) -> None:
+    url = mixed_webui
+    api = httpx.Client(base_url=url, timeout=10)
+    page = await browser.new_page(viewport={"width": 1360, "height": 900})
+    nodes = api.get("/api/v1/nodes").json()["nodes"]
+    await page.goto(f"{url}/nodes")
+    assert await _rows(page, "node-list") == len(nodes)
+    await page.click('th a[data-sort="devices"]')
+    await page.wait_for_url("**sort=devices**")
+    await page.click('th a[data-sort="devices"]')
+    await page.wait_for_url("**dir=desc**")
+    first = await page.locator('#node-list tbody tr td[data-col="name"]').first.inner_text()
+    most = max(len(n["devices"]) for n in nodes)
+    assert len(next(n for n in nodes if n["name"] == first)["devices"]) == most
+    await _doc_shot(page, "nodes")
+    await page.goto(f"{url}/nodes/ascend-910b2")
+    assert "NPU 0" in await page.locator("#devices").inner_text()
+    await page.goto(f"{url}/nodes/kunlun-p800")
+    await _doc_shot(page, "node")
+
+    devices = api.get("/api/v1/devices").json()["devices"]
+    await page.goto(f"{url}/accelerators")
+    assert await _rows(page, "device-list") == len(devices)
+    await page.fill('form.search input[name="q"]', "XPU")
+    await page.press('form.search input[name="q"]', "Enter")
+    await page.wait_for_url("**q=XPU**")
+    xpus = [d for d in devices if "XPU" in d["label"]]
+    await page.wait_for_function(
+        "n => document.querySelectorAll('#device-list tbody tr').length === n", arg=len(xpus)
+    )
+    await _doc_shot(page, "accelerators")
+    one = xpus[0]
+    await page.goto(f"{url}/accelerators/{one['uuid']}")
+    assert await _count(page, "slots_used") == str(one["slots_used"])
+    await page.close()
+
+
+async def test_workloads_pending_and_namespaces(mixed_webui: str, browser: Browser) -> None:
+    url = mixed_webui
+    api = httpx.Client(base_url=url, timeout=10)
+    page = await browser.new_page(viewport={"width": 1360, "height": 900})
+    placed = api.get("/api/v1/pods", params={"phase": "placed"}).json()["pods"]
+    await page.goto(f"{url}/workloads?sort=memory&dir=desc")
+    assert await _rows(page, "workload-list") == len(placed)
+    top = await page.locator('#workload-list tbody tr td[data-col="memory"]').first.inner_text()
+    assert int(top) == max(p["memory_mib"] for p in placed)
+    await _doc_shot(page, "workloads")
+    await page.locator('#workload-list tbody tr td[data-col="name"] a').first.click()
+    await page.locator("#limits").wait_for()
+
+    causes = api.get("/api/v1/pending").json()["causes"]
+    await page.goto(f"{url}/pending")
+    total = sum(len(c["pods"]) for c in causes)
+    if total:
+        assert await _count(page, "pending_total") == str(total)
+        assert await page.locator("section.cause").count() == len(causes)
+    await _doc_shot(page, "pending")
+
+    namespaces = api.get("/api/v1/namespaces").json()["namespaces"]
+    await page.goto(f"{url}/namespaces")
+    assert await _rows(page, "namespace-list") == len(namespaces)
+    await _doc_shot(page, "namespaces")
+    await page.close()
+
+
+WHAT_IF = """apiVersion: v1
+kind: Pod
+metadata: {name: t}
+spec:
+  containers:
+    - name: c
+      resources:
+        limits: {nvidia.com/gpu: 1, nvidia.com/gpumem: 1000}
+"""
+
+
+async def test_what_if_and_bad_input(mixed_webui: str, browser: Browser) -> None:
+    url = mixed_webui
+    api = httpx.Client(base_url=url, timeout=10)
+    page = await browser.new_page(viewport={"width": 1360, "height": 900})
+    await page.goto(f"{url}/what-if")
+    await page.fill("#spec", WHAT_IF)
+    await page.click("#what-if button")
+    await page.locator("#whatif-result").wait_for()
+    expected = api.post("/api/v1/what-if", content=WHAT_IF).json()
+    fits = await page.locator("#whatif-result").get_attribute("data-fits")
+    assert fits == ("yes" if expected["fits"] else "no")
+    if expected["fits"]:
+        assert await _count(page, "whatif_node") == expected["node"]
+    await _doc_shot(page, "what-if")
+    await page.fill("#spec", "kind: Pod\nspec: [")
+    await page.click("#what-if button")
+    assert "not valid YAML" in await page.locator("#whatif-error").inner_text()
+    await page.goto(f"{url}/nodes/nope")
+    assert "node 'nope' not found" in await page.locator("main").inner_text()
+    await page.goto(f"{url}/?namespace=nope")
+    assert "no GPU pod in it" in await page.locator("#filter-problem").inner_text()
+    await page.close()
+
+
+async def test_synthetic_1000_nodes(big_webui: str, browser: Browser) -> None:
+    url = big_webui
+    api = httpx.Client(base_url=url, timeout=30)
+    summary = api.get("/api/v1/summary").json()
+    assert (summary["nodes"], summary["devices"], summary["pods_placed"]) == (1000, 8000, 4000)
+    page = await browser.new_page(viewport={"width": 1360, "height": 900})
+    start = time.monotonic()
+    await page.goto(f"{url}/")
+    loaded = time.monotonic() - start
+    for key in ("nodes", "devices", "pods_placed"):
+        assert await _count(page, key) == str(summary[key])
+    assert loaded < 5.0, f"overview of 1,000 nodes took {loaded:.2f} s in the browser"
+    await page.goto(f"{url}/nodes?q=node-099")
+    assert await _rows(page, "node-list") == 10
+    scoped = api.get("/api/v1/summary", params={"namespace": "ns3"}).json()
+    await page.goto(f"{url}/?namespace=ns3")
+    assert await _count(page, "pods_placed") == str(scoped["pods_placed"]) == "400"
+    await page.close()

@@ -258,7 +258,8 @@ class SimSource:
         self._snapshot = sim_snapshot(cluster, pods, vendors, config)
 
     async def snapshot(self) -> Snapshot:
-        return self._snapshot
+        """The placed files, as of now (so history keeps sampling them)."""
+        return replace(self._snapshot, taken_at=time.time())
 
 
 class StaticSource:
