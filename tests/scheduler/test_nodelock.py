@@ -117,6 +117,7 @@ async def test_bind_to_unknown_node_or_missing_pod() -> None:
     async with running() as h:
         await h.add_pod(gpu_pod("p"))
         await h.settle()
-        assert "failed to get node nowhere" in (await h.bind("p", "nowhere"))["Error"]
+        # no filter decision for it: refused before the node is even looked at
+        assert "has no decision" in (await h.bind("p", "nowhere"))["Error"]
         body = {"PodName": "ghost", "PodNamespace": "default", "PodUID": "x", "Node": "n1"}
         assert "not found" in (await h.client.post("/bind", json=body)).json()["Error"]

@@ -145,6 +145,16 @@ def write_serving_cert(
     return _write_pair(directory, name, cert, key)
 
 
+def write_client_cert(
+    ca: CertPair, directory: Path, name: str, *, organizations: Sequence[str] = ()
+) -> CertPair:
+    """Issue a client certificate (clientAuth, CN ``name``) signed by the cluster CA: what
+    kube-scheduler presents to the extender (its ``tlsConfig`` certFile/keyFile)."""
+    authority = CertificateAuthority.load(ca)
+    cert, key = authority.issue(name, server=False, organizations=organizations)
+    return _write_pair(directory, name, cert, key)
+
+
 def _base_builder(
     subject: x509.Name, public_key: ec.EllipticCurvePublicKey, lifetime: timedelta
 ) -> x509.CertificateBuilder:

@@ -26,6 +26,14 @@ from hami.scheduler.metrics import Metrics
 from hami.scheduler.service import SchedulerService
 
 JSON = "application/json"
+# route groups: the extender listener (kube-scheduler only) and the admission listener
+# (kube-apiserver's webhook calls, the kubelet's probes, scrapes); every listener has the probes
+EXTENDER_ROUTES = "extender"
+WEBHOOK_ROUTES = "webhook"
+METRICS_ROUTES = "metrics"
+ALL = frozenset({EXTENDER_ROUTES, WEBHOOK_ROUTES, METRICS_ROUTES})
+EXTENDER = frozenset({EXTENDER_ROUTES})
+ADMISSION = frozenset({WEBHOOK_ROUTES, METRICS_ROUTES})
 
 
 def _reply(body: object, status: int = 200) -> Response:
@@ -39,8 +47,23 @@ async def _body(request: Request) -> object:
         raise WireFormatError("body", "", f"not JSON: {exc}") from None
 
 
-def create_app(service: SchedulerService) -> FastAPI:
+def create_app(service: SchedulerService, routes: frozenset[str] = ALL) -> FastAPI:
     app = FastAPI(title="hami-scheduler", docs_url=None, redoc_url=None, openapi_url=None)
+    _probes(app, service)
+    if EXTENDER_ROUTES in routes:
+        _extender(app, service)
+    if WEBHOOK_ROUTES in routes:
+        _webhook(app, service)
+    if METRICS_ROUTES in routes:
+
+        @app.get("/metrics")
+        async def prometheus() -> Response:
+            return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _extender(app: FastAPI, service: SchedulerService) -> None:
     metrics = service.metrics
 
     @app.post("/filter")
@@ -53,7 +76,7 @@ def create_app(service: SchedulerService) -> FastAPI:
                     await service.wait_ready()
                     result = await service.filterer.filter(args)  # counts placed/unfit
             else:
-                result = await service.filterer.filter(args)
+                result = await service.filterer.filter(args)  # off the loop, with a deadline
             outcome = PLACED if result.node_names or result.nodes else UNFIT
         except EXTENDER_ERRORS as exc:
             result, outcome = ExtenderFilterResult(error=extender_error(exc)), ERROR
@@ -75,6 +98,10 @@ def create_app(service: SchedulerService) -> FastAPI:
         metrics.request("bind", outcome, time.perf_counter() - started)
         return _reply(result.to_json())
 
+
+def _webhook(app: FastAPI, service: SchedulerService) -> None:
+    metrics = service.metrics
+
     @app.post("/webhook")
     @app.post("/webhook/mutating")
     async def webhook(request: Request) -> Response:
@@ -90,6 +117,8 @@ def create_app(service: SchedulerService) -> FastAPI:
         metrics.request("webhook", outcome, time.perf_counter() - started)
         return body
 
+
+def _probes(app: FastAPI, service: SchedulerService) -> None:
     @app.get("/healthz")
     async def healthz() -> Response:
         return Response("ok", media_type="text/plain")
@@ -98,12 +127,6 @@ def create_app(service: SchedulerService) -> FastAPI:
     async def readyz() -> Response:
         ok = service.ready
         return Response("ok" if ok else "not ready", 200 if ok else 503, media_type="text/plain")
-
-    @app.get("/metrics")
-    async def prometheus() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-    return app
 
 
 def create_metrics_app(metrics: Metrics) -> FastAPI:

@@ -1,4 +1,8 @@
-"""`/bind`: take the node lock, then create the Binding (wire-format.md §3.13).
+"""`/bind`: check the pod and the decision, take the node lock, then create the Binding
+(wire-format.md §3.13).
+
+Only a pod of ours (the API server's, by UID: our ``schedulerName``, unbound, unfinished) is
+bound, and only to the node its filter decision names (docs/security.md).
 
 `hami.io/bind-phase: allocating` and `hami.io/bind-time` ride on the Binding itself (the API
 server copies a Binding's annotations onto the pod in the same write), so a bind is two
@@ -19,14 +23,16 @@ from typing import NoReturn
 
 from hami.api import annotations as codec
 from hami.api import keys
+from hami.api.errors import WireFormatError
 from hami.api.extender import ExtenderBindingArgs
 from hami.core.vendor import NodeLockSpec, lock_specs
 from hami.k8s import objects
-from hami.k8s.api import PODS, KubeAPI, KubeAPIError, NotFound
+from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest, NotFound
 from hami.scheduler import events
-from hami.scheduler.cache import Clock, ClusterCache, utcnow
+from hami.scheduler.cache import Clock, ClusterCache, placed_pod, utcnow
 from hami.scheduler.events import EventRecorder, Subject
 from hami.scheduler.nodelock import LockContended, LockWaitAborted, NodeLocker
+from hami.scheduler.pending import PodRefused, PodSource
 
 log = logging.getLogger(__name__)
 LockWaitHook = Callable[[float, str], None]  # (seconds, outcome: acquired/timeout/aborted/error)
@@ -47,7 +53,11 @@ class Binder:
         lock_wait: float = 25.0,
         clock: Clock = utcnow,
         on_lock_wait: LockWaitHook | None = None,
+        pods: PodSource | None = None,
+        wants_devices: Callable[[Manifest], bool] | None = None,
     ) -> None:
+        self._pods = pods
+        self._wants_devices = wants_devices or _always
         self._kube = kube
         self._cache = cache
         self._locker = locker
@@ -59,7 +69,10 @@ class Binder:
     async def bind(self, args: ExtenderBindingArgs) -> None:
         """Raises BindError."""
         ns, name, node = args.pod_namespace or "default", args.pod_name, args.node
-        uid = await self._pod_uid(ns, name, args.pod_uid)
+        if self._pods is None:
+            uid = await self._pod_uid(ns, name, args.pod_uid)
+        else:
+            uid = self._decided(await self._pod(ns, name, args.pod_uid), node)
         subject = Subject("Pod", name, ns, uid)
         if self._cache.node_manifest(node) is None:
             self._fail(subject, f"failed to get node {node}")
@@ -72,6 +85,55 @@ class Binder:
             self._fail(subject, f"bind pod to node {node}: {exc}")
         message = f"Successfully binding node [{node}] to {ns}/{name}"
         self._events.record(subject, events.BINDING_SUCCEED, message)
+
+    async def _pod(self, ns: str, name: str, uid: str) -> Manifest:
+        """The pod the API server holds: ours, unbound, unfinished (else BindError)."""
+        assert self._pods is not None
+        try:
+            return await self._pods.pod(ns, name, uid)
+        except PodRefused as exc:
+            if exc.reason == "PodNotFound" and uid:
+                self._cache.discard(uid)
+            log.warning("bind refused: %s", exc)
+            raise BindError(str(exc)) from None
+
+    def _decided(self, pod: Manifest, node: str) -> str:
+        """The pod's UID, once the filter's decision for it names ``node`` (else BindError).
+
+        The decision is the cache's (assumed at /filter, or read from the pod's annotations);
+        a pod whose annotations allocate nothing the cache counts (no device, e.g. only
+        non-NVIDIA resources) is judged by its `hami.io/vgpu-node` annotation alone, unless it
+        holds devices the cache no longer counts (an expired decision).
+        """
+        uid, key = objects.uid(pod), objects.key(pod)
+        placed = self._cache.placed(uid)
+        if placed is not None:
+            decided: str | None = placed.node
+        else:
+            annotations = objects.annotations(pod)
+            decided = annotations.get(keys.VGPU_NODE) or None
+            try:
+                holds = placed_pod(key, decided or "", annotations, self._cache.vendors, 0)
+            except WireFormatError:
+                holds = None
+            if decided and holds is not None:
+                message = (
+                    f"pod {key}: its decision for node {decided} has expired or is not counted;"
+                    " kube-scheduler filters it again"
+                )
+                log.warning("bind refused: %s", message)
+                raise BindError(message)
+        if decided is None and not self._wants_devices(pod):
+            return uid  # nothing of ours to place: the filter passed it through
+        if decided is None:
+            message = f"pod {key} has no decision of this scheduler (/filter first)"
+            log.warning("bind refused: %s", message)
+            raise BindError(message)
+        if decided != node:
+            message = f"pod {key} was placed on node {decided} by the filter, not {node}"
+            log.warning("bind refused: %s", message)
+            raise BindError(message)
+        return uid
 
     async def _pod_uid(self, ns: str, name: str, uid: str) -> str:
         known = self._cache.known_pod(ns, name)
@@ -137,3 +199,7 @@ class Binder:
 
 def _ignore(seconds: float, outcome: str) -> None:
     pass
+
+
+def _always(pod: Manifest) -> bool:
+    return True

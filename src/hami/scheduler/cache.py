@@ -11,7 +11,10 @@
 
 The rule for allocations (docs/scheduler.md, "Stale allocations"): a pod that is not finished
 and carries `hami.io/vgpu-node` counts exactly what its allocation annotations say, bound or
-not — a live cache and a freshly started one count the same pods. The only differences are in
+not — a live cache and a freshly started one count the same pods — unless it was never bound
+and its decision (`hami.io/vgpu-time`) is older than ``decision_ttl``: kube-scheduler retries an
+unbound pod long before, so such a decision is abandoned (or was never kube-scheduler's) and
+`/bind` refuses it; `expire` applies that without waiting for a watch event. The only differences are in
 flight and bounded by one API write: a new decision counts from the moment it is made until its
 patch lands (or fails: then the old one counts again); a decision the scheduler drops (the pod
 fits nowhere any more) stops counting at once and its `hami.io/vgpu-node` is removed from the
@@ -96,6 +99,8 @@ class _PodEntry:
     assumed: bool = False
     confirm_rv: int | None = None  # watch events older than our own patch are stale
     done: bool = False  # bind-phase success/failed: the device plugin is through with it
+    bound: bool = False  # spec.nodeName is set: the decision never expires
+    decided_at: datetime | None = None  # hami.io/vgpu-time (or the assumption's own time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +161,19 @@ def placed_pod(
     )
 
 
+def decided_at(annotations: Mapping[str, str]) -> datetime | None:
+    """When the decision on a pod was made (`hami.io/vgpu-time`, Unix seconds), else None."""
+    value = annotations.get(keys.VGPU_TIME, "")
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def is_bound(pod: Manifest) -> bool:
+    return bool(objects.spec(pod).get("nodeName"))
+
+
 def lock_keys(vendors: Mapping[str, Vendor]) -> set[str]:
     """Every node-lock key the vendors use (never part of a node's registration)."""
     return {keys.NODE_LOCK, *(s.key for s in lock_specs(vendors, vendors))}
@@ -204,8 +222,10 @@ class ClusterCache:
         *,
         handshake_timeout: float = 60.0,
         clock: Clock = utcnow,
+        decision_ttl: float = 0.0,
     ) -> None:
         self.vendors = vendors
+        self.decision_ttl = decision_ttl  # 0: a decision on an unbound pod never expires
         self._handshakes = tuple(h for h in handshakes if h.vendor in vendors)
         self._volatile = frozenset(
             {*lock_keys(vendors), *(h.key for h in self._handshakes if h.key)}
@@ -481,10 +501,16 @@ class ClusterCache:
         if placed is None:
             self._remove_pod(uid)
         else:
-            done = bind_done(objects.annotations(pod))
-            self._set_pod(
-                uid, _PodEntry(objects.key(pod), placed, _holds_app_devices(placed), done=done)
+            annotations = objects.annotations(pod)
+            entry = _PodEntry(
+                objects.key(pod),
+                placed,
+                _holds_app_devices(placed),
+                done=bind_done(annotations),
+                bound=is_bound(pod),
+                decided_at=decided_at(annotations),
             )
+            self._set_pod(uid, entry)
 
     def expected(self, pod: Manifest) -> PlacedPod | None:
         """What the rule says ``pod`` counts (its allocation, or None), changing nothing."""
@@ -497,6 +523,8 @@ class ClusterCache:
         node = annotations.get(keys.VGPU_NODE)
         if not node or objects.status(pod).get("phase") in TERMINAL_PHASES:
             return None
+        if not is_bound(pod) and self._expired(decided_at(annotations)):
+            return None  # filtered, never bound, and kube-scheduler did not come back for it
         init_done = uid in self._init_done or _init_done(pod)
         if remember and init_done:
             self._init_done.add(uid)  # one-shot: init usage is released once, for good
@@ -510,7 +538,35 @@ class ClusterCache:
 
     def assume(self, uid: str, placed: PlacedPod) -> None:
         """Count a decision before its patch is sent."""
-        self._set_pod(uid, _PodEntry(placed.key, placed, _holds_app_devices(placed), True))
+        entry = _PodEntry(placed.key, placed, _holds_app_devices(placed), True)
+        entry.decided_at = self._clock()
+        self._set_pod(uid, entry)
+
+    def _expired(self, at: datetime | None) -> bool:
+        if self.decision_ttl <= 0 or at is None:
+            return False
+        return (self._clock() - at).total_seconds() > self.decision_ttl
+
+    def expire(self) -> list[str]:
+        """Stop counting decisions on pods that were never bound within ``decision_ttl`` (the
+        rule of `_placed_from`, applied without waiting for a watch event); the pods'
+        ``namespace/name``. Decisions in flight are left alone."""
+        gone = [
+            uid
+            for uid, entry in self._pods.items()
+            if not entry.bound and self._expired(entry.decided_at) and not self.in_flight(uid)
+        ]
+        keys_ = []
+        for uid in gone:
+            keys_.append(self._pods[uid].key)
+            log.info(
+                "pod %s: its decision was never bound within %gs; no longer counted",
+                self._pods[uid].key,
+                self.decision_ttl,
+            )
+            self._aside.pop(uid, None)
+            self._remove_pod(uid)
+        return keys_
 
     def confirm(self, uid: str, resource_version: str) -> None:
         """The patch landed at ``resource_version``: later watch events are authoritative."""

@@ -43,6 +43,42 @@ def scheduler(
             " /metrics on --http-bind (TLS with --cert-file) stays"
         ),
     ] = ":9395",
+    extender_bind: Annotated[
+        str,
+        typer.Option(
+            help="serve /filter and /bind on this host:port of their own ('' : on --http-bind);"
+            " with --client-ca-file only clients with a certificate from that CA are served"
+        ),
+    ] = "",
+    client_ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="CA (PEM) whose client certificates (clientAuth) the --extender-bind listener"
+            " requires: kube-scheduler's extender tlsConfig certFile/keyFile"
+        ),
+    ] = None,
+    max_body: Annotated[
+        int, typer.Option(help="request body cap in bytes (413 above; kube-apiserver's is 3 MiB)")
+    ] = 3 * 1024 * 1024,
+    header_timeout: Annotated[
+        str, typer.Option(help="a connection must send a request head within this")
+    ] = "10s",
+    body_timeout: Annotated[
+        str, typer.Option(help="a request body must arrive within this (408 after)")
+    ] = "10s",
+    max_in_flight: Annotated[
+        int, typer.Option(help="requests in flight per listener (503 above; probes exempt)")
+    ] = 64,
+    simulation_max_nodes: Annotated[
+        int, typer.Option(help="a simulation-mode /filter (full Nodes) with more is refused")
+    ] = 5000,
+    cert_reload_interval: Annotated[
+        str, typer.Option(help="reload the TLS files this often when they change (0: never)")
+    ] = "10s",
+    decision_ttl: Annotated[
+        str,
+        typer.Option(help="a decision on a pod never bound stops counting after this (0: never)"),
+    ] = "5m",
     kubeconfig: Annotated[Path | None, typer.Option(help="kubeconfig (default: env)")] = None,
     scheduler_name: Annotated[str | None, typer.Option(help="overrides schedulerName")] = None,
     node_label_selector: Annotated[str | None, typer.Option(help="only these nodes")] = None,
@@ -82,6 +118,22 @@ def scheduler(
         device_config = dataclasses.replace(device_config, scheduler_name=scheduler_name)
     if (cert_file is None) != (key_file is None):
         raise typer.BadParameter("--cert-file and --key-file go together")
+    if client_ca_file is not None and not extender_bind:
+        raise typer.BadParameter(
+            "--client-ca-file needs --extender-bind (the webhook's and probes' listener takes"
+            " no client certificates)",
+            param_hint="--client-ca-file",
+        )
+    if client_ca_file is not None and cert_file is None:
+        raise typer.BadParameter("--client-ca-file needs --cert-file and --key-file (TLS)")
+    for flag, address in (("--extender-bind", extender_bind),):
+        if address:
+            try:
+                split_host_port(address)
+            except ValueError:
+                raise typer.BadParameter(
+                    f"{address!r} is not host:port (e.g. :8444)", param_hint=flag
+                ) from None
     if metrics_bind_address:
         try:
             split_host_port(metrics_bind_address)
@@ -110,6 +162,15 @@ def scheduler(
         shutdown_grace=parse_duration(shutdown_grace),
         self_check_interval=parse_duration(self_check_interval),
         metrics_bind=metrics_bind_address,
+        extender_bind=extender_bind,
+        client_ca_file=client_ca_file,
+        max_body=max_body,
+        header_timeout=parse_duration(header_timeout),
+        body_timeout=parse_duration(body_timeout),
+        max_in_flight=max_in_flight,
+        simulation_max_nodes=simulation_max_nodes,
+        cert_reload_interval=parse_duration(cert_reload_interval),
+        decision_ttl=parse_duration(decision_ttl),
     )
     try:
         run(settings)

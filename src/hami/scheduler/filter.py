@@ -1,17 +1,22 @@
 """`/filter`: pick one node and its devices for a pod, record it, answer kube-scheduler.
 
-Live path (``NodeNames``): decide on the cache's view, *assume* the result in the cache, then
-write every annotation (and the `hami.io/vgpu-node` label) in one merge patch; a failed patch
-undoes the assumption. Simulation path (full ``Nodes``, Cluster Autoscaler): decide on fresh
-copies of those nodes and change nothing.
+Live path (``NodeNames``): decide for the pod the API server holds under the request's UID
+(`hami.scheduler.pending`: ours, unbound, unfinished — the body is only a claim) on the cache's
+view, *assume* the result in the cache, then write every annotation (and the `hami.io/vgpu-node`
+label) in one merge patch; a failed patch undoes the assumption. Simulation path (full
+``Nodes``, Cluster Autoscaler): decide on fresh copies of those nodes and change nothing — at
+most ``SimulationLimits.max_nodes`` nodes, on a worker thread so the event loop keeps serving,
+within ``SimulationLimits.timeout`` seconds, a few at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from hami.api import keys
@@ -31,6 +36,7 @@ from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest, NotFound
 from hami.scheduler import events
 from hami.scheduler.cache import Clock, ClusterCache, placed_pod, utcnow
 from hami.scheduler.events import EventRecorder, Subject, name_list
+from hami.scheduler.pending import PodRefused, PodSource
 from hami.scheduler.quota import QuotaRooms
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,13 @@ class FilterError(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class SimulationLimits:
+    max_nodes: int = 5000  # a simulation with more nodes is refused (kube-apiserver's 3 MiB cap)
+    timeout: float = 10.0  # its decision gets this long on the worker thread
+    queue: int = 4  # simulations waiting or running at once; more are refused
+
+
 class Filterer:
     def __init__(
         self,
@@ -71,7 +84,13 @@ class Filterer:
         clock: Clock = utcnow,
         quota: QuotaRooms | None = None,
         on_decision: DecisionHook | None = None,
+        pods: PodSource | None = None,
+        simulation: SimulationLimits | None = None,
     ) -> None:
+        self._pods = pods
+        self._simulation = simulation or SimulationLimits()
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="simulate")
+        self._simulations = 0
         self._kube = kube
         self._cache = cache
         self._vendors = vendors
@@ -85,12 +104,66 @@ class Filterer:
         """Raises FilterError; the route turns it into the reply's ``Error``."""
         if args.pod is None:
             raise FilterError("extender args missing pod", "BadRequest")
-        request = self._parse(args.pod)
-        if not request.wants_devices:
-            return ExtenderFilterResult(node_names=args.node_names, nodes=args.nodes)
         if args.nodes is not None:
-            return self.simulate(request, args.nodes)
-        return await self._live(args.pod, request, args.node_names)
+            request = self._parse(args.pod)
+            if not request.wants_devices:
+                return ExtenderFilterResult(nodes=args.nodes)
+            return await self._simulate_off_loop(request, args.nodes)
+        pod = await self._pod(args.pod)
+        request = self._parse(pod)
+        if not request.wants_devices:
+            return ExtenderFilterResult(node_names=args.node_names)
+        return await self._live(pod, request, args.node_names)
+
+    async def _pod(self, claimed: Manifest) -> Manifest:
+        """The pod the API server holds under the claimed UID (the body is not trusted)."""
+        if self._pods is None:
+            return claimed
+        namespace = objects.namespace(claimed) or "default"
+        try:
+            return await self._pods.pod(namespace, objects.name(claimed), objects.uid(claimed))
+        except PodRefused as exc:
+            raise FilterError(str(exc), exc.reason) from None
+
+    async def _simulate_off_loop(
+        self, request: PodRequest, nodes: Sequence[Manifest]
+    ) -> ExtenderFilterResult:
+        limits = self._simulation
+        if len(nodes) > limits.max_nodes:
+            raise FilterError(
+                f"simulation with {len(nodes)} nodes refused: at most {limits.max_nodes}",
+                "TooManyNodes",
+            )
+        if self._simulations >= limits.queue:
+            raise FilterError(
+                f"simulation refused: {self._simulations} already running or waiting", "Busy"
+            )
+        self._simulations += 1
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._worker, self.simulate, request, nodes)
+        try:
+            async with asyncio.timeout(limits.timeout):
+                return await asyncio.shield(future)
+        except TimeoutError:
+            raise FilterError(
+                f"simulation of {len(nodes)} nodes took longer than {limits.timeout:g}s",
+                "Timeout",
+            ) from None
+        finally:
+            # counted until the worker is really done with it (a timed-out one still runs)
+            future.add_done_callback(self._simulation_done)
+
+    def _simulation_done(self, future: asyncio.Future[ExtenderFilterResult]) -> None:
+        self._simulations -= 1
+        if not future.cancelled():
+            future.exception()  # retrieved: a late failure is not logged as never retrieved
+
+    def wants_devices(self, pod: Manifest) -> bool:
+        """The pod asks for devices this scheduler places (an unreadable request: True)."""
+        try:
+            return parse_pod(pod, self._vendors, self._config).wants_devices
+        except RequestInvalid:
+            return True
 
     def _parse(self, pod: Manifest) -> PodRequest:
         try:

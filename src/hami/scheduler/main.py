@@ -19,6 +19,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Iterator
 
 import uvicorn
@@ -26,9 +27,11 @@ import uvicorn
 from hami import aio
 from hami.k8s.api import KubeAPI
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
-from hami.scheduler.app import create_app, create_metrics_app
+from hami.scheduler.app import ADMISSION, EXTENDER, create_app, create_metrics_app
+from hami.scheduler.limits import ASGIApp, Bounded, ClientCertRequired, guarded_protocol
 from hami.scheduler.service import SchedulerService
 from hami.scheduler.settings import SchedulerSettings
+from hami.scheduler.tls import ServerTLS
 from hami.vendors import registry
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,19 @@ def listen(settings: SchedulerSettings) -> socket.socket:
     return bind_socket(*settings.host_port, reuse_port=settings.reuse_port)
 
 
+def listen_extender(settings: SchedulerSettings) -> socket.socket | None:
+    """The /filter and /bind socket (``--extender-bind``), or None when they share http-bind."""
+    address = settings.extender_host_port
+    if address is None:
+        return None
+    try:
+        return bind_socket(*address, reuse_port=settings.reuse_port)
+    except OSError as exc:
+        raise ListenError(
+            f"--extender-bind {settings.extender_bind}: {exc.strerror or exc}"
+        ) from None
+
+
 def listen_metrics(settings: SchedulerSettings) -> socket.socket | None:
     """The plain-HTTP /metrics socket (``--metrics-bind-address``), or None when off."""
     address = settings.metrics_host_port
@@ -88,19 +104,45 @@ def listen_metrics(settings: SchedulerSettings) -> socket.socket | None:
         ) from None
 
 
-def server_for(service: SchedulerService) -> uvicorn.Server:
+def tls_for(settings: SchedulerSettings, *, client_auth: bool) -> ServerTLS | None:
+    """The serving context of a listener (None without TLS); ``client_auth``: the extender
+    listener, requiring a client certificate from ``--client-ca-file`` when one is given."""
+    if settings.cert_file is None or settings.key_file is None:
+        return None
+    ca = settings.client_ca_file if client_auth else None
+    return ServerTLS(settings.cert_file, settings.key_file, ca)
+
+
+def server_for(
+    service: SchedulerService,
+    app: ASGIApp | None = None,
+    tls: ServerTLS | None = None,
+    *,
+    name: str = "http",
+) -> uvicorn.Server:
+    """A bounded uvicorn server for ``app`` (default: every route) over ``tls``."""
     settings = service.settings
+    bounded = Bounded(
+        app or create_app(service),
+        max_body=settings.max_body,
+        body_timeout=settings.body_timeout,
+        max_in_flight=settings.max_in_flight,
+        name=name,
+    )
     config = uvicorn.Config(
-        create_app(service),
-        ssl_certfile=str(settings.cert_file) if settings.tls else None,
-        ssl_keyfile=str(settings.key_file) if settings.tls else None,
+        bounded,
         lifespan="off",
         access_log=False,
         log_level="warning",
-        timeout_keep_alive=120,
+        http=guarded_protocol(settings.header_timeout),
+        h11_max_incomplete_event_size=16 * 1024,
+        timeout_keep_alive=max(1, round(settings.keep_alive)),
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         backlog=1024,
     )
+    config.load()
+    if tls is not None:
+        config.ssl = tls.context  # ours, so that a rotated certificate is loaded in place
     return _Server(config)
 
 
@@ -144,6 +186,9 @@ async def serve(
     """
     kube = kube or LightkubeAPI(load_kubeconfig(settings.kubeconfig))
     stop = stop or asyncio.Event()
+    # a simulation-mode /filter decides on a worker thread: the event loop gets the GIL back
+    # within 1 ms instead of Python's default 5 ms, so probes stay fast meanwhile
+    sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
     service = SchedulerService(settings, kube, registry.build(settings.config))
     background = asyncio.create_task(service.run(), name="scheduler-loops")
     stopped = asyncio.create_task(_wait(stop), name="scheduler-stop")
@@ -172,24 +217,72 @@ async def _serve(
     service: SchedulerService, background: asyncio.Task[None], stopped: asyncio.Task[None]
 ) -> None:
     settings = service.settings
-    metrics_sock = listen_metrics(settings)  # bound first: a taken port fails before serving
-    server = server_for(service)
-    log.info("serving on %s (%s)", settings.http_bind, "https" if settings.tls else "http")
+    # bound first: a taken port fails before serving
+    metrics_sock = listen_metrics(settings)
     try:
-        sock = listen(settings)
+        extender_sock = listen_extender(settings)
     except BaseException:
         if metrics_sock is not None:
             metrics_sock.close()
         raise
-    servers = [asyncio.create_task(server.serve(sockets=[sock]), name="http")]
-    metrics_server = None
-    if metrics_sock is not None:
-        metrics_server = metrics_server_for(service)
-        log.info("serving /metrics on %s (http)", settings.metrics_bind)
-        servers.append(
-            asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics")
+    own = [s for s in (metrics_sock, extender_sock) if s is not None]
+    try:
+        sock = listen(settings)
+        tls = tls_for(settings, client_auth=False)
+        extender_tls = tls_for(settings, client_auth=True) if extender_sock else None
+    except BaseException:
+        for taken in own:
+            taken.close()
+        raise
+    scheme = "https" if settings.tls else "http"
+    servers: list[tuple[uvicorn.Server, socket.socket]] = []
+    if extender_sock is None:
+        servers.append((server_for(service, create_app(service), tls), sock))
+        if not settings.client_ca_file:
+            log.warning(
+                "/filter and /bind are served on %s to any client: use --extender-bind with"
+                " --client-ca-file so that only kube-scheduler can call them",
+                settings.http_bind,
+            )
+        log.info("serving on %s (%s)", settings.http_bind, scheme)
+    else:
+        servers.append((server_for(service, create_app(service, ADMISSION), tls), sock))
+        app: ASGIApp = create_app(service, EXTENDER)
+        if extender_tls is not None and extender_tls.client_ca is not None:
+            app = ClientCertRequired(app, "kube-scheduler (a client certificate from the CA)")
+        servers.append((server_for(service, app, extender_tls, name="extender"), extender_sock))
+        authenticated = settings.tls and settings.client_ca_file is not None
+        log.info(
+            "serving the webhook on %s (%s), /filter and /bind on %s (%s, %s)",
+            settings.http_bind,
+            scheme,
+            settings.extender_bind,
+            scheme,
+            "client certificates required" if authenticated else "ANY client",
         )
-    watched = [background, stopped, *servers]
+    if metrics_sock is not None:
+        servers.append((metrics_server_for(service), metrics_sock))
+        log.info("serving /metrics on %s (http)", settings.metrics_bind)
+    followers = []
+    if settings.cert_reload_interval > 0:
+        for context in (tls, extender_tls):
+            if context is not None:
+                followers.append(asyncio.create_task(context.follow(settings.cert_reload_interval)))
+    try:
+        await _until_done(service, background, stopped, servers)
+    finally:
+        for follower in followers:
+            follower.cancel()
+
+
+async def _until_done(
+    service: SchedulerService,
+    background: asyncio.Task[None],
+    stopped: asyncio.Task[None],
+    servers: list[tuple[uvicorn.Server, socket.socket]],
+) -> None:
+    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers]
+    watched = [background, stopped, *tasks]
     lost = None
     if service.elector is not None:
         lost = asyncio.create_task(_lost(service), name="leadership")
@@ -197,18 +290,17 @@ async def _serve(
     done, _ = await asyncio.wait(watched, return_when=FIRST)
     if lost is not None and lost not in done:
         lost.cancel()
-    if metrics_server is not None:
-        metrics_server.should_exit = True
-    grace = settings.shutdown_grace
+    grace = service.settings.shutdown_grace
     log.info("shutting down: up to %gs for the requests in flight", grace)
-    server.should_exit = True  # stop listening; uvicorn lets requests in flight finish
+    for server, _sock in servers:
+        server.should_exit = True  # stop listening; uvicorn lets requests in flight finish
     drained = asyncio.create_task(service.drain(grace))
     # the Lease goes as soon as nothing is in flight, not after uvicorn's wait for idle and
     # late connections (up to `grace`): a follower takes over within its next round
     handed = asyncio.create_task(service.hand_over(drained))
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(grace + 1):  # uvicorn's own bound is `grace`
-            await asyncio.gather(*servers, drained, handed, return_exceptions=True)
+            await asyncio.gather(*tasks, drained, handed, return_exceptions=True)
     for task in done:
         task.result()  # a failed loop or server, or a lost Lease, ends the process with its error
 

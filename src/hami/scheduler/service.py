@@ -5,22 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 
 from hami.core.config import SchedulerConfig
 from hami.core.mutate import MutateSettings
 from hami.core.vendor import QuotaRoom, Vendor
-from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPI, KubeAPIError
+from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPI, KubeAPIError, Manifest
 from hami.scheduler import events
 from hami.scheduler.bind import Binder
 from hami.scheduler.cache import BadRegistration, Clock, ClusterCache, HandshakeWrite, utcnow
 from hami.scheduler.events import EventRecorder, Subject
-from hami.scheduler.filter import Filterer
+from hami.scheduler.filter import Filterer, SimulationLimits
 from hami.scheduler.informer import Informer, Sink
 from hami.scheduler.leader import LeaderElector
 from hami.scheduler.metered import MeteredKube
 from hami.scheduler.metrics import Metrics, QuotaUsage
 from hami.scheduler.nodelock import NodeLocker
+from hami.scheduler.pending import PendingPods, PodSource
 from hami.scheduler.quota import QuotaBook, quota_specs
 from hami.scheduler.registration import handshake_specs
 from hami.scheduler.selfcheck import SelfCheck
@@ -53,7 +54,9 @@ class SchedulerService:
             handshake_specs(vendors),
             handshake_timeout=settings.handshake_timeout,
             clock=clock,
+            decision_ttl=settings.decision_ttl,
         )
+        self.pending = PendingPods(settings.scheduler_name)
         self.elector: LeaderElector | None = None
         self.draining = False  # set by `drain`: no new /filter or /bind is taken
         self._in_flight = 0
@@ -91,6 +94,10 @@ class SchedulerService:
             clock=clock,
             quota=self.quota_rooms,
             on_decision=self.metrics.decision,
+            pods=PodSource(kube, self.pending),
+            simulation=SimulationLimits(
+                max_nodes=settings.simulation_max_nodes, timeout=settings.simulation_timeout
+            ),
         )
         self.binder = Binder(
             kube,
@@ -100,6 +107,8 @@ class SchedulerService:
             lock_wait=settings.bind_lock_wait,
             clock=clock,
             on_lock_wait=self.metrics.lock_wait,
+            pods=PodSource(kube, self.pending),
+            wants_devices=self.filterer.wants_devices,
         )
         self.webhook = Webhook(
             vendors,
@@ -126,12 +135,19 @@ class SchedulerService:
             Sink(self.cache.replace_nodes, self.cache.apply_node),
             label_selector=settings.node_label_selector,
         )
-        self.pod_informer = Informer(
-            kube, PODS, Sink(self.cache.replace_pods, self.cache.apply_pod)
-        )
+        self.pod_informer = Informer(kube, PODS, Sink(self._replace_pods, self._apply_pod))
         self.quota_informer = Informer(
             kube, RESOURCE_QUOTAS, Sink(self.quota.replace, self.quota.apply)
         )
+
+    def _replace_pods(self, items: Iterable[Manifest]) -> None:
+        listed = list(items)
+        self.pending.replace(listed)
+        self.cache.replace_pods(listed)
+
+    def _apply_pod(self, event: str, pod: Manifest) -> None:
+        self.pending.apply(event, pod)
+        self.cache.apply_pod(event, pod)
 
     def quota_rooms(self, namespace: str) -> dict[str, QuotaRoom]:
         """What the namespace's ResourceQuotas still allow, per vendor (empty: no limit)."""
@@ -260,6 +276,7 @@ class SchedulerService:
         while True:
             await asyncio.sleep(self.settings.registration_interval)
             self.cache.reassess()
+            self.cache.expire()
 
     async def _on_leadership(self, elector: LeaderElector) -> None:
         while True:

@@ -52,6 +52,22 @@ class SchedulerSettings:
     # plain-HTTP /metrics (HAMi --metrics-bind-address :9395, Service port `monitor` 31993);
     # "" = none. TLS /metrics on http_bind stays either way. Opens and closes with http_bind.
     metrics_bind: str = ""
+    # /filter and /bind on a listener of their own (docs/security.md); "" = on http_bind.
+    # With TLS and client_ca_file, that listener requires a client certificate from the CA.
+    extender_bind: str = ""
+    client_ca_file: Path | None = None
+    # bounds (hami.scheduler.limits): body cap (kube-apiserver's 3 MiB), body and header
+    # deadlines, requests in flight per listener, simulation-mode /filter size and deadline
+    max_body: int = 3 * 1024 * 1024
+    body_timeout: float = 10.0
+    header_timeout: float = 10.0
+    keep_alive: float = 120.0  # > Go's 90 s idle timeout: the client closes first
+    max_in_flight: int = 64
+    simulation_max_nodes: int = 5000
+    simulation_timeout: float = 10.0
+    cert_reload_interval: float = 10.0  # poll the TLS files (0: never reload)
+    # a decision on a pod never bound stops counting after this (docs/scheduler.md); 0: never
+    decision_ttl: float = 300.0
 
     @property
     def scheduler_name(self) -> str:
@@ -64,6 +80,10 @@ class SchedulerSettings:
     @property
     def metrics_host_port(self) -> tuple[str, int] | None:
         return split_host_port(self.metrics_bind) if self.metrics_bind else None
+
+    @property
+    def extender_host_port(self) -> tuple[str, int] | None:
+        return split_host_port(self.extender_bind) if self.extender_bind else None
 
     @property
     def tls(self) -> bool:
