@@ -105,3 +105,16 @@ def test_host_header_check() -> None:
     evil = client.get("/api/v1/summary", headers={"Host": "evil.example:8090"})
     assert evil.status_code == 400 and "'evil.example' is not allowed" in evil.text
     assert evil.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_live_source_decodes_only_what_changed() -> None:
+    fake = FakeKube()
+    await fake.create(NODES, node_manifest("gpu-1", {"hami.io/node-nvidia-register": T4}))
+    await fake.create(NODES, node_manifest("gpu-2", {"hami.io/node-nvidia-register": T4}))
+    source = KubeSource(fake, VENDORS, SETTINGS, ttl=0)
+    first = await source.snapshot()
+    await fake.merge_patch(NODES, "gpu-2", {"metadata": {"labels": {"x": "y"}}})
+    second = await source.snapshot()
+    assert second.node("gpu-1") is first.node("gpu-1")  # unchanged: not decoded again
+    assert second.node("gpu-2") is not first.node("gpu-2")
+    assert dict(second.node("gpu-2").labels) == {"x": "y"}  # type: ignore[union-attr]

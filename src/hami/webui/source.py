@@ -9,10 +9,10 @@ becomes a notice, and the rest keeps working.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from hami.api import annotations as codec
 from hami.api import keys
@@ -154,6 +154,29 @@ def _pod_info(
     return PodInfo(namespace, name, phase, node, placed, request, problem, str(started or ""))
 
 
+class DecodeMemo:
+    """Decoded Nodes and Pods by (kind, namespace/name) and resourceVersion: a live source decodes
+    only what changed since its last list (objects without a resourceVersion: every time)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], tuple[str, object]] = {}
+        self._now: dict[tuple[str, str], tuple[str, object]] = {}
+
+    def get(self, kind: str, manifest: Manifest, make: Callable[[], object]) -> object:
+        version = objects.resource_version(manifest)
+        if not version:
+            return make()
+        key = (kind, f"{objects.namespace(manifest)}/{objects.name(manifest)}")
+        hit = self._seen.get(key)
+        value = hit[1] if hit is not None and hit[0] == version else make()
+        self._now[key] = (version, value)
+        return value
+
+    def round_done(self) -> None:
+        """Forget what the last list no longer had."""
+        self._seen, self._now = self._now, {}
+
+
 def build_snapshot(
     nodes: Iterable[Manifest],
     pods: Iterable[Manifest],
@@ -163,11 +186,26 @@ def build_snapshot(
     admit: bool = False,
     notices: Sequence[str] = (),
     quotas: Iterable[Manifest] | None = None,
+    memo: DecodeMemo | None = None,
 ) -> Snapshot:
     """Nodes, GPU pods and the core's view of them, with a notice for every problem;
     ``quotas`` (ResourceQuota manifests) give hami's namespace quotas, None: not known."""
-    node_infos = tuple(sorted((_node_info(m, vendors) for m in nodes), key=lambda n: n.name))
-    found = (_pod_info(m, vendors, config, admit) for m in pods)
+    if memo is None:
+        decoded_nodes = [_node_info(m, vendors) for m in nodes]
+        found = [_pod_info(m, vendors, config, admit) for m in pods]
+    else:
+        decoded_nodes = [
+            cast(NodeInfo, memo.get("node", m, lambda m=m: _node_info(m, vendors))) for m in nodes
+        ]
+        found = [
+            cast(
+                "PodInfo | None",
+                memo.get("pod", m, lambda m=m: _pod_info(m, vendors, config, admit)),
+            )
+            for m in pods
+        ]
+        memo.round_done()
+    node_infos = tuple(sorted(decoded_nodes, key=lambda n: n.name))
     pod_infos = tuple(sorted((p for p in found if p is not None), key=lambda p: p.key))
     view, unknown = core_view(node_infos, pod_infos, vendors)
     said = list(notices)
@@ -217,6 +255,7 @@ class KubeSource:
         self.config = config
         self.ttl = ttl
         self._last: Snapshot | None = None
+        self._memo = DecodeMemo()
 
     async def snapshot(self) -> Snapshot:
         last = self._last
@@ -237,7 +276,13 @@ class KubeSource:
         except Exception as exc:  # RBAC may not grant it: quotas unknown, the rest works
             notices.append(f"ResourceQuotas cannot be listed ({exc}); quotas not shown")
         self._last = build_snapshot(
-            nodes.items, pods.items, self.vendors, self.config, notices=notices, quotas=quotas
+            nodes.items,
+            pods.items,
+            self.vendors,
+            self.config,
+            notices=notices,
+            quotas=quotas,
+            memo=self._memo,
         )
         return self._last
 
