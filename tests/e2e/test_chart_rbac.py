@@ -166,18 +166,22 @@ class Admin:
             timeout=10,
         )
 
-    def token(self, account: str) -> str:
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600},
-        }
+    def token(self, account: str, pod: str = "") -> str:
+        """A token for ``account``; bound to ``pod`` (whose node kube-apiserver then names in
+        the token's user info, as for the DaemonSet's pods: the chart's policies need it)."""
+        spec: dict[str, Any] = {"expirationSeconds": 3600}
+        if pod:
+            got = self.http.get(f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}")
+            got.raise_for_status()
+            uid = got.json()["metadata"]["uid"]
+            spec["boundObjectRef"] = {"kind": "Pod", "apiVersion": "v1", "name": pod, "uid": uid}
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
         url = f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{account}/token"
         response = self.http.post(url, json=body)
         response.raise_for_status()
         return str(response.json()["status"]["token"])
 
-    def kubeconfig(self, account: str, directory: Path) -> Path:
+    def kubeconfig(self, account: str, directory: Path, pod: str = "") -> Path:
         ca = self.cluster.run_dir / "pki" / "ca.crt"
         config = {
             "apiVersion": "v1",
@@ -188,7 +192,7 @@ class Admin:
                     "cluster": {"server": self.cluster.server, "certificate-authority": str(ca)},
                 }
             ],
-            "users": [{"name": account, "user": {"token": self.token(account)}}],
+            "users": [{"name": account, "user": {"token": self.token(account, pod)}}],
             "contexts": [
                 {
                     "name": "local",
@@ -409,7 +413,19 @@ async def test_chart_rbac_is_sufficient_and_minimal(  # noqa: PLR0915 - one stor
             "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", json=binding
         ).raise_for_status()
         await create_node(api, "gpu-1", labels={"gpu": "on"})
-        plugin_kubeconfig = admin.kubeconfig(PLUGIN, tmp_path)
+        # the DaemonSet's pod on gpu-1 (nothing runs it): the plugin's token is bound to it
+        agent_pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "device-plugin-gpu-1"},
+            "spec": {
+                "serviceAccountName": PLUGIN,
+                "nodeName": "gpu-1",
+                "containers": [{"name": "plugin", "image": "example.invalid/hami"}],
+            },
+        }
+        await api.create(PODS, agent_pod, NAMESPACE)
+        plugin_kubeconfig = admin.kubeconfig(PLUGIN, tmp_path, "device-plugin-gpu-1")
         start(
             "device-plugin",
             [
