@@ -57,13 +57,15 @@ def test_default_notes_name_the_objects_the_commands_and_the_metrics_endpoints(
         "kubectl label node <gpu-node> gpu=on",
         f"kubectl -n {NAMESPACE} port-forward svc/{RELEASE}-scheduler 31993:31993",
         "curl -s http://127.0.0.1:31993/metrics",
-        "http://<any-node-ip>:31993/metrics (NodePort)",
         "curl -s http://<gpu-node-ip>:31992/metrics",
         "nvidia.com/gpu: 1, nvidia.com/gpumem: 3000, nvidia.com/gpucores: 30",
         f"the TLS Secret {RELEASE}-scheduler-tls stays",
     ]:
         assert line in text, f"{line!r} not in\n{text}"
     assert "ServiceMonitors" not in text.split("Check it:")[0]
+    assert "Service hami-scheduler (ClusterIP)" in text  # no NodePort unless asked for
+    text = notes(chart, "--set", "scheduler.service.type=NodePort")
+    assert "http://<any-node-ip>:31993/metrics (NodePort)" in text
 
 
 def test_notes_follow_the_values(chart: Path) -> None:

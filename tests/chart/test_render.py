@@ -66,13 +66,12 @@ def test_default_values() -> None:
     assert config["profiles"] == [{"schedulerName": "hami-scheduler"}]
     assert config["leaderElection"]["resourceNamespace"] == NAMESPACE
     (ext,) = config["extenders"]
-    assert ext["urlPrefix"] == f"https://{RELEASE}-scheduler.{NAMESPACE}.svc:443"
+    assert ext["urlPrefix"] == f"https://{RELEASE}-scheduler.{NAMESPACE}.svc:8444"
     assert [r["name"] for r in ext["managedResources"]] == NVIDIA
     assert all(r["ignoredByScheduler"] for r in ext["managedResources"])
     service = find(docs, "Service", f"{RELEASE}-scheduler")
     ports = {p["name"]: p for p in service["spec"]["ports"]}
-    assert (ports["http"]["port"], ports["http"]["nodePort"]) == (443, 31998)
-    assert (ports["monitor"]["port"], ports["monitor"]["nodePort"]) == (31993, 31993)
+    assert (ports["monitor"]["port"], ports["monitor"]["targetPort"]) == (31993, "metrics")
     # the monitor port is plain-HTTP /metrics on the extender's --metrics-bind-address, as
     # HAMi's (31993 -> 9395); /metrics also stays on the TLS port
     assert ports["monitor"]["targetPort"] == "metrics"
@@ -136,6 +135,57 @@ def test_ha_three_replicas() -> None:
     assert kube_scheduler_config(docs)["leaderElection"]["leaderElect"] is True
 
 
+@pytest.mark.security
+def test_extender_mtls_cluster_ip_and_memory_limits_by_default() -> None:
+    """docs/security.md: /filter and /bind on a listener of their own that only kube-scheduler's
+    client certificate reaches, Services without node ports, memory limits."""
+    docs = render(None)
+    deploy = find(docs, "Deployment", f"{RELEASE}-scheduler")
+    containers = {c["name"]: c for c in deploy["spec"]["template"]["spec"]["containers"]}
+    extender = containers["vgpu-scheduler-extender"]["command"]
+    (ext,) = kube_scheduler_config(docs)["extenders"]
+    service = find(docs, "Service", f"{RELEASE}-scheduler")
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert service["spec"]["type"] == "ClusterIP"  # nothing on the nodes' ports by default
+    assert ports["http"]["port"] == 443 and "nodePort" not in ports["http"]
+    assert ports["extender"] == {
+        "name": "extender",
+        "port": 8444,
+        "targetPort": "extender",
+        "protocol": "TCP",
+    }
+    assert ports["monitor"]["port"] == 31993 and "nodePort" not in ports["monitor"]
+    nodeport = render(None, ["--set", "scheduler.service.type=NodePort"])
+    service = find(nodeport, "Service", f"{RELEASE}-scheduler")
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert (ports["http"]["port"], ports["http"]["nodePort"]) == (443, 31998)
+    assert (ports["monitor"]["port"], ports["monitor"]["nodePort"]) == (31993, 31993)
+    # mTLS (docs/security.md): kube-scheduler presents its client certificate; the extender
+    # listener requires one from that certificate's own CA, the webhook stays on 8443
+    assert ext["tlsConfig"] == {
+        "caFile": "/tls/ca.crt",
+        "certFile": "/tls-client/tls.crt",
+        "keyFile": "/tls-client/tls.key",
+    }
+    assert "--extender-bind=0.0.0.0:8444" in extender
+    assert "--client-ca-file=/tls-client-ca/ca.crt" in extender
+    volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
+    client_secret = f"{RELEASE}-scheduler-client-tls"
+    assert volumes["client-tls"]["secret"] == {"secretName": client_secret}
+    assert volumes["client-ca"]["secret"] == {  # the extender gets the CA, not the key
+        "secretName": client_secret,
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    mounts = {m["name"] for m in containers["vgpu-scheduler-extender"]["volumeMounts"]}
+    assert "client-ca" in mounts and "client-tls" not in mounts
+    (pre,) = [d for d in docs if d["kind"] == "Job" and d["metadata"]["name"].endswith("-pre")]
+    certgen = pre["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert f"--client-secret-name={client_secret}" in certgen
+    # memory limits by default
+    for name in ("kube-scheduler", "vgpu-scheduler-extender"):
+        assert containers[name]["resources"]["limits"]["memory"], name
+
+
 def test_replicas_ignored_without_leader_election() -> None:
     docs = render(None, ["--set", "scheduler.leaderElect=false", "--set", "scheduler.replicas=3"])
     assert find(docs, "Deployment", f"{RELEASE}-scheduler")["spec"]["replicas"] == 1
@@ -143,7 +193,14 @@ def test_replicas_ignored_without_leader_election() -> None:
         d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-scheduler")
     ]
     ext = kube_scheduler_config(docs)["extenders"][0]
-    assert ext["urlPrefix"] == "https://127.0.0.1:8443"
+    assert ext["urlPrefix"] == "https://127.0.0.1:8444"
+    deploy = find(docs, "Deployment", f"{RELEASE}-scheduler")
+    (extender,) = [
+        c for c in deploy["spec"]["template"]["spec"]["containers"] if c["name"].startswith("vgpu")
+    ]
+    assert "--extender-bind=127.0.0.1:8444" in extender["command"]  # in the pod only
+    service = find(docs, "Service", f"{RELEASE}-scheduler")
+    assert "extender" not in {p["name"] for p in service["spec"]["ports"]}
 
 
 def test_all_vendors_managed() -> None:

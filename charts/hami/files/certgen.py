@@ -3,11 +3,15 @@
   certgen.py create --namespace NS --secret-name S --host DNS_OR_IP ...
       make a CA and a serving certificate for the hosts; store tls.crt, tls.key and ca.crt in
       Secret S, unless it already exists (upgrades keep the certificate)
+      with --client-secret-name C: also a CA of its own and a client certificate (clientAuth,
+      CN hami-kube-scheduler) in Secret C (tls.crt, tls.key, ca.crt), unless C exists:
+      kube-scheduler's certificate for the extender, whose listener trusts only that CA
   certgen.py patch --namespace NS --secret-name S --webhook-name W
       set caBundle of every webhook in MutatingWebhookConfiguration W to the Secret's ca.crt
 
 API access: in the cluster, the pod's ServiceAccount; elsewhere $KUBECONFIG (lightkube).
-Only these calls: secrets get/create, mutatingwebhookconfigurations get/patch.
+Only these calls: secrets get/create, mutatingwebhookconfigurations get/patch (the client Secret is
+created blindly; "already exists" keeps it, so no get on it is needed).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
 VALID_DAYS = 3650
+CLIENT_NAME = "hami-kube-scheduler"
 
 
 def _name(common: str) -> x509.Name:
@@ -90,6 +95,62 @@ def make_certs(hosts: list[str]) -> dict[str, bytes]:
     }
 
 
+def make_client_cert(common_name: str = CLIENT_NAME) -> dict[str, bytes]:
+    """A CA of its own and a client certificate (clientAuth only) signed by it."""
+    now = datetime.datetime.now(datetime.UTC)
+    until = now + datetime.timedelta(days=VALID_DAYS)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("hami-extender-client-ca"))
+        .issuer_name(_name("hami-extender-client-ca"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(until)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(until)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return {
+        "tls.crt": cert.public_bytes(pem),
+        "tls.key": _pem_key(key),
+        "ca.crt": ca.public_bytes(pem),
+    }
+
+
+def create_client(client: Client, namespace: str, secret: str) -> str:
+    data = {k: base64.b64encode(v).decode() for k, v in make_client_cert().items()}
+    meta = ObjectMeta(
+        name=secret, namespace=namespace, labels={"app.kubernetes.io/component": "certgen"}
+    )
+    try:
+        client.create(Secret(metadata=meta, type="kubernetes.io/tls", data=data))
+    except ApiError as exc:
+        if exc.status.code != 409:
+            raise
+        return f"secret {namespace}/{secret} exists; kept"
+    return (
+        f"secret {namespace}/{secret} created: kube-scheduler's client certificate ({CLIENT_NAME})"
+    )
+
+
 def create(client: Client, namespace: str, secret: str, hosts: list[str]) -> str:
     try:
         client.get(Secret, secret, namespace=namespace)
@@ -123,12 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret-name", required=True)
     parser.add_argument("--host", action="append", default=[])
     parser.add_argument("--webhook-name")
+    parser.add_argument("--client-secret-name")
     args = parser.parse_args(argv)
     client = Client(field_manager="hami-certgen")
     if args.action == "create":
         if not args.host:
             parser.error("create needs at least one --host")
         print(create(client, args.namespace, args.secret_name, args.host))
+        if args.client_secret_name:
+            print(create_client(client, args.namespace, args.client_secret_name))
     else:
         if not args.webhook_name:
             parser.error("patch needs --webhook-name")

@@ -25,6 +25,8 @@
 {{- define "hami.certgen" -}}{{ include "hami.fullname" . }}-certgen{{- end -}}
 {{- define "hami.webhook" -}}{{ include "hami.fullname" . }}-webhook{{- end -}}
 {{- define "hami.tlsSecret" -}}{{ include "hami.scheduler" . }}-tls{{- end -}}
+{{/* kube-scheduler's client certificate for the extender, with its own CA (docs/security.md) */}}
+{{- define "hami.clientTlsSecret" -}}{{ include "hami.scheduler" . }}-client-tls{{- end -}}
 {{/* the Lease our extender campaigns on (kube-scheduler's own is .Values.schedulerName) */}}
 {{- define "hami.extenderLease" -}}{{ .Values.schedulerName }}-extender{{- end -}}
 
@@ -95,8 +97,8 @@ imagePullSecrets:
 {{- define "hami.extenderURL" -}}
 {{- $scheme := ternary "https" "http" .Values.scheduler.admissionWebhook.enabled -}}
 {{- if .Values.scheduler.leaderElect -}}
-{{ $scheme }}://{{ include "hami.scheduler" . }}.{{ include "hami.namespace" . }}.svc:{{ .Values.scheduler.service.httpPort }}
+{{ $scheme }}://{{ include "hami.scheduler" . }}.{{ include "hami.namespace" . }}.svc:{{ .Values.scheduler.service.extenderPort }}
 {{- else -}}
-{{ $scheme }}://127.0.0.1:{{ .Values.scheduler.service.httpTargetPort }}
+{{ $scheme }}://127.0.0.1:{{ .Values.scheduler.service.extenderTargetPort }}
 {{- end -}}
 {{- end -}}
