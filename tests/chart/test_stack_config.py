@@ -1,7 +1,8 @@
 """One source for the kube-scheduler configuration (issue 9): what the local stack's
 kube-scheduler runs with (`hami demo`, tests/e2e/test_scheduler*.py, the benchmarks) is the
-chart's rendering with its default values; only the extender URL and CA file, the kubeconfig
-and the leader election (the control plane's) differ, plus the default profile when asked."""
+chart's rendering with its default values; only the extender URL, CA file and client
+certificate files, the kubeconfig and the leader election (the control plane's) differ, plus the
+default profile when asked."""
 
 from __future__ import annotations
 
@@ -34,8 +35,14 @@ def test_stack_runs_the_charts_kube_scheduler_config(tmp_path: Path, default_pro
     if default_profile:
         expected["profiles"].insert(0, {"schedulerName": "default-scheduler"})
     (extender,) = expected["extenders"]
-    extender["urlPrefix"] = f"https://127.0.0.1:{PORT}"
-    extender["tlsConfig"]["caFile"] = str(stack.ca_file(run_dir))
+    access = stack.extender_access(run_dir)
+    assert access.port != PORT  # /filter and /bind have a listener of their own
+    extender["urlPrefix"] = f"https://127.0.0.1:{access.port}"
+    extender["tlsConfig"] = {
+        "caFile": str(stack.ca_file(run_dir)),
+        "certFile": str(access.client.cert),
+        "keyFile": str(access.client.key),
+    }
     assert written == expected
     # and it survives the YAML round trip kube-scheduler reads
     assert yaml.safe_load(yaml.safe_dump(written)) == expected
@@ -45,5 +52,24 @@ def test_the_stack_verifies_the_extender_with_the_cluster_ca(tmp_path: Path) -> 
     options = stack.cluster_options(tmp_path, "one-source", PORT)
     (extender,) = options.scheduler_extenders
     assert extender["enableHTTPS"] is True
-    assert extender["tlsConfig"] == {"caFile": str(tmp_path.resolve() / "pki" / "ca.crt")}
+    client = tmp_path.resolve() / "extender" / "hami-kube-scheduler"
+    assert extender["tlsConfig"] == {
+        "caFile": str(tmp_path.resolve() / "pki" / "ca.crt"),
+        "certFile": f"{client}.crt",  # mTLS: the extender serves only this certificate
+        "keyFile": f"{client}.key",
+    }
     assert [p["schedulerName"] for p in options.scheduler_profiles] == [stack.PROFILE]
+
+
+@pytest.mark.security
+def test_the_stacks_client_certificate_is_for_client_auth_only(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    stack.cluster_options(tmp_path, "one-source", PORT)
+    access = stack.extender_access(tmp_path)
+    cert = x509.load_pem_x509_certificate(access.client.cert.read_bytes())
+    ca = x509.load_pem_x509_certificate(access.client_ca.read_bytes())
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert cert.issuer == ca.subject

@@ -4,8 +4,9 @@
 KubeSchedulerConfiguration (profile, extender, verbs, ``managedResources``). The local stack
 (``hami demo``, the scheduler's end-to-end tests, ``benchmarks/bench_scheduler.py``) renders that
 template with the helm binary ``make helm-bin`` builds, with ``scheduler.leaderElect=false`` and
-``scheduler.service.httpTargetPort=<port>`` so the extender URL is ``https://127.0.0.1:<port>``;
-only the CA file is swapped (the chart's is the path mounted in its pod).
+``scheduler.service.extenderTargetPort=<port>`` so the extender URL is
+``https://127.0.0.1:<port>``; only the CA file and kube-scheduler's client certificate and key
+are swapped (the chart's are the paths mounted in its pod).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from hami import yamlio
 from hami.cluster.paths import cache_root
+from hami.cluster.pki import CertPair
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "hami"
 CONFIGMAP = "templates/scheduler/configmap-kube-scheduler.yaml"
@@ -66,7 +68,7 @@ def kube_scheduler_config(values: Sequence[str] = ()) -> dict[str, Any]:
 
 def local_values(port: int) -> list[str]:
     """Chart values whose extender URL is ``https://127.0.0.1:<port>`` (one replica)."""
-    return ["scheduler.leaderElect=false", f"scheduler.service.httpTargetPort={port}"]
+    return ["scheduler.leaderElect=false", f"scheduler.service.extenderTargetPort={port}"]
 
 
 def vendor_values() -> list[str]:
@@ -90,12 +92,22 @@ def managed_resources(config: dict[str, Any]) -> set[str]:
     }
 
 
-def local_scheduler_config(port: int, ca: Path, values: Sequence[str] = ()) -> dict[str, Any]:
-    """The chart's configuration for ``hami scheduler`` on 127.0.0.1:``port``, verified with
-    ``ca`` (plus chart ``values``, e.g. :func:`vendor_values`). The stack's control plane
+def local_scheduler_config(
+    port: int, ca: Path, values: Sequence[str] = (), *, client: CertPair | None = None
+) -> dict[str, Any]:
+    """The chart's configuration for ``hami scheduler``'s extender listener on
+    127.0.0.1:``port``, verified with ``ca``, kube-scheduler presenting the ``client``
+    certificate (plus chart ``values``, e.g. :func:`vendor_values`). The stack's control plane
     supplies ``clientConnection`` and ``leaderElection``."""
     config = kube_scheduler_config([*local_values(port), *values])
     for extender in config.get("extenders", []):
-        if "tlsConfig" in extender:
-            extender["tlsConfig"]["caFile"] = str(ca)
+        tls = extender.get("tlsConfig")
+        if tls is None:
+            continue
+        tls["caFile"] = str(ca)
+        if client is not None:
+            tls["certFile"], tls["keyFile"] = str(client.cert), str(client.key)
+        else:  # no client certificate to present
+            tls.pop("certFile", None)
+            tls.pop("keyFile", None)
     return config

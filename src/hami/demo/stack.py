@@ -3,8 +3,10 @@
 * kube-scheduler gets the profile ``hami-scheduler`` and our extender exactly as the Helm chart
   renders them (:mod:`hami.demo.chart`; HTTPS verified with the cluster CA, ``nodeCacheCapable``,
   the GPU resources managed and ``ignoredByScheduler``);
-* ``hami scheduler`` serves ``/filter``, ``/bind`` and ``/webhook`` with a certificate from the
-  cluster CA; the mutating webhook is registered by URL with that CA as ``caBundle``;
+* ``hami scheduler`` serves ``/webhook`` with a certificate from the cluster CA (the mutating
+  webhook is registered by URL with that CA as ``caBundle``) and ``/filter`` and ``/bind`` on a
+  listener of their own that only kube-scheduler may call: its extender ``tlsConfig`` presents
+  a client certificate of a CA of its own, as the chart's certgen makes one;
 * ``hami device-plugin --simulate`` plays the device plugin and kubelet for kwok nodes: NVIDIA
   nodes from fake inventories, any vendor's nodes from Node manifests.
 
@@ -29,7 +31,7 @@ import httpx
 from hami.agent.manifests import ManifestNode
 from hami.api import keys
 from hami.cluster.control_plane import STATE_FILE, ClusterOptions, LocalCluster
-from hami.cluster.pki import CertPair, write_serving_cert
+from hami.cluster.pki import CertificateAuthority, CertPair, write_client_cert, write_serving_cert
 from hami.cluster.ports import free_port
 from hami.cluster.process import Component
 from hami.demo import chart
@@ -55,6 +57,46 @@ def ca_file(run_dir: Path) -> Path:
     return run_dir.resolve() / "pki" / "ca.crt"
 
 
+EXTENDER_FILE = "extender.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ExtenderAccess:
+    """Where ``hami scheduler`` serves /filter and /bind and who may call them: kube-scheduler
+    with the ``client`` certificate of a CA of its own (``client_ca``), as the chart does."""
+
+    port: int
+    client_ca: Path
+    client: CertPair
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "port": self.port,
+            "client_ca": str(self.client_ca),
+            "client_cert": str(self.client.cert),
+            "client_key": str(self.client.key),
+        }
+
+
+def prepare_extender(run_dir: Path) -> ExtenderAccess:
+    """A fresh port, client CA and kube-scheduler client certificate under ``run_dir``
+    (``extender/``, recorded in ``extender.json`` for :func:`extender_access`)."""
+    directory = run_dir.resolve() / "extender"
+    ca = CertificateAuthority.create("hami-extender-client-ca").write(directory, "client-ca")
+    client = write_client_cert(ca, directory, "hami-kube-scheduler")
+    access = ExtenderAccess(free_port(), ca.cert, client)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / EXTENDER_FILE).write_text(json.dumps(access.to_json(), indent=2) + "\n")
+    return access
+
+
+def extender_access(run_dir: Path) -> ExtenderAccess:
+    """What :func:`prepare_extender` (through :func:`cluster_options`) chose for this run."""
+    data = json.loads((run_dir / EXTENDER_FILE).read_text())
+    client = CertPair(Path(data["client_cert"]), Path(data["client_key"]))
+    return ExtenderAccess(int(data["port"]), Path(data["client_ca"]), client)
+
+
 def cluster_options(
     run_dir: Path,
     name: str,
@@ -64,11 +106,15 @@ def cluster_options(
     default_profile: bool = True,
     chart_values: Sequence[str] = (),
 ) -> ClusterOptions:
-    """A control plane whose kube-scheduler sends GPU pods to our extender on ``port``: the
-    chart's profiles and extenders (:func:`hami.demo.chart.local_scheduler_config`, with
-    ``chart_values``, e.g. :func:`hami.demo.chart.vendor_values`), after the default profile
-    when ``default_profile``."""
-    config = chart.local_scheduler_config(port, ca_file(run_dir), chart_values)
+    """A control plane whose kube-scheduler sends GPU pods to our extender: the chart's profiles
+    and extenders (:func:`hami.demo.chart.local_scheduler_config`, with ``chart_values``, e.g.
+    :func:`hami.demo.chart.vendor_values`), after the default profile when ``default_profile``.
+    The webhook is on ``port``; /filter and /bind on a port of their own, over mTLS with a
+    client certificate made here (:func:`prepare_extender`)."""
+    access = prepare_extender(run_dir)
+    config = chart.local_scheduler_config(
+        access.port, ca_file(run_dir), chart_values, client=access.client
+    )
     return ClusterOptions(
         run_dir=run_dir,
         name=name,
@@ -94,11 +140,15 @@ def scheduler_component(
     config: Path | None = None,
     args: Sequence[str] = (),
 ) -> Component:
-    """``hami scheduler`` serving HTTPS on 127.0.0.1:``port`` and its plain-HTTP metrics on a
-    free loopback port (not started yet)."""
+    """``hami scheduler`` serving the webhook over HTTPS on 127.0.0.1:``port``, /filter and /bind
+    on the extender port of :func:`cluster_options` (only kube-scheduler's client certificate
+    is served there) and its plain-HTTP metrics on a free loopback port (not started yet)."""
     cert = serving_cert(cluster)
+    access = extender_access(cluster.run_dir)
     argv = [HAMI, "scheduler", "--kubeconfig", str(cluster.kubeconfig)]
     argv += ["--http-bind", f"127.0.0.1:{port}"]
+    argv += ["--extender-bind", f"127.0.0.1:{access.port}"]
+    argv += ["--client-ca-file", str(access.client_ca)]
     argv += ["--cert-file", str(cert.cert), "--key-file", str(cert.key), *args]
     if "--metrics-bind-address" not in args:  # not HAMi's :9395 on every interface
         argv += ["--metrics-bind-address", f"127.0.0.1:{free_port()}"]
