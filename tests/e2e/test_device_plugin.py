@@ -346,20 +346,26 @@ async def test_simulate_restart_mid_burst_never_fails_an_allocated_pod(
 
 
 async def _create_burst(kube: AsyncClient, namespace: str, node: str, uuids: list[str]) -> None:
-    """BURST one-GPU pods as the scheduler's bind leaves them (no node lock: several at once)."""
-    for start in range(0, BURST, 10):
-        bodies = []
-        for i in range(start, min(start + 10, BURST)):
-            body = bound_pod(
-                f"burst-{i:03d}",
-                [[dev(uuids[i % len(uuids)], 100, 1)]],
-                node=node,
-                namespace=namespace,
-                gpus={"main": 1},
-            )
-            del body["metadata"]["uid"], body["status"]
-            bodies.append(body)
-        await asyncio.gather(*(kube.create(Pod.from_dict(b), namespace=namespace) for b in bodies))
+    """BURST one-GPU pods as the scheduler's binds leave them, one at a time per node as its
+    node lock makes them: lock naming the pod, the pod bound, then — once the plugin released
+    the lock after allocating it (Allocate answers only for the lock owner) — the next."""
+    for i in range(BURST):
+        name = f"burst-{i:03d}"
+        body = bound_pod(
+            name,
+            [[dev(uuids[i % len(uuids)], 100, 1)]],
+            node=node,
+            namespace=namespace,
+            gpus={"main": 1},
+        )
+        del body["metadata"]["uid"], body["status"]
+        await _lock_node(kube, node, namespace, name)
+        await kube.create(Pod.from_dict(body), namespace=namespace)
+
+        async def released() -> bool:
+            return keys.NODE_LOCK not in await node_annotations(kube, node)
+
+        await wait_until(released, 60, f"{name} allocated and the lock released")
 
 
 async def _count_success(kube: AsyncClient, namespace: str, at_least: int) -> bool:
@@ -409,6 +415,7 @@ async def _check_simulated_node(
         "sim", [[dev(uuids[1], 4000, 25)]], node=node, namespace=namespace, gpus={"main": 1}
     )
     del body["metadata"]["uid"], body["status"]
+    await _lock_node(kube, node, namespace, "sim")  # Allocate answers only for the lock owner
     await kube.create(Pod.from_dict(body), namespace=namespace)
     await wait_until(
         lambda: _bind_phase(kube, namespace, "sim", "success"), 30, "bind-phase success"

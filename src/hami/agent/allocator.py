@@ -225,10 +225,11 @@ class Allocator:
         return awaits_allocate(pod, self.node, self._phases)
 
     async def _lock_owner(self, node: NodeInfo, hint: PodInfo | None = None) -> PodInfo | None:
-        """The pod the node lock names, if it waits here (bound here, decided for this node,
-        an entry left). ``hint``: used instead of a pod read when the lock names it."""
+        """The pod the node lock names, if it is bound here with an entry left (any phase:
+        kwok or a fast kubelet may already call it Running). ``hint``: used instead of a pod
+        read when the lock names it."""
         pod = await self._locked_pod(node, hint)
-        if pod is None or not self._waiting(pod):
+        if pod is None or not entries_left(pod):
             return None
         return pod
 
