@@ -102,15 +102,16 @@ def mutate(
     where = f"pod {meta.get('namespace') or 'default'}/{name}"
     annotations = _annotations(meta)
     other = _other_scheduler(spec, settings)
+    routed = other and bool(settings.scheduler_name)  # a device pod must come to ours
     try:
         containers = list(_admit_all(spec, vendors, where, annotations))
         pod_level = _admit_pod(containers, vendors, where, annotations)
     except RequestInvalid as exc:
-        if other:  # not ours to judge: the scheduler check below names the real problem
+        if routed:  # not ours to judge: the scheduler is the real problem
             return Verdict.deny(_bypass(spec, settings))
         return Verdict.deny(str(exc), 400)
     if other:
-        if any(c.uses for c in containers):
+        if routed and any(c.uses for c in containers):
             return Verdict.deny(_bypass(spec, settings))
         return Verdict(allowed=True, message="pod already has different scheduler assigned")
     return _decide(meta, spec, containers, pod_level, vendors, settings, quota or {})
