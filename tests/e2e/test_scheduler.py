@@ -64,6 +64,8 @@ class Stack:
     def start_scheduler(self) -> None:
         cert = write_serving_cert(self.cluster.pki.ca, self.run_dir, "hami-scheduler")  # type: ignore[union-attr]
         log = open(self.run_dir / "hami-scheduler.log", "ab")  # noqa: SIM115
+        # /filter and /bind where kube-scheduler calls them, over mTLS (docs/security.md)
+        extender = demo_stack.extender_access(self.cluster.run_dir)
         self.scheduler = subprocess.Popen(
             [
                 *HAMI,
@@ -72,6 +74,10 @@ class Stack:
                 str(self.cluster.kubeconfig),
                 "--http-bind",
                 f"127.0.0.1:{self.port}",
+                "--extender-bind",
+                f"127.0.0.1:{extender.port}",
+                "--client-ca-file",
+                str(extender.client_ca),
                 "--cert-file",
                 str(cert.cert),
                 "--key-file",
