@@ -293,16 +293,16 @@ print(json.dumps(times))
 """
 
 
-async def healthz_times(s: Stack, seconds: float) -> list[float]:
-    """/healthz latencies as a kubelet probe sees them (a new TLS connection each time), from
-    a process of its own so that the attackers' CPU in this one does not count."""
-    port = s.main.rsplit(":", 1)[1]
+async def healthz_times(port: int, ca: Path, seconds: float) -> list[float]:
+    """/healthz latencies on 127.0.0.1:``port`` (verified with ``ca``) as a kubelet probe sees
+    them (a new TLS connection each time), from a process of its own so that the attackers'
+    CPU in this one does not count."""
     probe = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         PROBE,
-        port,
-        str(s.ca.cert),
+        str(port),
+        str(ca),
         str(seconds),
         stdout=asyncio.subprocess.PIPE,
     )
@@ -360,7 +360,7 @@ async def test_oversized_and_slow_requests_refused_while_healthz_answers(tmp_pat
     async with stack(tmp_path, elsewhere=True, header_timeout=2.0, body_timeout=2.0) as s:
         port = int(s.main.rsplit(":", 1)[1])
         context = s.context()
-        probe = asyncio.create_task(healthz_times(s, 4.0))
+        probe = asyncio.create_task(healthz_times(int(s.main.rsplit(":", 1)[1]), s.ca.cert, 4.0))
         slow = []
         for _ in range(10):  # 100 slow connections over 0.5 s (each costs a TLS handshake)
             slow += [asyncio.create_task(slow_header(port, context)) for _ in range(10)]
@@ -419,7 +419,7 @@ async def test_a_huge_simulation_is_capped_and_runs_off_the_event_loop(tmp_path:
     ):
         pod = gpu_pod("sim")  # a simulation decides for the body's pod and changes nothing
         nodes = [gpu_node(f"s{i}", 4) for i in range(2000)]
-        probe = asyncio.create_task(healthz_times(s, 2.0))
+        probe = asyncio.create_task(healthz_times(int(s.main.rsplit(":", 1)[1]), s.ca.cert, 2.0))
         simulate = [
             asyncio.create_task(client.post("/filter", json=filter_args_json(pod, None, nodes)))
             for _ in range(2)
