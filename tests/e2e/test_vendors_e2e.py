@@ -142,9 +142,15 @@ async def _check(api: LightkubeAPI, decision: Decision, vendors: dict[str, Vendo
         assert vendors[key].allocated_devices(live), f"{where}: no {key} allocation in {live}"
     for key, value in decision.annotations.items():
         assert live.get(key) == value, f"{where}: {key}: {live.get(key)!r} != {value!r}"
-    node = objects.annotations(await api.get(NODES, decision.node))
-    held = [k for k in lock_keys(vendors, used) if k in node]
-    assert not held, f"{where}: node lock(s) {held} not released after the bind"
+    # the plugin releases the lock right after it marks the pod allocated: give it a moment
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        node = objects.annotations(await api.get(NODES, decision.node))
+        held = [k for k in lock_keys(vendors, used) if k in node]
+        if not held or asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert not held, f"{where}: node lock(s) {held} not released within 10 s of the bind"
 
 
 @pytest.mark.timeout(300)
