@@ -223,3 +223,14 @@ def test_inventory_mig_section() -> None:
     t4 = {"gpus": [{"model": "Tesla T4", "memoryMiB": 15360, "mig": {"enabled": True}}]}
     with pytest.raises(ConfigError, match="Tesla T4 has no MIG profiles"):
         parse_inventory(t4, "inv.yaml")
+
+
+def test_a_node_without_mig_gpus_writes_no_state(tmp_path: Path) -> None:
+    """A hami-core node's discovery leaves no mig/ directory behind (helm uninstall keeps only
+    the documented host files)."""
+    from hami.agent.fake import FakeSource, load_inventory
+
+    inventory = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "t4-pair.yaml"
+    source = FakeSource(load_inventory(inventory, "n"), mig_state=tmp_path / "mig" / "n.json")
+    source.gpus()
+    assert not (tmp_path / "mig").exists()

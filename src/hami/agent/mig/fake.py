@@ -75,7 +75,8 @@ class FakeMig:
 
     def __init__(self, gpus: Sequence[FakeMigGpu], state_path: Path | None = None) -> None:
         self._gpus = {g.uuid: g for g in gpus}
-        self._path = state_path
+        # GPUs without MIG support have no state worth a file (no directory on such a node)
+        self._path = state_path if any(g.specs for g in gpus) else None
         self._memory: dict[str, Any] | None = None
         self._once: dict[tuple[str, str], list[int]] = {}
         self.calls: list[tuple[str, str]] = []  # (operation, gpu) of mutating calls
