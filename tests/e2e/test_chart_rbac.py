@@ -335,13 +335,21 @@ async def test_chart_rbac_is_sufficient_and_minimal(  # noqa: PLR0915 - one stor
         tls.mkdir()
         for key, value in secret.items():
             (tls / key).write_bytes(base64.b64decode(value))
+        # kube-scheduler's client certificate for the extender (mTLS), from the same hook
+        client_tls = tmp_path / "tls-client"
+        client_tls.mkdir()
+        client_secret = admin.http.get(
+            f"/api/v1/namespaces/{NAMESPACE}/secrets/{SCHED}-client-tls"
+        ).json()["data"]
+        for key, value in client_secret.items():
+            (client_tls / key).write_bytes(base64.b64decode(value))
         hook = admin.http.get(
             f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{RELEASE}-webhook"
         ).json()
         assert hook["webhooks"][0]["clientConfig"]["caBundle"] == secret["ca.crt"]
 
         # hami scheduler with the chart's flags (listen address and file paths made local)
-        port = free_port()
+        port, extender_port = free_port(), free_port()
         device_config = tmp_path / "device-config.yaml"
         device_config.write_text(
             find(docs, "ConfigMap", f"{SCHED}-device")["data"]["device-config.yaml"]
@@ -349,10 +357,12 @@ async def test_chart_rbac_is_sufficient_and_minimal(  # noqa: PLR0915 - one stor
         local = {
             "/device-config.yaml": str(device_config),
             "=/tls/": f"={tls}/",
+            "=/tls-client-ca/": f"={client_tls}/",
             "$(POD_NAME)": "replica-0",
         }
         argv = [HAMI, *_command(docs, "vgpu-scheduler-extender")[1:]]
         argv = [a.replace("0.0.0.0:8443", f"127.0.0.1:{port}") for a in argv]
+        argv = [a.replace("0.0.0.0:8444", f"127.0.0.1:{extender_port}") for a in argv]
         for chart_path, path in local.items():
             argv = [a.replace(chart_path, path) for a in argv]
         argv.append(f"--kubeconfig={admin.kubeconfig(SCHED, tmp_path)}")
@@ -373,9 +383,11 @@ async def test_chart_rbac_is_sufficient_and_minimal(  # noqa: PLR0915 - one stor
         config = kube_scheduler_config(docs)
         config["clientConnection"]["kubeconfig"] = str(admin.kubeconfig(KUBE_SCHED, tmp_path))
         (extender,) = config["extenders"]
-        assert extender["urlPrefix"] == f"https://{SCHED}.{NAMESPACE}.svc:443"
-        extender["urlPrefix"] = f"https://127.0.0.1:{port}"
+        assert extender["urlPrefix"] == f"https://{SCHED}.{NAMESPACE}.svc:8444"
+        extender["urlPrefix"] = f"https://127.0.0.1:{extender_port}"
         extender["tlsConfig"]["caFile"] = str(tls / "ca.crt")
+        extender["tlsConfig"]["certFile"] = str(client_tls / "tls.crt")
+        extender["tlsConfig"]["keyFile"] = str(client_tls / "tls.key")
         config_path = tmp_path / "kube-scheduler.yaml"
         config_path.write_text(yaml.safe_dump(config))
         binary = find_binaries(None).kube_scheduler
