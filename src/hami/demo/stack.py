@@ -352,14 +352,17 @@ def record_components(cluster: LocalCluster, components: Sequence[Component]) ->
 
 def record_scheduler(cluster: LocalCluster, port: int) -> None:
     """Add where ``hami scheduler`` serves to the cluster's ``state.json`` (key ``scheduler``:
-    ``port``, ``url`` of /filter, /bind, /webhook and /metrics, and the ``ca`` that verifies
-    it), for tools and people that need to reach it later."""
+    ``port``, ``url`` of /webhook and /metrics, the ``ca`` that verifies it, and ``extender``:
+    the mTLS listener of /filter and /bind with the client certificate kube-scheduler uses),
+    for tools and people that need to reach it later."""
     path = cluster.run_dir / STATE_FILE
     state = json.loads(path.read_text())
+    access = extender_access(cluster.run_dir)
     state["scheduler"] = {
         "port": port,
         "url": f"https://127.0.0.1:{port}",
         "ca": str(ca_file(cluster.run_dir)),
+        "extender": {"url": f"https://127.0.0.1:{access.port}", **access.to_json()},
     }
     path.write_text(json.dumps(state, indent=2) + "\n")
 
