@@ -8,19 +8,23 @@ Root only (containerd, kubelet, mounts, a bridge, a nat chain); one real node pe
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from hami.agent.fake import load_inventory
 from hami.api import keys
+from hami.api.annotations import decode_mig_allocations
 from hami.cluster.binaries import find_binaries, find_node_binaries
 from hami.cluster.control_plane import ClusterOptions, LocalCluster
 from hami.demo.chart import CHART, helm
@@ -54,6 +58,7 @@ pytestmark = [
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "examples" / "inventory" / "t4-pair.yaml"
+MIG_INVENTORY = REPO / "examples" / "inventory" / "h100-mig.yaml"
 LIBVGPU = REPO / "libvgpu" / "build" / "rel"
 NODE = "real-node"
 SYSTEM = "kube-system"
@@ -94,7 +99,7 @@ def cluster_options(run_dir: Path, controller_manager: Path) -> ClusterOptions:
     )
 
 
-def chart_values(hook: Path) -> dict[str, object]:
+def chart_values(hook: Path) -> dict[str, Any]:
     """The chart's defaults but: a hook path of the test's, one scheduler replica (its extender
     on 127.0.0.1), and the device plugin on the fake backend with the inventory beside libvgpu."""
     return {
@@ -315,6 +320,57 @@ async def test_plugin_pod_deleted_is_recreated_and_running_pods_unaffected(
         await api.close()
 
 
+async def test_a_mig_pod_runs_on_the_real_node(chart_node: ChartNode) -> None:
+    """Dynamic MIG end to end (issue 21): `helm upgrade` turns the node into a MIG node (an H100
+    of the fake backend, operatingmode mig); a pod asking for a 1g.10gb-sized slice gets an
+    instance created at Allocate, and its container sees that MIG device."""
+    api = chart_node.api()
+    try:
+        await delete_pod(api, "gpu-probe")
+        shutil.copy2(MIG_INVENTORY, chart_node.hook / "vgpu" / "fake-inventory.yaml")
+        values = chart_values(chart_node.hook)
+        config = {"nodeconfig": [{"name": NODE, "operatingmode": "mig"}]}
+        values["devicePlugin"]["nodeConfiguration"] = {"config": json.dumps(config)}
+        path = chart_node.hook.parent / "values-mig.yaml"
+        path.write_text(yaml.safe_dump(values))
+        chart_node.helm(
+            "upgrade",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            SYSTEM,
+            "-f",
+            str(path),
+            "--wait",
+            "--timeout",
+            "3m",
+        )
+        h100 = load_inventory(MIG_INVENTORY, NODE).gpus[0].uuid
+
+        async def registered() -> bool:
+            node = await api.get(NODES, NODE)
+            alloc = objects.section(objects.status(node), "allocatable").get("nvidia.com/gpu")
+            return h100 in objects.annotations(node).get(keys.NVIDIA_REGISTER, "") and bool(
+                alloc and alloc != "0"
+            )
+
+        await poll(registered, 120, "the MIG node's registration (the H100)")
+        body = probe_pod("mig-probe", 'echo "visible=$NVIDIA_VISIBLE_DEVICES"; sleep 3600')
+        body["metadata"]["annotations"] = {"nvidia.com/vgpu-mode": "mig"}
+        body["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpumem"] = "9000"
+        pod = await run_pod(api, body)
+        await poll(lambda: bind_phase(api, "mig-probe", keys.BIND_PHASE_SUCCESS), 30, "success")
+        notes = objects.annotations(await api.get(PODS, "mig-probe", NAMESPACE))
+        (instance,) = decode_mig_allocations(notes[keys.MIG_ALLOCATIONS])
+        assert instance.profile == "1g.10gb" and instance.mig_uuid, instance
+        log = await chart_node.log("mig-probe", "visible=")
+        assert f"visible={instance.mig_uuid}" in log, log
+        assert objects.spec(pod)["nodeName"] == NODE
+    finally:
+        await delete_pod(api, "mig-probe")
+        await api.close()
+
+
 async def test_uninstall_leaves_no_hami_object(chart_node: ChartNode) -> None:
     api = chart_node.api()
     try:
@@ -339,10 +395,13 @@ async def test_uninstall_leaves_no_hami_object(chart_node: ChartNode) -> None:
         )
         assert listed.strip() == "", listed
         secrets = {objects.name(x) for x in (await api.list(SECRETS, namespace=SYSTEM)).items}
-        assert secrets <= {f"{RELEASE}-scheduler-tls"}, secrets  # docs/install.md: kept
+        kept = {f"{RELEASE}-scheduler-tls", f"{RELEASE}-scheduler-client-tls"}
+        assert secrets <= kept, secrets  # docs/install.md: the TLS Secrets stay
         left = sorted(p.name for p in (chart_node.hook / "vgpu").iterdir())
         # documented in docs/install.md: the host keeps libvgpu.so, ld.so.preload, containers/
-        assert set(left) <= {"libvgpu.so", "ld.so.preload", "containers", "fake-inventory.yaml"}
+        # (+ mig/: the ledger of the MIG instances hami made, kept for the pods still running)
+        kept = {"libvgpu.so", "ld.so.preload", "containers", "mig", "fake-inventory.yaml"}
+        assert set(left) <= kept, left
         assert not list((chart_node.hook / "vgpu" / "containers").iterdir())
     finally:
         await api.close()
