@@ -92,7 +92,8 @@ def prepare_extender(run_dir: Path) -> ExtenderAccess:
 
 def extender_access(run_dir: Path) -> ExtenderAccess:
     """What :func:`prepare_extender` (through :func:`cluster_options`) chose for this run."""
-    data = json.loads((run_dir / EXTENDER_FILE).read_text())
+    recorded = run_dir / EXTENDER_FILE
+    data = json.loads(recorded.read_text())
     client = CertPair(Path(data["client_cert"]), Path(data["client_key"]))
     return ExtenderAccess(int(data["port"]), Path(data["client_ca"]), client)
 

@@ -32,7 +32,7 @@ def _hostname(host: str) -> str:
     host = host.strip().lower()
     if host.startswith("["):  # [::1]:8090
         return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # wire-ok: a Host header
 
 
 class Guard:
