@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hami.api import keys
 from hami.api.annotations import decode_pod_devices
 from hami.cluster.testing import wait_until
-from hami.demo.stack import Stack, create_node, gpu_pod, register_webhook, wait_registered
+from hami.demo.stack import Stack, gpu_pod
 from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPIError, Manifest
 from hami.k8s.client import LightkubeAPI
@@ -44,31 +44,13 @@ Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     result = Stack.start(tmp_path_factory.mktemp("hami-metrics"), "hami-metrics")
     try:
-        asyncio.run(_nodes(result))
+        result.create_nodes(NODES)
         result.scheduler()
         result.plugin({name: INVENTORY for name in NODES})
-        asyncio.run(_ready(result))
+        result.wait_serving(NODES)
         yield result
     finally:
         result.stop()
-
-
-async def _nodes(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        for name in NODES:
-            await create_node(api, name)
-    finally:
-        await api.close()
-
-
-async def _ready(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        await register_webhook(api, stack.port, stack.ca)
-        await wait_registered(api, NODES)
-    finally:
-        await api.close()
 
 
 # --- scraping ---------------------------------------------------------------------------------

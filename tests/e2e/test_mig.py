@@ -26,7 +26,7 @@ from hami.api.annotations import decode_mig_allocations
 from hami.api.types import MigAllocation
 from hami.cluster.testing import wait_until
 from hami.demo.report import why_pending
-from hami.demo.stack import Stack, create_node, gpu_pod, register_webhook, wait_registered
+from hami.demo.stack import Stack, gpu_pod
 from hami.k8s import objects
 from hami.k8s.api import EVENTS, NAMESPACES, PODS
 from hami.k8s.client import LightkubeAPI
@@ -80,33 +80,13 @@ def mig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mig]:
     run_dir = tmp_path_factory.mktemp("hami-mig")
     stack = Stack.start(run_dir, "hami-mig")
     try:
-        asyncio.run(_nodes(stack))
+        stack.create_nodes(NODES)
         stack.scheduler()
         result = Mig(stack, run_dir)
-        asyncio.run(_ready(stack))
+        stack.wait_serving(NODES)
         yield result
     finally:
         stack.stop()
-
-
-async def _nodes(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        for name in NODES:
-            await create_node(api, name)
-    finally:
-        await api.close()
-
-
-async def _ready(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        await register_webhook(api, stack.port, stack.ca)
-        await wait_registered(api, NODES)
-    except Exception as exc:
-        raise AssertionError(f"{exc}\ndevice plugin log:\n{stack.log('device-plugin')}") from exc
-    finally:
-        await api.close()
 
 
 @pytest_asyncio.fixture(loop_scope="function")

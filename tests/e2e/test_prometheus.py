@@ -38,10 +38,7 @@ from hami.cluster.process import Component
 from hami.demo.stack import (
     HAMI,
     Stack,
-    create_node,
     gpu_pod,
-    register_webhook,
-    wait_registered,
 )
 from hami.k8s import objects
 from hami.k8s.api import PODS, Manifest
@@ -201,7 +198,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     work = tmp_path_factory.mktemp("hami-prometheus")
     stack = Stack.start(work / "cluster", "hami-prometheus")
     try:
-        asyncio.run(_nodes(stack))
+        stack.create_nodes((*NODES, MIG_NODE))
         scheduler_port = free_port()  # the chart's monitor port: plain-HTTP /metrics
         stack.scheduler(args=["--metrics-bind-address", f"127.0.0.1:{scheduler_port}"])
         stack.plugin(NODES)
@@ -212,28 +209,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         stack.components.append(_start_monitor(stack, hook, monitor_port, work))
         prometheus, url = _start_prometheus(stack, work, scheduler_port, monitor_port)
         stack.components.append(prometheus)
-        asyncio.run(_ready(stack))
+        stack.wait_serving([*NODES, MIG_NODE])
         yield Setup(stack, url, hook, monitor_port)
     finally:
         stack.stop()
-
-
-async def _nodes(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        for name in (*NODES, MIG_NODE):
-            await create_node(api, name)
-    finally:
-        await api.close()
-
-
-async def _ready(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        await register_webhook(api, stack.port, stack.ca)
-        await wait_registered(api, [*NODES, MIG_NODE])
-    finally:
-        await api.close()
 
 
 # --- Prometheus's HTTP API -------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from hami.cluster.process import Component
 from hami.cluster.testing import wait_until
-from hami.demo.stack import Stack, create_node, gpu_pod, register_webhook, wait_registered
+from hami.demo.stack import Stack, gpu_pod
 from hami.k8s import objects
 from hami.k8s.api import LEASES, PODS, KubeAPIError
 from hami.k8s.client import LightkubeAPI
@@ -34,32 +34,14 @@ def _replica_args(identity: str) -> list[str]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     result = Stack.start(tmp_path_factory.mktemp("hami-ha"), "hami-ha")
     try:
-        asyncio.run(_nodes(result))
+        result.create_nodes(NODES)
         result.scheduler(name="replica-a", args=_replica_args("replica-a"))
         result.scheduler(name="replica-b", args=_replica_args("replica-b"), wait_ready=False)
         result.plugin({name: INVENTORY for name in NODES})
-        asyncio.run(_ready(result))
+        result.wait_serving(NODES)
         yield result
     finally:
         result.stop()
-
-
-async def _nodes(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        for name in NODES:
-            await create_node(api, name)
-    finally:
-        await api.close()
-
-
-async def _ready(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        await register_webhook(api, stack.port, stack.ca)
-        await wait_registered(api, NODES)
-    finally:
-        await api.close()
 
 
 async def _holder(api: LightkubeAPI) -> str:

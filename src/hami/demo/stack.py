@@ -454,6 +454,36 @@ class Stack:
         self.components.append(component)
         return component
 
+    def create_nodes(self, names: Sequence[str]) -> None:
+        """kwok-managed nodes ``names`` with CPU, memory and pods (the plugin adds GPUs)."""
+
+        async def create(api: LightkubeAPI) -> None:
+            for name in names:
+                await create_node(api, name)
+
+        asyncio.run(self._with_api(create))
+
+    def wait_serving(self, nodes: Sequence[str]) -> None:
+        """Register the webhook (waiting until it mutates) and wait until the device plugin has
+        registered GPUs on every node of ``nodes``."""
+
+        async def ready(api: LightkubeAPI) -> None:
+            await register_webhook(api, self.port, self.ca)
+            await wait_registered(api, nodes)
+
+        try:
+            asyncio.run(self._with_api(ready))
+        except StackError as exc:
+            tail = self.log("device-plugin")[-4000:]
+            raise StackError(f"{exc}\n--- device-plugin log (tail) ---\n{tail}") from exc
+
+    async def _with_api(self, action: Callable[[LightkubeAPI], Awaitable[None]]) -> None:
+        api = self.api()
+        try:
+            await action(api)
+        finally:
+            await api.close()
+
     def log(self, component: str = "hami-scheduler") -> str:
         path = self.cluster.run_dir / "logs" / f"{component}.log"
         return path.read_text(errors="replace") if path.exists() else ""
