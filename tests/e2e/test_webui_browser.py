@@ -24,7 +24,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from hami.cluster.control_plane import LocalCluster
 from hami.cluster.testing import create_gpu_node
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
