@@ -164,13 +164,27 @@ static int map_file(const struct vgpu_config *c)
     struct stat st;
     int created = 0;
     if (g.fd < 0) {
-        g.fd = open(c->shm_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        /* The directory is writable by every user of the container: never follow a link
+         * planted there, and change the mode only of a file this process created. */
+        int made = 1;
+        g.fd = open(c->shm_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (g.fd < 0 && errno == EEXIST) {
+            made = 0;
+            g.fd = open(c->shm_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        }
         if (g.fd < 0) {
             vgpu__log(VGPU_LOG_ERROR, "cannot open shared region %s: %s", c->shm_path,
-                      strerror(errno));
+                      errno == ELOOP ? "it is a symbolic link" : strerror(errno));
             return -1;
         }
-        (void)!fchmod(g.fd, 0666); /* group/other may be other container users */
+        if (fstat(g.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            vgpu__log(VGPU_LOG_ERROR, "shared region %s is not a regular file", c->shm_path);
+            close(g.fd);
+            g.fd = -1;
+            return -1;
+        }
+        if (made)
+            (void)!fchmod(g.fd, 0666); /* group/other may be other container users */
     }
     xlock();
     if (fstat(g.fd, &st) != 0)

@@ -3,7 +3,9 @@
  * fake driver's UUIDs from NVIDIA_VISIBLE_DEVICES. */
 #include <fcntl.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,6 +93,29 @@ static void foreign_region_big(void)
     uint32_t major = 7;
     VT_CHECK(pwrite(fd, &magic, 4, 0) == 4 && pwrite(fd, &major, 4, 4) == 4);
     close(fd);
+    denied();
+}
+
+/* a link planted at the region's path: refused (limits denied), its target left alone */
+static void planted_symlink(void)
+{
+    char target[600];
+    snprintf(target, sizeof target, "%s.victim", vt_region_path());
+    int fd = open(target, O_CREAT | O_WRONLY, 0600);
+    VT_CHECK(fd >= 0 && write(fd, "keep", 4) == 4);
+    close(fd);
+    VT_CHECK(symlink(target, vt_region_path()) == 0);
+    denied();
+    struct stat st;
+    VT_CHECK(stat(target, &st) == 0);
+    VT_EQ((int)(st.st_mode & 0777), 0600); /* not made world-writable */
+    VT_EQ((long long)st.st_size, 4LL);     /* not truncated or grown into a region */
+}
+
+/* a directory at the region's path: refused */
+static void region_is_a_directory(void)
+{
+    VT_CHECK(mkdir(vt_region_path(), 0700) == 0);
     denied();
 }
 
@@ -222,6 +247,8 @@ const struct vt_case vt_cases[] = {
      "CUDA_DEVICE_MEMORY_SHARED_CACHE=/proc/none/x.cache", 1},
     {"foreign_region", foreign_region, "CUDA_DEVICE_MEMORY_LIMIT=64m", 1},
     {"foreign_region_version", foreign_region_big, "CUDA_DEVICE_MEMORY_LIMIT=64m", 1},
+    {"planted_symlink", planted_symlink, "CUDA_DEVICE_MEMORY_LIMIT=64m", 1},
+    {"region_is_a_directory", region_is_a_directory, "CUDA_DEVICE_MEMORY_LIMIT=64m", 1},
     {"envless_inherits", envless_inherits, "CUDA_DEVICE_MEMORY_LIMIT=64m;" OK, 0},
     {"_envless_helper", envless_helper, "CUDA_DEVICE_MEMORY_LIMIT=64m;" OK, -1},
     {"priority_recorded", priority_recorded,

@@ -62,7 +62,7 @@ async def test_allocate_one_container_via_the_lock(tmp_path: Path) -> None:
     assert notes[keys.NVIDIA_ALLOCATED] == f"{U0},NVIDIA,3000,30:;"  # untouched
     assert keys.NODE_LOCK not in kube.node_annotations(NODE)
     cache_dir = tmp_path / "hook" / "vgpu" / "containers" / "uid-gpu-pod_cuda"
-    assert cache_dir.is_dir() and (cache_dir.stat().st_mode & 0o777) == 0o777
+    assert cache_dir.is_dir() and (cache_dir.stat().st_mode & 0o7777) == 0o1777  # sticky
     assert (tmp_path / "vgpulock").is_dir()
     assert not kube.events
 

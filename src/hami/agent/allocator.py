@@ -90,9 +90,11 @@ class HostPrep:
             return
         directory = container_dir(settings, target)
         shutil.rmtree(directory, ignore_errors=True)
+        # writable by every user of the container, sticky: none can remove or replace a file
+        # another made (the region file libvgpu creates, the lock files)
         for path in (directory, settings.lock_dir):
             path.mkdir(parents=True, exist_ok=True)
-            os.chmod(path, 0o777)
+            os.chmod(path, 0o1777)
 
     def container_dirs(self, settings: Settings) -> list[str]:
         """The names of the directories (links excluded) under ``<hook>/vgpu/containers``."""
