@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hami.agent.errors import ConfigError
+from hami.agent.errors import ConfigError, KubeError
 from hami.agent.fake import derived_uuid
 from hami.agent.fake_kube import FakeKube
 from hami.agent.kube import PodEvent, PodInfo
@@ -155,3 +155,19 @@ async def test_a_restarted_simulator_never_touches_allocated_pods(tmp_path: Path
     # and the watch path decides the same way
     for (_, name), body in kube.pods.items():
         assert sim.on_event(PodEvent("ADDED", PodInfo.from_json(body))) is None, name
+
+
+async def test_an_api_outage_during_allocate_is_retried_not_given_up(tmp_path: Path) -> None:
+    """A connection error (status 0) while allocating is not an allocation failure: the pod
+    stays waiting and the next re-list allocates it (chaos: API-server restart)."""
+    kube = FakeKube()
+    pod = bound_pod("p", [[dev(A100_UUIDS[0])]], gpus={"main": 1})
+    kube.add_pod(pod)
+    locked_node(kube, pod, "gpu-node-1")
+    sim = make(tmp_path, kube, [SimNode("gpu-node-1", A100)])
+    kube.fail["patch_pod"] = KubeError(0, "connection: All connection attempts failed")
+    await sim.step()
+    assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == "allocating"
+    del kube.fail["patch_pod"]
+    assert await sim.step() == 1  # retried
+    assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS

@@ -280,6 +280,12 @@ class Allocator:
                 raise
             try:
                 return await self._allocate_for(found, requests, node)
+            except KubeError as exc:
+                self._written.pop(found.uid, None)
+                if exc.status == 0:  # the API was unreachable: not a verdict on the pod; its
+                    raise  # lock stays, the caller may try again (the simulated kubelet does)
+                await self.fail(found, exc)
+                raise AllocationError(f"pod {found.ref}: {exc}") from exc
             except (AgentError, ValueError, KeyError, OSError) as exc:  # WireFormatError too
                 self._written.pop(found.uid, None)
                 await self.fail(found, exc)

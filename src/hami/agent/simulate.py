@@ -29,7 +29,7 @@ from pathlib import Path
 
 from hami.agent import devices as devlogic
 from hami.agent.allocator import PreferredRequest, awaits_allocate
-from hami.agent.errors import AgentError, ConfigError
+from hami.agent.errors import AgentError, ConfigError, KubeError
 from hami.agent.fake import FakeSource, load_inventory
 from hami.agent.health import XidPolicy
 from hami.agent.kube import KubePort, PodEvent, PodInfo, PodSelector
@@ -226,6 +226,11 @@ class Simulator:
             ids = await self._choose(agent, count, pod)
             try:
                 await agent.allocator.allocate([ids], pod)
+            except KubeError as exc:
+                if exc.status == 0:  # the API is unreachable: the next re-list tries again
+                    raise
+                log.warning("pod %s container %s: %s", pod.ref, name, exc)
+                return
             except AgentError as exc:
                 log.warning("pod %s container %s: %s", pod.ref, name, exc)
                 return
