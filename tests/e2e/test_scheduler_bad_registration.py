@@ -14,7 +14,7 @@ import pytest_asyncio
 from hami.api import keys
 from hami.cluster.testing import wait_until
 from hami.demo.report import why_pending
-from hami.demo.stack import Stack, create_node, gpu_pod, register_webhook, wait_registered
+from hami.demo.stack import Stack, create_node, gpu_pod
 from hami.k8s import objects
 from hami.k8s.api import EVENTS, NAMESPACES, NODES, PODS, Manifest
 from hami.k8s.client import LightkubeAPI
@@ -39,7 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         asyncio.run(_nodes(result))
         result.scheduler()
         result.plugin({name: INVENTORY for name in GOOD_NODES})
-        asyncio.run(_ready(result))
+        result.wait_serving(GOOD_NODES)
         yield result
     finally:
         result.stop()
@@ -57,15 +57,6 @@ async def _nodes(stack: Stack) -> None:
             resources={"nvidia.com/gpu": "10"},
         )
         await api.create(NAMESPACES, {"metadata": {"name": "reg"}})
-    finally:
-        await api.close()
-
-
-async def _ready(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        await register_webhook(api, stack.port, stack.ca)
-        await wait_registered(api, GOOD_NODES)
     finally:
         await api.close()
 

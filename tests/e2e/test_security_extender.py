@@ -25,8 +25,6 @@ from hami.demo.stack import (
     create_node,
     extender_access,
     gpu_pod,
-    register_webhook,
-    wait_registered,
 )
 from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, PODS, Manifest
@@ -47,7 +45,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         asyncio.run(_nodes(result))
         result.scheduler()
         result.plugin({name: INVENTORY for name in NODES})
-        asyncio.run(_ready(result))
+        result.wait_serving(NODES)
         yield result
     finally:
         result.stop()
@@ -60,15 +58,6 @@ async def _nodes(stack: Stack) -> None:
             await create_node(api, name)
         for ns in (NS, "tenant-b"):
             await api.create(NAMESPACES, {"metadata": {"name": ns}})
-    finally:
-        await api.close()
-
-
-async def _ready(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        await register_webhook(api, stack.port, stack.ca)
-        await wait_registered(api, NODES)
     finally:
         await api.close()
 
