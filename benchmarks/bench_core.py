@@ -12,17 +12,16 @@ pods, so the index's gain is measured, not assumed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import report  # benchmarks/report.py (run as a script: its folder is on sys.path)
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.config import SchedulerConfig
 from hami.core.decide import Decision, commit, decide
@@ -191,28 +190,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "benchmark": "bench_core",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpu": _cpu(),
+            "cpu": report.cpu_model(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
         },
         "results": results,
     }
-    text = json.dumps(document, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+    report.write(document, args.out)
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+import report  # benchmarks/report.py (run as a script: its folder is on sys.path)
 from hami import yamlio
 from hami.k8s.files import documents
 
@@ -244,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "benchmark": "bench_sim",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpu": _cpu(),
+            "cpu": report.cpu_model(),
             "cores": os.cpu_count(),
             "load_at_start": round(os.getloadavg()[0], 2),
             "python": platform.python_version(),
@@ -257,22 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only in ("startup", "all"):
         document["startup"] = bench_startup(args.startup_runs)
     document["load_at_end"] = round(os.getloadavg()[0], 2)
-    text = json.dumps(document, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+    report.write(document, args.out)
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":
