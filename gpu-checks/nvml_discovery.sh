@@ -11,26 +11,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-die() { printf 'nvml_discovery: ERROR: %s\n' "$*" >&2; exit 2; }
-
-pick_python() {
-  local candidate
-  for candidate in "${PYTHON:-}" .venv/bin/python python3 python3.13 python3.12 python3.11; do
-    [[ -n "$candidate" ]] || continue
-    command -v "$candidate" >/dev/null 2>&1 || [[ -x "$candidate" ]] || continue
-    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      echo "$candidate"
-      return
-    fi
-  done
-  die "no Python >= 3.11 found (set \$PYTHON)"
-}
-
-command -v nvidia-smi >/dev/null 2>&1 || die "nvidia-smi not found: is the NVIDIA driver installed?"
-PY="$(pick_python)"
-export PYTHONPATH="$PWD/src:$PWD/gpu-checks/nvml_deps${PYTHONPATH:+:$PYTHONPATH}"
-"$PY" -c 'import pynvml' 2>/dev/null ||
-  die "pynvml is not importable by $PY: pip install nvidia-ml-py, or run gpu-checks/nvml_prepare.sh here first and carry gpu-checks/nvml_deps"
+readonly LABEL=nvml_discovery
+# shellcheck source=gpu-checks/nvml_env.sh
+source gpu-checks/nvml_env.sh
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
