@@ -48,15 +48,18 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def make_certs(hosts: list[str]) -> dict[str, bytes]:
-    """A self-signed CA and a serving certificate (ECDSA P-256) for ``hosts``."""
+def _issue(
+    ca_name: str, subject: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]
+) -> dict[str, bytes]:
+    """A self-signed CA ``ca_name`` and a leaf certificate (ECDSA P-256) for ``subject`` with
+    one extended key usage, signed by it: ``tls.crt``, ``tls.key``, ``ca.crt``."""
     now = datetime.datetime.now(datetime.UTC)
     until = now + datetime.timedelta(days=VALID_DAYS)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder()
-        .subject_name(_name("hami-webhook-ca"))
-        .issuer_name(_name("hami-webhook-ca"))
+        .subject_name(_name(ca_name))
+        .issuer_name(_name(ca_name))
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -68,71 +71,44 @@ def make_certs(hosts: list[str]) -> dict[str, bytes]:
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(until)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = (
+        builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return {
+        "tls.crt": cert.public_bytes(pem),
+        "tls.key": _pem_key(key),
+        "ca.crt": ca.public_bytes(pem),
+    }
+
+
+def make_certs(hosts: list[str]) -> dict[str, bytes]:
+    """A self-signed CA and a serving certificate (ECDSA P-256) for ``hosts``."""
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(hosts[0]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(until)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    return {
-        "tls.crt": cert.public_bytes(pem),
-        "tls.key": _pem_key(key),
-        "ca.crt": ca.public_bytes(pem),
-    }
+    return _issue("hami-webhook-ca", hosts[0], ExtendedKeyUsageOID.SERVER_AUTH, names)
 
 
 def make_client_cert(common_name: str = CLIENT_NAME) -> dict[str, bytes]:
     """A CA of its own and a client certificate (clientAuth only) signed by it."""
-    now = datetime.datetime.now(datetime.UTC)
-    until = now + datetime.timedelta(days=VALID_DAYS)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("hami-extender-client-ca"))
-        .issuer_name(_name("hami-extender-client-ca"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(until)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(until)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    return {
-        "tls.crt": cert.public_bytes(pem),
-        "tls.key": _pem_key(key),
-        "ca.crt": ca.public_bytes(pem),
-    }
+    return _issue("hami-extender-client-ca", common_name, ExtendedKeyUsageOID.CLIENT_AUTH, [])
 
 
 def create_client(client: Client, namespace: str, secret: str) -> str:
