@@ -51,6 +51,7 @@ def test_default_notes_name_the_objects_the_commands_and_the_metrics_endpoints(
         f"hami {APP_VERSION} is installed as release {RELEASE} in namespace {NAMESPACE}.",
         f"Deployment {RELEASE}-scheduler (1 replica(s), leader election",
         "monitor 31993 -> 9395 (plain-HTTP /metrics)",
+        "extender 8444 -> 8444 (/filter /bind, mTLS: kube-scheduler's client certificate only)",
         f"MutatingWebhookConfiguration {RELEASE}-webhook (failurePolicy Ignore)",
         f"DaemonSet {RELEASE}-device-plugin on nodes labelled gpu=on: device plugin + monitor",
         f"kubectl -n {NAMESPACE} rollout status deploy/{RELEASE}-scheduler",
@@ -86,6 +87,7 @@ def test_notes_follow_the_values(chart: Path) -> None:
     )  # fmt: skip
     assert "DaemonSet" not in text and "<gpu-node>" not in text and "NodePort" not in text
     assert f"Deployment {RELEASE}-scheduler (1 replica(s)):" in text
+    assert "extender 8444" not in text  # 127.0.0.1 only: no Service port
 
 
 def test_helm_lint_strict_with_notes() -> None:

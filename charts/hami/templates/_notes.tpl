@@ -14,7 +14,7 @@ hami {{ .Chart.AppVersion }} is installed as release {{ .Release.Name }} in name
 Installed:
   Deployment {{ $sched }} ({{ include "hami.schedulerReplicas" . }} replica(s){{ if $s.leaderElect }}, leader election: only the leader is Ready{{ end }}):
     kube-scheduler with the profile {{ .Values.schedulerName }} + hami scheduler (extender{{ if $s.admissionWebhook.enabled }} and mutating webhook{{ end }})
-  Service {{ $sched }} ({{ $svc.type }}): http {{ $svc.httpPort }} -> {{ $svc.httpTargetPort }} ({{ $scheme }}), monitor {{ $svc.monitorPort }} -> {{ $svc.monitorTargetPort }} (plain-HTTP /metrics)
+  Service {{ $sched }} ({{ $svc.type }}): http {{ $svc.httpPort }} -> {{ $svc.httpTargetPort }} ({{ $scheme }}), monitor {{ $svc.monitorPort }} -> {{ $svc.monitorTargetPort }} (plain-HTTP /metrics){{ if $s.leaderElect }}, extender {{ $svc.extenderPort }} -> {{ $svc.extenderTargetPort }} (/filter /bind, mTLS: kube-scheduler's client certificate only){{ end }}
 {{- if $s.admissionWebhook.enabled }}
   MutatingWebhookConfiguration {{ include "hami.webhook" . }} (failurePolicy {{ $s.admissionWebhook.failurePolicy }}): GPU pods get schedulerName {{ .Values.schedulerName }}
 {{- end }}

@@ -232,7 +232,11 @@ def _start_services(
     _start_recorded(cluster, scheduler)  # started once: a second start would orphan one
     stack.record_scheduler(cluster, port)
     scheduler.wait_ready(stack.ready_probe(port, stack.ca_file(cluster.run_dir)), 60.0)
-    typer.echo(f"hami scheduler serving https://127.0.0.1:{port} (/filter /bind /webhook)")
+    access = stack.extender_access(cluster.run_dir)
+    typer.echo(
+        f"hami scheduler serving https://127.0.0.1:{port} (/webhook /metrics); "
+        f"extender https://127.0.0.1:{access.port} (/filter /bind, kube-scheduler's client cert only)"
+    )
     asyncio.run(_create_nodes(cluster, list(inventories)))
     manifests = [vendor_nodes] if vendor_nodes else []
     plugin = stack.plugin_component(cluster, inventories, manifests=manifests, config=config)
