@@ -139,3 +139,17 @@ async def test_hand_over_releases_and_stops_competing() -> None:
     tick.now = 100  # b's record long expired from a's view: a still does not compete
     await a.step()
     assert objects.spec(kube.stored(LEASES, "hami", "ns"))["holderIdentity"] == "b"
+
+
+async def test_follower_reads_the_lease_every_retry_period() -> None:
+    kube, tick = FakeKube(), Tick()
+    a = LeaderElector(kube, "hami", "ns", "a", renew_interval=2, retry_period=0.5, monotonic=tick)
+    b = LeaderElector(kube, "hami", "ns", "b", renew_interval=2, retry_period=0.5, monotonic=tick)
+    await a.step()
+    assert a.next_delay() == 2  # the leader renews on its interval
+    await b.step()
+    assert b.next_delay() == 0.5  # a follower looks again sooner: a release is seen within 0.5 s
+    assert await a.hand_over()
+    tick.now = 0.5
+    await b.step()
+    assert b.is_leader

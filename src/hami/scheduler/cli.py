@@ -96,6 +96,9 @@ def scheduler(
     lease_namespace: Annotated[str, typer.Option(help="namespace of that Lease")] = "kube-system",
     identity: Annotated[str | None, typer.Option(help="lease holder identity")] = None,
     lease_duration: Annotated[str, typer.Option(help="lease duration")] = "10s",
+    lease_retry_period: Annotated[
+        str, typer.Option(help="a follower reads the Lease this often (a released one is taken)")
+    ] = "500ms",
     reuse_port: Annotated[bool, typer.Option(help="share http-bind between replicas")] = False,
     shutdown_grace: Annotated[
         str, typer.Option(help="on SIGTERM, requests in flight get this long")
@@ -158,6 +161,7 @@ def scheduler(
         lease_namespace=lease_namespace,
         identity=identity or default_identity(),
         lease_duration=parse_duration(lease_duration),
+        lease_retry_period=parse_duration(lease_retry_period),
         reuse_port=reuse_port,
         shutdown_grace=parse_duration(shutdown_grace),
         self_check_interval=parse_duration(self_check_interval),

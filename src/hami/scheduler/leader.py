@@ -3,9 +3,10 @@
 The holder renews every ``renew_interval``; a follower takes the Lease over once it has seen
 the same record unchanged for ``lease_duration`` (judged on its own monotonic clock, so clock
 skew between replicas does not matter). A leader that cannot renew within the duration steps
-down. A follower sees a renewal within one ``renew_interval`` and checks again just after the
-record it saw would expire, so failover takes at most ``lease_duration + renew_interval`` after
-the leader's last renewal.
+down. A follower reads the Lease every ``retry_period`` (client-go's ``RetryPeriod``; shorter
+than the renew interval, so a released Lease is taken within one such period) and checks again
+just after the record it saw would expire, so failover takes at most ``lease_duration +
+retry_period`` after the leader's last renewal.
 
 Bad input: a Lease held by an identity no replica knows is judged like any other record — a
 holder that keeps renewing is followed, one that stops is taken over after the duration (a log
@@ -53,6 +54,7 @@ class LeaderElector:
         *,
         lease_duration: float = 10.0,
         renew_interval: float = 2.0,
+        retry_period: float | None = None,
         monotonic: Callable[[], float] | None = None,
         recorder: EventRecorder | None = None,
     ) -> None:
@@ -62,6 +64,7 @@ class LeaderElector:
         self.identity = identity
         self._duration = lease_duration
         self._renew = renew_interval
+        self._retry = renew_interval if retry_period is None else min(retry_period, renew_interval)
         self._now = monotonic or (lambda: asyncio.get_running_loop().time())
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
@@ -85,12 +88,15 @@ class LeaderElector:
         return await self.release()
 
     def next_delay(self) -> float:
-        """The leader renews every ``renew_interval``; a follower also wakes just after the
-        observed record would expire, so a takeover does not wait out another interval."""
-        if self.is_leader or self._observed is None:
+        """The leader renews every ``renew_interval``; a follower looks every ``retry_period``
+        (a released Lease is taken within one) and also wakes just after the observed record
+        would expire, so a takeover does not wait out another period."""
+        if self.is_leader:
             return self._renew
+        if self._observed is None:
+            return self._retry
         expires_in = self._observed_at + self._duration - self._now() + EXPIRY_MARGIN
-        return min(self._renew, max(expires_in, EXPIRY_MARGIN))
+        return min(self._retry, max(expires_in, EXPIRY_MARGIN))
 
     async def step(self) -> None:
         """One round: acquire or renew; update ``is_leader``."""

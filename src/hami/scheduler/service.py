@@ -127,6 +127,7 @@ class SchedulerService:
                 settings.identity,
                 lease_duration=settings.lease_duration,
                 renew_interval=settings.renew_interval,
+                retry_period=settings.lease_retry_period,
                 recorder=self.recorder,
             )
         self.node_informer = Informer(

@@ -46,6 +46,9 @@ class SchedulerSettings:
     identity: str = field(default_factory=default_identity)
     lease_duration: float = 10.0
     renew_interval: float = 2.0
+    # a follower reads the Lease this often: a released Lease (graceful handover) is taken
+    # within one period (client-go's RetryPeriod)
+    lease_retry_period: float = 0.5
     reuse_port: bool = False  # several replicas on one address: only the leader listens
     shutdown_grace: float = 15.0  # SIGTERM: requests in flight get this long (then the Lease)
     self_check_interval: float = 30.0  # cache vs annotations, stale locks (0: off)
