@@ -45,6 +45,7 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python libvgpu/tools/callgraph.py
 
 bench: setup
 	@mkdir -p bench-results

@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,4 +236,18 @@ const struct vgpu_config *vgpu__config(void)
 {
     pthread_once(&g_once, load);
     return &g_cfg;
+}
+
+/* one line at `level` when LIBCUDA_LOG_LEVEL lets it through (log.c writes it) */
+void vgpu__log(int level, const char *fmt, ...)
+{
+    const struct vgpu_config *c = vgpu__config();
+    char msg[640];
+    va_list ap;
+    if (level > c->log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    vgpu__log_raw(level, c->log_level, msg);
 }

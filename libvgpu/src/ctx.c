@@ -28,6 +28,21 @@ void vgpu__ctx_reset(void)
     memset(g_primary, 0, sizeof g_primary);
 }
 
+/* the device and context current on this thread, charging a new context's overhead */
+int vgpu__current(int *dev, CUcontext *ctx)
+{
+    CUcontext c = NULL;
+    vgpu__init_cuda();
+    if (!vgpu__real.cuCtxGetDevice || vgpu__real.cuCtxGetDevice(dev) != CUDA_SUCCESS)
+        return -1;
+    if (vgpu__real.cuCtxGetCurrent)
+        vgpu__real.cuCtxGetCurrent(&c);
+    if (ctx)
+        *ctx = c;
+    vgpu__ctx_ensure_charged(*dev, c);
+    return 0;
+}
+
 /* NVML handle of CUDA device dev, matched by UUID */
 static int nvml_used(int dev, uint64_t *used)
 {

@@ -1,5 +1,5 @@
-/* log.c - stderr logging gated by LIBCUDA_LOG_LEVEL; silent in normal operation. */
-#include <stdarg.h>
+/* log.c - the stderr line writer, below everything (config.c's vgpu__log gates it by
+ * LIBCUDA_LOG_LEVEL); silent in normal operation. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,17 +23,4 @@ void vgpu__log_raw(int level, int log_level, const char *msg)
         n = (int)sizeof line - 1;
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
-}
-
-void vgpu__log(int level, const char *fmt, ...)
-{
-    const struct vgpu_config *c = vgpu__config();
-    char msg[640];
-    va_list ap;
-    if (level > c->log_level)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    vgpu__log_raw(level, c->log_level, msg);
 }

@@ -7,20 +7,6 @@
  */
 #include "vgpu.h"
 
-int vgpu__current(int *dev, CUcontext *ctx)
-{
-    CUcontext c = NULL;
-    vgpu__init_cuda();
-    if (!vgpu__real.cuCtxGetDevice || vgpu__real.cuCtxGetDevice(dev) != CUDA_SUCCESS)
-        return -1;
-    if (vgpu__real.cuCtxGetCurrent)
-        vgpu__real.cuCtxGetCurrent(&c);
-    if (ctx)
-        *ctx = c;
-    vgpu__ctx_ensure_charged(*dev, c);
-    return 0;
-}
-
 /* charge, run, then record or give back */
 static CUresult admit(int dev, uint64_t bytes)
 {

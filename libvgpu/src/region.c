@@ -31,7 +31,7 @@ static struct {
     lvgpu_region_t *r;
     int slot;
     int devidx[VGPU_MAXDEV]; /* CUDA ordinal -> region device index, -1 unknown */
-    int atfork_done;
+    int devidx_ready;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .slot = -1};
 
 static int lock_byte(int fd, long off, int cmd, short type)
@@ -101,25 +101,14 @@ static void init_header(lvgpu_region_t *r)
     __atomic_store_n(&r->initialized_flag, LVGPU_MAGIC, __ATOMIC_RELEASE);
 }
 
-/* lock order everywhere: pools -> contexts -> region -> track */
-static void atfork_prepare(void)
+/* fork.c holds this mutex across fork(); the parent lets it go */
+void vgpu__region_fork_lock(void) { pthread_mutex_lock(&g.mu); }
+void vgpu__region_fork_unlock(void) { pthread_mutex_unlock(&g.mu); }
+
+/* in a forked child (g.mu held by the fork): the child owns no slot and no
+ * fcntl lock; it registers lazily */
+void vgpu__region_fork_child(void)
 {
-    vgpu__pools_fork_lock();
-    vgpu__ctx_fork_lock();
-    pthread_mutex_lock(&g.mu);
-    vgpu__track_fork_lock();
-}
-static void atfork_parent(void)
-{
-    vgpu__track_fork_unlock();
-    pthread_mutex_unlock(&g.mu);
-    vgpu__ctx_fork_unlock();
-    vgpu__pools_fork_unlock();
-}
-static void atfork_child(void)
-{
-    /* the child owns no slot and no fcntl lock; it registers lazily */
-    vgpu__track_fork_unlock();
     g.slot = -1;
     if (g.fd >= 0) { /* drop the parent's open file description (and its locks) */
         close(g.fd);
@@ -128,12 +117,6 @@ static void atfork_child(void)
     if (g.state == 1)
         g.state = 0;
     pthread_mutex_unlock(&g.mu);
-    vgpu__pools_reset();
-    vgpu__ctx_reset();
-    vgpu__ctx_fork_unlock();
-    vgpu__pools_fork_unlock();
-    vgpu__track_reset();
-    vgpu__limiter_reset();
 }
 
 /* take a slot for this process; region lock held */
@@ -238,9 +221,8 @@ static int ensure_locked(void)
         return 0;
     if (g.state == -1)
         return -1;
-    if (!g.atfork_done) {
-        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-        g.atfork_done = 1;
+    if (!g.devidx_ready) {
+        g.devidx_ready = 1;
         for (int i = 0; i < VGPU_MAXDEV; i++)
             g.devidx[i] = -1;
     }

@@ -39,7 +39,7 @@ const struct vgpu_config *vgpu__config(void);
 int vgpu__parse_size(const char *s, uint64_t *out); /* 0 ok, -1 malformed */
 int vgpu__parse_bool(const char *s, int *out);
 
-/* ---- log.c ---- */
+/* ---- log.c writes a line; config.c's vgpu__log gates it by LIBCUDA_LOG_LEVEL ---- */
 enum { VGPU_LOG_ERROR = 1, VGPU_LOG_WARN = 2, VGPU_LOG_INFO = 3, VGPU_LOG_DEBUG = 4 };
 void vgpu__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vgpu__log_raw(int level, int log_level, const char *msg);
@@ -194,6 +194,9 @@ uint64_t vgpu__limit_by_index(int idx);
 lvgpu_region_t *vgpu__region(void);             /* NULL when unavailable */
 int vgpu__pid_in_container(unsigned pid, int *local_pid);
 void vgpu__region_note_sm(int dev, unsigned util_pct);
+void vgpu__region_fork_lock(void);
+void vgpu__region_fork_unlock(void);
+void vgpu__region_fork_child(void); /* in the child: forget the parent's slot; unlocks */
 
 /* ---- track.c: what this process allocated ---- */
 enum { VGPU_T_PTR = 1, VGPU_T_VMM, VGPU_T_ARRAY, VGPU_T_MIPMAP, VGPU_T_POOL, VGPU_T_GRAPHMEM,
@@ -218,7 +221,7 @@ void vgpu__track_fork_lock(void);
 void vgpu__track_fork_unlock(void);
 
 /* ---- helpers shared by hook files ---- */
-int vgpu__current(int *dev, CUcontext *ctx); /* 0 when a context is current */
+int vgpu__current(int *dev, CUcontext *ctx); /* ctx.c; 0 when a context is current */
 void vgpu__ctx_ensure_charged(int dev, CUcontext ctx);
 void vgpu__pool_reconcile(CUmemoryPool pool, int dev);
 void vgpu__graphmem_reconcile(int dev);
