@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, cast
@@ -133,7 +134,15 @@ def _phase(phase: str) -> str:
 
 def create_app(ui: WebUI, allowed_hosts: Sequence[str] = ("*",)) -> FastAPI:
     """The app; ``allowed_hosts``: the Host names a request may use (``*``: any)."""
-    app = FastAPI(title="hami web UI", version=__version__, docs_url=None, redoc_url=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await ui.source.start()  # a live source lists before the port serves
+        yield
+
+    app = FastAPI(
+        title="hami web UI", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.add_middleware(Guard, allowed_hosts=allowed_hosts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _api(app, ui)

@@ -8,6 +8,9 @@ becomes a notice, and the rest keeps working.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +36,8 @@ from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPI, Manifest
 from hami.k8s.files import ManifestFileError, documents
 from hami.scheduler.cache import TERMINAL_PHASES, placed_pod
 from hami.scheduler.quota import QuotaBook, quota_specs
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,9 @@ class Source(Protocol):
 
     vendors: Mapping[str, Vendor]
     config: SchedulerConfig
+
+    async def start(self) -> None:
+        """Called once before the UI serves (a live source lists here)."""
 
     async def snapshot(self) -> Snapshot: ...
 
@@ -156,25 +164,46 @@ def _pod_info(
 
 class DecodeMemo:
     """Decoded Nodes and Pods by (kind, namespace/name) and resourceVersion: a live source decodes
-    only what changed since its last list (objects without a resourceVersion: every time)."""
+    only what changed since its last list (objects without a resourceVersion: every time).
+
+    When a list brings nothing new (every object a hit, none gone), `changed` is False and the
+    core's view built from the previous list (`core`) is reused as it is."""
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], tuple[str, object]] = {}
         self._now: dict[tuple[str, str], tuple[str, object]] = {}
+        self._missed = False
+        self.changed = True
+        self.core: _Core | None = None
 
     def get(self, kind: str, manifest: Manifest, make: Callable[[], object]) -> object:
         version = objects.resource_version(manifest)
         if not version:
+            self._missed = True
             return make()
         key = (kind, f"{objects.namespace(manifest)}/{objects.name(manifest)}")
         hit = self._seen.get(key)
-        value = hit[1] if hit is not None and hit[0] == version else make()
+        if hit is not None and hit[0] == version:
+            value = hit[1]
+        else:
+            self._missed, value = True, make()
         self._now[key] = (version, value)
         return value
 
     def round_done(self) -> None:
-        """Forget what the last list no longer had."""
-        self._seen, self._now = self._now, {}
+        """Forget what the last list no longer had; say whether anything changed."""
+        self.changed = self._missed or len(self._now) != len(self._seen)
+        self._seen, self._now, self._missed = self._now, {}, False
+
+
+@dataclass(frozen=True, slots=True)
+class _Core:
+    """What a snapshot derives from its decoded objects (reused while nothing changes)."""
+
+    nodes: tuple[NodeInfo, ...]
+    pods: tuple[PodInfo, ...]
+    view: ClusterView
+    problems: tuple[str, ...]
 
 
 def build_snapshot(
@@ -195,28 +224,40 @@ def build_snapshot(
         found = [_pod_info(m, vendors, config, admit) for m in pods]
     else:
         decoded_nodes = [
-            cast(NodeInfo, memo.get("node", m, lambda m=m: _node_info(m, vendors))) for m in nodes
+            cast(NodeInfo, memo.get("node", m, functools.partial(_node_info, m, vendors)))
+            for m in nodes
         ]
         found = [
             cast(
                 "PodInfo | None",
-                memo.get("pod", m, lambda m=m: _pod_info(m, vendors, config, admit)),
+                memo.get("pod", m, functools.partial(_pod_info, m, vendors, config, admit)),
             )
             for m in pods
         ]
         memo.round_done()
-    node_infos = tuple(sorted(decoded_nodes, key=lambda n: n.name))
-    pod_infos = tuple(sorted((p for p in found if p is not None), key=lambda p: p.key))
-    view, unknown = core_view(node_infos, pod_infos, vendors)
-    said = list(notices)
-    said += [f"node {n.name}: {n.problem}" for n in node_infos if n.problem]
-    said += [f"pod {p.key}: {p.problem}" for p in pod_infos if p.problem]
-    said += [f"pods reference devices no node registers: {', '.join(unknown)}"] if unknown else []
+    core = memo.core if memo is not None and not memo.changed else None
+    if core is None:
+        core = _core(decoded_nodes, found, vendors)
+        if memo is not None:
+            memo.core = core
     book = None
     if quotas is not None:
         book = QuotaBook(quota_specs(config))
         book.replace(quotas)
-    return Snapshot(node_infos, pod_infos, view, time.time(), tuple(said), quotas=book)
+    said = (*notices, *core.problems)
+    return Snapshot(core.nodes, core.pods, core.view, time.time(), said, quotas=book)
+
+
+def _core(
+    nodes: Iterable[NodeInfo], found: Iterable[PodInfo | None], vendors: Mapping[str, Vendor]
+) -> _Core:
+    node_infos = tuple(sorted(nodes, key=lambda n: n.name))
+    pod_infos = tuple(sorted((p for p in found if p is not None), key=lambda p: p.key))
+    view, unknown = core_view(node_infos, pod_infos, vendors)
+    said = [f"node {n.name}: {n.problem}" for n in node_infos if n.problem]
+    said += [f"pod {p.key}: {p.problem}" for p in pod_infos if p.problem]
+    said += [f"pods reference devices no node registers: {', '.join(unknown)}"] if unknown else []
+    return _Core(node_infos, pod_infos, view, tuple(said))
 
 
 def core_view(
@@ -241,7 +282,11 @@ def core_view(
 
 
 class KubeSource:
-    """Lists Nodes and Pods through the `KubeAPI` port; one list per ``ttl`` seconds at most."""
+    """Lists Nodes and Pods through the `KubeAPI` port; one list per ``ttl`` seconds at most,
+    one at a time (requests that arrive during a list share its result).
+
+    `start` lists and decodes everything once before the UI serves (as an informer syncs before
+    a controller runs), so the first page decodes only what changed since."""
 
     def __init__(
         self,
@@ -255,12 +300,36 @@ class KubeSource:
         self.config = config
         self.ttl = ttl
         self._last: Snapshot | None = None
+        self._failed: tuple[float, Snapshot] | None = None  # the last failed list, what it gave
         self._memo = DecodeMemo()
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Prime the snapshot; a failure is only logged (the first request tries again and the
+        page says what is wrong)."""
+        try:
+            await self.snapshot()
+        except SourceError as exc:
+            log.warning("web UI: first list failed: %s", exc)
+
+    def _fresh(self) -> Snapshot | None:
+        now = time.time()
+        if self._last is not None and now - self._last.taken_at < self.ttl:
+            return self._last
+        if self._failed is not None and now - self._failed[0] < self.ttl:
+            return self._failed[1]
+        return None
 
     async def snapshot(self) -> Snapshot:
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh
+        async with self._lock:  # one list at a time; who waited takes the one just made
+            fresh = self._fresh()
+            return fresh if fresh is not None else await self._list()
+
+    async def _list(self) -> Snapshot:
         last = self._last
-        if last is not None and time.time() - last.taken_at < self.ttl:
-            return last
         try:
             nodes = await self.api.list(NODES)
             pods = await self.api.list(PODS)
@@ -268,7 +337,10 @@ class KubeSource:
             if last is None:
                 raise SourceError(f"cannot list from the API server: {exc}") from exc
             notice = f"API server unreachable ({exc}); showing the last snapshot"
-            return replace(last, notices=(notice, *last.notices), stale_since=last.taken_at)
+            stale = replace(last, notices=(notice, *last.notices), stale_since=last.taken_at)
+            self._failed = (time.time(), stale)
+            return stale
+        self._failed = None
         notices: list[str] = []
         quotas: list[Manifest] | None = None
         try:
@@ -302,6 +374,9 @@ class SimSource:
         self.config = config
         self._snapshot = sim_snapshot(cluster, pods, vendors, config)
 
+    async def start(self) -> None:
+        """Nothing to prime: the snapshot is built already."""
+
     async def snapshot(self) -> Snapshot:
         """The placed files, as of now (so history keeps sampling them)."""
         return replace(self._snapshot, taken_at=time.time())
@@ -319,6 +394,9 @@ class StaticSource:
         self.vendors = vendors
         self.config = config or SchedulerConfig()
         self._snapshot = snapshot
+
+    async def start(self) -> None:
+        """Nothing to prime: the snapshot is built already."""
 
     async def snapshot(self) -> Snapshot:
         return self._snapshot

@@ -1,0 +1,109 @@
+"""The live source: primed at startup (the first page decodes only what changed), one list at a
+time, the core's view reused while nothing changed, a failed first list not fatal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from hami.api import keys
+from hami.config import load_config
+from hami.k8s.api import NODES, PODS
+from hami.k8s.fake import FakeKube, node_manifest
+from hami.vendors import registry
+from hami.webui.app import WebUI, create_app
+from hami.webui.history import History
+from hami.webui.source import KubeSource
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SETTINGS = load_config(EXAMPLES / "config.yaml")
+VENDORS = registry.build(SETTINGS)
+T4 = '[{"id":"GPU-0","count":10,"devmem":15360,"devcore":100,"type":"NVIDIA Tesla T4","health":true}]'
+
+
+def pod(name: str, mib: int) -> dict[str, object]:
+    return {
+        "metadata": {"name": name, "namespace": "ml", "annotations": {
+            keys.VGPU_NODE: "gpu-1", "hami.io/vgpu-devices-allocated": f"GPU-0,NVIDIA,{mib},10:;"}},
+        "spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": 1}}}]},
+        "status": {"phase": "Running"},
+    }  # fmt: skip
+
+
+async def cluster() -> FakeKube:
+    fake = FakeKube()
+    await fake.create(NODES, node_manifest("gpu-1", {"hami.io/node-nvidia-register": T4}))
+    await fake.create(PODS, pod("a", 1000), "ml")
+    return fake
+
+
+def lists(fake: FakeKube) -> int:
+    return sum(1 for verb, plural, _ in fake.calls if verb == "list" and plural == "pods")
+
+
+async def test_startup_primes_the_snapshot() -> None:
+    fake = await cluster()
+    with TestClient(create_app(WebUI(KubeSource(fake, VENDORS, SETTINGS, ttl=60)))) as client:
+        assert lists(fake) == 1  # listed before the first request
+        assert client.get("/api/v1/summary").json()["memory_allocated_mib"] == 1000
+        assert lists(fake) == 1  # the first page used the primed snapshot
+
+
+async def test_view_reused_while_nothing_changes_rebuilt_on_change() -> None:
+    fake = await cluster()
+    source = KubeSource(fake, VENDORS, SETTINGS, ttl=0)
+    first = await source.snapshot()
+    again = await source.snapshot()
+    assert again.view is first.view and again.pods is first.pods
+    assert again.taken_at >= first.taken_at
+    await fake.create(PODS, pod("b", 2000), "ml")
+    changed = await source.snapshot()
+    assert changed.view is not first.view
+    assert [p.name for p in changed.pods] == ["a", "b"]
+    assert next(iter(changed.view.states())).usage[0].usedmem == 3000
+    await fake.delete(PODS, "a", "ml")  # a removal alone is a change too
+    gone = await source.snapshot()
+    assert [p.name for p in gone.pods] == ["b"]
+    assert next(iter(gone.view.states())).usage[0].usedmem == 2000
+
+
+async def test_concurrent_requests_share_one_list() -> None:
+    fake = await cluster()
+    fake.delays["list"] = 0.05
+    source = KubeSource(fake, VENDORS, SETTINGS, ttl=5)
+    snapshots = await asyncio.gather(*(source.snapshot() for _ in range(5)))
+    assert lists(fake) == 1
+    assert all(s is snapshots[0] for s in snapshots)
+
+
+async def test_failed_first_list_is_logged_and_the_page_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = await cluster()
+    fake.fail_next("list", RuntimeError("connection refused"))
+    with caplog.at_level(logging.WARNING, logger="hami.webui.source"):
+        source = KubeSource(fake, VENDORS, SETTINGS, ttl=0)
+        await source.start()
+    assert "first list failed" in caplog.text and "connection refused" in caplog.text
+    fake.fail_next("list", RuntimeError("connection refused"))
+    client = TestClient(create_app(WebUI(source, History(interval=0))))
+    page = client.get("/")
+    assert page.status_code == 503 and "connection refused" in page.text
+    assert client.get("/api/v1/summary").json()["memory_allocated_mib"] == 1000  # it recovers
+
+
+async def test_outage_during_ttl_answers_the_stale_snapshot_without_asking_again() -> None:
+    fake = await cluster()
+    source = KubeSource(fake, VENDORS, SETTINGS, ttl=0.3)
+    await source.snapshot()
+    await asyncio.sleep(0.35)
+    fake.fail_next("list", RuntimeError("connection refused"), times=5)
+    stale = await source.snapshot()
+    before = lists(fake)
+    assert stale.stale_since is not None
+    assert (await source.snapshot()).stale_since is not None
+    assert lists(fake) == before  # within ttl of the failure: not asked again
