@@ -290,3 +290,67 @@ def test_schema_rejects(flag: str, message: str) -> None:
     assert result.returncode != 0
     assert "don't meet the specifications of the schema" in result.stderr
     assert message in result.stderr, result.stderr
+
+
+def test_a_single_scheduler_without_a_lease_is_recreated_not_rolled() -> None:
+    """Without leaderElect nothing keeps two schedulers from deciding for the same GPUs, so a
+    rollout (`helm upgrade`) must stop the old pod before the new one starts (issue 24)."""
+    docs = render(None, ["--set", "scheduler.leaderElect=false"])
+    deploy = find(docs, "Deployment", f"{RELEASE}-scheduler")
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    default = find(render(None), "Deployment", f"{RELEASE}-scheduler")
+    assert "strategy" not in default["spec"]  # one replica with a Lease: the new pod waits for it
+
+
+@pytest.mark.security
+def test_network_policies_open_only_the_ports_in_use() -> None:
+    """docs/security.md: the extender port only from the scheduler pods (kube-scheduler), the
+    webhook/probe and metrics ports from the configured peers, nothing else; a value to turn
+    them off."""
+    docs = render(None)
+    sched = find(docs, "NetworkPolicy", f"{RELEASE}-scheduler")["spec"]
+    assert sched["policyTypes"] == ["Ingress"]
+    assert sched["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "hami-scheduler"
+    ports = [[p["port"] for p in rule["ports"]] for rule in sched["ingress"]]
+    assert ports == [["http", 10259], ["metrics"], ["extender"]]
+    (peer,) = sched["ingress"][2]["from"]
+    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "hami-scheduler"
+    assert "from" not in sched["ingress"][0]  # kube-apiserver's address is the cluster's
+    plugin = find(docs, "NetworkPolicy", f"{RELEASE}-device-plugin")["spec"]
+    assert [[p["port"] for p in r["ports"]] for r in plugin["ingress"]] == [["metrics"]]
+
+    scrapers = [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    docs = render(
+        None,
+        [
+            "--set",
+            "scheduler.leaderElect=false",
+            "--set",
+            "devicePlugin.monitor.enabled=false",
+            "--set-json",
+            f"networkPolicy.metricsFrom={json.dumps(scrapers)}",
+        ],
+    )
+    sched = find(docs, "NetworkPolicy", f"{RELEASE}-scheduler")["spec"]
+    assert [[p["port"] for p in r["ports"]] for r in sched["ingress"]] == [
+        ["http", 10259],
+        ["metrics"],
+    ]
+    assert sched["ingress"][1]["from"] == scrapers
+    assert find(docs, "NetworkPolicy", f"{RELEASE}-device-plugin")["spec"]["ingress"] == []
+    off = render(None, ["--set", "networkPolicy.enabled=false"])
+    assert not [d for d in off if d["kind"] == "NetworkPolicy"]
+
+
+@pytest.mark.security
+def test_pod_security_labels_on_a_namespace_the_chart_creates() -> None:
+    assert not [d for d in render(None) if d["kind"] == "Namespace"]  # helm's own by default
+    docs = render(None, ["--set", "podSecurity.createNamespace=true"])
+    namespace = find(docs, "Namespace", NAMESPACE)
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"  # the device plugin
+    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert namespace["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    bad = helm(*template_args(None, ["--set", "podSecurity.enforce=open"]), check=False)
+    assert bad.returncode != 0 and "enforce" in bad.stderr
