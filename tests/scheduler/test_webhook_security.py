@@ -65,3 +65,49 @@ def test_a_plain_gpu_pod_is_still_routed_to_our_scheduler() -> None:
     answer = review(gpu_pod())
     assert answer["allowed"] is True
     assert answer["patchType"] == "JSONPatch"
+
+
+def test_isolation_env_from_value_from_is_denied() -> None:
+    pod = gpu_pod()
+    pod["spec"]["containers"][0]["env"] = [
+        {
+            "name": "CUDA_DEVICE_MEMORY_LIMIT_0",
+            "valueFrom": {"configMapKeyRef": {"name": "mine", "key": "limit"}},
+        }
+    ]
+    answer = review(pod)
+    assert answer["allowed"] is False
+    assert "CUDA_DEVICE_MEMORY_LIMIT_0" in answer["status"]["message"]
+
+
+@pytest.mark.parametrize(
+    "prefix", [None, "", "C", "CUDA_", "CUDA_DEVICE_MEMORY_LIMIT", "CUDA_DEVICE_SM_LIMIT_1"]
+)
+def test_env_from_without_a_safe_prefix_is_denied(prefix: str | None) -> None:
+    """An envFrom source's keys are not read (the tenant can change them after admission):
+    only a prefix that no isolation variable starts with keeps them out."""
+    source: dict[str, object] = {"configMapRef": {"name": "app"}}
+    if prefix is not None:
+        source["prefix"] = prefix
+    pod = gpu_pod()
+    pod["spec"]["containers"][0]["envFrom"] = [source]
+    answer = review(pod)
+    assert answer["allowed"] is False
+    message = answer["status"]["message"]
+    assert message.startswith("container c takes env from configMapRef app without a prefix")
+    assert "hami.io/webhook=ignore" in message
+
+
+@pytest.mark.parametrize("prefix", ["APP_", "CUDA_VISIBLE", "CUDA_DEVICE_MEMORY_LIMIT_X"])
+def test_env_from_with_a_safe_prefix_is_allowed(prefix: str) -> None:
+    pod = gpu_pod()
+    pod["spec"]["containers"][0]["envFrom"] = [{"secretRef": {"name": "s"}, "prefix": prefix}]
+    assert review(pod)["allowed"] is True
+
+
+def test_env_from_in_a_container_without_devices_is_left_alone() -> None:
+    pod = gpu_pod()
+    pod["spec"]["containers"].append(
+        {"name": "side", "image": "busybox", "envFrom": [{"configMapRef": {"name": "app"}}]}
+    )
+    assert review(pod)["allowed"] is True

@@ -229,6 +229,22 @@ def is_allocation_annotation(key: str) -> bool:
     return not (name.endswith("-uuid") and name.startswith(("use-", "no-use-")))
 
 
+def env_prefix_reaches_isolation(prefix: str) -> bool:
+    """Whether ``envFrom`` with this ``prefix`` could yield an isolation (or webhook-set)
+    variable for some key of its ConfigMap or Secret: an empty prefix, or one that some such
+    name begins with (``CUDA_``, ``CUDA_DEVICE_MEMORY_LIMIT_1``...). The source's keys are
+    not read: the tenant may change them after admission, so only the prefix decides."""
+    if not prefix:
+        return True
+    fixed = ISOLATION_ENV | WEBHOOK_ENV | frozenset(ISOLATION_ENV_PREFIXES)
+    if any(name.startswith(prefix) for name in fixed):
+        return True
+    return any(
+        prefix.startswith(p + "_") and prefix[len(p) + 1 :].isdigit()
+        for p in ISOLATION_ENV_PREFIXES
+    )
+
+
 def is_isolation_env(name: str) -> bool:
     """A variable that sets or switches off libvgpu's limits (`CUDA_DEVICE_MEMORY_LIMIT`,
     `CUDA_DEVICE_MEMORY_LIMIT_<i>`, `CUDA_DEVICE_SM_LIMIT[_<i>]`, `CUDA_DISABLE_CONTROL`, the

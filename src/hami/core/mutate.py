@@ -144,6 +144,17 @@ def _tampered_env(c: _Container) -> list[str]:
     ]
 
 
+def _open_env_sources(c: _Container) -> list[str]:
+    """The container's ``envFrom`` sources whose keys could become isolation variables (no
+    prefix, or a prefix such a name starts with); each named as ``configMapRef app``."""
+    found: list[str] = []
+    for item in _list(c.body.get("envFrom")):
+        if keys.env_prefix_reaches_isolation(str(item.get("prefix") or "")):
+            kind = next((k for k in ("configMapRef", "secretRef") if k in item), "source")
+            found.append(f"{kind} {_mapping(item.get(kind)).get('name', '')}".strip())
+    return found
+
+
 def _annotations(meta: Manifest) -> dict[str, str]:
     return {str(k): str(v) for k, v in _mapping(meta.get("annotations")).items()}
 
@@ -215,6 +226,16 @@ def _decide(
                 "device container's isolation (memory and core limits, priority, control) and "
                 "a container's own value would override it; an admin allows it in a namespace "
                 f"by labelling it {keys.WEBHOOK_LABEL}={IGNORE} (docs/security.md)"
+            )
+        sources = _open_env_sources(c) if c.uses else []
+        if sources:
+            return Verdict.deny(
+                f"container {c.name} takes env from {', '.join(sources)} without a prefix that "
+                "keeps out the isolation variables (CUDA_DEVICE_MEMORY_LIMIT*, "
+                "CUDA_DEVICE_SM_LIMIT*, CUDA_DISABLE_CONTROL, ...): their keys could override "
+                "the device plugin's limits; give each envFrom a prefix such as APP_, or an "
+                f"admin allows it in a namespace by labelling it {keys.WEBHOOK_LABEL}={IGNORE} "
+                "(docs/security.md)"
             )
     uses = any(c.uses for c in containers)
     ops = [op for c in containers for op in _container_ops(c)]
