@@ -45,6 +45,11 @@ COMMANDS: dict[str, Lazy] = {
         "Run the NVIDIA device plugin (kubelet API v1beta1), or play kwok nodes of every vendor "
         "(--simulate).",
     ),
+    "dra-plugin": Lazy(
+        "hami.dra.cli:dra_plugin_main",
+        "Run the DRA kubelet plugin (driver hami-core-gpu.project-hami.io), or publish the "
+        "ResourceSlices of kwok nodes (--simulate).",
+    ),
     "explain": Lazy(
         "hami.explain_cli:explain",
         "Why a pod does not fit, node by node, and what would make it fit.",

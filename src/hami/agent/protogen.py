@@ -1,6 +1,7 @@
-"""Generate the Python stubs for `proto/api.proto` with grpcio-tools (`make proto`).
+"""Generate the Python stubs for the vendored kubelet protocols with grpcio-tools (`make proto`):
+the device-plugin API (`proto/api.proto`) and the DRA plugin's (`hami/dra/proto/*.proto`).
 
-Run as ``python -m hami.agent.protogen``. The stubs land next to the .proto file and import each
+Run as ``python -m hami.agent.protogen``. The stubs land next to each .proto file and import each
 other as ``hami.agent.proto.api_pb2``, because protoc runs with the package root as include path.
 """
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 PROTO = Path(__file__).resolve().parent / "proto" / "api.proto"
 ROOT = PROTO.parents[3]  # the directory that holds the `hami` package
+DRA_PROTOS = sorted((ROOT / "hami" / "dra" / "proto").glob("*.proto"))
 
 
 def generate() -> int:
@@ -25,7 +27,7 @@ def generate() -> int:
         f"--python_out={ROOT}",
         f"--pyi_out={ROOT}",
         f"--grpc_python_out={ROOT}",
-        str(PROTO.relative_to(ROOT)),
+        *(str(path.relative_to(ROOT)) for path in (PROTO, *DRA_PROTOS)),
     ]
     return int(protoc.main(args))
 

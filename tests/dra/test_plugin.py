@@ -1,0 +1,189 @@
+"""The plugin's gRPC servers, prepare/unprepare and slice publishing against an in-memory port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from hami.agent.fake import FakeSource, load_inventory
+from hami.agent.settings import Settings
+from hami.dra import names
+from hami.dra.plugin import DraNode, Sockets, run
+from hami.dra.prepare import SpecStore
+from hami.dra.proto import dra_pb2, dra_pb2_grpc
+from hami.dra.proto import pluginregistration_pb2 as reg_pb2
+from hami.dra.proto import pluginregistration_pb2_grpc as reg_pb2_grpc
+
+INVENTORY = """\
+gpus:
+  - {uuid: GPU-aaaa, model: NVIDIA A10, memoryMiB: 23028, numa: 0}
+  - {uuid: GPU-bbbb, model: NVIDIA A10, memoryMiB: 23028, numa: 1}
+"""
+
+
+class FakeDra:
+    def __init__(self) -> None:
+        self.slices: dict[str, dict[str, Any]] = {}
+        self.claims: dict[tuple[str, str], dict[str, Any]] = {}
+        self.puts = 0
+
+    async def node_uid(self, name: str) -> str:
+        return "node-uid"
+
+    async def get_slice(self, name: str) -> dict[str, Any] | None:
+        found = self.slices.get(name)
+        return json.loads(json.dumps(found)) if found else None
+
+    async def put_slice(self, manifest: Any, create: bool) -> None:
+        assert create == (manifest["metadata"]["name"] not in self.slices)
+        self.puts += 1
+        self.slices[manifest["metadata"]["name"]] = {
+            **manifest,
+            "metadata": {**manifest["metadata"], "resourceVersion": str(self.puts)},
+        }
+
+    async def delete_slice(self, name: str) -> None:
+        self.slices.pop(name, None)
+
+    async def get_claim(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.claims.get((namespace, name))
+
+    async def close(self) -> None:
+        pass
+
+
+def _claim(uid: str, node: str = "n1", device: str = "hami-gpu-1") -> dict[str, Any]:
+    return {
+        "metadata": {"name": "c", "namespace": "ns", "uid": uid},
+        "status": {
+            "allocation": {
+                "devices": {
+                    "results": [
+                        {
+                            "driver": names.DRIVER,
+                            "pool": node,
+                            "device": device,
+                            "request": "gpu",
+                            "consumedCapacity": {"memory": "2Gi", "cores": "25"},
+                            "shareID": "share-1",
+                        }
+                    ]
+                }
+            }
+        },
+    }
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> DraNode:
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text(INVENTORY)
+    settings = Settings(
+        node_name="n1",
+        hook_path=tmp_path / "hook",
+        lock_dir=tmp_path / "lock",
+        cdi_spec_dir=tmp_path / "cdi",
+    )
+    return DraNode(
+        settings, FakeSource(load_inventory(inventory, "n1"), inventory, "n1"), FakeDra()
+    )
+
+
+async def test_prepare_writes_cdi_spec_with_libvgpu_env_and_unprepare_removes_it(
+    node: DraNode, tmp_path: Path
+) -> None:
+    kube: FakeDra = node.kube  # type: ignore[assignment]
+    kube.claims[("ns", "c")] = _claim("u1")
+    (device,) = await node.prepare("ns", "c", "u1")
+    assert device.cdi_device_ids == [f"{names.CDI_KIND}=u1-hami-gpu-1"]
+    assert (device.pool_name, device.device_name, device.share_id) == (
+        "n1",
+        "hami-gpu-1",
+        "share-1",
+    )
+    spec = json.loads(SpecStore(tmp_path / "cdi").path("u1").read_text())
+    env = dict(e.split("=", 1) for e in spec["containerEdits"]["env"])
+    assert env["CUDA_DEVICE_MEMORY_LIMIT_0"] == "2048m"
+    assert env["CUDA_DEVICE_SM_LIMIT"] == env["CUDA_DEVICE_SM_LIMIT_0"] == "25"
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "GPU-bbbb"
+    assert env["CUDA_DEVICE_MEMORY_SHARED_CACHE"].endswith("/vgpu/u1.cache")
+    targets = {m["containerPath"] for m in spec["containerEdits"]["mounts"]}
+    assert {"/etc/ld.so.preload", "/tmp/vgpulock"} <= targets
+    again = await node.prepare("ns", "c", "u1")  # idempotent
+    assert again == [device]
+    await node.unprepare("u1")
+    await node.unprepare("u1")  # idempotent
+    assert SpecStore(tmp_path / "cdi").prepared() == []
+
+
+async def test_prepare_refuses_foreign_or_missing_claims(node: DraNode) -> None:
+    kube: FakeDra = node.kube  # type: ignore[assignment]
+    kube.claims[("ns", "c")] = _claim("u1", node="n2")
+    with pytest.raises(Exception, match=r"no device .* on node n1"):
+        await node.prepare("ns", "c", "u1")
+    with pytest.raises(Exception, match="does not exist"):
+        await node.prepare("ns", "c", "other-uid")
+    kube.claims[("ns", "c")] = _claim("u1", device="hami-gpu-7")
+    with pytest.raises(Exception, match="hami-gpu-7 is not on node n1"):
+        await node.prepare("ns", "c", "u1")
+
+
+async def test_servers_register_and_answer_kubelet(node: DraNode, tmp_path: Path) -> None:
+    kube: FakeDra = node.kube  # type: ignore[assignment]
+    kube.claims[("ns", "c")] = _claim("u1")
+    stray = tmp_path / "cdi" / "hami-core-gpu.project-hami.io-claim_u0.tmp"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("{")  # a prepare killed mid-write
+    short = Path(tempfile.mkdtemp(prefix="dra-", dir="/tmp"))  # unix socket paths are short
+    sockets = Sockets(short)
+    task = asyncio.create_task(run(node, sockets, rediscover=0.05))
+    for _ in range(100):
+        if sockets.dra.exists() and kube.slices:
+            break
+        await asyncio.sleep(0.05)
+    assert not stray.exists()
+    async with grpc.aio.insecure_channel(f"unix:{sockets.registration}") as channel:
+        info = await reg_pb2_grpc.RegistrationStub(channel).GetInfo(reg_pb2.InfoRequest())
+    assert (info.type, info.name, list(info.supported_versions)) == (
+        "DRAPlugin",
+        names.DRIVER,
+        ["v1.DRAPlugin"],
+    )
+    assert info.endpoint == str(sockets.dra)
+    async with grpc.aio.insecure_channel(f"unix:{info.endpoint}") as channel:
+        stub = dra_pb2_grpc.DRAPluginStub(channel)
+        claims = [
+            dra_pb2.Claim(namespace="ns", name="c", uid="u1"),
+            dra_pb2.Claim(namespace="ns", name="gone", uid="u9"),
+        ]
+        reply = await stub.NodePrepareResources(dra_pb2.NodePrepareResourcesRequest(claims=claims))
+        assert reply.claims["u1"].error == ""
+        assert reply.claims["u1"].devices[0].device_name == "hami-gpu-1"
+        assert "does not exist" in reply.claims["u9"].error
+        gone = await stub.NodeUnprepareResources(
+            dra_pb2.NodeUnprepareResourcesRequest(claims=claims)
+        )
+        assert gone.claims["u1"].error == "" and gone.claims["u9"].error == ""
+    (published,) = kube.slices.values()
+    assert [d["name"] for d in published["spec"]["devices"]] == ["hami-gpu-0", "hami-gpu-1"]
+    puts = kube.puts
+    node.healthy["GPU-aaaa"] = False  # the next re-discovery drops it, generation 2
+    for _ in range(100):
+        if kube.puts > puts:
+            break
+        await asyncio.sleep(0.05)
+    (published,) = kube.slices.values()
+    assert [d["name"] for d in published["spec"]["devices"]] == ["hami-gpu-1"]
+    assert published["spec"]["pool"]["generation"] == 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not sockets.dra.exists() and not sockets.registration.exists()
+    shutil.rmtree(short)

@@ -1,0 +1,178 @@
+"""DRA mode end to end (issue 22): kube-scheduler's DRA plugins allocate claims created by
+kube-controller-manager from the webhook's templates, on kwok nodes whose slices the simulate
+twin publishes; the audit reads every claim's ``consumedCapacity``.
+
+Scale: ``HAMI_DRA_NODES`` nodes × 4 GPUs and ``HAMI_DRA_PODS`` pods (defaults 50 and 400; the
+test stays under ~2 minutes on 2 cores; benchmarks/bench_dra.py measures the rates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from lightkube import AsyncClient
+from lightkube.resources.core_v1 import Namespace, Pod
+
+from hami.agent.simulate import SimNode
+from hami.cluster.control_plane import LocalCluster
+from hami.cluster.testing import client_for, wait_until
+from hami.dra import names, records
+from hami.dra.kube import LightkubeDra
+from hami.dra.simulate import DraSimulator
+from hami.dra.translate import DraMode, TranslateError, translate
+from tests.e2e.dra_stack import (
+    Claim,
+    ClaimTemplate,
+    Slice,
+    apply_patch,
+    create_dra_nodes,
+    dra_cluster,
+    ensure_device_class,
+    pod_manifest,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.dra]
+
+NODES = int(os.environ.get("HAMI_DRA_NODES", "50"))
+PODS = int(os.environ.get("HAMI_DRA_PODS", "400"))
+GIB = 1024
+INVENTORY = """\
+gpus:
+  - {model: NVIDIA A100-SXM4-40GB, memoryMiB: 40960, numa: 0}
+  - {model: NVIDIA A100-SXM4-40GB, memoryMiB: 40960, numa: 0}
+  - {model: NVIDIA A100-SXM4-40GB, memoryMiB: 40960, numa: 1}
+  - {model: NVIDIA A100-SXM4-40GB, memoryMiB: 40960, numa: 1}
+links:
+  - {gpus: [0, 1], pcie: node, nvlinks: 12}
+  - {gpus: [2, 3], pcie: node, nvlinks: 12}
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    yield from dra_cluster(tmp_path_factory.mktemp("dra-cluster"), "hami-dra")
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def kube(cluster: LocalCluster) -> AsyncIterator[AsyncClient]:
+    client = client_for(cluster, timeout=30.0)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _mix(i: int) -> tuple[dict[str, str], dict[str, str]]:
+    """Pod i's limits and annotations: mostly single-GPU slices, some 2-GPU NUMA-bound."""
+    if i % 10 == 9:
+        return (
+            {"nvidia.com/gpu": "2", "nvidia.com/gpumem": str(8 * GIB), "nvidia.com/gpucores": "20"},
+            {"nvidia.com/numa-bind": "true"},
+        )
+    mem = (4, 8, 12, 16)[i % 4] * GIB
+    cores = (10, 20, 30, 40)[i % 4]
+    return ({"nvidia.com/gpumem": str(mem), "nvidia.com/gpucores": str(cores)}, {})
+
+
+async def _create_dra_pod(
+    kube: AsyncClient, name: str, ns: str, limits: dict[str, str], annotations: dict[str, str]
+) -> None:
+    pod = pod_manifest(name, ns, {"main": limits}, annotations, {names.DRA_NODE_LABEL: "true"})
+    done = translate(pod, DraMode())
+    for template in done.templates:
+        try:
+            await kube.create(ClaimTemplate.from_dict(dict(template)))
+        except Exception as exc:
+            if "already exists" not in str(exc):
+                raise
+    await kube.create(Pod.from_dict(apply_patch(pod, done.patch)))
+
+
+async def _claims(kube: AsyncClient, ns: str) -> list[dict[str, Any]]:
+    return [c.to_dict() async for c in kube.list(Claim, namespace=ns)]
+
+
+async def test_burst_of_claims_is_allocated_without_overcommit(
+    kube: AsyncClient, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    await ensure_device_class(kube)
+    nodes = await create_dra_nodes(kube, NODES)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(INVENTORY)
+    dra = LightkubeDra(client_for(cluster, timeout=30.0))
+    sim = DraSimulator(dra, [SimNode(n, inventory) for n in nodes])
+    started = time.monotonic()
+    assert await sim.publish_all() == NODES
+    assert await sim.publish_all() == 0  # unchanged devices: no new generation
+    published = time.monotonic() - started
+    slices = [s.to_dict() async for s in kube.list(Slice)]
+    capacity = records.capacities(slices)
+    assert len(capacity) == 4 * NODES
+
+    ns = "dra-burst"
+    await kube.create(Namespace(metadata={"name": ns}))  # type: ignore[arg-type]
+    started = time.monotonic()
+    gate = asyncio.Semaphore(16)
+
+    async def one(i: int) -> None:
+        limits, annotations = _mix(i)
+        async with gate:
+            await _create_dra_pod(kube, f"p{i:04d}", ns, limits, annotations)
+
+    await asyncio.gather(*(one(i) for i in range(PODS)))
+    # one that no device can hold: more memory than any GPU has
+    await _create_dra_pod(kube, "too-big", ns, {"nvidia.com/gpumem": str(80 * GIB)}, {})
+    created = time.monotonic() - started
+
+    async def settled() -> list[dict[str, Any]] | None:
+        pods = [p.to_dict() async for p in kube.list(Pod, namespace=ns)]
+        bound = [p for p in pods if (p.get("spec") or {}).get("nodeName")]
+        waiting = [p for p in pods if not (p.get("spec") or {}).get("nodeName")]
+        if len(pods) == PODS + 1 and all(records.pending_reason(p) for p in waiting):
+            return pods if bound else None
+        return None
+
+    pods = await wait_until(settled, 150.0, "every pod bound or explained", interval=2.0)
+    scheduled = time.monotonic() - started
+    claims = await _claims(kube, ns)
+    allocated = records.allocations(claims)
+    problems = records.overcommitted(records.usage(allocated), capacity)
+    assert problems == []
+    bound = [p for p in pods if p["spec"].get("nodeName")]
+    # every bound pod's claims are allocated on its node and owned by it
+    by_owner: dict[str, list[records.Allocation]] = {}
+    for a in allocated:
+        by_owner.setdefault(a.owner, []).append(a)
+    for pod in bound:
+        mine = by_owner.get(pod["metadata"]["name"], [])
+        assert mine and {a.node for a in mine} == {pod["spec"]["nodeName"]}
+    # 2-GPU claims: two different GPUs on one NUMA node
+    for owner, allocs in by_owner.items():
+        if len(allocs) == 2:
+            assert allocs[0].device != allocs[1].device, owner
+            minors = sorted(int(a.device.rsplit("-", 1)[1]) for a in allocs)
+            assert minors[0] // 2 == minors[1] // 2, (owner, minors)
+    too_big = next(p for p in pods if p["metadata"]["name"] == "too-big")
+    assert not too_big["spec"].get("nodeName")
+    assert "claim" in records.pending_reason(too_big)
+    print(
+        f"\nDRA burst: {NODES} nodes, {PODS + 1} pods, {len(claims)} claims, "
+        f"{len(bound)} bound, {len(allocated)} device allocations; slices {published:.1f} s, "
+        f"created {created:.1f} s, settled {scheduled:.1f} s"
+    )
+    await dra.close()
+
+
+def test_malformed_annotation_is_a_clear_denial() -> None:
+    pod = pod_manifest(
+        "bad", "ns", {"main": {"nvidia.com/gpu": "1"}}, {"nvidia.com/use-gpuuuid": 'x"] || true'}
+    )
+    with pytest.raises(TranslateError, match=r"nvidia\.com/use-gpuuuid"):
+        translate(pod, DraMode())
