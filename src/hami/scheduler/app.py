@@ -111,7 +111,7 @@ def _webhook(app: FastAPI, service: SchedulerService) -> None:
         except (WireFormatError, ValueError) as exc:
             metrics.request("webhook", ERROR, time.perf_counter() - started)
             return _reply({"error": str(exc)}, webhook_status(exc))
-        response = service.webhook.review(review)
+        response = await service.webhook.areview(review)
         body = _reply(response.review(review.api_version))
         outcome = "allowed" if response.allowed else "denied"
         metrics.request("webhook", outcome, time.perf_counter() - started)

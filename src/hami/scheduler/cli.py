@@ -80,6 +80,13 @@ def scheduler(
         typer.Option(help="a decision on a pod never bound stops counting after this (0: never)"),
     ] = "5m",
     kubeconfig: Annotated[Path | None, typer.Option(help="kubeconfig (default: env)")] = None,
+    dra_namespaces: Annotated[
+        str | None,
+        typer.Option(
+            help="DRA mode (docs/dra.md): GPU pods in these namespaces (comma list; '' for "
+            "none) and pods selecting hami.io/dra=true nodes get ResourceClaimTemplates"
+        ),
+    ] = None,
     scheduler_name: Annotated[str | None, typer.Option(help="overrides schedulerName")] = None,
     node_label_selector: Annotated[str | None, typer.Option(help="only these nodes")] = None,
     node_lock_timeout: Annotated[str, typer.Option(help="node lock expiry")] = "5m",
@@ -175,6 +182,9 @@ def scheduler(
         simulation_max_nodes=simulation_max_nodes,
         cert_reload_interval=parse_duration(cert_reload_interval),
         decision_ttl=parse_duration(decision_ttl),
+        dra_namespaces=None
+        if dra_namespaces is None
+        else tuple(n.strip() for n in dra_namespaces.split(",") if n.strip()),
     )
     try:
         run(settings)

@@ -31,6 +31,7 @@ from hami.core.nodes import node_from_manifest
 from hami.core.request import parse_pod
 from hami.core.status import DEVICE_TYPE_NOT_FOUND, NODE_UNREGISTERED, Reason, Unfit
 from hami.core.vendor import QuotaRoom, Vendor
+from hami.dra.names import is_dra_node
 from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest, NotFound
 from hami.scheduler import events
@@ -49,7 +50,8 @@ UNFIT = "unfit"
 ERROR = "error"
 NO_NODES = "NoNodes"  # unfit with no candidate node at all
 OTHER = "Other"  # unfit for a vendor's free-form reason
-_KNOWN_REASONS = frozenset({*Reason, NODE_UNREGISTERED, DEVICE_TYPE_NOT_FOUND})
+DRA_NODE = "node is in DRA mode (hami.io/dra=true): the DRA plugin serves it"
+_KNOWN_REASONS = frozenset({*Reason, NODE_UNREGISTERED, DEVICE_TYPE_NOT_FOUND, DRA_NODE})
 
 DecisionHook = Callable[[str, str], None]  # (outcome, reason)
 
@@ -180,6 +182,9 @@ class Filterer:
                 node = node_from_manifest(manifest, self._vendors)
             except WireFormatError:
                 node = None
+            if is_dra_node(objects.labels(manifest)):
+                failed[name] = DRA_NODE
+                continue
             if node is None or not node.devices:
                 failed[name] = NODE_UNREGISTERED
                 continue
@@ -193,6 +198,9 @@ class Filterer:
         self, pod: Manifest, request: PodRequest, names: Sequence[str] | None
     ) -> ExtenderFilterResult:
         uid = objects.uid(pod)
+        dra = self._dra_nodes(names)  # served by the DRA plugin (docs/dra.md), never by us
+        if dra:
+            names = [n for n in names or () if n not in dra]
         decision = self._decide_and_assume(uid, request, names)
         if not decision.placed:
             generation = self._cache.generation
@@ -204,7 +212,8 @@ class Filterer:
             self._decided(UNFIT, unfit_reason(decision))
             self._report_unfit(subject, decision)
             await self._drop(subject, uid, pod)
-            return ExtenderFilterResult(node_names=(), failed_nodes=decision.failed_nodes())
+            failed = {**dict.fromkeys(dra, DRA_NODE), **decision.failed_nodes()}
+            return ExtenderFilterResult(node_names=(), failed_nodes=failed)
         assert decision.node is not None
         await self._record(subject, uid, decision, self._clock())
         self._decided(PLACED, "")
@@ -216,6 +225,15 @@ class Filterer:
             f"1 nodes fit({fits})",
         )
         return ExtenderFilterResult(node_names=(decision.node,), failed_nodes={})
+
+    def _dra_nodes(self, names: Sequence[str] | None) -> set[str]:
+        """The nodes among ``names`` labelled for DRA mode."""
+        found = set()
+        for name in names or ():
+            manifest = self._cache.node_manifest(name)
+            if manifest is not None and is_dra_node(objects.labels(manifest)):
+                found.add(name)
+        return found
 
     def _decide_and_assume(
         self, uid: str, request: PodRequest, names: Sequence[str] | None

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from hami.core.config import SchedulerConfig
 from hami.core.mutate import MutateSettings
@@ -27,6 +28,9 @@ from hami.scheduler.registration import handshake_specs
 from hami.scheduler.selfcheck import SelfCheck
 from hami.scheduler.settings import SchedulerSettings
 from hami.scheduler.webhook import Webhook
+
+if TYPE_CHECKING:
+    from hami.dra.admission import DraAdmission
 
 log = logging.getLogger(__name__)
 EVENT_WRITERS = 4
@@ -118,6 +122,7 @@ class SchedulerService:
                 runtime_class_name=config.nvidia.runtime_class_name,
             ),
             quota=self.quota_rooms,
+            dra=_dra_admission(kube, settings.dra_namespaces),
         )
         if settings.leader_elect:
             self.elector = LeaderElector(
@@ -304,3 +309,13 @@ class SchedulerService:
         patch = {"metadata": {"annotations": {action.key: action.value}}}
         with contextlib.suppress(KubeAPIError):
             await self.kube.merge_patch(NODES, action.node, patch)
+
+
+def _dra_admission(kube: KubeAPI, namespaces: tuple[str, ...] | None) -> DraAdmission | None:
+    """The webhook's DRA path (docs/dra.md), when DRA mode is on."""
+    if namespaces is None:
+        return None
+    from hami.dra.admission import DraAdmission
+    from hami.dra.translate import DraMode
+
+    return DraAdmission(kube, DraMode(namespaces=frozenset(namespaces)))

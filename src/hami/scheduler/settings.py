@@ -71,6 +71,9 @@ class SchedulerSettings:
     cert_reload_interval: float = 10.0  # poll the TLS files (0: never reload)
     # a decision on a pod never bound stops counting after this (docs/scheduler.md); 0: never
     decision_ttl: float = 300.0
+    # DRA mode (docs/dra.md): GPU pods in these namespaces, and pods selecting hami.io/dra=true
+    # nodes, get ResourceClaimTemplates from the webhook; None: DRA mode off
+    dra_namespaces: tuple[str, ...] | None = None
 
     @property
     def scheduler_name(self) -> str:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from hami.api.admission import AdmissionRequest, AdmissionResponse
 from hami.core.mutate import MutateSettings, mutate
 from hami.core.vendor import QuotaRoom, Vendor
 from hami.k8s import objects
 from hami.k8s.api import Manifest
+
+if TYPE_CHECKING:
+    from hami.dra.admission import DraAdmission
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +24,20 @@ class Webhook:
         vendors: Mapping[str, Vendor],
         settings: MutateSettings,
         quota: Callable[[str], Mapping[str, QuotaRoom]] | None = None,
+        dra: DraAdmission | None = None,
     ) -> None:
         self._vendors = vendors
         self._settings = settings
         self._quota = quota
+        self._dra = dra
+
+    async def areview(self, request: AdmissionRequest) -> AdmissionResponse:
+        """`review`, except that pods in DRA mode (docs/dra.md) get ResourceClaimTemplates."""
+        if self._dra is not None:
+            pod = _with_namespace(request)
+            if self._dra.applies(pod):
+                return await self._dra.review(request.uid, pod, dry_run=request.dry_run)
+        return self.review(request)
 
     def review(self, request: AdmissionRequest) -> AdmissionResponse:
         pod = _with_namespace(request)

@@ -1,0 +1,168 @@
+"""Both modes in one cluster (issue 22): kwok nodes labelled ``hami.io/dra=true`` are served by
+the DRA plugin's simulate twin (``hami dra-plugin --simulate``), the others by the device
+plugin's; the webhook (``hami scheduler --dra-namespaces ''``) turns pods that select DRA nodes
+into claims and routes the rest to the extender, which skips DRA nodes. Also: a malformed
+annotation is a denial, and a deleted DRA pod takes its claim with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from lightkube import ApiError, AsyncClient
+from lightkube.resources.core_v1 import Namespace, Pod
+
+from hami.api import keys
+from hami.cluster.binaries import find_node_binaries
+from hami.cluster.control_plane import LocalCluster
+from hami.cluster.ports import free_port
+from hami.cluster.process import Component
+from hami.cluster.testing import client_for, wait_until
+from hami.demo import stack as demo
+from hami.dra import names, records
+from tests.e2e.dra_stack import Claim, create_dra_nodes, ensure_device_class, pod_manifest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.dra]
+
+EXTENDER_NODES = ("ext-0", "ext-1")
+DRA_NODES = 3
+HAMI = str(Path(sys.executable).with_name("hami"))
+INVENTORY = "gpus:\n" + "  - {model: NVIDIA A10, memoryMiB: 23028, numa: 0}\n" * 2
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[demo.Stack]:
+    run_dir = tmp_path_factory.mktemp("dra-mixed")
+    port = free_port()
+    options = dataclasses.replace(
+        demo.cluster_options(run_dir / "cluster", "hami-dra-mixed", port),
+        controller_manager=find_node_binaries().kube_controller_manager,
+    )
+    result = demo.Stack(LocalCluster(options).start(), port)
+    try:
+        inventory = run_dir / "inventory.yaml"
+        inventory.write_text(INVENTORY)
+        result.create_nodes(EXTENDER_NODES)
+        dra_nodes = asyncio.run(_dra_nodes(result.cluster))
+        result.scheduler(args=["--dra-namespaces", ""])
+        result.plugin(dict.fromkeys(EXTENDER_NODES, inventory))
+        twin = Component(
+            "hami-dra-plugin",
+            [
+                HAMI,
+                "dra-plugin",
+                "--simulate",
+                "--kubeconfig",
+                str(result.cluster.kubeconfig),
+                "--inventory",
+                str(inventory),
+                "--interval",
+                "2",
+                "--nodes",
+                ",".join(dra_nodes),
+            ],
+            result.cluster.run_dir / "logs" / "dra-plugin.log",
+        )
+        twin.start(die_with_parent=True)
+        result.components.append(twin)
+        result.wait_serving(EXTENDER_NODES)
+        yield result
+    finally:
+        result.stop()
+
+
+async def _dra_nodes(cluster: LocalCluster) -> list[str]:
+    client = client_for(cluster)
+    try:
+        await ensure_device_class(client)
+        return await create_dra_nodes(client, DRA_NODES)
+    finally:
+        await client.close()
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def kube(stack: demo.Stack) -> AsyncIterator[AsyncClient]:
+    client = client_for(stack.cluster, timeout=30.0)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _pod(name: str, ns: str, limits: dict[str, str], dra: bool, **annotations: str) -> Pod:
+    selector = {names.DRA_NODE_LABEL: names.DRA_NODE_VALUE} if dra else {}
+    return Pod.from_dict(pod_manifest(name, ns, {"cuda": limits}, annotations, selector))
+
+
+async def _bound(kube: AsyncClient, ns: str, count: int) -> list[dict[str, Any]] | None:
+    pods = [p.to_dict() async for p in kube.list(Pod, namespace=ns)]
+    done = [p for p in pods if p["spec"].get("nodeName")]
+    return pods if len(done) == count else None
+
+
+async def test_dra_and_extender_pods_side_by_side(kube: AsyncClient) -> None:
+    ns = "mixed"
+    await kube.create(Namespace.from_dict({"metadata": {"name": ns}}))
+    slices = await wait_until(lambda: _slices(kube), 30.0, "the DRA twin's slices", interval=0.5)
+    assert {s["spec"]["nodeName"] for s in slices} == {f"dra-{i:03d}" for i in range(DRA_NODES)}
+    limits = {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "4000", "nvidia.com/gpucores": "20"}
+    for i in range(4):
+        await kube.create(_pod(f"ext-{i}", ns, limits, dra=False))
+        await kube.create(_pod(f"dra-{i}", ns, limits, dra=True))
+    pods = await wait_until(lambda: _bound(kube, ns, 8), 60.0, "8 pods bound", interval=0.5)
+    for pod in pods:
+        name, node = pod["metadata"]["name"], pod["spec"]["nodeName"]
+        if name.startswith("ext-"):
+            assert node in EXTENDER_NODES, (name, node)
+            assert pod["spec"]["schedulerName"] == "hami-scheduler"
+            assert keys.NVIDIA_TO_ALLOCATE in pod["metadata"]["annotations"]
+            assert not pod["spec"].get("resourceClaims")
+        else:
+            assert node.startswith("dra-"), (name, node)
+            assert pod["spec"]["resourceClaims"][0]["resourceClaimTemplateName"]
+            limits_left = pod["spec"]["containers"][0]["resources"].get("limits") or {}
+            assert not any(k.startswith("nvidia.com/") for k in limits_left)
+    claims = [c.to_dict() async for c in kube.list(Claim, namespace=ns)]
+    allocated = records.allocations(claims)
+    assert sorted(a.owner for a in allocated) == [f"dra-{i}" for i in range(4)]
+    assert all(a.memory_mib == 4000 and a.cores == 20 for a in allocated)
+    assert records.overcommitted(records.usage(allocated), records.capacities(slices)) == []
+
+    # a deleted DRA pod takes its claim with it (the pod owns it: no orphan)
+    gone = next(a for a in allocated if a.owner == "dra-0")
+    await kube.delete(Pod, "dra-0", namespace=ns, grace_period=0)
+
+    async def claim_gone() -> bool:
+        try:
+            await kube.get(Claim, gone.claim, namespace=ns)
+        except ApiError as exc:
+            return exc.status.code == 404
+        return False
+
+    await wait_until(claim_gone, 60.0, f"claim {gone.claim} to be deleted with its pod")
+
+
+async def _slices(kube: AsyncClient) -> list[dict[str, Any]] | None:
+    from tests.e2e.dra_stack import Slice
+
+    found = [s.to_dict() async for s in kube.list(Slice)]
+    return found if len(found) == DRA_NODES else None
+
+
+async def test_malformed_selector_annotation_is_denied(kube: AsyncClient) -> None:
+    bad = _pod(
+        "bad", "default", {"nvidia.com/gpu": "1"}, dra=True, **{keys.USE_GPUTYPE: "A100') ||"}
+    )
+    with pytest.raises(ApiError) as denied:
+        await kube.create(bad)
+    assert "nvidia.com/use-gputype" in denied.value.status.message
+    too_many = _pod("many", "default", {"nvidia.com/gpucores": "150"}, dra=True)
+    with pytest.raises(ApiError, match="0–100"):
+        await kube.create(too_many)
