@@ -49,8 +49,9 @@ def dra_plugin_main(
         list[str] | None, Opt(help="--simulate: name[=inventory.yaml], repeatable or comma lists.")
     ] = None,
 ) -> None:
-    """Run the DRA kubelet plugin (driver hami-core-gpu.project-hami.io), or publish the
-    ResourceSlices of kwok nodes (--simulate)."""
+    """Run the DRA kubelet plugin (driver hami-core-gpu.project-hami.io), or publish the ResourceSlices of kwok nodes (--simulate).
+
+    docs/dra.md describes the plugin, its slices and how claims are prepared."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
