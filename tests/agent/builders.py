@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from hami.agent.fake import FakeSource, load_inventory
-from hami.agent.fake_kube import FakeKube
 from hami.agent.settings import NodeConfig, Settings
 from hami.api import keys
 from hami.api.annotations import encode_node_lock, encode_pod_devices
 from hami.api.types import ContainerDevice, NodeLock
+from tests.agent.fake_kube import FakeKube
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORIES = REPO / "examples" / "inventory"

@@ -14,13 +14,13 @@ from hami.agent.allocator import (
     awaits_allocate,
     release_node_lock,
 )
-from hami.agent.errors import AllocationError, KubeError, PodNotFound
-from hami.agent.fake_kube import FakeKube
-from hami.agent.kube import PodInfo
+from hami.agent.errors import AllocationError, PodNotFound
 from hami.agent.settings import Settings
 from hami.api import keys
 from hami.api.annotations import decode_pod_devices, encode_mig_allocations
 from hami.api.types import MigAllocation, MigPlacement
+from hami.k8s.api import error_for
+from hami.k8s.views import PodInfo
 from tests.agent.builders import (
     A100_UUIDS,
     NODE,
@@ -31,6 +31,7 @@ from tests.agent.builders import (
     locked_node,
 )
 from tests.agent.builders import settings as make_settings
+from tests.agent.fake_kube import FakeKube
 
 U0, U1, U2, U3 = A100_UUIDS
 
@@ -218,7 +219,7 @@ async def test_write_back_failure_fails_the_pod(tmp_path: Path) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
-            raise KubeError(500, "etcd is on fire")
+            raise error_for(500, "etcd is on fire")
         await original(namespace, name, patch)
 
     kube.patch_pod = flaky  # type: ignore[method-assign]

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hami.agent.annotator import NodeAnnotator, annotation_changes, handshake_answer
-from hami.agent.fake_kube import FakeKube
 from hami.agent.health import HealthTable
 from hami.agent.model import HealthEvent
 from hami.api import keys
@@ -22,6 +21,7 @@ from hami.api.annotations import (
 from hami.scheduler.registration import HandshakeSpec, assess
 from tests.agent.builders import A100_UUIDS, NODE, a100_source
 from tests.agent.builders import settings as make_settings
+from tests.agent.fake_kube import FakeKube
 
 
 def make(tmp_path: Path, kube: FakeKube, **kw: object) -> tuple[NodeAnnotator, HealthTable]:

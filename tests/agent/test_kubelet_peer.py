@@ -14,7 +14,6 @@ import pytest
 import pytest_asyncio
 
 from hami.agent.fake import FakeSource
-from hami.agent.fake_kube import FakeKube
 from hami.agent.plugin import NodeAgent
 from tests.agent.builders import (
     A100_UUIDS,
@@ -26,6 +25,7 @@ from tests.agent.builders import (
     locked_node,
 )
 from tests.agent.builders import settings as make_settings
+from tests.agent.fake_kube import FakeKube
 from tests.agent.kubelet_peer import Event, KubeletPeer, build_peer
 
 U0, U1, U2, U3 = A100_UUIDS

@@ -14,7 +14,6 @@ import pytest
 from hami.agent.allocator import Allocator, HostPrep
 from hami.agent.errors import AllocationError
 from hami.agent.fake import FakeSource, load_inventory
-from hami.agent.fake_kube import FakeKube
 from hami.agent.mig.catalog import NVML_ERROR_INSUFFICIENT_RESOURCES, specs_for
 from hami.agent.mig.fake import FakeMig, FakeMigGpu
 from hami.agent.mig.manager import MigManager
@@ -24,6 +23,7 @@ from hami.api.annotations import decode_mig_allocations, encode_mig_allocations
 from hami.api.types import MigAllocation, MigPlacement
 from tests.agent.builders import INVENTORIES, NODE, bound_pod, dev, locked_node
 from tests.agent.builders import settings as make_settings
+from tests.agent.fake_kube import FakeKube
 
 pytestmark = pytest.mark.mig
 
@@ -85,7 +85,7 @@ def mig_pod(
     )
     kube.add_pod(pod)
     locked_node(kube, pod)
-    return pod
+    return kube.pods[("default", name)]  # the stored object: edits reach the API
 
 
 def realised(kube: FakeKube, name: str) -> list[MigAllocation]:

@@ -17,16 +17,15 @@ import pytest_asyncio
 from hami.agent.errors import (
     AgentError,
     AllocationError,
-    KubeError,
     PodNotFound,
     UnknownDevice,
     grpc_status,
 )
 from hami.agent.fake import FakeSource
-from hami.agent.fake_kube import FakeKube
 from hami.agent.plugin import NodeAgent
 from hami.agent.wire import HEALTHY, UNHEALTHY, pb, pb_grpc
 from hami.api import keys
+from hami.k8s.api import error_for
 from tests.agent.builders import (
     A100_UUIDS,
     NODE,
@@ -37,6 +36,7 @@ from tests.agent.builders import (
     locked_node,
 )
 from tests.agent.builders import settings as make_settings
+from tests.agent.fake_kube import FakeKube
 from tests.agent.fake_kubelet import FakeKubelet, plugin_stub
 
 U0, U1, U2, U3 = A100_UUIDS
@@ -216,7 +216,7 @@ async def test_preferred_allocation_over_grpc(running: Running) -> None:
         (PodNotFound("x"), grpc.StatusCode.NOT_FOUND),
         (UnknownDevice("x"), grpc.StatusCode.INVALID_ARGUMENT),
         (AllocationError("x"), grpc.StatusCode.FAILED_PRECONDITION),
-        (KubeError(500, "x"), grpc.StatusCode.UNAVAILABLE),
+        (error_for(500, "x"), grpc.StatusCode.UNAVAILABLE),
         (AgentError("x"), grpc.StatusCode.INTERNAL),
         (RuntimeError("boom"), grpc.StatusCode.INTERNAL),
     ],

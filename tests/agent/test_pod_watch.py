@@ -7,20 +7,17 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from lightkube import ApiError
-from lightkube.models.meta_v1 import Status
-from lightkube.resources.core_v1 import Pod
-
-from hami.agent.errors import KubeError
-from hami.agent.fake_kube import FakeKube
-from hami.agent.kube import Backoff, LightkubePort, PodEvent, PodSelector, list_and_watch
 from hami.agent.settings import Settings
 from hami.agent.simulate import SimNode, Simulator
 from hami.api import keys
+from hami.k8s.api import PODS, Gone, error_for
+from hami.k8s.views import PodEvent, PodSelector
+from hami.k8s.watch import Backoff
 from tests.agent.builders import A100, A100_UUIDS, bound_pod, dev, locked_node
 from tests.agent.builders import settings as make_settings
+from tests.agent.fake_kube import FakeKube
 
 TIMEOUT = 5.0
 
@@ -73,7 +70,7 @@ async def test_lists_then_follows_changes() -> None:
     await kube.patch_pod("default", "a", {"metadata": {"annotations": {"x": "1"}}})
     kube.delete_pod("default", "b")
     assert await take(events, 3) == [("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
-    assert kube.calls.count("list_pods") == 1
+    assert kube.api_calls("list") == 1
 
 
 async def test_selector_filters_by_node_or_binding() -> None:
@@ -96,11 +93,11 @@ async def test_clean_close_resumes_without_relisting() -> None:
     assert await take(events, 1) == [("ADDED", "a")]  # listed
     kube.add_pod(plain_pod("b"))
     assert await take(events, 1) == [("ADDED", "b")]  # watched
-    kube.break_watches(0)  # the server closed the stream (timeoutSeconds)
+    kube.store.break_watches()  # the server closed the stream (timeoutSeconds)
     kube.add_pod(plain_pod("c"))
     assert await take(events, 1) == [("ADDED", "c")]
-    assert kube.calls.count("list_pods") == 1
-    assert kube.calls.count("watch_pods") == 2
+    assert kube.api_calls("list") == 1
+    assert kube.api_calls("watch") == 2
 
 
 async def test_410_gone_relists_and_reports_vanished_pods() -> None:
@@ -110,37 +107,38 @@ async def test_410_gone_relists_and_reports_vanished_pods() -> None:
     assert await take(events, 1) == [("ADDED", "a")]  # listed
     kube.add_pod(plain_pod("b"))
     assert await take(events, 1) == [("ADDED", "b")]  # watched
-    kube.break_watches(410)
-    kube.compact()  # b's deletion and c's creation are lost to the watch
-    kube.pods.pop(("default", "b"))
-    kube.pods[("default", "c")] = plain_pod("c")
+    kube.store.break_watches(Gone("too old resource version"))
+    kube.delete_pod("default", "b")  # lost to the broken watch
+    kube.add_pod(plain_pod("c"))
+    kube.compact()
     got = await take(events, 3)
     assert got[0] == ("DELETED", "b")
     assert sorted(got[1:]) == [("ADDED", "a"), ("ADDED", "c")]
-    assert kube.calls.count("list_pods") == 2
+    assert kube.api_calls("list") == 2
 
 
 async def test_errors_back_off_then_a_compacted_version_relists() -> None:
-    kube = FakeKube()
+    sleeps = Sleeps()
+    kube = FakeKube(Backoff(first=0.5, cap=1.0), sleeps)
     kube.add_pod(plain_pod("a"))
 
     def changed_and_compacted() -> None:  # while we wait to reconnect
         kube.add_pod(plain_pod("c"))
         kube.compact()
 
-    sleeps = Sleeps(during=changed_and_compacted)
-    events = list_and_watch(kube, PodSelector(), Backoff(first=0.5, cap=1.0), sleeps)
+    sleeps.during = changed_and_compacted
+    events = kube.watch_pods(PodSelector())
     assert await take(events, 1) == [("ADDED", "a")]  # listed
     kube.add_pod(plain_pod("b"))
     assert await take(events, 1) == [("ADDED", "b")]  # watched
-    kube.break_watches(500)
-    kube.fail["watch_pods"] = KubeError(503, "unavailable")
+    kube.store.break_watches(error_for(500, "etcd is slow"))
+    kube.store.fail_next("watch", error_for(503, "unavailable"), PODS, times=1_000_000)
     task = asyncio.create_task(take(events, 3))
     await eventually(lambda: len(sleeps.delays) >= 3)
-    del kube.fail["watch_pods"]
+    kube.store.heal()
     assert sorted(await task) == [("ADDED", "a"), ("ADDED", "b"), ("ADDED", "c")]  # re-listed
     assert sleeps.delays[:3] == [0.5, 1.0, 1.0]
-    assert kube.calls.count("list_pods") == 2
+    assert kube.api_calls("list") == 2
 
 
 def test_backoff_doubles_caps_and_resets() -> None:
@@ -148,75 +146,6 @@ def test_backoff_doubles_caps_and_resets() -> None:
     assert [backoff.next_delay() for _ in range(3)] == [0.1, 0.2, 0.3]
     backoff.reset()
     assert backoff.next_delay() == 0.1
-
-
-# --- LightkubePort's watch over a stub lightkube client ------------------------------------
-
-
-class StubList:
-    def __init__(self, pods: list[dict[str, Any]], version: str) -> None:
-        self._pods, self.resourceVersion = pods, version
-
-    async def __aiter__(self) -> AsyncIterator[Pod]:
-        for pod in self._pods:
-            yield cast(Pod, Pod.from_dict(pod))
-
-
-def gone() -> ApiError:
-    return ApiError(status=Status(code=410, message="too old resource version", reason="Gone"))
-
-
-class StubClient:
-    """Lists return the current pods at version "10"; each watch plays the next script."""
-
-    def __init__(self, pods: list[dict[str, Any]], scripts: list[list[Any]]) -> None:
-        self.pods, self.scripts = pods, scripts
-        self.lists: list[dict[str, Any] | None] = []
-        self.watches: list[str | None] = []
-
-    def list(self, res: Any, *, namespace: Any, fields: Any) -> StubList:
-        self.lists.append(fields)
-        return StubList(list(self.pods), "10")
-
-    async def watch(self, res: Any, *, resource_version: str | None, **kw: Any) -> Any:
-        self.watches.append(resource_version)
-        for step in self.scripts.pop(0) if self.scripts else []:
-            if isinstance(step, BaseException):
-                raise step
-            yield step
-        await asyncio.Event().wait()  # an idle stream
-
-
-def pod_obj(name: str, version: str) -> Pod:
-    raw = plain_pod(name, "n1")
-    raw["metadata"]["resourceVersion"] = version
-    return cast(Pod, Pod.from_dict(raw))
-
-
-async def test_lightkube_watch_resumes_and_relists_on_410() -> None:
-    client = StubClient(
-        [plain_pod("a", "n1")],
-        [[("ADDED", pod_obj("b", "11")), gone()]],
-    )
-    events = LightkubePort(client).watch_pods(PodSelector(bound_only=True))
-    assert await take(events, 2) == [("ADDED", "a"), ("ADDED", "b")]
-    client.pods = [plain_pod("b", "n1")]
-    got = await take(events, 2)  # 410 mid-stream: list again, "a" has gone meanwhile
-    assert got == [("DELETED", "a"), ("ADDED", "b")]
-    assert client.watches == ["10"]
-    assert len(client.lists) == 2
-    assert client.lists[0] is not None and "spec.nodeName" in client.lists[0]
-
-
-async def test_lightkube_watch_maps_errors() -> None:
-    client = StubClient([], [[gone()]])
-    stream = LightkubePort(client).watch_pods_from(PodSelector(), "5")
-    try:
-        await anext(stream)
-    except KubeError as exc:
-        assert exc.status == 410
-    else:
-        raise AssertionError("no KubeError")
 
 
 # --- the simulated kubelet reacts to events -------------------------------------------------

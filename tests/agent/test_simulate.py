@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from hami.agent.errors import ConfigError, KubeError
+from hami.agent.errors import ConfigError
 from hami.agent.fake import derived_uuid
-from hami.agent.fake_kube import FakeKube
-from hami.agent.kube import PodEvent, PodInfo
 from hami.agent.settings import Settings
 from hami.agent.simulate import SimNode, Simulator, gpu_count, parse_nodes, pending_containers
 from hami.api import keys
 from hami.api.annotations import decode_node_devices
+from hami.k8s.api import error_for
+from hami.k8s.views import PodEvent, PodInfo
 from tests.agent.builders import A100, A100_UUIDS, INVENTORIES, bound_pod, dev, locked_node
 from tests.agent.builders import settings as make_settings
+from tests.agent.fake_kube import FakeKube
 
 GENERIC = INVENTORIES / "kwok-generic.yaml"
 
@@ -165,7 +166,7 @@ async def test_an_api_outage_during_allocate_is_retried_not_given_up(tmp_path: P
     kube.add_pod(pod)
     locked_node(kube, pod, "gpu-node-1")
     sim = make(tmp_path, kube, [SimNode("gpu-node-1", A100)])
-    kube.fail["patch_pod"] = KubeError(0, "connection: All connection attempts failed")
+    kube.fail["patch_pod"] = error_for(0, "connection: All connection attempts failed")
     await sim.step()
     assert kube.pod_annotations("default", "p")[keys.BIND_PHASE] == "allocating"
     del kube.fail["patch_pod"]

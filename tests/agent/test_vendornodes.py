@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from hami.agent.errors import ConfigError, KubeError
-from hami.agent.fake_kube import FakeKube
+from hami.agent.errors import ConfigError
 from hami.agent.manifests import BASE_CAPACITY, ManifestNode, load_manifest, load_manifests
 from hami.agent.simulate import SIM_POD_PHASES, SimNode, Simulator, check_plan
 from hami.agent.vendornodes import ManifestPlayer, app_vendors, lock_keys, reported
@@ -20,8 +19,10 @@ from hami.api.annotations import encode_node_lock, encode_pod_devices
 from hami.api.types import ContainerDevice, NodeLock
 from hami.config import load_config
 from hami.core.vendor import Vendor
+from hami.k8s.api import NODES, error_for
 from hami.vendors import registry
 from tests.agent.builders import REPO
+from tests.agent.fake_kube import FakeKube
 
 VENDORS = REPO / "examples" / "vendors"
 NOW = datetime(2026, 8, 21, 6, 20, 40, 123456, tzinfo=UTC)
@@ -227,7 +228,7 @@ async def test_a_recreated_node_gets_labels_and_status_again(
     nodes = load_manifest(write(tmp_path, CAMBRICON), vendors)
     play = player(kube, nodes, vendors)
     await play.sync_all()
-    del kube.nodes["mlu-1"]
+    kube.store.remove(NODES, "mlu-1")
     kube.add_node("mlu-1")  # a new uid, no status
     kube.nodes["mlu-1"]["metadata"]["uid"] = "uid-new"
     await play.sync_all()
@@ -240,7 +241,7 @@ async def test_one_failing_node_does_not_stop_the_others(
     kube = FakeKube()
     path = write(tmp_path, HYGON + "---\n" + CAMBRICON)
     play = player(kube, load_manifest(path, vendors), vendors)
-    kube.fail["create_node"] = KubeError(403, "forbidden")
+    kube.fail["create_node"] = error_for(403, "forbidden")
     assert await play.sync_all() == 0
     del kube.fail["create_node"]
     assert await play.sync_all() == 2
@@ -318,7 +319,7 @@ async def test_post_bind_keeps_a_lock_held_by_another_pod(
 
 
 def test_which_pods_wait(tmp_path: Path, vendors: dict[str, Vendor]) -> None:
-    from hami.agent.kube import PodInfo
+    from hami.k8s.views import PodInfo
 
     play = player(FakeKube(), load_manifest(write(tmp_path, HYGON), vendors), vendors)
     assert play.waiting(PodInfo.from_json(bound("p", "dcu-1", {})))
@@ -334,7 +335,7 @@ def test_lock_keys_come_from_the_vendor_objects(vendors: dict[str, Vendor]) -> N
 
 
 def test_only_regular_containers_count_for_locks(vendors: dict[str, Vendor]) -> None:
-    from hami.agent.kube import PodInfo
+    from hami.k8s.views import PodInfo
 
     only_init = encode_pod_devices([[dcu("DCU-0")], []])
     pod = PodInfo.from_json(bound("p", "dcu-1", {keys.HYGON_ALLOCATED: only_init}, init=1))
@@ -372,7 +373,7 @@ async def test_the_watch_admits_manifest_pods_and_retries_after_a_failure(
     allocated = encode_pod_devices([[dcu("DCU-0")]])
     kube.add_pod(bound("dcu", "dcu-1", {keys.HYGON_ALLOCATED: allocated}))
     (event,) = kube.pod_log
-    kube.fail["patch_pod"] = KubeError(500, "etcd is slow")
+    kube.fail["patch_pod"] = error_for(500, "etcd is slow")
     task = sim.on_event(event)
     assert task is not None
     await task

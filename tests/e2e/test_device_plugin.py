@@ -24,7 +24,6 @@ from lightkube.resources.core_v1 import Event, Node, Pod
 from lightkube.types import PatchType
 
 from hami.agent.fake import FakeSource, load_inventory
-from hami.agent.kube import LightkubePort
 from hami.agent.plugin import NodeAgent
 from hami.agent.settings import NodeConfig, Settings
 from hami.api import keys
@@ -32,6 +31,8 @@ from hami.api.annotations import decode_node_devices, decode_pair_scores, encode
 from hami.api.types import NodeLock
 from hami.cluster import LocalCluster
 from hami.cluster.testing import create_gpu_node, wait_until
+from hami.k8s.client import LightkubeAPI, load_kubeconfig
+from hami.k8s.port import KubeAPIPort
 from hami.vendors.nvidia import NvidiaVendor
 from tests.agent.builders import A100, A100_UUIDS, T4, bound_pod, dev, install_hook
 from tests.agent.kubelet_peer import KubeletPeer, build_peer
@@ -64,7 +65,9 @@ class Plugin:
 
 
 @pytest_asyncio.fixture(loop_scope="function")
-async def plugin(kube: AsyncClient, peer_binary: Path, sockdir: Path) -> AsyncIterator[Plugin]:
+async def plugin(
+    kube: AsyncClient, k8s_cluster: LocalCluster, peer_binary: Path, sockdir: Path
+) -> AsyncIterator[Plugin]:
     """A kwok GPU node with our plugin (4×A100 fake inventory) and the Go peer as kubelet."""
     node = f"dp-{uuid.uuid4().hex[:6]}"
     await create_gpu_node(kube, node, gpus=8)
@@ -79,7 +82,8 @@ async def plugin(kube: AsyncClient, peer_binary: Path, sockdir: Path) -> AsyncIt
             topology_score=True,
         )
     )
-    agent = NodeAgent(settings, source, LightkubePort(kube))
+    port = KubeAPIPort(LightkubeAPI(load_kubeconfig(k8s_cluster.kubeconfig)))
+    agent = NodeAgent(settings, source, port)
     peer = await KubeletPeer.start(peer_binary, sockdir, "nvidia.com/gpu")
     task = asyncio.create_task(agent.run())
     try:
@@ -90,6 +94,7 @@ async def plugin(kube: AsyncClient, peer_binary: Path, sockdir: Path) -> AsyncIt
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await peer.stop()
+        await port.close()
         await kube.delete(Node, node)
 
 

@@ -24,15 +24,7 @@ from hami.agent.allocate import (
     file_mounts,
     unusable_files,
 )
-from hami.agent.errors import (
-    AgentError,
-    AllocationError,
-    Conflict,
-    IsolationUnavailable,
-    KubeError,
-    PodNotFound,
-)
-from hami.agent.kube import EventSpec, KubePort, NodeInfo, PodInfo, annotations_patch
+from hami.agent.errors import AgentError, AllocationError, IsolationUnavailable, PodNotFound
 from hami.agent.mig.manager import MigManager, Realised
 from hami.agent.model import ContainerAllocation, Gpu
 from hami.agent.settings import Settings
@@ -46,6 +38,9 @@ from hami.api.annotations import (
 )
 from hami.api.errors import WireFormatError
 from hami.api.types import ContainerDevice, ContainerDevices
+from hami.k8s.api import Conflict, KubeAPIError
+from hami.k8s.port import KubePort
+from hami.k8s.views import EventSpec, NodeInfo, PodInfo, annotations_patch
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +275,7 @@ class Allocator:
                 raise
             try:
                 return await self._allocate_for(found, requests, node)
-            except KubeError as exc:
+            except KubeAPIError as exc:
                 self._written.pop(found.uid, None)
                 if exc.status == 0:  # the API was unreachable: not a verdict on the pod; its
                     raise  # lock stays, the caller may try again (the simulated kubelet does)
@@ -391,7 +386,7 @@ class Allocator:
         for step in steps:
             try:
                 await step
-            except (AgentError, OSError) as err:
+            except (AgentError, KubeAPIError, OSError) as err:
                 log.error("pod %s: while recording the failure: %s", pod.ref, err)
 
     async def _note_node(self, why: str) -> None:
@@ -399,7 +394,7 @@ class Allocator:
             node = await self.kube.get_node(self.node)
             event = EventSpec("Node", "default", self.node, node.uid, FAILED_REASON, why)
             await self.kube.create_event(event)
-        except AgentError as err:
+        except (AgentError, KubeAPIError) as err:
             log.error("node %s: cannot record event: %s", self.node, err)
 
     # --- GetPreferredAllocation ----------------------------------------------------------------
@@ -500,7 +495,7 @@ async def release_node_lock(
                 continue
             node = None
             await asyncio.sleep(0.1)
-    raise KubeError(409, f"could not release {key} on node {node_name}: kept changing")
+    raise Conflict(f"could not release {key} on node {node_name}: kept changing")
 
 
 def _owned_by(value: str, pod: PodInfo, key: str = keys.NODE_LOCK) -> bool:

@@ -16,13 +16,15 @@ from datetime import datetime
 from hami.agent import devices as devlogic
 from hami.agent.errors import AgentError
 from hami.agent.health import HealthTable
-from hami.agent.kube import KubePort, NodeInfo, annotations_patch
 from hami.agent.model import Gpu
 from hami.agent.settings import Settings
 from hami.agent.vendornodes import reported, utcnow
 from hami.api import keys
 from hami.api.annotations import encode_node_devices, encode_pair_scores
 from hami.api.types import PairScores
+from hami.k8s.api import KubeAPIError
+from hami.k8s.port import KubePort
+from hami.k8s.views import NodeInfo, annotations_patch
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ class NodeAnnotator:
             try:
                 await self.sync()
                 delay = interval
-            except AgentError as exc:
+            except (AgentError, KubeAPIError) as exc:
                 log.warning("node %s: registration failed: %s", self._settings.node_name, exc)
                 delay = RETRY_SECONDS
             await self._health.wait_change(seen, delay)

@@ -14,7 +14,7 @@ import logging
 import signal
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,11 +22,14 @@ from hami import aio
 from hami.agent.discovery import open_backend
 from hami.agent.errors import AgentError, ConfigError
 from hami.agent.health import XidPolicy
-from hami.agent.kube import LightkubePort
 from hami.agent.loading import load_node_file, load_shared, node_config
 from hami.agent.mig.manager import fake_mig_state
 from hami.agent.settings import Settings, validate
 from hami.core.vendor import Vendor
+from hami.k8s.api import KubeAPIError
+
+if TYPE_CHECKING:
+    from hami.k8s.port import KubeAPIPort
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,7 @@ async def _serve(
 
     mig_state = fake_mig_state(settings)
     source = open_backend(backend, inventory, settings.node_name, mig_state)
-    kube = LightkubePort.from_kubeconfig(kubeconfig)
+    kube = _kube(kubeconfig)
     agent = asyncio.create_task(NodeAgent(settings, source, kube, policy=policy).run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # a graceful stop: the agent's last sweep runs
@@ -113,6 +116,18 @@ async def _serve(
     finally:
         source.close()
         await kube.close()
+
+
+def _kube(kubeconfig: str | None) -> KubeAPIPort:
+    """The device plugin's port on the API server the kubeconfig names."""
+    from hami.k8s.client import LightkubeAPI, load_kubeconfig
+    from hami.k8s.port import KubeAPIPort
+
+    try:
+        config = load_kubeconfig(Path(kubeconfig) if kubeconfig else None)
+        return KubeAPIPort(LightkubeAPI(config, user_agent="hami-device-plugin"))
+    except KubeAPIError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 Targets = tuple[list[str], list[Path]]  # (--nodes items, --node-manifests files)
@@ -147,7 +162,7 @@ async def _simulate(
     vendors = _vendors(shared) if manifest_files else {}
     manifests = load_manifests(manifest_files, vendors)
     check_plan(simulated, [n.name for n in manifests])
-    kube = LightkubePort.from_kubeconfig(kubeconfig)
+    kube = _kube(kubeconfig)
     player = None
     if manifests:
         interval = settings_for(manifests[0].name).register_interval  # a process setting
@@ -305,7 +320,7 @@ def device_plugin_main(
     try:
         targets = (nodes or [], node_manifests or [])
         _run(simulate, node_name, targets, source, files, process, flags, policy)
-    except AgentError as exc:
+    except (AgentError, KubeAPIError) as exc:
         typer.echo(f"hami device-plugin: {exc}", err=True)
         raise typer.Exit(2) from None
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hami.k8s.api import KubeAPIError
+
 if TYPE_CHECKING:
     import grpc
 
@@ -18,18 +20,6 @@ class ConfigError(AgentError):
 
 class DiscoveryError(AgentError):
     """Device discovery failed (NVML missing, driver error, …)."""
-
-
-class KubeError(AgentError):
-    """The Kubernetes API answered with an error."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        super().__init__(f"Kubernetes API error {status}: {message}")
-
-
-class Conflict(KubeError):
-    """HTTP 409: the object changed since it was read (resourceVersion mismatch)."""
 
 
 class PodNotFound(AgentError):
@@ -53,7 +43,7 @@ _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (PodNotFound, "NOT_FOUND"),
     (UnknownDevice, "INVALID_ARGUMENT"),
     (AllocationError, "FAILED_PRECONDITION"),
-    (KubeError, "UNAVAILABLE"),
+    (KubeAPIError, "UNAVAILABLE"),
     (AgentError, "INTERNAL"),
 )
 

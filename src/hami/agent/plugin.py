@@ -16,13 +16,15 @@ from hami.agent.cdi import write_spec
 from hami.agent.discovery import DeviceSource
 from hami.agent.errors import AgentError
 from hami.agent.health import HealthTable, XidPolicy
-from hami.agent.kube import KubePort, PodSelector
 from hami.agent.kubelet import KubeletSession, PluginServer
 from hami.agent.mig.manager import MigManager, Owned, ledger_path
 from hami.agent.model import Gpu
 from hami.agent.servicer import DevicePluginServicer
 from hami.agent.settings import Settings
 from hami.api import keys
+from hami.k8s.api import KubeAPIError
+from hami.k8s.port import KubePort
+from hami.k8s.views import PodSelector
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +123,14 @@ class NodeAgent:
         while True:
             try:
                 await self.reconcile_mig()
-            except (AgentError, OSError) as exc:
+            except (AgentError, KubeAPIError, OSError) as exc:
                 log.warning("node %s: MIG reconcile skipped: %s", self.settings.node_name, exc)
             await asyncio.sleep(MIG_RECONCILE_SECONDS)
 
     async def _release_finished_lock(self) -> None:
         try:
             await self.allocator.release_finished_lock()
-        except AgentError as exc:
+        except (AgentError, KubeAPIError) as exc:
             log.warning("node %s: checking the node lock: %s", self.settings.node_name, exc)
 
     async def sweep(self) -> list[str]:
@@ -161,7 +163,7 @@ class NodeAgent:
         try:
             async with asyncio.timeout(LAST_SWEEP_SECONDS):
                 removed = await self.sweep()
-        except (AgentError, OSError, TimeoutError) as exc:
+        except (AgentError, KubeAPIError, OSError, TimeoutError) as exc:
             log.warning("node %s: last sweep of cache dirs: %s", self.settings.node_name, exc)
             return
         if removed:
@@ -181,6 +183,6 @@ class NodeAgent:
                         len(removed),
                         ", ".join(removed),
                     )
-            except (AgentError, OSError) as exc:
+            except (AgentError, KubeAPIError, OSError) as exc:
                 log.warning("node %s: sweeping cache dirs: %s", self.settings.node_name, exc)
             await asyncio.sleep(SWEEP_SECONDS)

@@ -29,10 +29,9 @@ from pathlib import Path
 
 from hami.agent import devices as devlogic
 from hami.agent.allocator import PreferredRequest, awaits_allocate
-from hami.agent.errors import AgentError, ConfigError, KubeError
+from hami.agent.errors import AgentError, ConfigError
 from hami.agent.fake import FakeSource, load_inventory
 from hami.agent.health import XidPolicy
-from hami.agent.kube import KubePort, PodEvent, PodInfo, PodSelector
 from hami.agent.mig.manager import fake_mig_state
 from hami.agent.plugin import NodeAgent
 from hami.agent.settings import Settings
@@ -41,6 +40,9 @@ from hami.api import keys
 from hami.api.annotations import decode_pod_devices
 from hami.api.errors import WireFormatError
 from hami.api.types import ContainerDevices
+from hami.k8s.api import KubeAPIError
+from hami.k8s.port import KubePort
+from hami.k8s.views import PodEvent, PodInfo, PodSelector
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +179,7 @@ class Simulator:
                     log.info(
                         "simulated kubelet: the re-list found %d pods the watch missed", handled
                     )
-            except AgentError as exc:
+            except (AgentError, KubeAPIError) as exc:
                 log.warning("simulated kubelet: %s", exc)
 
     async def step(self) -> int:
@@ -212,7 +214,7 @@ class Simulator:
     ) -> None:
         try:
             await admit(pod)
-        except AgentError as exc:
+        except (AgentError, KubeAPIError) as exc:
             self._handled.discard(pod.uid)  # still waiting: the next event or re-list retries
             log.warning("simulated kubelet, pod %s: %s", pod.ref, exc)
 
@@ -226,7 +228,7 @@ class Simulator:
             ids = await self._choose(agent, count, pod)
             try:
                 await agent.allocator.allocate([ids], pod)
-            except KubeError as exc:
+            except KubeAPIError as exc:
                 if exc.status == 0:  # the API is unreachable: the next re-list tries again
                     raise
                 log.warning("pod %s container %s: %s", pod.ref, name, exc)

@@ -23,12 +23,14 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from hami.agent.allocator import is_waiting, release_node_lock
-from hami.agent.errors import AgentError, Conflict, KubeError
-from hami.agent.kube import KubePort, NodeInfo, PodInfo, annotations_patch
+from hami.agent.errors import AgentError
 from hami.agent.manifests import ManifestNode
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.core.vendor import Vendor, lock_specs
+from hami.k8s.api import Conflict, KubeAPIError
+from hami.k8s.port import KubePort
+from hami.k8s.views import NodeInfo, PodInfo, annotations_patch
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ class ManifestPlayer:
         for node in self.nodes.values():
             try:
                 written += await self.sync(node)
-            except AgentError as exc:
+            except (AgentError, KubeAPIError) as exc:
                 log.warning("node %s: registration failed: %s", node.name, exc)
         return written
 
@@ -122,7 +124,7 @@ class ManifestPlayer:
     async def _get_or_create(self, node: ManifestNode) -> NodeInfo:
         try:
             return await self.kube.get_node(node.name)
-        except KubeError as exc:
+        except KubeAPIError as exc:
             if exc.status != 404:
                 raise
         try:

@@ -21,6 +21,7 @@ class Kind:
     prefix: str  # "api/v1" or "apis/<group>/<version>"
     namespaced: bool
     kind: str
+    subresource: str = ""  # "status": PATCH /api/v1/nodes/<name>/status
 
     def path(self, namespace: str | None = None, name: str | None = None) -> str:
         parts = [self.prefix]
@@ -29,6 +30,8 @@ class Kind:
         parts.append(self.plural)
         if name:
             parts.append(name)
+            if self.subresource:
+                parts.append(self.subresource)
         return "/" + "/".join(parts)
 
     @property
@@ -38,6 +41,7 @@ class Kind:
 
 PODS = Kind("pods", "api/v1", True, "Pod")
 NODES = Kind("nodes", "api/v1", False, "Node")
+NODE_STATUS = Kind("nodes", "api/v1", False, "Node", "status")
 EVENTS = Kind("events", "api/v1", True, "Event")
 NAMESPACES = Kind("namespaces", "api/v1", False, "Namespace")
 LEASES = Kind("leases", "apis/coordination.k8s.io/v1", True, "Lease")

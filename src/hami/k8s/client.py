@@ -12,6 +12,7 @@ import httpx2
 import orjson
 from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig
+from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 
 from hami.k8s import objects
 from hami.k8s.api import (
@@ -30,9 +31,17 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
 
 
+class KubeconfigError(KubeAPIError):
+    """The kubeconfig cannot be loaded (named in the message)."""
+
+
 def load_kubeconfig(path: Path | None = None) -> KubeConfig:
     """The kubeconfig at ``path``, else in-cluster, ``$KUBECONFIG`` or ``~/.kube/config``."""
-    return KubeConfig.from_file(path) if path is not None else KubeConfig.from_env()
+    try:
+        return KubeConfig.from_file(path) if path is not None else KubeConfig.from_env()
+    except (LightkubeConfigError, OSError) as exc:
+        where = path or "in-cluster service account / $KUBECONFIG / ~/.kube/config"
+        raise KubeconfigError(f"cannot load kubeconfig ({where}): {exc}") from None
 
 
 class LightkubeAPI:

@@ -56,6 +56,14 @@ def merge_patch(target: object, patch: object) -> object:
     return result
 
 
+def _field(obj: Manifest, key: str) -> str | None:
+    if key == "metadata.name":
+        return objects.name(obj)
+    if key == "spec.nodeName":
+        return str(objects.spec(obj).get("nodeName") or "")
+    return None
+
+
 def _selects(obj: Manifest, label_selector: str | None, field_selector: str | None) -> bool:
     if label_selector:
         labels = objects.labels(obj)
@@ -63,13 +71,12 @@ def _selects(obj: Manifest, label_selector: str | None, field_selector: str | No
             k, _, v = term.partition("=")
             if labels.get(k.strip()) != v.strip():
                 return False
-    if field_selector:
-        for term in field_selector.split(","):
-            k, _, v = term.partition("=")
-            if k.strip() == "metadata.name" and objects.name(obj) != v.strip():
-                return False
-            if k.strip() == "spec.nodeName" and objects.spec(obj).get("nodeName", "") != v:
-                return False
+    for term in field_selector.split(",") if field_selector else ():
+        negate = "!=" in term
+        k, _, v = term.replace("!=", "=").partition("=")
+        value = _field(obj, k.strip())
+        if value is not None and (value == v.strip()) == negate:
+            return False
     return True
 
 
@@ -101,8 +108,39 @@ class FakeKube:
 
     async def close_watches(self) -> None:
         """End every open watch stream, as an API server does at its timeout."""
+        self.break_watches()
+
+    def break_watches(self, error: KubeAPIError | None = None) -> None:
+        """Open watches raise ``error`` (None: end cleanly, as at the server's timeout) once
+        they have delivered what happened before this call."""
         for watcher in self._watchers:
-            await watcher.queue.put(_CLOSE)
+            watcher.queue.put_nowait(_CLOSE if error is None else error)
+
+    def history(self, kind: Kind) -> list[WatchEvent]:
+        """The changes of ``kind`` a watch from version 0 would replay, oldest first."""
+        return [e for _, p, e in self._history if p == kind.plural]
+
+    def heal(self) -> None:
+        """Drop every fault `fail_next` injected that has not fired yet."""
+        self._faults.clear()
+
+    def put(self, kind: Kind, obj: Mapping[str, object]) -> Manifest:
+        """Store ``obj`` at once (ADDED, or MODIFIED when it exists), as another client would;
+        a namespaced object without a namespace goes to ``default``."""
+        body = copy.deepcopy(dict(obj))
+        meta = dict(objects.meta(body))
+        if kind.namespaced:
+            meta.setdefault("namespace", "default")
+        meta.setdefault("uid", str(uuid.uuid4()))
+        body["metadata"] = meta
+        exists = self._key(kind, str(meta["name"]), objects.namespace(body)) in self._objects
+        return self._store(kind, body, "MODIFIED" if exists else "ADDED")
+
+    def remove(self, kind: Kind, name: str, namespace: str | None = None) -> None:
+        """Delete at once (DELETED to the watches), as another client would."""
+        obj = dict(self._objects.pop(self._key(kind, name, namespace)))
+        obj["metadata"] = {**objects.meta(obj), "resourceVersion": str(self._next_rv())}
+        self._emit(kind, "DELETED", obj)
 
     def writes(self, verb: str | None = None, plural: str | None = None) -> int:
         return sum(
@@ -188,6 +226,8 @@ class FakeKube:
                 item = await watcher.queue.get()
                 if item is _CLOSE:
                     return
+                if isinstance(item, KubeAPIError):
+                    raise item
                 assert isinstance(item, WatchEvent)
                 rv = objects.rv_number(objects.resource_version(item.object))
                 wanted = not namespace or objects.namespace(item.object) == namespace

@@ -1,21 +1,15 @@
-"""List-then-watch loops that keep the cache current (one per resource kind).
-
-A list replaces the cache's picture; the watch continues from the list's resourceVersion,
-bookmarks advance it, a 410 starts over with a fresh list, and any other failure reconnects
-with exponential backoff (capped), re-listing only when the watch cannot resume.
+"""List-then-watch loops that keep the cache current (one per resource kind), over the one
+loop in `hami.k8s.watch`: a list replaces the cache's picture, each change is applied, a 410
+lists again and any other failure reconnects with capped exponential backoff.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from hami.k8s import objects
-from hami.k8s.api import Gone, Kind, KubeAPI, KubeAPIError, Manifest
-
-log = logging.getLogger(__name__)
+from hami.k8s.api import Kind, KubeAPI, Manifest, ObjectList
+from hami.k8s.watch import Backoff, list_then_watch
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,42 +38,19 @@ class Informer:
         self._watch_timeout = watch_timeout
         self._backoff = backoff
         self.relists = 0
-        self.version: str | None = None  # where the next watch resumes
 
     async def run(self) -> None:
         """Forever: list, then watch from where the list (or the last event) left off."""
-        delay = self._backoff[0]
-        while True:
-            try:
-                if self.version is None:
-                    await self._list()
-                    delay = self._backoff[0]
-                await self._watch(self.version or "")
-                delay = self._backoff[0]
-            except Gone:
-                log.info("%s watch expired (410); listing again", self._kind.plural)
-                self.version = None
-            except KubeAPIError as exc:
-                log.warning("%s watch failed: %s; retrying in %.1fs", self._kind.plural, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._backoff[1])
-
-    async def _list(self) -> None:
-        listed = await self._kube.list(self._kind, label_selector=self._selector)
-        self.relists += 1
-        self._sink.replace(listed.items)
-        self.version = listed.resource_version
-
-    async def _watch(self, version: str) -> None:
-        stream = self._kube.watch(
+        stream = list_then_watch(
+            self._kube,
             self._kind,
-            resource_version=version,
             label_selector=self._selector,
             timeout_seconds=self._watch_timeout,
+            backoff=Backoff(*self._backoff),
         )
-        async for event in stream:
-            rv = objects.resource_version(event.object)
-            if event.type != "BOOKMARK":
-                self._sink.apply(event.type, event.object)
-            if rv:
-                self.version = rv
+        async for item in stream:
+            if isinstance(item, ObjectList):
+                self.relists += 1
+                self._sink.replace(item.items)
+            else:
+                self._sink.apply(item.type, item.object)

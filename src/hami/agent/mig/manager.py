@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from hami.agent.errors import AllocationError
-from hami.agent.kube import PodInfo
 from hami.agent.mig.catalog import NVML_ERROR_IN_USE, MigError
 from hami.agent.mig.port import MigBackend, MigInstance
 from hami.agent.settings import Settings
@@ -32,6 +31,7 @@ from hami.api import keys
 from hami.api.annotations import decode_mig_allocations
 from hami.api.errors import WireFormatError
 from hami.api.types import ContainerDevices, MigAllocation, MigPlacement
+from hami.k8s.views import PodInfo
 
 log = logging.getLogger(__name__)
 

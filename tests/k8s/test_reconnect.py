@@ -1,0 +1,183 @@
+"""The API connection drops under every service that follows the API server — the
+scheduler's informer, the device plugin's pod watch, the monitor's pod list, the web UI's
+source — and each one keeps trying (the watches back off, capped) and resumes once the port
+is open again. A real HTTP server behind a real TCP port that is closed and reopened; the
+clients are the real `LightkubeAPI`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+
+import pytest
+
+from hami.config import load_config
+from hami.k8s.api import NODES, PODS, Manifest
+from hami.k8s.client import LightkubeAPI
+from hami.k8s.fake import FakeKube, node_manifest
+from hami.k8s.port import KubeAPIPort
+from hami.k8s.views import PodEvent, PodSelector
+from hami.k8s.watch import Backoff
+from hami.monitor.main import refresh_forever
+from hami.monitor.monitor import Monitor, MonitorSettings
+from hami.scheduler.informer import Informer, Sink
+from hami.vendors import registry
+from hami.webui.source import KubeSource
+from tests.k8s.apiserver import DroppableAPI, kubeconfig
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+OUTAGE = 1.0  # seconds the port stays closed
+RETRY = re.compile(r"retrying in ([0-9.]+) s")
+
+
+def pod(name: str, node: str = "n1") -> dict[str, object]:
+    return {
+        "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}"},
+        "spec": {"nodeName": node, "containers": []},
+        "status": {"phase": "Running"},
+    }
+
+
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[tuple[DroppableAPI, LightkubeAPI]]:
+    """The API server (one pod, "before", on n1) and a real client of it, on the test's loop."""
+    api = DroppableAPI(FakeKube())
+    api.kube.put(PODS, pod("before"))
+    await api.start()
+    client = LightkubeAPI(kubeconfig(api.port), timeout=2.0)
+    try:
+        yield api, client
+    finally:
+        await client.close()
+        await api.stop()
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+async def outage(api: DroppableAPI) -> None:
+    """Close the port (cutting open streams), change the cluster meanwhile, reopen."""
+    await api.drop()
+    api.kube.put(PODS, pod("during"))
+    await asyncio.sleep(OUTAGE)
+    await api.reopen()
+
+
+def backed_off(caplog: pytest.LogCaptureFixture) -> list[float]:
+    """The delays `hami.k8s.watch` waited before reconnecting, in order."""
+    return [
+        float(m.group(1))
+        for r in caplog.records
+        if r.name == "hami.k8s.watch" and (m := RETRY.search(r.getMessage()))
+    ]
+
+
+async def test_the_scheduler_informer_backs_off_and_resumes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with serving() as (api, client):
+        await _test_the_scheduler_informer_backs_off_and_resumes(api, client, caplog)
+
+
+async def _test_the_scheduler_informer_backs_off_and_resumes(
+    api: DroppableAPI, client: LightkubeAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    names: set[str] = set()
+
+    def replace(items: Iterable[Manifest]) -> None:
+        names.clear()
+        names.update(str(p["metadata"]["name"]) for p in items)  # type: ignore[index]
+
+    def apply(kind: str, obj: Manifest) -> None:
+        names.add(str(obj["metadata"]["name"]))  # type: ignore[index]
+
+    informer = Informer(client, PODS, Sink(replace, apply), backoff=(0.1, 0.4))
+    task = asyncio.create_task(informer.run())
+    try:
+        await eventually(lambda: names == {"before"})
+        await outage(api)
+        await eventually(lambda: names == {"before", "during"})
+    finally:
+        task.cancel()
+    delays = backed_off(caplog)
+    assert len(delays) >= 2 and delays == sorted(delays) and max(delays) <= 0.4
+
+
+async def test_the_device_plugin_pod_watch_backs_off_and_resumes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with serving() as (api, client):
+        await _test_the_device_plugin_pod_watch_backs_off_and_resumes(api, client, caplog)
+
+
+async def _test_the_device_plugin_pod_watch_backs_off_and_resumes(
+    api: DroppableAPI, client: LightkubeAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    port = KubeAPIPort(client, Backoff(first=0.1, cap=0.4))
+    seen: list[PodEvent] = []
+
+    async def follow() -> None:
+        async for event in port.watch_pods(PodSelector(node_name="n1")):
+            seen.append(event)
+
+    task = asyncio.create_task(follow())
+    try:
+        await eventually(lambda: [e.pod.name for e in seen] == ["before"])
+        await outage(api)
+        await eventually(lambda: "during" in {e.pod.name for e in seen})
+    finally:
+        task.cancel()
+    delays = backed_off(caplog)
+    assert len(delays) >= 2 and delays == sorted(delays) and max(delays) <= 0.4
+    assert {e.pod.name for e in seen} == {"before", "during"}  # nothing lost, no DELETED
+    assert all(e.type != "DELETED" for e in seen)
+
+
+async def test_the_monitor_keeps_listing_and_resumes(tmp_path: Path) -> None:
+    async with serving() as (api, client):
+        await _monitor(api, client, tmp_path)
+
+
+async def _monitor(api: DroppableAPI, client: LightkubeAPI, tmp_path: Path) -> None:
+    monitor = Monitor(MonitorSettings(node="n1", hook_path=tmp_path, feedback=False), client)
+    task = asyncio.create_task(refresh_forever(monitor, 0.1))
+    try:
+        await eventually(lambda: {p.name for p in monitor.pods.values()} == {"before"})
+        await api.drop()
+        api.kube.put(PODS, pod("during"))
+        await eventually(lambda: monitor.kube_errors >= 2)  # failed rounds, the loop lives on
+        await api.reopen()
+        await eventually(lambda: {p.name for p in monitor.pods.values()} == {"before", "during"})
+    finally:
+        task.cancel()
+
+
+async def test_the_web_ui_source_shows_the_last_snapshot_then_resumes() -> None:
+    async with serving() as (api, client):
+        await _web_ui(api, client)
+
+
+async def _web_ui(api: DroppableAPI, client: LightkubeAPI) -> None:
+    config = load_config(EXAMPLES / "config.yaml")
+    source = KubeSource(client, registry.build(config), config, ttl=0)
+    api.kube.put(NODES, node_manifest("n1"))
+    first = await source.snapshot()
+    assert first.node_names == {"n1"}
+    await api.drop()
+    api.kube.put(NODES, node_manifest("n2"))
+    stale = await source.snapshot()
+    assert stale.stale_since is not None and "unreachable" in stale.notices[0]
+    assert stale.node_names == {"n1"}
+    await api.reopen()
+    fresh = await source.snapshot()
+    assert fresh.stale_since is None
+    assert fresh.node_names == {"n1", "n2"}
