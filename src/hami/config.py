@@ -6,37 +6,21 @@ Every problem is reported as one `ConfigError` naming the file and the key.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 from hami import yamlio
 from hami.core.config import GPU_POLICIES, NvidiaConfig, SchedulerConfig
 from hami.core.policy import parse_gpu_policy
-from hami.vendors.config import (
-    AmdConfig,
-    CambriconConfig,
-    CountConfig,
-    EnflameDrsConfig,
-    HygonConfig,
-    IluvatarChip,
-    KunlunConfig,
-    MetaxConfig,
-    MthreadsConfig,
-    NeuronConfig,
-    VendorAwareConfig,
-    VendorSettings,
-    VnpuConfig,
-    VnpuTemplate,
-)
-
-# Sections of HAMi's device config whose vendors are not implemented yet: accepted (so a HAMi
-# file loads) and ignored. Every other section is validated and configures its vendor.
-VENDOR_SECTIONS: frozenset[str] = frozenset()
+from hami.vendors.config import VendorAwareConfig, VendorSettings
 
 
 class ConfigError(ValueError):
@@ -82,243 +66,16 @@ class NvidiaSection(_Strict):
         return NvidiaConfig(**fields)
 
 
-class HygonSection(_Strict):
-    resource_count_name: str = Field("hygon.com/dcunum", min_length=1)
-    resource_memory_name: str = "hygon.com/dcumem"
-    resource_core_name: str = "hygon.com/dcucores"
-    memory_factor: int = Field(1, ge=1)
-    enabled: bool = True
-
-    def to_vendor(self) -> HygonConfig | None:
-        return HygonConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
-
-
-class CambriconSection(_Strict):
-    resource_count_name: str = Field("cambricon.com/vmlu", min_length=1)
-    resource_memory_name: str = Field("cambricon.com/mlu.smlu.vmemory", min_length=1)
-    resource_core_name: str = Field("cambricon.com/mlu.smlu.vcore", min_length=1)
-    enabled: bool = True
-
-    def to_vendor(self) -> CambriconConfig | None:
-        return CambriconConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
-
-
-class MthreadsSection(_Strict):
-    resource_count_name: str = Field("mthreads.com/vgpu", min_length=1)
-    resource_memory_name: str = Field("mthreads.com/sgpu-memory", min_length=1)
-    resource_core_name: str = Field("mthreads.com/sgpu-core", min_length=1)
-    enabled: bool = True
-
-    def to_vendor(self) -> MthreadsConfig | None:
-        return MthreadsConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
-
-
-class MetaxSection(_Strict):
-    resource_count_name: str = Field("metax-tech.com/gpu", min_length=1)
-    resource_vcount_name: str = Field(
-        "metax-tech.com/sgpu", min_length=1, alias="resourceVCountName"
-    )
-    resource_vmemory_name: str = Field(
-        "metax-tech.com/vmemory", min_length=1, alias="resourceVMemoryName"
-    )
-    resource_vcore_name: str = Field(
-        "metax-tech.com/vcore", min_length=1, alias="resourceVCoreName"
-    )
-    sgpu_topology_aware: bool = False
-    enabled: bool = True
-
-    def to_vendor(self) -> MetaxConfig | None:
-        return MetaxConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
-
-
-class KunlunSection(_Strict):
-    resource_count_name: str = Field("kunlunxin.com/xpu", min_length=1)
-    resource_vcount_name: str = Field(
-        "kunlunxin.com/vxpu", min_length=1, alias="resourceVCountName"
-    )
-    resource_vmemory_name: str = Field(
-        "kunlunxin.com/vxpu-memory", min_length=1, alias="resourceVMemoryName"
-    )
-    enabled: bool = True
-
-    def to_vendor(self) -> KunlunConfig | None:
-        return KunlunConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
-
-
-class NeuronSection(_Strict):
-    resource_count_name: str = Field("aws.amazon.com/neuron", min_length=1)
-    resource_core_name: str = Field("aws.amazon.com/neuroncore", min_length=1)
-    enabled: bool = True
-
-    def to_vendor(self) -> NeuronConfig | None:
-        return NeuronConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
-
-
-class CountSection(_Strict):
-    resource_count_name: str = Field(min_length=1)
-    enabled: bool = True
-
-    def to_vendor(self) -> CountConfig | None:
-        return CountConfig(self.resource_count_name) if self.enabled else None
-
-
-class VastaiSection(CountSection):
-    resource_count_name: str = Field("vastaitech.com/va", min_length=1)
-
-
-class BirenSection(CountSection):
-    resource_count_name: str = Field("birentech.com/gpu", min_length=1)
-
-
-class AmdSection(_Strict):
-    resource_count_name: str = Field("amd.com/gpu", min_length=1)
-    resource_memory_name: str = Field("amd.com/gpumem", min_length=1)
-    resource_core_name: str = Field("amd.com/gpucores", min_length=1)
-    enabled: bool = True
-
-    def to_vendor(self) -> AmdConfig | None:
-        return AmdConfig(**self.model_dump(exclude={"enabled"})) if self.enabled else None
-
-
-class EnflameSection(_Strict):
-    """`enflame:`: whole GCUs (`GCU`) and DRS slices (`Enflame`); the vGCU names are accepted and
-    only stand in for an empty `resourceNameDRSGCU`, as in HAMi."""
-
-    resource_name_gcu: str = Field("enflame.com/gcu", min_length=1, alias="resourceNameGCU")
-    resource_name_drsgcu: str = Field("enflame.com/drs-gcu", alias="resourceNameDRSGCU")
-    resource_name_gcu_memory: str = Field("enflame.com/gcu-memory", alias="resourceNameGCUMemory")
-    resource_name_gcu_core: str = Field("enflame.com/gcu-core", alias="resourceNameGCUCore")
-    resource_name_vgcu: str = Field("", alias="resourceNameVGCU")
-    resource_name_vgcu_percentage: str = Field("", alias="resourceNameVGCUPercentage")
-    enabled: bool = True
-
-    def to_vendor(self) -> CountConfig | None:
-        return CountConfig(self.resource_name_gcu) if self.enabled else None
-
-    def to_drs_vendor(self) -> EnflameDrsConfig | None:
-        if not self.enabled:
-            return None
-        default = EnflameDrsConfig()
-        return EnflameDrsConfig(
-            resource_name_drsgcu=self.resource_name_drsgcu
-            or self.resource_name_vgcu
-            or default.resource_name_drsgcu,
-            resource_name_gcu_memory=self.resource_name_gcu_memory
-            or default.resource_name_gcu_memory,
-            resource_name_gcu_core=self.resource_name_gcu_core or default.resource_name_gcu_core,
-        )
-
-
-class IluvatarEntry(_Strict):
-    chip_name: str = Field(min_length=1)
-    common_word: str = ""
-    resource_count_name: str = ""
-    resource_memory_name: str = ""
-    resource_core_name: str = ""
-
-    def to_vendor(self) -> IluvatarChip:
-        named = IluvatarChip.named(self.common_word or self.chip_name)
-        return IluvatarChip(
-            chip_name=self.chip_name,
-            common_word=named.common_word,
-            resource_count_name=self.resource_count_name or named.resource_count_name,
-            resource_memory_name=self.resource_memory_name or named.resource_memory_name,
-            resource_core_name=self.resource_core_name or named.resource_core_name,
-        )
-
-
-class VnpuTemplateEntry(_Strict):
-    name: str = Field(min_length=1)
-    memory: int = Field(gt=0)
-    ai_core: int = Field(0, ge=0)
-    ai_cpu: int = Field(0, ge=0, alias="aiCPU")
-
-
-class VnpuEntry(_Strict):
-    chip_name: str = ""
-    common_word: str = Field(min_length=1)
-    resource_name: str = ""
-    resource_memory_name: str = ""
-    resource_core_name: str = ""
-    memory_allocatable: int = Field(0, ge=0)
-    memory_capacity: int = Field(0, ge=0)
-    memory_factor: int = Field(1, ge=1)
-    ai_core: int = Field(0, ge=0)
-    ai_cpu: int = Field(0, ge=0, alias="aiCPU")
-    runtime_class_name: str = ""
-    overwrite_env: bool = False
-    super_pod: bool = False
-    templates: list[VnpuTemplateEntry] = []
-
-    def to_vendor(self) -> VnpuConfig:
-        resource = self.resource_name or f"huawei.com/{self.common_word}"
-        return VnpuConfig(
-            chip_name=self.chip_name or self.common_word,
-            common_word=self.common_word,
-            resource_name=resource,
-            resource_memory_name=self.resource_memory_name or f"{resource}-memory",
-            resource_core_name=self.resource_core_name or f"{resource}-core",
-            memory_allocatable=self.memory_allocatable,
-            memory_capacity=self.memory_capacity or self.memory_allocatable,
-            memory_factor=self.memory_factor,
-            ai_core=self.ai_core,
-            ai_cpu=self.ai_cpu,
-            runtime_class_name=self.runtime_class_name,
-            overwrite_env=self.overwrite_env,
-            super_pod=self.super_pod,
-            templates=tuple(
-                VnpuTemplate(t.name, t.memory, t.ai_core, t.ai_cpu) for t in self.templates
-            ),
-        )
-
-
-class VnpusSection(_Strict):
-    hami_vnpu_core: bool = False
-    configs: list[VnpuEntry] = []
-    enabled: bool = True
-
-
 class FileModel(_Strict):
     node_scheduler_policy: Literal["binpack", "spread"] = "binpack"
     gpu_scheduler_policy: str = "spread"
     scheduler_name: str = "hami-scheduler"
     nvidia: NvidiaSection = NvidiaSection()
-    hygon: HygonSection | None = None
-    cambricon: CambriconSection | None = None
-    mthreads: MthreadsSection | None = None
-    metax: MetaxSection | None = None
-    kunlun: KunlunSection | None = None
-    awsneuron: NeuronSection | None = None
-    amd: AmdSection | None = None
-    enflame: EnflameSection | None = None
-    vastai: VastaiSection | None = None
-    biren: BirenSection | None = None
-    iluvatars: list[IluvatarEntry] = []
-    vnpus: VnpusSection | None = None
 
-    def vendor_settings(self, source: str) -> VendorSettings:
-        vnpus = self.vnpus if self.vnpus is not None and self.vnpus.enabled else None
-        chips = tuple(entry.to_vendor() for entry in self.iluvatars)
-        configs = tuple(c.to_vendor() for c in vnpus.configs) if vnpus else ()
-        _unique(source, "iluvatars", [c.common_word for c in chips])
-        _unique(source, "vnpus.configs", [c.common_word for c in configs])
-        return VendorSettings(
-            nvidia=self.nvidia.enabled,
-            hygon=self.hygon.to_vendor() if self.hygon else None,
-            cambricon=self.cambricon.to_vendor() if self.cambricon else None,
-            mthreads=self.mthreads.to_vendor() if self.mthreads else None,
-            metax=self.metax.to_vendor() if self.metax else None,
-            kunlun=self.kunlun.to_vendor() if self.kunlun else None,
-            awsneuron=self.awsneuron.to_vendor() if self.awsneuron else None,
-            amd=self.amd.to_vendor() if self.amd else None,
-            enflame_gcu=self.enflame.to_vendor() if self.enflame else None,
-            enflame_drs=self.enflame.to_drs_vendor() if self.enflame else None,
-            vastai=self.vastai.to_vendor() if self.vastai else None,
-            biren=self.biren.to_vendor() if self.biren else None,
-            iluvatars=chips,
-            vnpus=configs,
-            hami_vnpu_core=vnpus.hami_vnpu_core if vnpus else False,
-        )
+    @classmethod
+    def keys(cls) -> frozenset[str]:
+        """The top-level keys this model validates (vendor sections are validated apart)."""
+        return frozenset(f.alias or name for name, f in cls.model_fields.items())
 
 
 def _unique(source: str, where: str, words: list[str]) -> None:
@@ -334,26 +91,114 @@ def _describe(error: Mapping[str, Any]) -> str:
 
 def parse_config(data: object, source: str = "<config>") -> SchedulerConfig:
     """Validate an already-parsed YAML document."""
+    from hami.vendors import registry  # the vendor table (imported late: `hami --help` is lean)
+
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the configuration must be a mapping of sections")
-    known = {k: v for k, v in data.items() if k not in VENDOR_SECTIONS}
+    known = FileModel.keys()
+    vendor_data = {k: v for k, v in data.items() if k in registry.ROWS and k not in known}
+    unknown = [str(k) for k in data if k not in known and k not in registry.ROWS]
+    if unknown:
+        names = ", ".join(sorted(set(registry.ROWS) | known))
+        raise ConfigError(f"{source}: {unknown[0]}: unknown section (known: {names})")
     try:
-        model = FileModel.model_validate(known)
+        model = FileModel.model_validate({k: v for k, v in data.items() if k in known})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{source}: {_describe(first)}") from None
+        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
     for token in parse_gpu_policy(model.gpu_scheduler_policy):
         if token not in GPU_POLICIES:
             raise ConfigError(f"{source}: gpuSchedulerPolicy: unknown policy {token!r}")
+    sections: dict[str, Any] = {}
+    for name, value in vendor_data.items():
+        row = registry.ROWS[name]
+        section = _section(row.config, row.many, value, f"{source}: {name}")
+        if section is not None:
+            sections[name] = section
+    if "iluvatars" in sections:
+        _unique(source, "iluvatars", [c.common_word for c in sections["iluvatars"]])
+    if "vnpus" in sections:
+        _unique(source, "vnpus.configs", [c.common_word for c in sections["vnpus"].configs])
     return VendorAwareConfig(
         nvidia=model.nvidia.to_core(),
         node_scheduler_policy=model.node_scheduler_policy,
         gpu_scheduler_policy=model.gpu_scheduler_policy,
         scheduler_name=model.scheduler_name,
-        vendors=model.vendor_settings(source),
+        vendors=VendorSettings(nvidia=model.nvidia.enabled, sections=sections),
     )
+
+
+# --- vendor sections, validated from each vendor's own config type ----------------------------------
+
+_ACRONYMS = {
+    "Gpu": "GPU",
+    "Cpu": "CPU",
+    "Gcu": "GCU",
+    "Drsgcu": "DRSGCU",
+    "Vgcu": "VGCU",
+    "Vcount": "VCount",
+    "Vmemory": "VMemory",
+    "Vcore": "VCore",
+}
+
+
+def camel(name: str) -> str:
+    """A config field's key in HAMi's file: camelCase, with HAMi's acronyms in capitals
+    (``resource_vcount_name`` → ``resourceVCountName``, ``ai_cpu`` → ``aiCPU``)."""
+    head, *rest = name.split("_")
+    return head + "".join(_ACRONYMS.get(w.capitalize(), w.capitalize()) for w in rest)
+
+
+_SECTION_WORDS = {"unexpected_keyword_argument": "unknown key", "missing_argument": "required"}
+_SECTION_CONFIG = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=camel)
+
+
+@functools.cache
+def _adapter(kind: type, many: bool) -> TypeAdapter[Any]:
+    _configure(kind)
+    return TypeAdapter(tuple[kind, ...] if many else kind)  # type: ignore[valid-type]
+
+
+def _configure(kind: type) -> None:
+    """Give ``kind`` and the dataclasses nested in it the strict camelCase section config."""
+    if not dataclasses.is_dataclass(kind) or "__pydantic_config__" in vars(kind):
+        return
+    kind.__pydantic_config__ = _SECTION_CONFIG  # type: ignore[attr-defined]
+    for hint in typing.get_type_hints(kind).values():
+        for inner in (hint, *typing.get_args(hint)):
+            if isinstance(inner, type):
+                _configure(inner)
+
+
+def _section(kind: type, many: bool, value: object, where: str) -> object | None:
+    """One vendor section validated as ``kind`` (None when it says `enabled: false`)."""
+    if isinstance(value, Mapping) and "enabled" in value:
+        enabled = value["enabled"]
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}.enabled: must be true or false, not {enabled!r}")
+        if not enabled:
+            return None
+        value = {k: v for k, v in value.items() if k != "enabled"}
+    value = {} if value is None else value
+    if not isinstance(value, list if many else Mapping):
+        kind_word = "a list of entries" if many else "a mapping of keys"
+        raise ConfigError(f"{where}: must be {kind_word}, not {type(value).__name__}")
+    try:
+        section = _adapter(kind, many).validate_python(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        why = _SECTION_WORDS.get(error.get("type", ""), error.get("msg", "invalid"))
+        raise ConfigError(f"{where}.{_describe({**error, 'msg': why})}") from None
+    if many:
+        return tuple(_completed(item) for item in section)
+    return _completed(section)
+
+
+def _completed(section: object) -> object:
+    """A section whose unset fields follow from the others (`completed()`), else as it is."""
+    complete = getattr(section, "completed", None)
+    return complete() if callable(complete) else section
 
 
 def load_config(path: Path | None) -> SchedulerConfig:

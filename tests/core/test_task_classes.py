@@ -35,17 +35,16 @@ from hami.core.vendor import (
     Candidate,
     FitContext,
     Pick,
-    TaskClassVendor,
     Vendor,
-    as_task_class_vendor,
 )
+from hami.vendors.nvidia import NvidiaVendor
 
 KEY = "CLASS"
 NOTE = "toy/class"
 
 
 @dataclass
-class ClassToy:
+class ClassToy(Vendor):
     @property
     def key(self) -> str:
         return KEY
@@ -108,11 +107,9 @@ def _pod(
 VENDORS: dict[str, Vendor] = {KEY: ClassToy()}
 
 
-def test_the_toy_is_a_task_class_vendor_and_others_are_not() -> None:
-    assert isinstance(ClassToy(), TaskClassVendor)
-    assert as_task_class_vendor(ClassToy()) is not None
-    assert as_task_class_vendor(object()) is None
-    assert as_task_class_vendor(None) is None
+def test_the_toy_has_task_classes_and_others_not() -> None:
+    assert ClassToy.classed and ClassToy().task_class({NOTE: "online"}) == "online"
+    assert not NvidiaVendor.classed
 
 
 def test_usage_without_classes_is_unchanged() -> None:
@@ -160,7 +157,7 @@ def test_fit_labels_usage_and_later_containers_see_it() -> None:
 
 
 def test_task_classes_from_annotations_only_for_hooked_vendors() -> None:
-    vendors = {KEY: ClassToy(), "OTHER": object()}
+    vendors: dict[str, Vendor] = {KEY: ClassToy(), "OTHER": NvidiaVendor()}
     notes = {NOTE: "offline"}
     assert accounting.task_classes(notes, vendors, [KEY, "OTHER", "MISSING"]) == {KEY: "offline"}
     assert accounting.task_classes({}, vendors, [KEY]) == {}

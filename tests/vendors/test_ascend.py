@@ -105,22 +105,24 @@ def test_overwrite_env_for_containers_without_npu() -> None:
 
 
 def test_node_devices_carry_network_id_and_soft_split_flag() -> None:
-    devices = B2.node_devices({B2.register_key: register(2, nets=[7, 8]), "hami-vnpu-core": "true"})
+    devices = B2.node_devices(
+        {B2.spec.register: register(2, nets=[7, 8]), "hami-vnpu-core": "true"}
+    )
     assert all(isinstance(d, AscendDevice) for d in devices)
     assert [(d.uuid, d.network_id, d.hami_core) for d in devices] == [  # type: ignore[attr-defined]
         ("npu-0", 7, True),
         ("npu-1", 8, True),
     ]
-    assert B2.register_key == "hami.io/node-register-Ascend910B2"
+    assert B2.spec.register == "hami.io/node-register-Ascend910B2"
 
 
 def test_hami_core_pod_needs_a_supporting_node() -> None:
-    devices = B2.node_devices({B2.register_key: register(2)})
+    devices = B2.node_devices({B2.spec.register: register(2)})
     req = ContainerRequest("Ascend910B2", 1, memreq=3000, mem_pct=0, coresreq=30)
     unfit = fit(B2, devices, req, annotations={keys.ASCEND_VNPU_MODE: "hami-core"})
     assert isinstance(unfit, Unfit)
     assert unfit.counts == {Reason.MODE_NOT_FIT: 2}
-    soft = B2.node_devices({B2.register_key: register(2), "hami-vnpu-core": "true"})
+    soft = B2.node_devices({B2.spec.register: register(2), "hami-vnpu-core": "true"})
     picks = fit(B2, soft, req, annotations={keys.ASCEND_VNPU_MODE: "hami-core"})
     assert isinstance(picks, tuple)
     assert picks[0].note == "hami-core"
@@ -128,7 +130,7 @@ def test_hami_core_pod_needs_a_supporting_node() -> None:
 
 
 def test_network_groups_largest_first() -> None:
-    devices = B2.node_devices({B2.register_key: register(4, nets=[1, 2, 2, 3])})
+    devices = B2.node_devices({B2.spec.register: register(4, nets=[1, 2, 2, 3])})
     req = ContainerRequest("Ascend910B2", 2, memreq=65536, mem_pct=0)
     picks = fit(B2, devices, req)
     assert isinstance(picks, tuple)
@@ -136,7 +138,7 @@ def test_network_groups_largest_first() -> None:
 
 
 def test_910c_takes_whole_cards_only() -> None:
-    devices = C.node_devices({C.register_key: register(4, cw="Ascend910C")})
+    devices = C.node_devices({C.spec.register: register(4, cw="Ascend910C")})
     req = ContainerRequest("Ascend910C", 2, memreq=65536, mem_pct=0)
     busy = [DeviceUsage(used=1, usedmem=16384), DeviceUsage(), DeviceUsage(), DeviceUsage()]
     picks = fit(C, devices, req, usage=busy)
@@ -149,7 +151,7 @@ def test_910c_takes_whole_cards_only() -> None:
 
 
 def test_score_rewards_one_network() -> None:
-    devices = B2.node_devices({B2.register_key: register(4, nets=[1, 1, 2, 2])})
+    devices = B2.node_devices({B2.spec.register: register(4, nets=[1, 1, 2, 2])})
     node = Node("n", devices)
     same = [
         [Pick(0, ContainerDevice("npu-0", "x", 0, 0)), Pick(1, ContainerDevice("npu-1", "x", 0, 0))]
@@ -159,7 +161,7 @@ def test_score_rewards_one_network() -> None:
     ]
     assert B2.score_node(node, [], same, "binpack") == 10.0
     assert B2.score_node(node, [], split, "binpack") == 5.0
-    bare = Node("n", B2.node_devices({B2.register_key: register(2)}))
+    bare = Node("n", B2.node_devices({B2.spec.register: register(2)}))
     assert B2.score_node(bare, [], same, "binpack") == 0.0
     assert P310.score_node(node, [], same, "binpack") == 0.0
 

@@ -65,7 +65,7 @@ def test_sections_enable_and_configure_vendors() -> None:
     assert isinstance(ascend, AscendVendor)
     assert ascend.hami_vnpu_core and ascend.config.ai_cpu == 6
     assert ascend.config.resource_core_name == "huawei.com/Ascend910B2-core"
-    assert cfg.vendors.iluvatars == (IluvatarChip.named("BI-V100"),)
+    assert cfg.vendors.sections["iluvatars"] == (IluvatarChip.named("BI-V100"),)
 
 
 def test_sections_can_be_switched_off() -> None:
@@ -96,6 +96,10 @@ def test_sections_can_be_switched_off() -> None:
             {"iluvatars": [{"chipName": "A"}, {"chipName": "A"}]},
             "f.yaml: iluvatars: commonWord 'A' is listed twice",
         ),
+        ({"habana": {"resourceCountName": "habana.ai/gaudi"}}, "f.yaml: habana: unknown section"),
+        ({"hygon": {"enabled": "yes"}}, "f.yaml: hygon.enabled: must be true or false"),
+        ({"metax": {"resourceVCountName": ""}}, "f.yaml: metax.resourceVCountName"),
+        ({"enflame": {"resourceNameGCUMem": "x"}}, "f.yaml: enflame.resourceNameGCUMem"),
     ],
 )
 def test_bad_sections_name_file_and_key(data: dict[str, object], message: str) -> None:
@@ -107,3 +111,44 @@ def test_example_vendor_config_loads() -> None:
     path = Path(__file__).parents[2] / "examples" / "vendors" / "config.yaml"
     vendors = registry.build(load_config(path))
     assert {"NVIDIA", "MLU", "DCU", "Ascend910B2"} <= set(vendors)
+
+
+def test_the_chart_devices_are_the_registry_table() -> None:
+    """Every `devices.<name>` of the chart's values is a registry row, and its managed
+    resources are the resource names of that row's default config."""
+    import yaml
+
+    values = yaml.safe_load((Path(__file__).parents[2] / "charts/hami/values.yaml").read_text())
+    rows = {row.chart: row for row in registry.TABLE}
+    assert set(values["devices"]) == set(rows)
+    for chart, section in values["devices"].items():
+        row = rows[chart]
+        if "customresources" not in section:
+            continue
+        configs = _default_configs(row)
+        names = {
+            value
+            for config in configs
+            for field, value in vars_of(config).items()
+            if field.startswith("resource_")
+            and field != "resource_priority_name"
+            and value
+            and not field.startswith("resource_name_vgcu")
+        }
+        assert set(section["customresources"]) == names, chart
+
+
+def _default_configs(row: registry.Row) -> list[object]:
+    from hami.vendors.config import DEFAULT_ILUVATAR_CHIPS, DEFAULT_VNPUS
+
+    if row.section == "iluvatars":
+        return [IluvatarChip.named(chip) for chip in DEFAULT_ILUVATAR_CHIPS]
+    if row.section == "vnpus":
+        return list(DEFAULT_VNPUS)
+    return [row.config()]
+
+
+def vars_of(config: object) -> dict[str, object]:
+    import dataclasses
+
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}  # type: ignore[arg-type]

@@ -21,10 +21,9 @@ from hami.core.model import ContainerRequest, Device, DeviceUsage
 from hami.core.nodes import node_from_manifest
 from hami.core.request import parse_pod
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import ContainerNamingVendor, SlotVendor
+from hami.core.vendor import Vendor
 from hami.scheduler.cache import placed_pod
 from hami.vendors import registry
-from hami.vendors.config import EnflameDrsConfig
 from hami.vendors.enflame import (
     EnflameDrsDevice,
     EnflameDrsVendor,
@@ -284,7 +283,7 @@ def test_drs_fit_skips_unhealthy_devices() -> None:
 
 
 def test_drs_slots_from_a_recorded_entry() -> None:
-    assert isinstance(DRS, SlotVendor) and isinstance(DRS, ContainerNamingVendor)
+    assert DRS.slotted and type(DRS).named_pod_annotations is not Vendor.named_pod_annotations
     device = drs_devices()[0]
     assert DRS.slots(device, ContainerDevice(device.uuid, "Enflame", 32768, 50)) == 4
     assert DRS.slots(device, ContainerDevice(device.uuid, "Enflame", 65536, 0)) == 8
@@ -382,6 +381,9 @@ def test_drs_config_names_and_fallbacks() -> None:
     )
     vendor = registry.build(cfg)["Enflame"]
     assert isinstance(vendor, EnflameDrsVendor)
-    assert vendor.config == EnflameDrsConfig("enflame.com/vgcu", "x/mem", "enflame.com/gcu-core")
+    assert (
+        vendor.count_name == "enflame.com/vgcu"
+        and vendor.config.resource_name_gcu_memory == "x/mem"
+    )
     assert "Enflame" not in registry.build(parse_config({"enflame": {"enabled": False}}))
     assert "Enflame" not in registry.build(parse_config({}))

@@ -18,9 +18,9 @@ REGISTER = (
 
 def test_keys_follow_the_chip() -> None:
     assert V.key == "BI-V100"
-    assert V.register_key == "hami.io/node-BI-V100-register"
-    assert V.handshake_key == "hami.io/node-handshake-BI-V100"
-    assert [d.uuid for d in V.node_devices({V.register_key: REGISTER})] == ["IL-0", "IL-1"]
+    assert V.spec.register == "hami.io/node-BI-V100-register"
+    assert V.spec.handshake == "hami.io/node-handshake-BI-V100"
+    assert [d.uuid for d in V.node_devices({V.spec.register: REGISTER})] == ["IL-0", "IL-1"]
 
 
 def test_admission_takes_whole_cards_and_names_the_container() -> None:
@@ -40,7 +40,7 @@ def test_requests_in_256_mib_units_cores_default_zero() -> None:
 
 
 def test_fit_uuid_filter_and_annotations() -> None:
-    devices = V.node_devices({V.register_key: REGISTER})
+    devices = V.node_devices({V.spec.register: REGISTER})
     req = ContainerRequest(vendor="BI-V100", nums=1, memreq=4096, mem_pct=0)
     unfit = fit(V, devices, req, annotations={"hami.io/use-BI-V100-uuid": "other"})
     assert isinstance(unfit, Unfit)

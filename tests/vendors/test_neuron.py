@@ -17,16 +17,7 @@ from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest, DeviceUsage, Node, PodRequest
 from hami.core.mutate import MutateSettings, mutate
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import (
-    CapacityVendor,
-    FitContext,
-    HealthCheckedVendor,
-    LockingVendor,
-    Pick,
-    ScoringVendor,
-    StampingVendor,
-    cores_text,
-)
+from hami.core.vendor import FitContext, Pick, cores_text
 from hami.vendors import registry
 from hami.vendors.config import NeuronConfig, vendor_settings
 from hami.vendors.neuron import (
@@ -352,10 +343,9 @@ def test_device_request_annotations_have_no_resource_type() -> None:
     assert notes["NEURON_ALLOCATED"] == "false"
 
 
-def test_protocols() -> None:
-    assert isinstance(V, CapacityVendor) and isinstance(V, StampingVendor)
-    assert isinstance(V, LockingVendor) and V.node_lock is None
-    assert not isinstance(V, ScoringVendor) and not isinstance(V, HealthCheckedVendor)
+def test_contract() -> None:
+    assert V.stamps() and V.node_lock is None
+    assert not V.scoring and V.registration_health is None
     assert V.allocated_devices({}) is None
 
 
@@ -364,7 +354,9 @@ def test_protocols() -> None:
 
 def test_config_section_builds_the_vendor() -> None:
     config = parse_config({"awsneuron": {"resourceCoreName": "example.com/nc"}})
-    assert vendor_settings(config).awsneuron == NeuronConfig(resource_core_name="example.com/nc")
+    assert vendor_settings(config).sections["awsneuron"] == NeuronConfig(
+        resource_core_name="example.com/nc"
+    )
     built = registry.build(config)
     assert isinstance(built[KEY], NeuronVendor)
     assert list(built) == ["NVIDIA", KEY]
@@ -377,8 +369,8 @@ def test_config_section_builds_the_vendor() -> None:
     ("section", "message"),
     [
         ({"resourceCountName": ""}, "awsneuron.resourceCountName"),
-        ({"resourceMemoryName": "x"}, "awsneuron.resourceMemoryName: Extra inputs"),
-        ("yes", "awsneuron: Input should be a valid dictionary"),
+        ({"resourceMemoryName": "x"}, "awsneuron.resourceMemoryName: unknown key"),
+        ("yes", "awsneuron: must be a mapping of keys, not str"),
     ],
 )
 def test_config_section_is_validated(section: object, message: str) -> None:
@@ -392,4 +384,4 @@ def test_recorded_cores_read_as_core_numbers() -> None:
     both = ContainerDevice(uuid="n-AWSNeuron-0", type=KEY, usedmem=0, usedcores=3)
     second = ContainerDevice(uuid="n-AWSNeuron-0", type=KEY, usedmem=0, usedcores=2)
     assert [cores_text(V, d) for d in (one, both, second)] == ["core 0", "cores 0,1", "core 1"]
-    assert cores_text(object(), one) == "1% cores"  # a vendor without the hook: a percentage
+    assert cores_text(None, one) == "1% cores"  # no vendor: a percentage

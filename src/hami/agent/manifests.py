@@ -29,7 +29,7 @@ from hami.agent.errors import ConfigError
 from hami.api.errors import WireFormatError
 from hami.api.quantity import parse_quantity
 from hami.core.model import Device
-from hami.core.vendor import CapacityVendor, HealthCheckedVendor, Vendor
+from hami.core.vendor import Vendor
 from hami.k8s.files import ManifestFileError, documents
 
 # What a kwok node needs besides its devices (NodeResourcesFit rejects a node without pods).
@@ -141,10 +141,9 @@ def parse_node(
     allocatable = {**capacity, **allocatable}
     handshakes = []
     for key, devices in found.items():
-        vendor = vendors[key]
-        if not isinstance(vendor, HealthCheckedVendor):
+        health = vendors[key].registration_health
+        if health is None:
             continue
-        health = vendor.registration_health
         if health.count_resource not in capacity:
             capacity[health.count_resource] = str(sum(d.count for d in devices))
             allocatable[health.count_resource] = str(sum(d.count for d in devices if d.health))
@@ -169,9 +168,7 @@ def _vendor_devices(
     capacity: Mapping[str, str],
 ) -> tuple[Device, ...]:
     devices = tuple(vendor.node_devices(annotations))
-    if isinstance(vendor, CapacityVendor):
-        devices += tuple(vendor.capacity_devices(name, capacity, labels, annotations))
-    return devices
+    return devices + tuple(vendor.capacity_devices(name, capacity, labels, annotations))
 
 
 def _mapping(value: object, field: str, where: str) -> Mapping[object, object]:

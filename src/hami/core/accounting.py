@@ -3,9 +3,9 @@
 A pod's usage per device is collapsed: init containers run one after another before the app
 containers, so a device carries max(Σ app containers, largest init container) of memory and
 cores, and max(Σ app slots, largest init slots, 1) slots. An entry takes one slot unless its
-vendor says otherwise (`Pick.slots` while fitting, `SlotVendor` when rebuilding from annotations).
+vendor says otherwise (`Pick.slots` while fitting, `Vendor.slots` when rebuilding from annotations).
 
-A pod with a task class on a vendor's devices (`Pick.task_class` while fitting, `TaskClassVendor`
+A pod with a task class on a vendor's devices (`Pick.task_class` while fitting, `Vendor.task_class`
 when rebuilding) counts its collapsed slots on each such device under that class
 (`DeviceUsage.tasks`): the class is the pod's, so a device's classed tasks follow its slots,
 init containers included (and released with them once every init container is done).
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from hami.api.types import ContainerDevice, MigAllocation
 from hami.core.model import EMPTY_USAGE, DeviceUsage, MigReservation, Node, merge_tasks
-from hami.core.vendor import SlotVendor, as_slot_vendor, as_task_class_vendor
+from hami.core.vendor import Vendor
 
 # The slots one recorded entry of a vendor takes: (vendor key, entry) → slots.
 SlotsOf = Callable[[str, ContainerDevice], int]
@@ -39,14 +39,14 @@ class PlacedPod:
 
 
 def task_classes(
-    annotations: Mapping[str, str], vendors: Mapping[str, object], used: Iterable[str]
+    annotations: Mapping[str, str], vendors: Mapping[str, Vendor], used: Iterable[str]
 ) -> dict[str, str]:
-    """The pod's task class per vendor, for the ``used`` vendors that implement
-    `TaskClassVendor` and give the pod (by its ``annotations``) a non-empty class."""
+    """The pod's task class per vendor, for the ``used`` vendors with task classes that give
+    the pod (by its ``annotations``) a non-empty class."""
     found: dict[str, str] = {}
     for key in used:
-        hook = as_task_class_vendor(vendors.get(key))
-        task_class = hook.task_class(annotations) if hook is not None else ""
+        vendor = vendors.get(key)
+        task_class = vendor.task_class(annotations) if vendor is not None and vendor.classed else ""
         if task_class:
             found[key] = task_class
     return found
@@ -153,17 +153,13 @@ def _flatten(
     return merged, sizes
 
 
-def slot_counter(node: Node, vendors: Mapping[str, object] | None) -> SlotsOf | None:
-    """How many slots a recorded entry takes on ``node``, from the vendors that implement
-    `SlotVendor` and have devices there; None (one slot each) when there are none."""
+def slot_counter(node: Node, vendors: Mapping[str, Vendor] | None) -> SlotsOf | None:
+    """How many slots a recorded entry takes on ``node``, from the vendors whose picks may
+    take several slots and that have devices there; None (one slot each) when there are none."""
     if not vendors:
         return None
     present = {d.vendor for d in node.devices}
-    hooks: dict[str, SlotVendor] = {}
-    for key, vendor in vendors.items():
-        hook = as_slot_vendor(vendor) if key in present else None
-        if hook is not None:
-            hooks[key] = hook
+    hooks = {k: v for k, v in vendors.items() if v.slotted and k in present}
     if not hooks:
         return None
     index = {d.uuid: d for d in node.devices}
@@ -179,12 +175,12 @@ def slot_counter(node: Node, vendors: Mapping[str, object] | None) -> SlotsOf | 
 
 
 def node_usage(
-    node: Node, pods: Iterable[PlacedPod], vendors: Mapping[str, object] | None = None
+    node: Node, pods: Iterable[PlacedPod], vendors: Mapping[str, Vendor] | None = None
 ) -> tuple[tuple[DeviceUsage, ...], tuple[str, ...]]:
     """Usage of every device of ``node`` from the pods placed on it, and the unknown UUIDs.
 
     UUIDs the node does not register are reported (not applied): a stale pod must not poison
-    other devices. Pass the ``vendors`` so that a `SlotVendor`'s entries take their real slot
+    other devices. Pass the ``vendors`` so that a multi-slot vendor's entries take their real slot
     count (without them every entry takes one slot).
     """
     index = {d.uuid: i for i, d in enumerate(node.devices)}

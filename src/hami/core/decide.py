@@ -14,16 +14,7 @@ from hami.core.fit import NodeFit, fit_pod
 from hami.core.model import PodRequest
 from hami.core.policy import node_preference
 from hami.core.status import NODE_UNREGISTERED, Unfit
-from hami.core.vendor import (
-    QuotaRoom,
-    ScoringVendor,
-    Stamp,
-    Vendor,
-    as_naming_vendor,
-    as_scoring_vendor,
-    as_selective_scorer,
-    as_stamping_vendor,
-)
+from hami.core.vendor import QuotaRoom, Stamp, Vendor
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +98,13 @@ def decide(
     return Decision(pod=pod.key, failed=failed)
 
 
-def _scorers(pod: PodRequest, vendors: Mapping[str, Vendor]) -> dict[str, ScoringVendor]:
+def _scorers(pod: PodRequest, vendors: Mapping[str, Vendor]) -> dict[str, Vendor]:
     """The pod's vendors whose node score depends on the allocation."""
-    found: dict[str, ScoringVendor] = {}
+    found: dict[str, Vendor] = {}
     for key in pod.vendors():
-        scorer = as_scoring_vendor(vendors.get(key))
-        if scorer is not None:
-            selective = as_selective_scorer(scorer)
-            if selective is None or selective.scores(pod):
-                found[key] = scorer
+        vendor = vendors.get(key)
+        if vendor is not None and vendor.scoring and vendor.scores(pod):
+            found[key] = vendor
     return found
 
 
@@ -123,7 +112,7 @@ def _decide_scored(
     pod: PodRequest,
     view: ClusterView,
     vendors: Mapping[str, Vendor],
-    scorers: Mapping[str, ScoringVendor],
+    scorers: Mapping[str, Vendor],
     among: frozenset[str] | None,
     failed: dict[str, Unfit],
     quota: Mapping[str, QuotaRoom] | None,
@@ -147,7 +136,7 @@ def _best_scored(
     pod: PodRequest,
     states: Sequence[NodeState],
     vendors: Mapping[str, Vendor],
-    scorers: Mapping[str, ScoringVendor],
+    scorers: Mapping[str, Vendor],
     failed: dict[str, Unfit],
     quota: Mapping[str, QuotaRoom] | None,
     sign: int,
@@ -165,7 +154,7 @@ def _best_scored(
 
 
 def _vendor_score(
-    state: NodeState, fit: NodeFit, scorers: Mapping[str, ScoringVendor], policy: str
+    state: NodeState, fit: NodeFit, scorers: Mapping[str, Vendor], policy: str
 ) -> float:
     return sum(
         vendor.score_node(state.node, state.usage, fit.picks.get(key, ()), policy)
@@ -186,15 +175,8 @@ def _placed(
     for vendor_key, picks in fit.picks.items():
         vendor = vendors[vendor_key]
         devices = fit.devices(vendor_key)
-        namer = as_naming_vendor(vendor)
-        if namer is not None:
-            names = pod.container_names
-            annotations.update(namer.named_pod_annotations(devices, picks, names))
-        else:
-            annotations.update(vendor.pod_annotations(devices, picks))
-        stamper = as_stamping_vendor(vendor)
-        if stamper is not None:
-            stamps.update(stamper.stamps())
+        annotations.update(vendor.named_pod_annotations(devices, picks, pod.container_names))
+        stamps.update(vendor.stamps())
     return Decision(
         pod=pod.key,
         node=state.node.name,

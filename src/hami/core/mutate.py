@@ -21,8 +21,6 @@ from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest
 from hami.core.vendor import (
     PodAdmission,
-    PodAdmittingVendor,
-    PodModeVendor,
     QuotaRoom,
     Vendor,
 )
@@ -179,10 +177,7 @@ def _admit_all(
             uses = False
             for vendor in vendors.values():
                 at = f"{where} container {name}"
-                if isinstance(vendor, PodModeVendor):
-                    result = vendor.admit_container_in_pod(admitted, at, annotations)
-                else:
-                    result = vendor.admit_container(admitted, at)
+                result = vendor.admit_container_in_pod(admitted, at, annotations)
                 admitted = result.container
                 env.update(result.env)
                 uses = uses or result.uses_vendor
@@ -200,10 +195,9 @@ def _admit_pod(
     added: dict[str, str] = {}
     runtime = ""
     for vendor in vendors.values():
-        if isinstance(vendor, PodAdmittingVendor):
-            result = vendor.pod_admission(annotations, admitted, where)
-            added.update(result.annotations)
-            runtime = runtime or result.runtime_class_name
+        result = vendor.pod_admission(annotations, admitted, where)
+        added.update(result.annotations)
+        runtime = runtime or result.runtime_class_name
     return PodAdmission(annotations=added, runtime_class_name=runtime)
 
 

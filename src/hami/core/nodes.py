@@ -10,7 +10,7 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.core.model import Device, Node
-from hami.core.vendor import CapacityVendor, Vendor
+from hami.core.vendor import Vendor
 
 
 def node_from_annotations(
@@ -50,11 +50,10 @@ def node_from_manifest(manifest: Mapping[str, object], vendors: Mapping[str, Ven
     node = node_from_annotations(name, annotations, vendors)
     extra: list[Device] = []
     for vendor in vendors.values():
-        if isinstance(vendor, CapacityVendor):
-            try:
-                extra.extend(vendor.capacity_devices(name, capacity, labels, annotations))
-            except WireFormatError as exc:
-                raise exc.for_vendor(vendor.key) from None
+        try:
+            extra.extend(vendor.capacity_devices(name, capacity, labels, annotations))
+        except WireFormatError as exc:
+            raise exc.for_vendor(vendor.key) from None
     if not extra:
         return node
     return dataclasses.replace(node, devices=(*node.devices, *extra))

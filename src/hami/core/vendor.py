@@ -1,14 +1,18 @@
-"""The vendor protocol: what one accelerator family must tell the shared core.
+"""The vendor contract: what one accelerator family must tell the shared core.
 
-A vendor is one module implementing this protocol plus one line in `hami.vendors.registry`.
-Locking, accounting, scoring, ordering and the codec stay in the core and `hami.api`.
+A vendor is a subclass of `Vendor` (in practice of a family base in `hami.vendors.family`, built
+from the vendor's spec row) plus one line in `hami.vendors.registry`. Every optional behaviour has
+a neutral default here; a vendor overrides only what really differs. Whether a vendor overrides a
+hook (scores nodes, takes several slots, has task classes) is found
+once per class, when the class is made, so the decision path reads a class attribute and never
+tests types. Locking, accounting, scoring, ordering and the codec stay in the core and `hami.api`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, cast, runtime_checkable
+from typing import ClassVar, Literal
 
 from hami.api import keys
 from hami.api.types import ContainerDevice, PodDevices
@@ -40,11 +44,11 @@ class Pick:
 
     A pick takes ``slots`` of the device's ``count`` (1 for every vendor but Enflame DRS, whose
     pick takes the chosen profile's slice count). The fit adds exactly that to `DeviceUsage.used`;
-    a vendor with ``slots > 1`` must also implement `SlotVendor`, so that usage rebuilt from the
+    a vendor with ``slots > 1`` must also override `Vendor.slots`, so that usage rebuilt from the
     allocation annotation (which records no slot count) agrees with the fit.
 
     A non-empty ``task_class`` counts the pick's slots under that class in
-    `DeviceUsage.tasks`; the vendor must then implement `TaskClassVendor` and answer the same
+    `DeviceUsage.tasks`; the vendor must then override `Vendor.task_class` and answer the same
     class for the pod, so that rebuilt usage agrees with the fit.
     """
 
@@ -97,218 +101,9 @@ class Admission:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-class Vendor(Protocol):
-    """One accelerator family (NVIDIA, Ascend, Cambricon, …)."""
-
-    @property
-    def key(self) -> str:
-        """The vendor key, e.g. ``NVIDIA`` (HAMi's CommonWord)."""
-        ...
-
-    def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
-        """Webhook defaults for one container (raises RequestInvalid for bad input)."""
-        ...
-
-    def parse_container(
-        self, container: Mapping[str, object], where: str
-    ) -> ContainerRequest | None:
-        """The container's request for this vendor, or None (raises RequestInvalid)."""
-        ...
-
-    def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
-        """The node's devices of this vendor from its registration (raises WireFormatError)."""
-        ...
-
-    def fit(
-        self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
-    ) -> tuple[Pick, ...] | Unfit:
-        """Choose ``request.nums`` devices among ``candidates`` (already in try order)."""
-        ...
-
-    def pod_annotations(
-        self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
-    ) -> dict[str, str]:
-        """The pod annotations recording this vendor's allocation."""
-        ...
-
-    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        """Decode this vendor's allocated-devices annotation of a placed pod (None if absent)."""
-        ...
-
-
-# --- optional extensions ---------------------------------------------------------------------------
-
 # What `Decision.annotations_at(now)` writes into a vendor's stamp keys: Unix seconds, Unix
 # nanoseconds, or the chosen node's name.
 Stamp = Literal["unix-seconds", "unix-nanos", "node-name"]
-
-
-@runtime_checkable
-class ScoringVendor(Protocol):
-    """A vendor whose node score depends on the allocation (HAMi's non-zero `ScoreNode`).
-
-    Pods asking for such a vendor are decided by fitting every candidate node and ranking by
-    default score + vendor score, instead of walking the pre-ranked index.
-    """
-
-    def score_node(
-        self,
-        node: Node,
-        before: Sequence[DeviceUsage],
-        picks: Sequence[Sequence[Pick]],
-        policy: str,
-    ) -> float:
-        """Extra node score for this vendor's ``picks`` (one entry per container)."""
-        ...
-
-
-@runtime_checkable
-class SelectiveScoringVendor(Protocol):
-    """A `ScoringVendor` whose score is zero for some pods, known before any fit (MetaX sGPU
-    scores only online and topology-aware pods): those pods keep the fast ranked walk."""
-
-    def scores(self, pod: PodRequest) -> bool:
-        """Whether ``score_node`` can be non-zero for ``pod``."""
-        ...
-
-
-def as_stamping_vendor(vendor: object) -> StampingVendor | None:
-    """``vendor`` as a `StampingVendor`, or None (checked once per class)."""
-    if _implements(type(vendor), StampingVendor):
-        return cast(StampingVendor, vendor)
-    return None
-
-
-def as_scoring_vendor(vendor: object) -> ScoringVendor | None:
-    """``vendor`` as a `ScoringVendor`, or None (checked once per class)."""
-    if _implements(type(vendor), ScoringVendor):
-        return cast(ScoringVendor, vendor)
-    return None
-
-
-def as_selective_scorer(vendor: object) -> SelectiveScoringVendor | None:
-    """``vendor`` as a `SelectiveScoringVendor`, or None (checked once per class)."""
-    if _implements(type(vendor), SelectiveScoringVendor):
-        return cast(SelectiveScoringVendor, vendor)
-    return None
-
-
-@runtime_checkable
-class DescribingVendor(Protocol):
-    """A vendor whose recorded ``usedcores`` is not a percentage (AWS Neuron: a core bitmask)."""
-
-    def describe_cores(self, device: ContainerDevice) -> str:
-        """The recorded cores in words, e.g. ``cores 0,1``."""
-        ...
-
-
-def cores_text(vendor: object, device: ContainerDevice) -> str:
-    """How a person reads a recorded device's cores: ``30% cores`` or the vendor's own words."""
-    if isinstance(vendor, DescribingVendor):
-        return vendor.describe_cores(device)
-    return f"{device.usedcores}% cores"
-
-
-@runtime_checkable
-class SlotVendor(Protocol):
-    """A vendor whose picks may take several slots of a device's count (Enflame DRS).
-
-    The allocation annotation records only ``uuid,type,usedmem,usedcores`` per device, so when
-    usage is rebuilt from placed pods (`accounting.node_usage`) the vendor says how many slots a
-    recorded entry takes; it must answer what its fit put in `Pick.slots`. Vendors without this
-    hook take one slot per entry, at no cost.
-    """
-
-    def slots(self, device: Device, used: ContainerDevice) -> int:
-        """The slots ``used`` (one recorded entry) takes on the registered ``device`` (>= 1)."""
-        ...
-
-
-@runtime_checkable
-class TaskClassVendor(Protocol):
-    """A vendor whose fit depends on which kinds of tasks share a device (MetaX sGPU app
-    classes).
-
-    Its fit labels picks with `Pick.task_class`; when usage is rebuilt from placed pods
-    (`accounting.node_usage`), the pod's class comes from this hook, which must answer what
-    the fit put in its picks. The counts land in `DeviceUsage.tasks`. Vendors without this
-    hook have no classes, at no cost.
-    """
-
-    def task_class(self, annotations: Mapping[str, str]) -> str:
-        """The class of a pod's tasks on this vendor's devices, from the pod's annotations
-        ("" for none)."""
-        ...
-
-
-@runtime_checkable
-class ContainerNamingVendor(Protocol):
-    """A vendor whose pod annotations name the pod's containers (Enflame `assigned-containers`).
-
-    The decision calls ``named_pod_annotations`` instead of ``pod_annotations``.
-    """
-
-    def named_pod_annotations(
-        self, devices: PodDevices, picks: Sequence[Sequence[Pick]], names: Sequence[str]
-    ) -> dict[str, str]:
-        """``pod_annotations`` given the container names (init containers first; may be
-        empty when the caller does not know them)."""
-        ...
-
-
-def as_slot_vendor(vendor: object) -> SlotVendor | None:
-    """``vendor`` as a `SlotVendor`, or None (checked once per class: ``isinstance`` against a
-    runtime protocol costs microseconds, too much on the decision path)."""
-    return cast(SlotVendor, vendor) if _implements(type(vendor), SlotVendor) else None
-
-
-def as_task_class_vendor(vendor: object) -> TaskClassVendor | None:
-    """``vendor`` as a `TaskClassVendor`, or None (checked once per class)."""
-    if _implements(type(vendor), TaskClassVendor):
-        return cast(TaskClassVendor, vendor)
-    return None
-
-
-def as_naming_vendor(vendor: object) -> ContainerNamingVendor | None:
-    """``vendor`` as a `ContainerNamingVendor`, or None (checked once per class)."""
-    if _implements(type(vendor), ContainerNamingVendor):
-        return cast(ContainerNamingVendor, vendor)
-    return None
-
-
-_IMPLEMENTS: dict[tuple[type, type], bool] = {}  # (vendor class, protocol) → answer
-
-
-def _implements(kind: type, protocol: type) -> bool:
-    known = _IMPLEMENTS.get((kind, protocol))
-    if known is None:
-        known = _IMPLEMENTS[(kind, protocol)] = issubclass(kind, protocol)
-    return known
-
-
-@runtime_checkable
-class StampingVendor(Protocol):
-    """A vendor that writes time or node-name annotations at decision time."""
-
-    def stamps(self) -> Mapping[str, Stamp]:
-        """Annotation key → what to write into it when the decision is recorded."""
-        ...
-
-
-@runtime_checkable
-class CapacityVendor(Protocol):
-    """A vendor whose devices are learnt from the node's `status.capacity`, or from an
-    annotation whose device ids need the node name (Enflame DRS)."""
-
-    def capacity_devices(
-        self,
-        node: str,
-        capacity: Mapping[str, str],
-        labels: Mapping[str, str],
-        annotations: Mapping[str, str],
-    ) -> tuple[Device, ...]:
-        """The node's devices of this vendor from its capacity (raises WireFormatError)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,35 +112,6 @@ class PodAdmission:
 
     annotations: Mapping[str, str] = field(default_factory=dict)
     runtime_class_name: str = ""  # set when the pod names none (the first vendor's wins)
-
-
-@runtime_checkable
-class PodModeVendor(Protocol):
-    """A vendor whose container admission depends on the pod's annotations (Ascend's mode)."""
-
-    def admit_container_in_pod(
-        self, container: Mapping[str, object], where: str, annotations: Mapping[str, str]
-    ) -> Admission:
-        """``admit_container`` with the pod's annotations; the webhook calls it instead."""
-        ...
-
-
-@runtime_checkable
-class PodAdmittingVendor(Protocol):
-    """A vendor with pod-level admission rules or outputs (annotations, RuntimeClass)."""
-
-    def pod_admission(
-        self,
-        annotations: Mapping[str, str],
-        containers: Sequence[Mapping[str, object]],
-        where: str,
-    ) -> PodAdmission:
-        """Pod-level checks after the container pass (raises RequestInvalid).
-
-        ``containers`` are the admitted containers, init containers first; only those using
-        the vendor concern it.
-        """
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,14 +128,6 @@ class RegistrationHealth:
     cleanup_key: str = ""
 
 
-@runtime_checkable
-class HealthCheckedVendor(Protocol):
-    """A vendor whose registrations the scheduler checks (handshake or allocatable count)."""
-
-    @property
-    def registration_health(self) -> RegistrationHealth: ...
-
-
 @dataclass(frozen=True, slots=True)
 class NodeLockSpec:
     """A node annotation that serialises binds (wire-format.md §3.13, §4.4).
@@ -383,30 +141,180 @@ class NodeLockSpec:
     owner: bool = True
 
 
-@runtime_checkable
-class LockingVendor(Protocol):
-    """A vendor that names its bind lock; without it a vendor takes `hami.io/mutex.lock`."""
+MUTEX_LOCK = NodeLockSpec(keys.NODE_LOCK)  # the lock of a vendor that names none (§3.13)
+
+
+class Vendor:
+    """One accelerator family (NVIDIA, Ascend, Cambricon, …).
+
+    Subclasses must give ``key`` and implement `parse_container`, `fit`, `pod_annotations` and
+    `allocated_devices`; everything else has a neutral default. The class attributes
+    ``scoring``, ``slotted``, ``classed`` and ``from_capacity`` are set when a subclass is made:
+    true when it overrides `score_node`, `slots`, `task_class` or `capacity_devices`.
+    """
+
+    __slots__ = ()
+
+    scoring: ClassVar[bool] = False  # score_node may be non-zero (HAMi's non-zero ScoreNode)
+    slotted: ClassVar[bool] = False  # a pick may take several slots of a device
+    classed: ClassVar[bool] = False  # picks carry a task class
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.scoring = cls.score_node is not Vendor.score_node
+        cls.slotted = cls.slots is not Vendor.slots
+        cls.classed = cls.task_class is not Vendor.task_class
+
+    @property
+    def key(self) -> str:
+        """The vendor key, e.g. ``NVIDIA`` (HAMi's CommonWord)."""
+        raise NotImplementedError
+
+    # --- requests and admission
+
+    def parse_container(
+        self, container: Mapping[str, object], where: str
+    ) -> ContainerRequest | None:
+        """The container's request for this vendor, or None (raises RequestInvalid)."""
+        raise NotImplementedError
+
+    def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
+        """Webhook defaults for one container (raises RequestInvalid for bad input); by
+        default the container uses the vendor iff it asks for it, and nothing is changed."""
+        uses = self.parse_container(container, where) is not None
+        return Admission(uses_vendor=uses, container=container)
+
+    def admit_container_in_pod(
+        self, container: Mapping[str, object], where: str, annotations: Mapping[str, str]
+    ) -> Admission:
+        """`admit_container` given the pod's annotations (Ascend's mode decides by them)."""
+        return self.admit_container(container, where)
+
+    def pod_admission(
+        self,
+        annotations: Mapping[str, str],
+        containers: Sequence[Mapping[str, object]],
+        where: str,
+    ) -> PodAdmission:
+        """Pod-level checks and outputs after the container pass (raises RequestInvalid).
+
+        ``containers`` are the admitted containers, init containers first; only those using
+        the vendor concern it.
+        """
+        return PodAdmission()
+
+    # --- registration
+
+    def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
+        """The node's devices of this vendor from its registration (raises WireFormatError)."""
+        return ()
+
+    def capacity_devices(
+        self,
+        node: str,
+        capacity: Mapping[str, str],
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+    ) -> tuple[Device, ...]:
+        """The node's devices learnt from its `status.capacity`, or from an annotation whose
+        device ids need the node name (raises WireFormatError)."""
+        return ()
+
+    @property
+    def registration_health(self) -> RegistrationHealth | None:
+        """How the scheduler checks this vendor's registrations; None: it does not."""
+        return None
 
     @property
     def node_lock(self) -> NodeLockSpec | None:
-        """The lock, or None for a vendor that binds without one."""
-        ...
+        """The bind lock (`hami.io/mutex.lock` unless the vendor names another); None: the
+        vendor binds without one."""
+        return MUTEX_LOCK
+
+    # --- fit and scoring
+
+    def fit(
+        self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
+    ) -> tuple[Pick, ...] | Unfit:
+        """Choose ``request.nums`` devices among ``candidates`` (already in try order)."""
+        raise NotImplementedError
+
+    def score_node(
+        self,
+        node: Node,
+        before: Sequence[DeviceUsage],
+        picks: Sequence[Sequence[Pick]],
+        policy: str,
+    ) -> float:
+        """Extra node score for this vendor's ``picks`` (one entry per container).
+
+        A vendor that overrides it has its pods decided by fitting every candidate node and
+        ranking by default score + vendor score, instead of walking the pre-ranked index.
+        """
+        return 0.0
+
+    def scores(self, pod: PodRequest) -> bool:
+        """Whether ``score_node`` can be non-zero for ``pod`` (MetaX sGPU scores only online
+        and topology-aware pods: the others keep the fast ranked walk)."""
+        return self.scoring
+
+    def slots(self, device: Device, used: ContainerDevice) -> int:
+        """The slots one recorded allocation entry takes on ``device`` (what the fit put in
+        `Pick.slots`): usage rebuilt from annotations must agree with the fit."""
+        return 1
+
+    def task_class(self, annotations: Mapping[str, str]) -> str:
+        """The class of a pod's tasks on this vendor's devices ("" for none); must answer
+        what the fit put in `Pick.task_class`."""
+        return ""
+
+    # --- annotations
+
+    def pod_annotations(
+        self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
+    ) -> dict[str, str]:
+        """The pod annotations recording this vendor's allocation."""
+        raise NotImplementedError
+
+    def named_pod_annotations(
+        self, devices: PodDevices, picks: Sequence[Sequence[Pick]], names: Sequence[str]
+    ) -> dict[str, str]:
+        """`pod_annotations` given the container names (init containers first; may be empty
+        when the caller does not know them); Enflame's `assigned-containers` needs them."""
+        return self.pod_annotations(devices, picks)
+
+    def stamps(self) -> Mapping[str, Stamp]:
+        """Annotation key → what to write into it when the decision is recorded."""
+        return _NO_STAMPS
+
+    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
+        """Decode this vendor's allocated-devices annotation of a placed pod (None if absent)."""
+        raise NotImplementedError
+
+    def describe_cores(self, device: ContainerDevice) -> str:
+        """How a person reads a recorded device's compute, e.g. ``30% cores``."""
+        return f"{device.usedcores}% cores"
 
 
-MUTEX_LOCK = NodeLockSpec(keys.NODE_LOCK)  # the lock of a vendor that names none (§3.13)
+_NO_STAMPS: Mapping[str, Stamp] = {}
+
+
+def cores_text(vendor: Vendor | None, device: ContainerDevice) -> str:
+    """How a person reads a recorded device's cores: ``30% cores`` or the vendor's own words."""
+    return vendor.describe_cores(device) if vendor is not None else f"{device.usedcores}% cores"
 
 
 def lock_specs(vendors: Mapping[str, Vendor], used: Iterable[str]) -> tuple[NodeLockSpec, ...]:
     """The distinct bind locks of the ``used`` vendors, in sorted vendor-key order (§3.13).
 
-    A vendor without `node_lock` takes `hami.io/mutex.lock`; vendors sharing a key lock once.
+    Vendors sharing a key lock once; a vendor whose lock is None takes none.
     """
     specs: dict[str, NodeLockSpec] = {}
     for key in sorted(used):
         vendor = vendors.get(key)
         if vendor is None:
             continue
-        spec = vendor.node_lock if isinstance(vendor, LockingVendor) else MUTEX_LOCK
+        spec = vendor.node_lock
         if spec is not None:
             specs.setdefault(spec.key, spec)
     return tuple(specs.values())

@@ -16,7 +16,7 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.api.quantity import parse_int_quantity
-from hami.core.vendor import HealthCheckedVendor, Vendor
+from hami.core.vendor import Vendor
 from hami.k8s import objects
 from hami.k8s.api import Manifest
 
@@ -43,8 +43,8 @@ def handshake_specs(vendors: Mapping[str, Vendor]) -> tuple[HandshakeSpec, ...]:
     """One spec per vendor that declares its `registration_health` (registry order)."""
     specs = []
     for key, vendor in vendors.items():
-        if isinstance(vendor, HealthCheckedVendor):
-            health = vendor.registration_health
+        health = vendor.registration_health
+        if health is not None:
             specs.append(
                 HandshakeSpec(key, health.handshake_key, health.count_resource, health.cleanup_key)
             )

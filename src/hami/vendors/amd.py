@@ -9,13 +9,14 @@ from typing import ClassVar
 
 from hami.api import annotations as codec
 from hami.api import keys
-from hami.api.types import ContainerDevice, PodDevices
+from hami.api.types import ContainerDevice
 from hami.core.model import ContainerRequest, Device
 from hami.core.policy import MUTEX
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick, RegistrationHealth
+from hami.core.vendor import Admission, Candidate, FitContext, Pick
 from hami.vendors import common, resources
 from hami.vendors.config import AmdConfig
+from hami.vendors.family import Spec, SpecVendor
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,22 +26,24 @@ class AmdDevice(Device):
     rough_summary: ClassVar[bool] = True  # the cluster summary must not compare % with CUs
 
 
-@dataclass(frozen=True, slots=True)
-class AmdVendor:
-    config: AmdConfig = field(default_factory=AmdConfig)
+SPEC = Spec(
+    key=keys.AMD_VENDOR,
+    register=keys.AMD_REGISTER,
+    cleanup=keys.AMD_REGISTER,  # no handshake: an unhealthy node loses its registration
+    to_allocate=keys.AMD_TO_ALLOCATE,
+    allocated=keys.AMD_ALLOCATED,
+    unit="CUs",
+)
 
-    @property
-    def key(self) -> str:
-        return keys.AMD_VENDOR
+
+@dataclass(frozen=True, slots=True)
+class AmdVendor(SpecVendor):
+    config: AmdConfig = field(default_factory=AmdConfig)
+    spec = SPEC
 
     def _names(self) -> tuple[str, str, str]:
         cfg = self.config
         return cfg.resource_count_name, cfg.resource_memory_name, cfg.resource_core_name
-
-    @property
-    def registration_health(self) -> RegistrationHealth:
-        """Handshake and liveness resource for the scheduler's registration loop (§2.7)."""
-        return RegistrationHealth(self.config.resource_count_name, cleanup_key=keys.AMD_REGISTER)
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         limits = resources.limits(container)
@@ -72,19 +75,7 @@ class AmdVendor:
 
     def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
         return tuple(
-            AmdDevice(
-                uuid=d.uuid,
-                vendor=d.vendor,
-                type=d.type,
-                count=d.count,
-                memory=d.memory,
-                cores=d.cores,
-                index=d.index,
-                numa=d.numa,
-                mode=d.mode,
-                health=d.health,
-            )
-            for d in common.registered_devices(annotations, keys.AMD_REGISTER, self.key)
+            common.retyped(d, AmdDevice) for d in SpecVendor.node_devices(self, annotations)
         )
 
     def fit(
@@ -103,14 +94,6 @@ class AmdVendor:
         if picks:
             reasons[Reason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST] += len(picks)
         return Unfit(counts=dict(reasons), total=len(candidates))
-
-    def pod_annotations(
-        self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
-    ) -> dict[str, str]:
-        return common.device_list_annotations(devices, keys.AMD_TO_ALLOCATE, keys.AMD_ALLOCATED)
-
-    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        return common.decode_allocated(annotations, keys.AMD_ALLOCATED)
 
 
 def compute_units(total: int, percent: int) -> int:

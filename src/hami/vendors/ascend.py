@@ -5,26 +5,19 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.types import PodDevices
 from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest, Device, DeviceUsage, Node
-from hami.core.slicefit import SliceRules, slice_fit
+from hami.core.slicefit import slice_fit
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import (
-    Admission,
-    Candidate,
-    FitContext,
-    Pick,
-    PodAdmission,
-    RegistrationHealth,
-    Stamp,
-)
-from hami.vendors import common, resources
+from hami.core.vendor import Admission, Candidate, FitContext, Pick, PodAdmission
+from hami.vendors import common, countfit, resources
 from hami.vendors.config import VnpuConfig
+from hami.vendors.family import PLAIN_RULES, SlicedVendor, Spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,31 +28,36 @@ class AscendDevice(Device):
     hami_core: bool = False  # the node supports the hami-core soft split
 
 
+def npu_spec(word: str) -> Spec:
+    """The spec of the NPU whose common word is ``word`` (e.g. `Ascend910B3`)."""
+    return Spec(
+        key=word,
+        register=f"hami.io/node-register-{word}",
+        handshake=f"hami.io/node-handshake-{word}",
+        to_allocate=codec.to_allocate_key(word),
+        allocated=codec.allocated_key(word),
+        names=("resource_name", "resource_memory_name", "resource_core_name"),
+        core_default=0,
+        core_max=None,
+        rules=dataclasses.replace(PLAIN_RULES, label=word),
+        stamps={keys.ASCEND_PREDICATE_TIME: "unix-seconds"},
+    )
+
+
 @dataclass(frozen=True, slots=True)
-class AscendVendor:
+class AscendVendor(SlicedVendor):
     """One Ascend chip (`<commonWord>`), configured by one entry of `vnpus.configs`."""
 
     config: VnpuConfig
     hami_vnpu_core: bool = False  # `vnpus.hamiVnpuCore`; a node annotation may override it
+    spec: Spec = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return self.config.common_word
-
-    @property
-    def register_key(self) -> str:
-        return f"hami.io/node-register-{self.key}"
-
-    @property
-    def handshake_key(self) -> str:
-        return f"hami.io/node-handshake-{self.key}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spec", npu_spec(self.config.common_word))
 
     @property
     def runtime_key(self) -> str:
         return f"huawei.com/{self.key}"
-
-    def _rules(self) -> SliceRules:
-        return SliceRules(gates=False, mig=False, topology=False, quota=False, label=self.key)
 
     # --- admission and requests --------------------------------------------------------------------
 
@@ -111,11 +109,6 @@ class AscendVendor:
             return PodAdmission(runtime_class_name=runtime)
         return PodAdmission()
 
-    @property
-    def registration_health(self) -> RegistrationHealth:
-        """Handshake `hami.io/node-handshake-<cw>`, alive while the NPUs are allocatable."""
-        return RegistrationHealth(self.config.resource_name, handshake_key=self.handshake_key)
-
     def _paired_count(self, container: dict[str, object], count: int, where: str) -> int:
         cfg = self.config
         if not (cfg.common_word == keys.ASCEND_910C and cfg.super_pod):
@@ -165,34 +158,16 @@ class AscendVendor:
                 return template.name
         return ""
 
-    def parse_container(
-        self, container: Mapping[str, object], where: str
-    ) -> ContainerRequest | None:
-        cfg = self.config
-        nums = resources.bounded(container, cfg.resource_name, where, 0, common.INT32_MAX)
-        if not nums:
-            return None
-        mem = resources.bounded(container, cfg.resource_memory_name, where, 0) or 0
-        factor = max(cfg.memory_factor, 1)
-        memreq = common.scaled_memory(mem, factor, where, cfg.resource_memory_name)
-        core = resources.bounded(container, cfg.resource_core_name, where, 0) or 0
-        return ContainerRequest(
-            vendor=self.key,
-            nums=nums,
-            memreq=memreq,
-            mem_pct=100 if memreq == 0 else 0,
-            coresreq=core,
-        )
-
     # --- node inventory ------------------------------------------------------------------------------
 
     def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
-        value = annotations.get(self.register_key)
+        register = self.spec.register
+        value = annotations.get(register)
         if not value:
             return ()
         node_flag = annotations.get(keys.ASCEND_NODE_HAMI_CORE)
         soft = self.hami_vnpu_core if node_flag is None else node_flag == "true"
-        infos = codec.decode_node_devices(value, self.register_key)
+        infos = codec.decode_node_devices(value, register)
         return tuple(
             _extend(
                 common.device_from_info(info, self.key),
@@ -218,7 +193,7 @@ class AscendVendor:
         elif topo and request.nums > 1:
             result = self._fit_network(candidates, request, ctx)
         else:
-            result = slice_fit(candidates, request, ctx, self._rules())
+            result = slice_fit(candidates, request, ctx, self.spec.rules)
         if isinstance(result, Unfit) or not soft:
             return result
         return tuple(dataclasses.replace(p, note=keys.MODE_HAMI_CORE) for p in result)
@@ -237,7 +212,7 @@ class AscendVendor:
         found: list[tuple[Candidate, Pick]] = []
         reasons: Counter[str] = Counter()
         for cand in candidates:
-            result = slice_fit([cand], one, ctx, self._rules())
+            result = slice_fit([cand], one, ctx, self.spec.rules)
             if isinstance(result, Unfit):
                 reasons.update(result.counts)
             else:
@@ -250,7 +225,7 @@ class AscendVendor:
         """Take whole NetworkID groups, largest first, until the request is met."""
         found, reasons = self._fitting(candidates, request, ctx)
         if len(found) < request.nums:
-            return _short(reasons, len(found), len(candidates))
+            return countfit.short(reasons, len(found), len(candidates))
         groups: dict[int | None, list[Pick]] = {}
         for cand, pick in found:
             groups.setdefault(_network(cand), []).append(pick)
@@ -272,7 +247,7 @@ class AscendVendor:
         ordered = [p for group in sorted(by_net.values(), key=len, reverse=True) for p in group]
         picks = [pick for pair in ordered for _, pick in pair]
         if len(picks) < request.nums:
-            return _short(reasons, len(picks), len(candidates))
+            return countfit.short(reasons, len(picks), len(candidates))
         return tuple(picks[: request.nums])
 
     # --- score and annotations ---------------------------------------------------------------------
@@ -297,15 +272,10 @@ class AscendVendor:
             total += max(Counter(nets).values()) / len(container)
         return 10 * total
 
-    def stamps(self) -> Mapping[str, Stamp]:
-        return {keys.ASCEND_PREDICATE_TIME: "unix-seconds"}
-
     def pod_annotations(
         self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
     ) -> dict[str, str]:
-        out = common.device_list_annotations(
-            devices, codec.to_allocate_key(self.key), codec.allocated_key(self.key)
-        )
+        out = SlicedVendor.pod_annotations(self, devices, picks)
         runtime = [
             codec.AscendRuntime(
                 uuid=pick.device.uuid,
@@ -321,25 +291,9 @@ class AscendVendor:
         out[self.runtime_key] = codec.encode_ascend_runtime(runtime)
         return out
 
-    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        return common.decode_allocated(annotations, codec.allocated_key(self.key))
-
 
 def _extend(device: Device, network_id: int | None, hami_core: bool) -> AscendDevice:
-    return AscendDevice(
-        uuid=device.uuid,
-        vendor=device.vendor,
-        type=device.type,
-        count=device.count,
-        memory=device.memory,
-        cores=device.cores,
-        index=device.index,
-        numa=device.numa,
-        mode=device.mode,
-        health=device.health,
-        network_id=network_id,
-        hami_core=hami_core,
-    )
+    return common.retyped(device, AscendDevice, network_id=network_id, hami_core=hami_core)
 
 
 def _ascend(device: Device) -> AscendDevice:
@@ -353,9 +307,3 @@ def _network(cand: Candidate) -> int | None:
 def _whole_core(cand: Candidate) -> Candidate:
     """hami-core mode: a device's core capacity counts as 100."""
     return dataclasses.replace(cand, device=dataclasses.replace(cand.device, cores=100))
-
-
-def _short(reasons: Counter[str], found: int, total: int) -> Unfit:
-    if found:
-        reasons[Reason.ALLOCATED_CARDS_INSUFFICIENT_REQUEST] += found
-    return Unfit(counts=dict(reasons), total=total)

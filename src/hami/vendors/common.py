@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from typing import Protocol, cast
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, TypeVar, cast
 
 from hami.api import annotations as codec
 from hami.api.quantity import parse_int_quantity
@@ -15,6 +16,7 @@ from hami.core.vendor import Admission
 from hami.vendors import resources
 
 INT32_MAX = 2**31 - 1
+D = TypeVar("D", bound=Device)
 
 
 class _Parser(Protocol):
@@ -98,6 +100,12 @@ def device_from_info(info: DeviceInfo, vendor: str) -> Device:
         mode=info.mode,
         health=info.health,
     )
+
+
+def retyped(device: Device, kind: Callable[..., D], **extra: object) -> D:
+    """``device`` as a vendor's own device type (a `Device` subclass), with its extra fields."""
+    values = {f.name: getattr(device, f.name) for f in dataclasses.fields(device)}
+    return kind(**{**values, **extra})
 
 
 def registered_devices(annotations: Mapping[str, str], key: str, vendor: str) -> tuple[Device, ...]:

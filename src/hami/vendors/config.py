@@ -1,104 +1,132 @@
 """Per-vendor configuration (the non-NVIDIA sections of HAMi's device-config.yaml, §1.4–§1.5).
 
-`hami.config` validates the file and returns a `VendorAwareConfig`; `registry.build` builds every
-vendor whose section is present and enabled. A plain `SchedulerConfig` enables NVIDIA only.
+Each section's type is written once, here, with its defaults and constraints; `hami.config`
+validates every section generically from its type (keys are the camelCase field names), and
+`registry.build` builds every vendor whose section is present and enabled. A plain
+`SchedulerConfig` enables NVIDIA only.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from annotated_types import Ge, MinLen
 
 from hami.core.config import SchedulerConfig
+
+# Constraints that `hami.config` checks when it validates a section (annotated_types markers).
+Name = Annotated[str, MinLen(1)]
+Positive = Annotated[int, Ge(1)]
+NonNegative = Annotated[int, Ge(0)]
 
 
 @dataclass(frozen=True, slots=True)
 class HygonConfig:
-    resource_count_name: str = "hygon.com/dcunum"
+    resource_count_name: Name = "hygon.com/dcunum"
     resource_memory_name: str = "hygon.com/dcumem"
     resource_core_name: str = "hygon.com/dcucores"
-    memory_factor: int = 1
+    memory_factor: Positive = 1
 
 
 @dataclass(frozen=True, slots=True)
 class CambriconConfig:
-    resource_count_name: str = "cambricon.com/vmlu"
-    resource_memory_name: str = "cambricon.com/mlu.smlu.vmemory"
-    resource_core_name: str = "cambricon.com/mlu.smlu.vcore"
+    resource_count_name: Name = "cambricon.com/vmlu"
+    resource_memory_name: Name = "cambricon.com/mlu.smlu.vmemory"
+    resource_core_name: Name = "cambricon.com/mlu.smlu.vcore"
 
 
 @dataclass(frozen=True, slots=True)
 class MthreadsConfig:
-    resource_count_name: str = "mthreads.com/vgpu"
-    resource_memory_name: str = "mthreads.com/sgpu-memory"
-    resource_core_name: str = "mthreads.com/sgpu-core"
+    resource_count_name: Name = "mthreads.com/vgpu"
+    resource_memory_name: Name = "mthreads.com/sgpu-memory"
+    resource_core_name: Name = "mthreads.com/sgpu-core"
 
 
 @dataclass(frozen=True, slots=True)
 class MetaxConfig:
-    resource_count_name: str = "metax-tech.com/gpu"
-    resource_vcount_name: str = "metax-tech.com/sgpu"
-    resource_vmemory_name: str = "metax-tech.com/vmemory"
-    resource_vcore_name: str = "metax-tech.com/vcore"
+    resource_count_name: Name = "metax-tech.com/gpu"
+    resource_vcount_name: Name = "metax-tech.com/sgpu"
+    resource_vmemory_name: Name = "metax-tech.com/vmemory"
+    resource_vcore_name: Name = "metax-tech.com/vcore"
     sgpu_topology_aware: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class KunlunConfig:
-    resource_count_name: str = "kunlunxin.com/xpu"
-    resource_vcount_name: str = "kunlunxin.com/vxpu"
-    resource_vmemory_name: str = "kunlunxin.com/vxpu-memory"
+    resource_count_name: Name = "kunlunxin.com/xpu"
+    resource_vcount_name: Name = "kunlunxin.com/vxpu"
+    resource_vmemory_name: Name = "kunlunxin.com/vxpu-memory"
 
 
 @dataclass(frozen=True, slots=True)
 class NeuronConfig:
     """`awsneuron:` — whole Neuron devices and NeuronCores."""
 
-    resource_count_name: str = "aws.amazon.com/neuron"
-    resource_core_name: str = "aws.amazon.com/neuroncore"
+    resource_count_name: Name = "aws.amazon.com/neuron"
+    resource_core_name: Name = "aws.amazon.com/neuroncore"
 
 
 @dataclass(frozen=True, slots=True)
-class CountConfig:
-    """A vendor configured by its count resource only (Biren, Vastai, Enflame GCU)."""
-
-    resource_count_name: str
+class VastaiConfig:
+    resource_count_name: Name = "vastaitech.com/va"
 
 
 @dataclass(frozen=True, slots=True)
-class EnflameDrsConfig:
-    """The DRS-slice resources of the `enflame:` section (HAMi's Enflame vendor, §4.10)."""
+class BirenConfig:
+    resource_count_name: Name = "birentech.com/gpu"
 
+
+@dataclass(frozen=True, slots=True)
+class EnflameConfig:
+    """`enflame:`: whole GCUs (`GCU`) and DRS slices (`Enflame`); the vGCU name only stands in
+    for an empty `resourceNameDRSGCU`, as in HAMi (§4.10)."""
+
+    resource_name_gcu: Name = "enflame.com/gcu"
     resource_name_drsgcu: str = "enflame.com/drs-gcu"
     resource_name_gcu_memory: str = "enflame.com/gcu-memory"
     resource_name_gcu_core: str = "enflame.com/gcu-core"
+    resource_name_vgcu: str = ""
+    resource_name_vgcu_percentage: str = ""
+
+    @property
+    def drs_count_name(self) -> str:
+        return self.resource_name_drsgcu or self.resource_name_vgcu or "enflame.com/drs-gcu"
 
 
 @dataclass(frozen=True, slots=True)
 class AmdConfig:
-    resource_count_name: str = "amd.com/gpu"
-    resource_memory_name: str = "amd.com/gpumem"
-    resource_core_name: str = "amd.com/gpucores"
+    resource_count_name: Name = "amd.com/gpu"
+    resource_memory_name: Name = "amd.com/gpumem"
+    resource_core_name: Name = "amd.com/gpucores"
 
 
 @dataclass(frozen=True, slots=True)
 class IluvatarChip:
     """One entry of `iluvatars:`; the vendor key is the common word (e.g. `BI-V100`)."""
 
-    chip_name: str
-    common_word: str
-    resource_count_name: str
-    resource_memory_name: str
-    resource_core_name: str
+    chip_name: Name
+    common_word: str = ""
+    resource_count_name: str = ""
+    resource_memory_name: str = ""
+    resource_core_name: str = ""
 
     @classmethod
     def named(cls, chip: str) -> IluvatarChip:
         """The chart's default names for ``chip``."""
-        return cls(
-            chip_name=chip,
-            common_word=chip,
-            resource_count_name=f"iluvatar.ai/{chip}-vgpu",
-            resource_memory_name=f"iluvatar.ai/{chip}.vMem",
-            resource_core_name=f"iluvatar.ai/{chip}.vCore",
+        return cls(chip_name=chip).completed()
+
+    def completed(self) -> IluvatarChip:
+        """Unset names filled from the common word (itself the chip name when unset)."""
+        word = self.common_word or self.chip_name
+        return IluvatarChip(
+            chip_name=self.chip_name,
+            common_word=word,
+            resource_count_name=self.resource_count_name or f"iluvatar.ai/{word}-vgpu",
+            resource_memory_name=self.resource_memory_name or f"iluvatar.ai/{word}.vMem",
+            resource_core_name=self.resource_core_name or f"iluvatar.ai/{word}.vCore",
         )
 
 
@@ -107,30 +135,42 @@ DEFAULT_ILUVATAR_CHIPS = ("MR-V100", "MR-V50", "BI-V150", "BI-V100")
 
 @dataclass(frozen=True, slots=True)
 class VnpuTemplate:
-    name: str
-    memory: int  # MiB
-    ai_core: int = 0
-    ai_cpu: int = 0
+    name: Name
+    memory: Positive  # MiB
+    ai_core: NonNegative = 0
+    ai_cpu: NonNegative = 0
 
 
 @dataclass(frozen=True, slots=True)
 class VnpuConfig:
     """One entry of `vnpus.configs` (one Ascend vendor, keyed by its common word)."""
 
-    chip_name: str
-    common_word: str
-    resource_name: str
-    resource_memory_name: str
+    common_word: Name
+    chip_name: str = ""
+    resource_name: str = ""
+    resource_memory_name: str = ""
     resource_core_name: str = ""
-    memory_allocatable: int = 0
-    memory_capacity: int = 0
-    memory_factor: int = 1
-    ai_core: int = 0
-    ai_cpu: int = 0
+    memory_allocatable: NonNegative = 0
+    memory_capacity: NonNegative = 0
+    memory_factor: Positive = 1
+    ai_core: NonNegative = 0
+    ai_cpu: NonNegative = 0
     runtime_class_name: str = ""
     overwrite_env: bool = False
     super_pod: bool = False
     templates: tuple[VnpuTemplate, ...] = ()
+
+    def completed(self) -> VnpuConfig:
+        """Unset names and capacity filled as HAMi does (`huawei.com/<commonWord>`…)."""
+        resource = self.resource_name or f"huawei.com/{self.common_word}"
+        return dataclasses.replace(
+            self,
+            chip_name=self.chip_name or self.common_word,
+            resource_name=resource,
+            resource_memory_name=self.resource_memory_name or f"{resource}-memory",
+            resource_core_name=self.resource_core_name or f"{resource}-core",
+            memory_capacity=self.memory_capacity or self.memory_allocatable,
+        )
 
     def sorted_templates(self) -> tuple[VnpuTemplate, ...]:
         """Templates by memory ascending (HAMi sorts them on load)."""
@@ -200,24 +240,23 @@ DEFAULT_VNPUS: tuple[VnpuConfig, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class VnpusConfig:
+    """`vnpus:` — one Ascend vendor per entry of ``configs`` (the chart's NPUs by default)."""
+
+    hami_vnpu_core: bool = False
+    configs: tuple[VnpuConfig, ...] = DEFAULT_VNPUS
+
+    def completed(self) -> VnpusConfig:
+        return VnpusConfig(self.hami_vnpu_core, tuple(c.completed() for c in self.configs))
+
+
+@dataclass(frozen=True, slots=True)
 class VendorSettings:
-    """Which vendors are enabled, and how each is configured (None / empty = disabled)."""
+    """The enabled vendor sections: section name → its validated config (a list section gives
+    a tuple); NVIDIA's own section lives in `SchedulerConfig.nvidia`."""
 
     nvidia: bool = True
-    hygon: HygonConfig | None = None
-    cambricon: CambriconConfig | None = None
-    mthreads: MthreadsConfig | None = None
-    metax: MetaxConfig | None = None
-    kunlun: KunlunConfig | None = None
-    awsneuron: NeuronConfig | None = None
-    amd: AmdConfig | None = None
-    enflame_gcu: CountConfig | None = None
-    enflame_drs: EnflameDrsConfig | None = None
-    vastai: CountConfig | None = None
-    biren: CountConfig | None = None
-    iluvatars: tuple[IluvatarChip, ...] = ()
-    vnpus: tuple[VnpuConfig, ...] = ()
-    hami_vnpu_core: bool = False
+    sections: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

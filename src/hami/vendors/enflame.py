@@ -20,88 +20,35 @@ from hami.api.types import ContainerDevice, PodDevices
 from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest, Device
 from hami.core.policy import MUTEX
-from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, NodeLockSpec, Pick, Stamp
+from hami.core.vendor import Admission, Candidate, FitContext, Pick
 from hami.vendors import common, resources
-from hami.vendors.config import CountConfig, EnflameDrsConfig
+from hami.vendors.config import EnflameConfig
+from hami.vendors.family import CapacityRule, Spec, SpecVendor, WholeCardVendor, rules
 
-_RULES = SliceRules(
-    gates=False, mig=False, topology=False, quota=False, label=keys.ENFLAME_GCU_VENDOR
+GCU_SPEC = Spec(
+    key=keys.ENFLAME_GCU_VENDOR,
+    to_allocate=keys.ENFLAME_GCU_TO_ALLOCATE,
+    allocated=keys.ENFLAME_GCU_ALLOCATED,
+    names=("resource_name_gcu", "", ""),
+    lock=None,  # HAMi's Enflame GCU binds without a node lock (§3.13)
+    rules=rules(label=keys.ENFLAME_GCU_VENDOR),
+    whole=(100, 100, 100),
+    capacity=CapacityRule(uuid="GCU", count=1, memory=100),
+)
+DRS_SPEC = Spec(
+    key=keys.ENFLAME_DRS_VENDOR,
+    allocated=keys.ENFLAME_DRS_ALLOCATED,
+    lock=None,  # HAMi's Enflame DRS binds without a node lock (§3.13)
+    names=("drs_count_name", "resource_name_gcu_memory", "resource_name_gcu_core"),
+    stamps={keys.ENFLAME_ASSIGNED_TIME: "unix-nanos"},
 )
 
 
-def _default() -> CountConfig:
-    return CountConfig("enflame.com/gcu")
-
-
 @dataclass(frozen=True, slots=True)
-class EnflameGcuVendor:
-    config: CountConfig = field(default_factory=_default)
-
-    @property
-    def key(self) -> str:
-        return keys.ENFLAME_GCU_VENDOR
-
-    @property
-    def node_lock(self) -> NodeLockSpec | None:
-        """HAMi's Enflame GCU binds without a node lock (§3.13)."""
-        return None
-
-    def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
-        return common.admit_if_counted(self, self.config.resource_count_name, container, where)
-
-    def parse_container(
-        self, container: Mapping[str, object], where: str
-    ) -> ContainerRequest | None:
-        return common.whole_devices(
-            self.key,
-            container,
-            self.config.resource_count_name,
-            where,
-            memreq=100,
-            mem_pct=100,
-            coresreq=100,
-        )
-
-    def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
-        return ()  # registered through node capacity
-
-    def capacity_devices(
-        self,
-        node: str,
-        capacity: Mapping[str, str],
-        labels: Mapping[str, str],
-        annotations: Mapping[str, str],
-    ) -> tuple[Device, ...]:
-        cards = common.capacity_of(capacity, self.config.resource_count_name)
-        return tuple(
-            Device(
-                uuid=f"{node}-GCU-{i}",
-                vendor=self.key,
-                type=self.key,
-                count=1,
-                memory=100,
-                cores=100,
-                index=i,
-            )
-            for i in range(max(cards, 0))
-        )
-
-    def fit(
-        self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
-    ) -> tuple[Pick, ...] | Unfit:
-        return slice_fit(candidates, request, ctx, _RULES)
-
-    def pod_annotations(
-        self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
-    ) -> dict[str, str]:
-        return common.device_list_annotations(
-            devices, keys.ENFLAME_GCU_TO_ALLOCATE, keys.ENFLAME_GCU_ALLOCATED
-        )
-
-    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        return common.decode_allocated(annotations, keys.ENFLAME_GCU_ALLOCATED)
+class EnflameGcuVendor(WholeCardVendor):
+    config: EnflameConfig = field(default_factory=EnflameConfig)
+    spec = GCU_SPEC
 
 
 # --- DRS slices ------------------------------------------------------------------------------------
@@ -172,19 +119,11 @@ def choose_profile(profiles: Sequence[DrsProfile], request: ContainerRequest) ->
 
 
 @dataclass(frozen=True, slots=True)
-class EnflameDrsVendor:
+class EnflameDrsVendor(SpecVendor):
     """`Enflame`: DRS slices of a GCU, one instance per container (§4.10)."""
 
-    config: EnflameDrsConfig = field(default_factory=EnflameDrsConfig)
-
-    @property
-    def key(self) -> str:
-        return keys.ENFLAME_DRS_VENDOR
-
-    @property
-    def node_lock(self) -> NodeLockSpec | None:
-        """HAMi's Enflame DRS binds without a node lock (§3.13)."""
-        return None
+    config: EnflameConfig = field(default_factory=EnflameConfig)
+    spec = DRS_SPEC
 
     # --- admission and requests
 
@@ -192,11 +131,11 @@ class EnflameDrsVendor:
         """Slice count (> 0), or memory (> 0) and/or core percent (1..100); each given resource
         is mirrored into both limits and requests."""
         cfg = self.config
-        count = resources.integer(container, cfg.resource_name_drsgcu, where)
+        count = resources.integer(container, cfg.drs_count_name, where)
         if count is not None:
             if count <= 0:
-                raise RequestInvalid(where, cfg.resource_name_drsgcu, f"{count} must be > 0")
-            return Admission(True, _mirrored(container, (cfg.resource_name_drsgcu,)))
+                raise RequestInvalid(where, cfg.drs_count_name, f"{count} must be > 0")
+            return Admission(True, _mirrored(container, (cfg.drs_count_name,)))
         memory = resources.integer(container, cfg.resource_name_gcu_memory, where)
         cores = resources.integer(container, cfg.resource_name_gcu_core, where)
         if memory is None and cores is None:
@@ -224,7 +163,7 @@ class EnflameDrsVendor:
         coresreq = core percent, mem_pct −1 (HAMi's request-mode sentinels)."""
         cfg = self.config
         top = common.INT32_MAX
-        count = resources.bounded(container, cfg.resource_name_drsgcu, where, 0, top)
+        count = resources.bounded(container, cfg.drs_count_name, where, 0, top)
         if count:
             return ContainerRequest(self.key, 1, memreq=count, mem_pct=DIRECT)
         memory = resources.bounded(container, cfg.resource_name_gcu_memory, where, 0, top)
@@ -236,9 +175,6 @@ class EnflameDrsVendor:
         )
 
     # --- registration
-
-    def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
-        return ()  # the device ids need the node name: see capacity_devices
 
     def capacity_devices(
         self,
@@ -306,9 +242,6 @@ class EnflameDrsVendor:
 
     # --- annotations
 
-    def stamps(self) -> Mapping[str, Stamp]:
-        return {keys.ENFLAME_ASSIGNED_TIME: "unix-nanos"}
-
     def pod_annotations(
         self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
     ) -> dict[str, str]:
@@ -345,9 +278,6 @@ class EnflameDrsVendor:
         if assigned:
             out[keys.ENFLAME_ASSIGNED_CONTAINERS] = codec.encode_drs_assignments(assigned)
         return out
-
-    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        return common.decode_allocated(annotations, keys.ENFLAME_DRS_ALLOCATED)
 
 
 def _mirrored(container: Mapping[str, object], names: Sequence[str]) -> dict[str, object]:

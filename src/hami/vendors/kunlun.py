@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hami.api import annotations as codec
 from hami.api import keys
@@ -17,16 +18,10 @@ from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest, Device, DeviceUsage, Node
 from hami.core.policy import MUTEX
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import (
-    Admission,
-    Candidate,
-    FitContext,
-    NodeLockSpec,
-    Pick,
-    RegistrationHealth,
-)
+from hami.core.vendor import Admission, Candidate, FitContext, Pick
 from hami.vendors import common, resources
 from hami.vendors.config import KunlunConfig
+from hami.vendors.family import CapacityRule, Spec, SpecVendor, WholeCardVendor
 
 CROSS_PAIRS: tuple[tuple[int, ...], ...] = ((0, 4), (1, 5), (2, 6), (3, 7))
 WING_PAIRS: tuple[tuple[int, ...], ...] = tuple(
@@ -103,55 +98,34 @@ def wing_score(previous: Sequence[int], current: Sequence[int]) -> float:
     return {-1: 3000.0, 0: 2000.0, 1: 1000.0, 2: 0.0}.get(change, 1000.0)
 
 
+WHOLE_SPEC = Spec(
+    key=keys.KUNLUN_VENDOR,
+    allocated=keys.KUNLUN_ALLOCATED,
+    lock=None,  # HAMi's whole-XPU vendor binds without a node lock (§3.13)
+    capacity=CapacityRule(uuid="kunlun", count=100, memory=keys.KUNLUN_WHOLE_MEMORY),
+)
+VXPU_SPEC = Spec(
+    key=keys.KUNLUN_VXPU_VENDOR,
+    register=keys.KUNLUN_VXPU_REGISTER,
+    handshake=keys.KUNLUN_VXPU_HANDSHAKE,
+    to_allocate=keys.KUNLUN_VXPU_TO_ALLOCATE,
+    allocated=keys.KUNLUN_VXPU_ALLOCATED,
+    names=("resource_vcount_name", "resource_vmemory_name", ""),
+)
+
+
 @dataclass(frozen=True, slots=True)
-class KunlunVendor:
+class KunlunVendor(WholeCardVendor):
     """`kunlun`: exclusive whole XPUs learnt from node capacity."""
 
     config: KunlunConfig = field(default_factory=KunlunConfig)
+    spec = WHOLE_SPEC
 
-    @property
-    def key(self) -> str:
-        return keys.KUNLUN_VENDOR
-
-    @property
-    def node_lock(self) -> NodeLockSpec | None:
-        """HAMi's whole-XPU vendor binds without a node lock (§3.13)."""
-        return None
-
-    def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
-        return common.admit_if_counted(self, self.config.resource_count_name, container, where)
-
-    def parse_container(
-        self, container: Mapping[str, object], where: str
-    ) -> ContainerRequest | None:
-        return common.whole_devices(
-            self.key, container, self.config.resource_count_name, where, mem_pct=100
-        )
-
-    def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
-        return ()  # registered through node capacity
-
-    def capacity_devices(
-        self,
-        node: str,
-        capacity: Mapping[str, str],
-        labels: Mapping[str, str],
-        annotations: Mapping[str, str],
-    ) -> tuple[Device, ...]:
-        cards = common.capacity_of(capacity, self.config.resource_count_name)
-        return tuple(
-            Device(
-                uuid=f"{node}-kunlun-{i}",
-                vendor=self.key,
-                type=self.key,
-                count=100,
-                memory=keys.KUNLUN_WHOLE_MEMORY,
-                cores=100,
-                index=i,
-                numa=1 if i >= cards // 2 else 0,
-            )
-            for i in range(max(cards, 0))
-        )
+    def card(
+        self, position: int, cards: int, annotations: Mapping[str, str], **fields: Any
+    ) -> Device:
+        """The second half of the board is NUMA node 1."""
+        return Device(**fields, numa=1 if position >= cards // 2 else 0)
 
     def fit(
         self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
@@ -190,16 +164,13 @@ class KunlunVendor:
     def pod_annotations(
         self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
     ) -> dict[str, str]:
-        out = common.device_list_annotations(devices, None, keys.KUNLUN_ALLOCATED)
+        out = WholeCardVendor.pod_annotations(self, devices, picks)
         for container in picks:
             if container:
                 out[keys.KUNLUN_DEVICE_IDX] = codec.encode_comma_list(
                     str(p.index) for p in container
                 )
         return out
-
-    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        return common.decode_allocated(annotations, keys.KUNLUN_ALLOCATED)
 
 
 def _whole(cand: Candidate, label: str) -> Pick:
@@ -217,21 +188,11 @@ def trim_vxpu_memory(memory: int) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class KunlunVxpuVendor:
+class KunlunVxpuVendor(SpecVendor):
     """`XPU`: fixed-size vXPU slices on a JSON registration, same-size slices per card."""
 
     config: KunlunConfig = field(default_factory=KunlunConfig)
-
-    @property
-    def key(self) -> str:
-        return keys.KUNLUN_VXPU_VENDOR
-
-    @property
-    def registration_health(self) -> RegistrationHealth:
-        """Handshake and liveness resource for the scheduler's registration loop (§2.7)."""
-        return RegistrationHealth(
-            self.config.resource_vcount_name, handshake_key=keys.KUNLUN_VXPU_HANDSHAKE
-        )
+    spec = VXPU_SPEC
 
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         """Round the memory up to a slice size, in limits and requests."""
@@ -266,9 +227,6 @@ class KunlunVxpuVendor:
         cores = size * 100 // keys.KUNLUN_WHOLE_MEMORY
         return ContainerRequest(self.key, nums, memreq=size, mem_pct=0, coresreq=cores)
 
-    def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
-        return common.registered_devices(annotations, keys.KUNLUN_VXPU_REGISTER, self.key)
-
     def fit(
         self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
     ) -> tuple[Pick, ...] | Unfit:
@@ -287,16 +245,6 @@ class KunlunVxpuVendor:
             reasons[Reason.NUMA_NOT_FIT] += 1
             return Unfit(counts=dict(reasons), total=len(candidates))
         return tuple(_slice(by_index[i], request, self.key) for i in chosen)
-
-    def pod_annotations(
-        self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
-    ) -> dict[str, str]:
-        return common.device_list_annotations(
-            devices, keys.KUNLUN_VXPU_TO_ALLOCATE, keys.KUNLUN_VXPU_ALLOCATED
-        )
-
-    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        return common.decode_allocated(annotations, keys.KUNLUN_VXPU_ALLOCATED)
 
 
 def _vxpu_reason(

@@ -6,6 +6,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hami.api import annotations as codec
 from hami.api import keys
@@ -16,36 +17,13 @@ from hami.core.model import ContainerRequest, Device, DeviceUsage, Node, PodRequ
 from hami.core.policy import SPREAD
 from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import (
-    Admission,
-    Candidate,
-    FitContext,
-    NodeLockSpec,
-    Pick,
-    PodAdmission,
-    Stamp,
-)
+from hami.core.vendor import Candidate, FitContext, Pick, PodAdmission
 from hami.vendors import common, resources
 from hami.vendors.config import MetaxConfig
+from hami.vendors.family import CapacityRule, Spec, SpecVendor, WholeCardVendor, rules
 
 _WHOLE_MEMORY = 65536
-_GPU_RULES = SliceRules(
-    gates=False,
-    mig=False,
-    topology=False,
-    quota=False,
-    label=keys.METAX_GPU_VENDOR,
-    # No same-card rule: a whole card holds one task, so HAMi's rule (§4.9) made every pod with
-    # two GPU containers unschedulable; HAMi itself dropped it later (#2837).
-)
-_SGPU_RULES = SliceRules(
-    gates=False,
-    mig=False,
-    topology=False,
-    quota=False,
-    use_uuid_key=keys.METAX_USE_UUID,
-    nouse_uuid_key=keys.METAX_NOUSE_UUID,
-)
+_SGPU_RULES = rules(use_uuid_key=keys.METAX_USE_UUID, nouse_uuid_key=keys.METAX_NOUSE_UUID)
 # Online pods take no cores, so none of the core checks apply to them (§4.9).
 _ONLINE_RULES = dataclasses.replace(_SGPU_RULES, cores=False)
 QOS_MISMATCH = Reason.CARD_QOS_POLICY_MISMATCH
@@ -69,68 +47,40 @@ class MetaxGpuDevice(Device):
     scores: Mapping[int, int] = field(default_factory=dict)
 
 
+GPU_SPEC = Spec(
+    key=keys.METAX_GPU_VENDOR,
+    to_allocate=keys.METAX_GPU_TO_ALLOCATE,
+    allocated=keys.METAX_GPU_ALLOCATED,
+    lock=None,  # HAMi's whole MetaX GPU binds without a node lock (§3.13)
+    # No same-card rule: a whole card holds one task, so HAMi's rule (§4.9) made every pod with
+    # two GPU containers unschedulable; HAMi itself dropped it later (#2837).
+    rules=rules(label=keys.METAX_GPU_VENDOR),
+    whole=(0, 100, 100),
+    capacity=CapacityRule(uuid="metax", count=1, memory=_WHOLE_MEMORY),
+)
+SGPU_SPEC = Spec(
+    key=keys.METAX_SGPU_VENDOR,
+    to_allocate=keys.METAX_SGPU_TO_ALLOCATE,
+    allocated=keys.METAX_SGPU_ALLOCATED,
+    names=("resource_vcount_name", "resource_vmemory_name", "resource_vcore_name"),
+    stamps={keys.METAX_PREDICATE_TIME: "unix-nanos"},
+)
+
+
 @dataclass(frozen=True, slots=True)
-class MetaxGpuVendor:
+class MetaxGpuVendor(WholeCardVendor):
     """`Metax-GPU`: exclusive whole cards learnt from node capacity."""
 
     config: MetaxConfig = field(default_factory=MetaxConfig)
+    spec = GPU_SPEC
 
-    @property
-    def key(self) -> str:
-        return keys.METAX_GPU_VENDOR
-
-    @property
-    def node_lock(self) -> NodeLockSpec | None:
-        """HAMi's whole MetaX GPU binds without a node lock (§3.13)."""
-        return None
-
-    def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
-        return common.admit_if_counted(self, self.config.resource_count_name, container, where)
-
-    def parse_container(
-        self, container: Mapping[str, object], where: str
-    ) -> ContainerRequest | None:
-        return common.whole_devices(
-            self.key, container, self.config.resource_count_name, where, mem_pct=100, coresreq=100
-        )
-
-    def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
-        return ()  # registered through node capacity
-
-    def capacity_devices(
-        self,
-        node: str,
-        capacity: Mapping[str, str],
-        labels: Mapping[str, str],
-        annotations: Mapping[str, str],
-    ) -> tuple[Device, ...]:
-        cards = common.capacity_of(capacity, self.config.resource_count_name)
+    def card(
+        self, position: int, cards: int, annotations: Mapping[str, str], **fields: Any
+    ) -> Device:
+        """A card with the node's topology tables."""
         losses = _count_map(annotations, keys.METAX_TOPOLOGY_LOSSES)
         scores = _count_map(annotations, keys.METAX_TOPOLOGY_SCORES)
-        return tuple(
-            MetaxGpuDevice(
-                uuid=f"{node}-metax-{i}",
-                vendor=self.key,
-                type=self.key,
-                count=1,
-                memory=_WHOLE_MEMORY,
-                cores=100,
-                index=i,
-                losses=losses,
-                scores=scores,
-            )
-            for i in range(max(cards, 0))
-        )
-
-    def fit(
-        self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
-    ) -> tuple[Pick, ...] | Unfit:
-        """The generic slice fit, plus HAMi's rule that all containers of a pod use the same
-        card (`CardNotFoundCustomFilterRule`, §4.9), init containers included.
-
-        A whole card has count 1, so two app containers asking for one card each never fit
-        (HAMi behaves the same at the reference version; later HAMi dropped the rule)."""
-        return slice_fit(candidates, request, ctx, _GPU_RULES)
+        return MetaxGpuDevice(**fields, losses=losses, scores=scores)
 
     def score_node(
         self,
@@ -146,16 +96,6 @@ class MetaxGpuVendor:
             return 0.0
         table = first.scores if policy == SPREAD else first.losses
         return float(2000 - table[n]) if n in table else 0.0
-
-    def pod_annotations(
-        self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
-    ) -> dict[str, str]:
-        return common.device_list_annotations(
-            devices, keys.METAX_GPU_TO_ALLOCATE, keys.METAX_GPU_ALLOCATED
-        )
-
-    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        return common.decode_allocated(annotations, keys.METAX_GPU_ALLOCATED)
 
 
 def _count_map(annotations: Mapping[str, str], key: str) -> Mapping[int, int]:
@@ -174,20 +114,11 @@ class MetaxSgpuDevice(Device):
 
 
 @dataclass(frozen=True, slots=True)
-class MetaxSgpuVendor:
+class MetaxSgpuVendor(SpecVendor):
     """`Metax-SGPU`: memory/compute slices with QoS policies and MetaLink zones."""
 
     config: MetaxConfig = field(default_factory=MetaxConfig)
-
-    @property
-    def key(self) -> str:
-        return keys.METAX_SGPU_VENDOR
-
-    def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
-        uses = self.config.resource_vcount_name in resources.limits(container)
-        if uses:
-            self.parse_container(container, where)
-        return Admission(uses_vendor=uses, container=container)
+    spec = SGPU_SPEC
 
     def admit_pod(
         self, annotations: Mapping[str, str], counts: Sequence[int], where: str
@@ -353,20 +284,12 @@ class MetaxSgpuVendor:
         flag = annotations.get(keys.METAX_TOPOLOGY_AWARE, "")
         return self.config.sgpu_topology_aware or flag == "true"
 
-    def stamps(self) -> Mapping[str, Stamp]:
-        return {keys.METAX_PREDICATE_TIME: "unix-nanos"}
-
     def pod_annotations(
         self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
     ) -> dict[str, str]:
-        out = common.device_list_annotations(
-            devices, keys.METAX_SGPU_TO_ALLOCATE, keys.METAX_SGPU_ALLOCATED
-        )
+        out = SpecVendor.pod_annotations(self, devices, picks)
         out[keys.METAX_DEVICES_ALLOCATED] = codec.encode_metax_allocation(devices)
         return out
-
-    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        return common.decode_allocated(annotations, keys.METAX_SGPU_ALLOCATED)
 
 
 def _vmemory(raw: object, name: str, where: str) -> int:

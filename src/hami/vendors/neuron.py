@@ -51,9 +51,10 @@ from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest, Device
 from hami.core.policy import MUTEX
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, NodeLockSpec, Pick, Stamp
+from hami.core.vendor import Candidate, FitContext, Pick, Vendor
 from hami.vendors import common, resources
 from hami.vendors.config import NeuronConfig
+from hami.vendors.family import Spec, SpecVendor
 
 RUN_SIZES = (1, 4, 8, 16)  # device runs of non-Inferentia instance types, aligned to the size
 
@@ -105,26 +106,23 @@ def run_select(free: Sequence[int], nums: int, ring: bool) -> tuple[int, ...]:
     return ()
 
 
+SPEC = Spec(
+    key=keys.NEURON_VENDOR,
+    allocated=keys.NEURON_ALLOCATED,
+    lock=None,  # HAMi's Neuron vendor binds without a node lock (§4.12)
+    names=("resource_count_name", "", "resource_core_name"),
+    stamps={keys.NEURON_ALLOC_TIME: "unix-nanos", keys.NEURON_PREDICATE_NODE: "node-name"},
+)
+
+
 @dataclass(frozen=True, slots=True)
-class NeuronVendor:
+class NeuronVendor(SpecVendor):
     """`AWSNeuron`, configured by the `awsneuron:` section."""
 
     config: NeuronConfig = field(default_factory=NeuronConfig)
-
-    @property
-    def key(self) -> str:
-        return keys.NEURON_VENDOR
-
-    @property
-    def node_lock(self) -> NodeLockSpec | None:
-        """HAMi's Neuron vendor binds without a node lock (§4.12)."""
-        return None
-
-    def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
-        """The container uses Neuron when it names either resource (limits or requests); the
-        request is validated and nothing is changed."""
-        request = self.parse_container(container, where)
-        return Admission(uses_vendor=request is not None, container=container)
+    spec = SPEC
+    # the container uses Neuron when it names either resource, in limits or requests
+    admit_container = Vendor.admit_container
 
     def parse_container(
         self, container: Mapping[str, object], where: str
@@ -138,9 +136,6 @@ class NeuronVendor:
         if cores is not None:
             return ContainerRequest(self.key, 1, mem_pct=0, coresreq=cores)
         return None
-
-    def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:
-        return ()  # registered through node capacity
 
     def capacity_devices(
         self,
@@ -234,16 +229,13 @@ class NeuronVendor:
         bits = core_bits(device.usedcores)
         return f"{'core' if len(bits) == 1 else 'cores'} {','.join(map(str, bits)) or '-'}"
 
-    def stamps(self) -> Mapping[str, Stamp]:
-        return {keys.NEURON_ALLOC_TIME: "unix-nanos", keys.NEURON_PREDICATE_NODE: "node-name"}
-
     def pod_annotations(
         self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
     ) -> dict[str, str]:
         """The allocation list, and `AWS_NEURON_IDS` over every container in order: device
         indexes for device requests, global core indexes (index × cores per device + core)
         for core requests, which also set `keys.NEURON_RESOURCE_TYPE`."""
-        out = common.device_list_annotations(devices, None, keys.NEURON_ALLOCATED)
+        out = SpecVendor.pod_annotations(self, devices, picks)
         ids: list[str] = []
         core_request = False
         for container in picks:
@@ -260,9 +252,6 @@ class NeuronVendor:
             if core_request:
                 out[keys.NEURON_RESOURCE_TYPE] = self.config.resource_core_name
         return out
-
-    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        return common.decode_allocated(annotations, keys.NEURON_ALLOCATED)
 
 
 def _positive(container: Mapping[str, object], name: str, where: str) -> int | None:

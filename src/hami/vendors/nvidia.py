@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
 
 from hami.api import annotations as codec
 from hami.api import keys
@@ -13,24 +13,28 @@ from hami.api.types import DeviceInfo, MigAllocation, PodDevices
 from hami.core.config import NvidiaConfig
 from hami.core.errors import RequestInvalid
 from hami.core.model import MEM_PCT_UNSET, ContainerRequest, Device
-from hami.core.slicefit import SliceRules, slice_fit
-from hami.core.status import Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick, RegistrationHealth
-from hami.vendors import resources
+from hami.core.slicefit import SliceRules
+from hami.core.vendor import Admission, Pick
+from hami.vendors import common, resources
+from hami.vendors.family import SlicedVendor, Spec
 
-INT32_MAX = 2**31 - 1
-_RULES = SliceRules(label=keys.NVIDIA_VENDOR)
+INT32_MAX = common.INT32_MAX
+SPEC = Spec(
+    key=keys.NVIDIA_VENDOR,
+    register=keys.NVIDIA_REGISTER,
+    handshake=keys.NVIDIA_HANDSHAKE,
+    to_allocate=keys.NVIDIA_TO_ALLOCATE,
+    allocated=keys.NVIDIA_ALLOCATED,
+    rules=SliceRules(label=keys.NVIDIA_VENDOR),
+)
 
 
 @dataclass(frozen=True, slots=True)
-class NvidiaVendor:
+class NvidiaVendor(SlicedVendor):
     """The NVIDIA vendor, configured by the `nvidia:` section of the device config."""
 
     config: NvidiaConfig = NvidiaConfig()
-
-    @property
-    def key(self) -> str:
-        return keys.NVIDIA_VENDOR
+    spec = SPEC
 
     # --- requests --------------------------------------------------------------------------------
 
@@ -62,19 +66,12 @@ class NvidiaVendor:
             coresreq=cfg.default_cores if cores is None else cores,
         )
 
-    @property
-    def registration_health(self) -> RegistrationHealth:
-        """Handshake and liveness resource for the scheduler's registration loop (§2.7)."""
-        return RegistrationHealth(
-            self.config.resource_count_name, handshake_key=keys.NVIDIA_HANDSHAKE
-        )
-
     def admit_container(self, container: Mapping[str, object], where: str) -> Admission:
         """HAMi's webhook defaults for one container (§3.1), with invalid values refused."""
         cfg = self.config
         out: dict[str, object] = copy.deepcopy(dict(container))
         env: dict[str, str] = {}
-        limits = _limits_of(out)
+        limits = common.section_of(out, "limits")
         resources.bounded(out, cfg.resource_memory_percentage_name, where, 0, 100)
         resources.bounded(out, cfg.resource_core_name, where, 0, 100)
         resources.bounded(out, cfg.resource_memory_name, where, 0)
@@ -131,33 +128,19 @@ class NvidiaVendor:
         return tuple(self._device(info, pairs.get(info.id, {})) for info in infos)
 
     def _device(self, info: DeviceInfo, pairs: Mapping[str, int]) -> Device:
-        return Device(
-            uuid=info.id,
-            vendor=self.key,
-            type=info.type,
-            count=info.count,
-            memory=info.devmem,
-            cores=info.devcore,
-            index=info.index,
-            numa=info.numa,
+        return dataclasses.replace(
+            common.device_from_info(info, self.key),
             mode=info.mode or keys.MODE_HAMI_CORE,
-            health=info.health,
             mig_profiles=info.mig_profiles,
             pair_scores=dict(pairs),
         )
 
     # --- fit and annotations -----------------------------------------------------------------------
 
-    def fit(
-        self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
-    ) -> tuple[Pick, ...] | Unfit:
-        return slice_fit(candidates, request, ctx, _RULES)
-
     def pod_annotations(
         self, devices: PodDevices, picks: Sequence[Sequence[Pick]]
     ) -> dict[str, str]:
-        encoded = codec.encode_pod_devices(devices)
-        out = {keys.NVIDIA_TO_ALLOCATE: encoded, keys.NVIDIA_ALLOCATED: encoded}
+        out = SlicedVendor.pod_annotations(self, devices, picks)
         mig = [
             MigAllocation(
                 container_index=ci,
@@ -173,22 +156,3 @@ class NvidiaVendor:
         if mig:
             out[keys.MIG_ALLOCATIONS] = codec.encode_mig_allocations(mig)
         return out
-
-    def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
-        value = annotations.get(keys.NVIDIA_ALLOCATED)
-        if value is None:
-            return None
-        return codec.decode_pod_devices(value, keys.NVIDIA_ALLOCATED)
-
-
-def _limits_of(container: dict[str, object]) -> dict[str, object]:
-    """The container's `resources.limits` as a mutable dict (created when absent)."""
-    res = container.setdefault("resources", {})
-    if not isinstance(res, dict):
-        res = {}
-        container["resources"] = res
-    section = res.setdefault("limits", {})
-    if not isinstance(section, dict):
-        section = {}
-        res["limits"] = section
-    return cast(dict[str, object], section)
