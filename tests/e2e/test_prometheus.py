@@ -413,3 +413,82 @@ async def check_region_errors(url: str) -> None:
     assert errors[0]["metric"]["container"] == "cuda"
     pods = {u["metric"]["pod"] for u in used}
     assert pods == {"p-train", "p-two"}  # 2 + 1 + 1 devices, p-broken left out
+
+
+# --- the web UI's history from this Prometheus (issue 23) -------------------------------------
+
+
+@pytest.mark.timeout(180)
+async def test_webui_history_from_prometheus(setup: Setup) -> None:
+    """The web UI's charts read the scheduler's allocation metrics and the monitor's
+    utilisation from this Prometheus (``/api/v1/query_range``); the last point agrees with the
+    UI's own reading of the cluster and with the fake NVML; a Prometheus that is gone falls back
+    to the UI's own history, said on the page. Runs after the dashboard test placed its pods."""
+    from hami.config import load_config
+    from hami.vendors import registry
+    from hami.webui.app import WebUI, create_app
+    from hami.webui.history import History
+    from hami.webui.prometheus import PrometheusHistory
+    from hami.webui.source import KubeSource
+
+    settings = load_config(None)
+    vendors = registry.build(settings)
+    api = setup.stack.api(timeout=30)
+    gone = f"http://127.0.0.1:{free_port()}"
+    try:
+        uis = {
+            url: WebUI(
+                KubeSource(api, vendors, settings, ttl=0),
+                History(interval=0),
+                prometheus=PrometheusHistory(url, retry_s=0),
+            )
+            for url in (setup.prometheus, gone)
+        }
+        live = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(uis[setup.prometheus])),
+            base_url="http://ui",
+        )
+        down = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(uis[gone])), base_url="http://ui"
+        )
+        async with live, down:
+            keys_ = ("memory_allocated_mib", "cores_allocated")  # exact; percentages rounded
+            seen: list[dict[str, Any]] = []
+
+            async def agreeing() -> tuple[dict[str, Any], dict[str, Any]] | None:
+                summary = (await live.get("/api/v1/summary")).json()
+                history = (await live.get("/api/v1/history", params={"range": "15m"})).json()
+                assert history["source"] == "prometheus", history["problem"]
+                last = history["samples"][-1] if history["samples"] else {}
+                seen[:] = [{k: summary[k] for k in keys_}, last]
+                if summary["memory_allocated_mib"] and all(
+                    last.get(k) == summary[k] for k in keys_
+                ):
+                    return summary, last
+                return None
+
+            deadline = time.monotonic() + 60
+            while (found := await agreeing()) is None:
+                assert time.monotonic() < deadline, f"UI view vs Prometheus history: {seen}"
+                await asyncio.sleep(SCRAPE)
+            summary, last = found
+            assert last["memory_allocated_mib"] == summary["memory_allocated_mib"] > 0
+            for pct in ("memory_allocated_pct", "cores_allocated_pct"):
+                assert abs(last[pct] - summary[pct]) <= 0.05, (pct, last, summary)
+            node = (
+                await live.get(f"/api/v1/nodes/{MONITORED}/history", params={"minutes": 5})
+            ).json()
+            assert node["source"] == "prometheus"
+            nvml = {g: 10 * i for i, g in enumerate(_inventory_uuids(NODES[MONITORED]))}
+            assert set(node["devices"]) == set(nvml)
+            for uuid, util in nvml.items():
+                assert node["devices"][uuid], f"no samples for {uuid}"
+                assert node["devices"][uuid][-1]["utilisation_pct"] == util
+            page = await live.get(f"/nodes/{MONITORED}")
+            assert f"history: Prometheus {setup.prometheus}" in page.text
+            fallback = (await down.get("/api/v1/history")).json()
+            assert fallback["source"] == "own" and gone in fallback["problem"]
+            stale = await down.get("/")
+            assert stale.status_code == 200 and 'data-stale="true"' in stale.text
+    finally:
+        await api.close()

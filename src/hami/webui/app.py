@@ -7,6 +7,7 @@ import functools
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
+from html import escape as html_escape
 from pathlib import Path
 from typing import Annotated, cast
 from urllib.parse import parse_qs
@@ -22,6 +23,7 @@ from hami.webui.history import RANGES, SERIES, WINDOW_S, History
 from hami.webui.lists import ListState
 from hami.webui.monitor import MonitorProbe
 from hami.webui.names import VendorNames
+from hami.webui.prometheus import DeviceTrends, PrometheusError, PrometheusHistory, Trend
 from hami.webui.security import Guard
 from hami.webui.source import NodeInfo, PodInfo, Snapshot, Source, SourceError
 from hami.webui.views import Filters
@@ -61,9 +63,11 @@ class WebUI:
         history: History | None = None,
         probe: MonitorProbe | None = None,
         probe_every: float = 5.0,
+        prometheus: PrometheusHistory | None = None,
     ) -> None:
         self.source = source
         self.history = history or History()
+        self.prometheus = prometheus
         self.probe = probe
         self.probe_every = probe_every
         self._probed = _Probed({}, [], float("-inf"))
@@ -89,6 +93,43 @@ class WebUI:
             snapshot = replace(snapshot, notices=(*snapshot.notices, *self._probed.notices))
         self.history.record(snapshot, self._probed.utilisation)
         return snapshot, self._probed.utilisation
+
+    async def trend(self, span_s: float, now: float) -> Trend:
+        """The cluster's samples for a chart: from Prometheus when one is configured and
+        answers, else from the UI's own history (with the reason when Prometheus failed)."""
+        own = self.history.cluster_series(now - span_s)
+        if self.prometheus is None:
+            return Trend("own", own)
+        try:
+            return Trend("prometheus", await self.prometheus.cluster(span_s, now))
+        except PrometheusError as exc:
+            return Trend("own", own, str(exc))
+
+    async def device_trends(
+        self, selector: dict[str, str], uuids: Sequence[str], span_s: float, now: float
+    ) -> DeviceTrends:
+        """Per device its samples (``selector``: ``node`` or ``device_uuid``), as `trend`."""
+        own = {u: self.history.series(u, now - min(span_s, WINDOW_S)) for u in uuids}
+        if self.prometheus is None:
+            return DeviceTrends("own", own)
+        try:
+            found = await self.prometheus.devices(selector, uuids, span_s, now)
+        except PrometheusError as exc:
+            return DeviceTrends("own", own, str(exc))
+        return DeviceTrends("prometheus", found)
+
+    def history_note(self, source: str, problem: str) -> str:
+        """Where a page's charts come from, said above them (marked stale on a fallback)."""
+        if source == "prometheus" and self.prometheus is not None:
+            where = html_escape(self.prometheus.url)
+            return f'<p class="history-source" data-source="prometheus">history: Prometheus {where}</p>'
+        if problem:
+            return (
+                '<p class="history-source stale" data-source="own" data-stale="true" role="status">'
+                f"{html_escape(problem)}; the charts show the UI's own history (since it started)"
+                "</p>"
+            )
+        return '<p class="history-source" data-source="own">history: kept by the UI since it started</p>'
 
     async def pod(self, namespace: str, name: str) -> tuple[Snapshot, PodInfo, dict[str, float]]:
         snapshot, util = await self.read()
@@ -189,14 +230,16 @@ def _api(app: FastAPI, ui: WebUI) -> None:
     ) -> dict[str, object]:
         snapshot, _ = await ui.read()
         info = _node_or_404(snapshot, name)
-        since = snapshot.taken_at - minutes * 60
+        uuids = [d.uuid for d in info.node.devices]
+        found = await ui.device_trends({"node": name}, uuids, minutes * 60, snapshot.taken_at)
         return {
             "node": name,
-            "window_s": min(minutes * 60, WINDOW_S),
-            "devices": {
-                d.uuid: [s.to_dict() for s in ui.history.series(d.uuid, since)]
-                for d in info.node.devices
-            },
+            "window_s": minutes * 60
+            if found.source == "prometheus"
+            else min(minutes * 60, WINDOW_S),
+            "source": found.source,
+            "problem": found.problem,
+            "devices": {u: [s.to_dict() for s in found.series.get(u, [])] for u in uuids},
         }
 
     @app.get("/api/v1/devices")
@@ -242,11 +285,13 @@ def _api(app: FastAPI, ui: WebUI) -> None:
     async def cluster_history(range: Text = "1h") -> dict[str, object]:
         snapshot, _ = await ui.read()
         span = _range(range)
-        samples = ui.history.cluster_series(snapshot.taken_at - RANGES[span])
+        trend = await ui.trend(RANGES[span], snapshot.taken_at)
         return {
             "range": span,
+            "source": trend.source,
+            "problem": trend.problem,
             "series": [{"key": s.key, "label": s.label, "unit": "%"} for s in SERIES],
-            "samples": [s.to_dict() for s in samples],
+            "samples": [s.to_dict() for s in trend.samples],
         }
 
     @app.get("/api/v1/pods")
@@ -294,6 +339,11 @@ def _render(
     return HTMLResponse(text, status, headers)
 
 
+def _noted(snapshot: Snapshot, problem: str) -> Snapshot:
+    """``snapshot`` with ``problem`` (a history source's failure) among its notices."""
+    return replace(snapshot, notices=(*snapshot.notices, problem)) if problem else snapshot
+
+
 def _filter_problems(
     snap: Snapshot, filters: Filters, ui: WebUI, models: Sequence[str]
 ) -> list[str]:
@@ -330,10 +380,12 @@ def _pages(app: FastAPI, ui: WebUI) -> None:
         filters = ui.filters(namespace, node, vendor, model)
         scoped = ui.scoped(snapshot, filters)
         span = _range(range)
-        samples = ui.history.cluster_series(snapshot.taken_at - RANGES[span])
+        found = await ui.trend(RANGES[span], snapshot.taken_at)
         whole = " (whole cluster)" if any(page.vars_of(filters).values()) else ""
-        trend = range_links(span, list(request.query_params.items())) + chart(
-            samples, span, f"Allocation and use over time{whole}", snapshot.taken_at
+        trend = (
+            range_links(span, list(request.query_params.items()))
+            + ui.history_note(found.source, found.problem)
+            + chart(found.samples, span, f"Allocation and use over time{whole}", snapshot.taken_at)
         )
         body = page.overview(
             views.summary_doc(scoped, filters, ui.names),
@@ -342,7 +394,7 @@ def _pages(app: FastAPI, ui: WebUI) -> None:
             filters,
             trend,
         )
-        return html(request, "overview", body, filters, snapshot)
+        return html(request, "overview", body, filters, _noted(snapshot, found.problem))
 
     @app.get("/nodes/{name}", response_class=HTMLResponse)
     async def node_view(
@@ -356,11 +408,13 @@ def _pages(app: FastAPI, ui: WebUI) -> None:
         info = _node_or_404(snapshot, name)
         filters = ui.filters("", name, vendor, model)
         span = _range(range)
-        since = snapshot.taken_at - WINDOW_S
-        series = {d.uuid: ui.history.series(d.uuid, since) for d in info.node.devices}
+        uuids = [d.uuid for d in info.node.devices]
+        found = await ui.device_trends({"node": name}, uuids, RANGES[span], snapshot.taken_at)
         doc = views.node_doc(snapshot, info, filters, ui.names)
-        body = page.node_page(doc, series, span, snapshot.taken_at)
-        return html(request, f"node {name}", body, filters, snapshot)
+        body = ui.history_note(found.source, found.problem) + page.node_page(
+            doc, found.series, span, snapshot.taken_at
+        )
+        return html(request, f"node {name}", body, filters, _noted(snapshot, found.problem))
 
     @app.get("/pods/{namespace}/{name}", response_class=HTMLResponse)
     async def pod_view(request: Request, namespace: str, name: str) -> Response:
@@ -407,9 +461,13 @@ def _list_pages(app: FastAPI, ui: WebUI) -> None:
         snapshot, _ = await ui.read()
         doc = _device_or_404(snapshot, uuid, ui)
         span = _range(range)
-        series = ui.history.series(uuid, snapshot.taken_at - WINDOW_S)
-        body = page.device_page(doc, series, span, snapshot.taken_at)
-        return html(request, f"{doc['label']} on {doc['node']}", body, Filters(), snapshot)
+        selector = {"device_uuid": uuid}
+        found = await ui.device_trends(selector, [uuid], RANGES[span], snapshot.taken_at)
+        body = ui.history_note(found.source, found.problem) + page.device_page(
+            doc, found.series[uuid], span, snapshot.taken_at
+        )
+        title = f"{doc['label']} on {doc['node']}"
+        return html(request, title, body, Filters(), _noted(snapshot, found.problem))
 
     @app.get("/workloads", response_class=HTMLResponse)
     async def workloads_view(

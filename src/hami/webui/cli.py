@@ -13,6 +13,7 @@ from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
 from hami.webui.monitor import MonitorProbe
+from hami.webui.prometheus import PrometheusHistory
 from hami.webui.security import LOOPBACK_HOSTS
 from hami.webui.source import KubeSource, SimSource, Source, SourceError
 
@@ -30,6 +31,13 @@ def webui(
         int, typer.Option(help="Node monitor port for utilisation (0: off).")
     ] = 0,
     history_interval: Annotated[float, typer.Option(help="Seconds between samples.")] = 10.0,
+    prometheus_url: Annotated[
+        str,
+        typer.Option(
+            help="Prometheus that scrapes hami (e.g. http://prometheus:9090): the charts read "
+            "/api/v1/query_range; without it, or while it does not answer, the UI's own history."
+        ),
+    ] = "",
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -53,7 +61,13 @@ def webui(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
     probe = MonitorProbe(monitor_port) if monitor_port else None
-    ui = WebUI(source, History(interval=history_interval), probe)
+    if prometheus_url and not prometheus_url.startswith(("http://", "https://")):
+        typer.echo(
+            f"error: --prometheus-url {prometheus_url!r}: use http://… or https://…", err=True
+        )
+        raise typer.Exit(code=2)
+    prometheus = PrometheusHistory(prometheus_url) if prometheus_url else None
+    ui = WebUI(source, History(interval=history_interval), probe, prometheus=prometheus)
     hosts = allowed_host or (list(LOOPBACK_HOSTS) if host in LOOPBACK_HOSTS else ["*"])
     uvicorn.run(create_app(ui, hosts), host=host, port=port, log_level="warning")
 
