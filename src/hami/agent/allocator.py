@@ -38,9 +38,10 @@ from hami.api.annotations import (
 )
 from hami.api.errors import WireFormatError
 from hami.api.types import ContainerDevice, ContainerDevices
-from hami.k8s.api import Conflict, KubeAPIError
+from hami.k8s import nodelock
+from hami.k8s.api import KubeAPIError
 from hami.k8s.port import KubePort
-from hami.k8s.views import EventSpec, NodeInfo, PodInfo, annotations_patch
+from hami.k8s.views import EventSpec, Json, NodeInfo, PodInfo, annotations_patch
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 # it on a pod whose NVIDIA entries are still to be allocated. A pod counts as waiting for *this*
 # plugin only while its NVIDIA to-allocate list has an entry left (`awaits_allocate`).
 PENDING_PHASES = frozenset({keys.BIND_PHASE_ALLOCATING, keys.BIND_PHASE_SUCCESS})
-LOCK_RELEASE_ATTEMPTS = 5
 FAILED_REASON = "GPUAllocateFailed"
 
 
@@ -475,34 +475,13 @@ async def release_node_lock(
     node: NodeInfo | None = None,
     key: str = keys.NODE_LOCK,
 ) -> None:
-    """Remove the node lock ``key`` (`hami.io/mutex.lock`) if this pod holds it (or it has no
-    owner); guarded by resourceVersion and retried on conflicts. ``node``: a recent read of
-    the node, saving the first GET (a stale one only costs a conflict and a fresh read)."""
-    given = node
-    for _ in range(LOCK_RELEASE_ATTEMPTS):
-        if node is None:
-            node = await kube.get_node(node_name)
-        value = node.annotations.get(key)
-        if value is None or not _owned_by(value, pod, key):
-            return
-        patch = annotations_patch({key: None}, node.resource_version)
-        try:
-            await kube.patch_node(node_name, patch)
-            return
-        except Conflict:
-            if node is given:  # the caller's read was stale: read again at once
-                given = node = None
-                continue
-            node = None
-            await asyncio.sleep(0.1)
-    raise Conflict(f"could not release {key} on node {node_name}: kept changing")
+    """Remove the node lock ``key`` if this pod holds it (`hami.k8s.nodelock`); ``node``: a
+    recent read of the node, saving the first GET."""
 
+    async def read() -> NodeInfo:
+        return await kube.get_node(node_name)
 
-def _owned_by(value: str, pod: PodInfo, key: str = keys.NODE_LOCK) -> bool:
-    try:
-        lock = decode_node_lock(value, key)
-    except WireFormatError:
-        return "," not in value
-    if lock.namespace is None:
-        return True
-    return (lock.namespace, lock.name) == (pod.namespace, pod.name)
+    async def patch(body: Json) -> None:
+        await kube.patch_node(node_name, body)
+
+    await nodelock.release_node_lock(read, patch, pod.namespace, pod.name, key=key, node=node)

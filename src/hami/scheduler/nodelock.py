@@ -31,6 +31,8 @@ from hami.api.types import NodeLock
 from hami.core.vendor import MUTEX_LOCK, NodeLockSpec
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, Conflict, KubeAPI, Manifest, NotFound
+from hami.k8s.nodelock import release_node_lock
+from hami.k8s.views import Json, NodeInfo
 from hami.scheduler import events
 from hami.scheduler.cache import Clock, ClusterCache, bind_done, utcnow
 from hami.scheduler.events import EventRecorder, Subject
@@ -239,18 +241,14 @@ class NodeLocker:
             self._events.record(Subject("Node", node), events.NODE_LOCK_RECLAIMED, message)
 
     async def _drop(self, node: str, namespace: str, name: str, spec: NodeLockSpec) -> None:
-        manifest = await self._node(node, fresh=True)  # our own lock may not be cached yet
-        for _ in range(ATTEMPTS):
-            current = objects.annotations(manifest).get(spec.key)
-            if not current or not _owned_by(current, namespace, name):
-                return
-            try:
-                await self._patch(node, manifest, spec.key, None)
-                return
-            except Conflict:
-                manifest = await self._node(node, fresh=True)
-            except NotFound:
-                return
+        async def read() -> NodeInfo:  # our own lock may not be cached yet: always fresh
+            return NodeInfo.from_json(await self._node(node, fresh=True))
+
+        async def patch(body: Json) -> None:
+            await self._kube.merge_patch(NODES, node, body)
+
+        with contextlib.suppress(Conflict, NotFound):  # kept changing, or the node is gone
+            await release_node_lock(read, patch, namespace, name, key=spec.key, pause=0.0)
 
     async def _patch(self, node: str, manifest: Manifest, key: str, value: str | None) -> None:
         patch = {
@@ -272,11 +270,3 @@ def _holder(value: str, spec: NodeLockSpec) -> str:
 
 def _ignore(reason: str) -> None:
     pass
-
-
-def _owned_by(value: str, namespace: str, name: str) -> bool:
-    try:
-        lock = codec.decode_node_lock(value)
-    except WireFormatError:
-        return False
-    return lock.name is None or (lock.namespace == namespace and lock.name == name)
