@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hami.exporter import shm
+from hami.monitor import abi as shm
+from hami.monitor import region
 
 
 def printer(build_dir: Path) -> list[list[str]]:
@@ -91,37 +92,42 @@ def region_bytes(**over: int) -> bytearray:
     return bytearray(bytes(r)) + b"\0"
 
 
-def test_parse_region() -> None:
-    reg = shm.parse(bytes(region_bytes()))
-    assert reg.libvgpu and not reg.config_error
-    assert reg.uuids == ("GPU-aaaa", "GPU-bbbb")
-    assert reg.limits == (3000 << 20, 0)
-    assert [p.pid for p in reg.processes] == [10, 12]  # free slots are not processes
-    assert reg.used(0) == 150
+def snapshot(data: bytes | bytearray) -> region.RegionSnapshot:
+    """What the monitor (the one reader of region files) makes of ``data``."""
+    layout = region.select_layout(Path("r.cache"), data)
+    return region.read_snapshot(layout, data)
 
 
-def test_parse_hami_core_region() -> None:
+def test_the_monitor_reads_a_libvgpu_region() -> None:
+    data = region_bytes()
+    snap = snapshot(data)
+    assert [(d.uuid, d.limit) for d in snap.devices] == [("GPU-aaaa", 3000 << 20), ("GPU-bbbb", 0)]
+    assert snap.procs == 2  # free slots are not processes
+    assert snap.devices[0].total == 150
+    assert region.has_life_locks(region.V1, data)
+
+
+def test_the_monitor_reads_a_hami_core_region() -> None:
     data = region_bytes()
     struct.pack_into("<IIII", data, shm.RegionLayout.ext.offset, 0, 0, 0, 0)
-    assert not shm.parse(bytes(data)).libvgpu
+    assert not region.has_life_locks(region.V1, data)
+    assert snapshot(data).devices[0].total == 150
 
 
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("data", "reason"),
     [
-        (b"", "truncated"),
-        (bytes(region_bytes(initialized_flag=7)), "bad magic"),
-        (bytes(region_bytes(major_version=2)), "not supported"),
-        (bytes(region_bytes(proc_num=5000)), "corrupt"),
-        (bytes(region_bytes(device_num=99)), "corrupt"),
+        (b"", "too_small"),
+        (bytes(region_bytes(initialized_flag=7)), "bad_magic"),
+        (bytes(region_bytes(major_version=2)), "unknown_version"),
     ],
 )
-def test_parse_rejects(data: bytes, message: str) -> None:
-    with pytest.raises(shm.RegionError, match=message):
-        shm.parse(data)
+def test_the_monitor_rejects(data: bytes, reason: str) -> None:
+    with pytest.raises(region.RegionError) as raised:
+        snapshot(data)
+    assert raised.value.reason == reason
 
 
-def test_load_reads_file(tmp_path: Path) -> None:
-    path = tmp_path / "r.cache"
-    path.write_bytes(bytes(region_bytes()))
-    assert shm.load(path).used(0) == 150
+def test_corrupt_counts_are_clamped() -> None:
+    snap = snapshot(region_bytes(proc_num=5000, device_num=99))
+    assert len(snap.devices) == 2  # only devices with a UUID; never past MAX_DEVICES

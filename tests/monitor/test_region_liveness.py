@@ -8,7 +8,7 @@ import os
 import struct
 from pathlib import Path
 
-from hami.exporter import shm
+from hami.monitor import abi as shm
 from hami.monitor.region import RegionFile, has_life_locks, slot_lock_offset
 
 from .regions import Slot, region_bytes, write_region

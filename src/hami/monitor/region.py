@@ -3,7 +3,7 @@
 The layouts are HAMi's monitor readers (wire-format.md §6.4, isolation-library.md §4.2/§4.6):
 v1 is libvgpu's / HAMi-core's `shared_region_t` (2,008,952 bytes; libvgpu's
 `lvgpu_region_t` in `libvgpu/include/libvgpu.h` is byte-identical), its offsets taken from the
-one Python mirror of that ABI, `hami.exporter.shm`; v0 is the older HAMi-core layout. Selection
+one Python mirror of that ABI, `hami.monitor.abi`; v0 is the older HAMi-core layout. Selection
 follows HAMi: magic first, then size and major version.
 
 The file is never mapped: a container owns its region file and may truncate it, and touching a
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hami.exporter import shm
+from hami.monitor import abi as shm
 
 Buffer = bytes | bytearray | memoryview
 

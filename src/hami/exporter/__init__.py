@@ -1,1 +1,0 @@
-"""Readers of what runs on the node outside Python: the libvgpu shared region."""
