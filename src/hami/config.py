@@ -19,12 +19,9 @@ from pydantic.alias_generators import to_camel
 
 from hami import yamlio
 from hami.core.config import GPU_POLICIES, NvidiaConfig, SchedulerConfig
+from hami.core.errors import ConfigError
 from hami.core.policy import parse_gpu_policy
 from hami.vendors.config import VendorAwareConfig, VendorSettings
-
-
-class ConfigError(ValueError):
-    """A configuration file cannot be used; the message names the file and the key."""
 
 
 class _Strict(BaseModel):

@@ -135,14 +135,10 @@ Targets = tuple[list[str], list[Path]]  # (--nodes items, --node-manifests files
 
 def _vendors(shared: Path | None) -> dict[str, Vendor]:
     """Every vendor the shared config file enables (NVIDIA alone without a file)."""
-    from hami.config import ConfigError as SharedConfigError
     from hami.config import load_config
     from hami.vendors import registry
 
-    try:
-        return dict(registry.build(load_config(shared)))
-    except SharedConfigError as exc:
-        raise ConfigError(str(exc)) from None
+    return dict(registry.build(load_config(shared)))
 
 
 async def _simulate(
@@ -320,7 +316,7 @@ def device_plugin_main(
     try:
         targets = (nodes or [], node_manifests or [])
         _run(simulate, node_name, targets, source, files, process, flags, policy)
-    except (AgentError, KubeAPIError) as exc:
+    except (AgentError, ConfigError, KubeAPIError) as exc:
         typer.echo(f"hami device-plugin: {exc}", err=True)
         raise typer.Exit(2) from None
 

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hami.core.errors import ConfigError
 from hami.k8s.api import KubeAPIError
+
+__all__ = [
+    "AgentError",
+    "AllocationError",
+    "ConfigError",
+    "DiscoveryError",
+    "IsolationUnavailable",
+    "PodNotFound",
+    "UnknownDevice",
+    "grpc_status",
+]
 
 if TYPE_CHECKING:
     import grpc
@@ -12,10 +24,6 @@ if TYPE_CHECKING:
 
 class AgentError(Exception):
     """Base of everything the agent raises on purpose; the message is shown to the user."""
-
-
-class ConfigError(AgentError):
-    """A configuration or inventory file cannot be used (names the file and the key)."""
 
 
 class DiscoveryError(AgentError):
@@ -45,6 +53,7 @@ _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (AllocationError, "FAILED_PRECONDITION"),
     (KubeAPIError, "UNAVAILABLE"),
     (AgentError, "INTERNAL"),
+    (ConfigError, "INTERNAL"),
 )
 
 

@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hami import yamlio
 from hami.agent.errors import ConfigError
 from hami.agent.settings import NodeConfig
-from hami.config import ConfigError as SharedConfigError
 from hami.config import MigProfileRule, load_config
 from hami.core.config import NvidiaConfig
 
@@ -149,10 +148,7 @@ def from_shared(nvidia: NvidiaConfig) -> NodeConfig:
 
 
 def load_shared(path: Path | None) -> NodeConfig:
-    try:
-        config = from_shared(load_config(path).nvidia)
-    except SharedConfigError as exc:
-        raise ConfigError(str(exc)) from None
+    config = from_shared(load_config(path).nvidia)
     return replace(config, mig_allowlist=shared_allowlist(path))
 
 
