@@ -354,3 +354,23 @@ def test_pod_security_labels_on_a_namespace_the_chart_creates() -> None:
     assert namespace["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     bad = helm(*template_args(None, ["--set", "podSecurity.enforce=open"]), check=False)
     assert bad.returncode != 0 and "enforce" in bad.stderr
+
+
+@pytest.mark.security
+def test_kube_scheduler_is_restarted_when_its_client_certificate_rotates() -> None:
+    """kube-scheduler reads its extender client certificate only at start: the extender watches
+    the same Secret's certificate (not the key) and, sharing the pod's process namespace, stops
+    kube-scheduler when it changes (docs/security.md)."""
+    pod = find(render(None), "Deployment", f"{RELEASE}-scheduler")["spec"]["template"]["spec"]
+    assert pod["shareProcessNamespace"] is True
+    kube_scheduler, extender = pod["containers"]
+    assert "--kube-scheduler-client-cert=/tls-client/tls.crt" in extender["command"]
+    mounts = {m["mountPath"]: m["name"] for m in extender["volumeMounts"]}
+    theirs = {m["mountPath"]: m["name"] for m in kube_scheduler["volumeMounts"]}
+    assert (mounts["/tls-client"], theirs["/tls-client"]) == ("client-cert", "client-tls")
+    volumes = {v["name"]: v.get("secret", {}) for v in pod["volumes"]}
+    assert volumes["client-cert"]["secretName"] == volumes["client-tls"]["secretName"]
+    assert volumes["client-cert"]["items"] == [{"key": "tls.crt", "path": "tls.crt"}]
+    off = render(VALUES["webhook-off"])
+    pod = find(off, "Deployment", f"{RELEASE}-scheduler")["spec"]["template"]["spec"]
+    assert "shareProcessNamespace" not in pod

@@ -57,6 +57,14 @@ def scheduler(
             " requires: kube-scheduler's extender tlsConfig certFile/keyFile"
         ),
     ] = None,
+    kube_scheduler_client_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="kube-scheduler's client certificate (the file it reads at start); when it"
+            " changes, kube-scheduler in this pod (shareProcessNamespace) gets SIGTERM so that"
+            " it restarts with the new one"
+        ),
+    ] = None,
     max_body: Annotated[
         int, typer.Option(help="request body cap in bytes (413 above; kube-apiserver's is 3 MiB)")
     ] = 3 * 1024 * 1024,
@@ -175,6 +183,7 @@ def scheduler(
         metrics_bind=metrics_bind_address,
         extender_bind=extender_bind,
         client_ca_file=client_ca_file,
+        kube_scheduler_client_cert=kube_scheduler_client_cert,
         max_body=max_body,
         header_timeout=parse_duration(header_timeout),
         body_timeout=parse_duration(body_timeout),

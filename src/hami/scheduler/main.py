@@ -31,7 +31,7 @@ from hami.scheduler.app import ADMISSION, EXTENDER, create_app, create_metrics_a
 from hami.scheduler.limits import ASGIApp, Bounded, ClientCertRequired, guarded_protocol
 from hami.scheduler.service import SchedulerService
 from hami.scheduler.settings import SchedulerSettings
-from hami.scheduler.tls import ServerTLS
+from hami.scheduler.tls import PeerCertificate, ServerTLS
 from hami.vendors import registry
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,9 @@ async def _serve(
         for context in (tls, extender_tls):
             if context is not None:
                 followers.append(asyncio.create_task(context.follow(settings.cert_reload_interval)))
+        if settings.kube_scheduler_client_cert is not None:
+            peer = PeerCertificate(settings.kube_scheduler_client_cert)
+            followers.append(asyncio.create_task(peer.follow(settings.cert_reload_interval)))
     try:
         await _until_done(service, background, stopped, servers)
     finally:

@@ -59,6 +59,9 @@ class SchedulerSettings:
     # With TLS and client_ca_file, that listener requires a client certificate from the CA.
     extender_bind: str = ""
     client_ca_file: Path | None = None
+    # kube-scheduler reads its client certificate only at start: when this file changes, the
+    # kube-scheduler process of the pod is stopped so that kubelet restarts it (tls.PeerCertificate)
+    kube_scheduler_client_cert: Path | None = None
     # bounds (hami.scheduler.limits): body cap (kube-apiserver's 3 MiB), body and header
     # deadlines, requests in flight per listener, simulation-mode /filter size and deadline
     max_body: int = 3 * 1024 * 1024

@@ -11,6 +11,12 @@ check on the server side) or the handshake fails; a client presenting none gets 
 (`hami.scheduler.limits.ClientCertRequired`): the extender listener, which only kube-scheduler
 may call. A CA that rotates is added; the old one stays trusted until the
 process restarts (OpenSSL cannot remove a CA from a live context).
+
+`PeerCertificate` covers the other end: kube-scheduler reads its extender client certificate
+(`tlsConfig.certFile`) once, when it starts. In the chart's pod (``shareProcessNamespace``) the
+extender polls that certificate (its own copy of the Secret's ``tls.crt``, not the key) and,
+when a change holds for one poll, stops kube-scheduler with SIGTERM; kubelet starts the
+container again, which reads the new one.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
+import signal
 import ssl
 from pathlib import Path
 
@@ -71,3 +79,76 @@ class ServerTLS:
         while True:
             await asyncio.sleep(interval)
             self.reload()
+
+
+class PeerCertificate:
+    """A certificate file that another process of the pod reads only when it starts: when the
+    file's bytes change (a rotated Secret), every process named ``process`` that runs as this
+    process's user gets SIGTERM, so that kubelet restarts its container with the new file.
+    Only meaningful in a pod whose containers share one process namespace."""
+
+    def __init__(self, path: Path, process: str = "kube-scheduler", proc: Path = Path("/proc")):
+        self.path = path
+        self.process = process
+        self._proc = proc
+        self._seen = self._digest()
+        self._pending = b""  # a changed digest seen once, acted on when seen again
+        self.restarts = 0
+
+    def _digest(self) -> bytes:
+        try:
+            return hashlib.sha256(self.path.read_bytes()).digest()
+        except OSError as exc:
+            log.warning("peer certificate %s not readable: %s", self.path, exc)
+            return b""
+
+    def _pids(self) -> list[int]:
+        found = []
+        for entry in self._proc.iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                comm = (entry / "comm").read_text().strip()
+                owner = entry.stat().st_uid
+            except OSError:
+                continue  # gone meanwhile
+            if comm == self.process[:15] and owner == os.geteuid():
+                found.append(int(entry.name))
+        return found
+
+    def check(self) -> list[int]:
+        """Compare the file with the last one seen; a change that still holds at the next
+        check (kubelet has swapped the other container's copy of the Secret by then: one pod's
+        volumes are updated in the same pass) SIGTERMs the process(es). Returns the pids."""
+        seen = self._digest()
+        if not seen or seen == self._seen:
+            self._pending = b""
+            return []
+        if not self._seen:
+            self._seen = seen
+            return []  # the file appeared: whoever starts now reads it
+        if seen != self._pending:
+            self._pending = seen
+            return []
+        self._seen, self._pending = seen, b""
+        signalled = []
+        for pid in self._pids():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            signalled.append(pid)
+        self.restarts += 1
+        log.warning(
+            "%s changed: stopped %s (pid %s) so that it restarts with the new certificate",
+            self.path,
+            self.process,
+            ", ".join(map(str, signalled)) or "none found",
+        )
+        return signalled
+
+    async def follow(self, interval: float) -> None:
+        """Poll the file every ``interval`` seconds (runs until cancelled)."""
+        while True:
+            await asyncio.sleep(interval)
+            self.check()
