@@ -1,0 +1,334 @@
+"""`helm upgrade` of the chart on the real node while a burst of GPU pods runs (issue 24).
+
+The upgrade changes a value of the scheduler, so the scheduler Deployment (kube-scheduler +
+extender + webhook) rolls while four clients keep creating pods. Afterwards every pod that fits
+is bound exactly once (kube-scheduler's `Scheduled` Events) and Running with its allocation, the
+one that does not fit is still Pending, no GPU is over-committed, and no node lock is left
+(docs/reliability.md).
+
+The chart runs here as on the other real-node tests: one scheduler without a Lease (its extender
+on 127.0.0.1 in the pod; the real node has no kube-proxy for the leader-elected Service path), so
+the chart recreates that pod (`strategy: Recreate`: never two schedulers at once). While no
+scheduler pod is Ready the webhook (`failurePolicy: Fail`) refuses pod creates; the clients retry,
+as every controller does, and the refusals are counted. The two-replica Lease handover is the
+chaos suite's (tests/e2e/test_chaos.py).
+
+Not rolled here: the device-plugin DaemonSet. A pod bound while the plugin restarts is rejected
+by kubelet (`UnexpectedAdmissionError: Allocate failed due to no healthy devices present`):
+kubelet marks the plugin's devices unhealthy when its socket goes, and nothing tells the
+scheduler to stay off the node meanwhile (docs/reliability.md, "Known").
+
+Root only; one real node per machine (`flock /tmp/hami-real-node.lock`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hami.api import keys
+from hami.api.annotations import decode_node_devices, decode_pod_devices
+from hami.cluster.binaries import find_binaries, find_node_binaries
+from hami.cluster.control_plane import LocalCluster
+from hami.demo.stack import poll
+from hami.k8s import objects
+from hami.k8s.api import NODES, PODS, KubeAPIError, Manifest
+from hami.k8s.client import LightkubeAPI
+from hami.node import host
+from hami.node.hamiimage import build_hami_image
+from hami.node.images import kube_scheduler_image, write_archives
+from hami.node.node import NodeOptions, RealNode
+from tests.e2e.realnode import EVENTS, NAMESPACE, kubectl, probe_pod
+from tests.e2e.test_real_node import (
+    DAEMONSETS,
+    DEPLOYMENTS,
+    INVENTORY,
+    LIBVGPU,
+    NODE,
+    RELEASE,
+    SYSTEM,
+    ChartNode,
+    _image_cache,
+    _registered,
+    chart_values,
+    cluster_options,
+)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.real_node,
+    pytest.mark.chaos,
+    pytest.mark.skipif(os.geteuid() != 0, reason="a real node needs root (containerd, kubelet)"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEDULER_SELECTOR = "app.kubernetes.io/component=hami-scheduler"
+CLIENTS = 4
+PER_CLIENT = 4  # 16 pods of 1 GPU / 1000 MiB: t4-pair advertises 2 GPUs x 10 slots
+SPACING = 6.0  # seconds between one client's creates: the burst spans the upgrade (~35 s)
+UPGRADE_AFTER = 3  # bound pods before `helm upgrade` starts
+SETTLE_LIMIT = 150.0
+
+
+@pytest.fixture(scope="module")
+def chart_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartNode]:
+    work = tmp_path_factory.mktemp("hami-upgrade-node")
+    before = host.take_snapshot()
+    node_binaries = find_node_binaries()
+    cluster = LocalCluster(cluster_options(work / "cluster", node_binaries.kube_controller_manager))
+    node: RealNode | None = None
+    try:
+        cluster.start()
+        assert cluster.ports is not None
+        options = NodeOptions(
+            work=work / "node",
+            kubeconfig=cluster.kubeconfig,
+            kubelet=node_binaries.kubelet,
+            fake_driver=LIBVGPU / "fake",
+            name=NODE,
+            apiserver_port=cluster.ports.apiserver,
+        )
+        node = RealNode(options).up()
+        version = str(find_binaries().manifest["kubernetes"])
+        images = work / "images"
+        archives = [
+            build_hami_image(REPO, LIBVGPU / "libvgpu.so", _image_cache(), images / "hami.tar")
+        ]
+        archives += write_archives(
+            [kube_scheduler_image(find_binaries().kube_scheduler, version)], images
+        )
+        node.import_images(archives)
+        hook = work / "hook"
+        (hook / "vgpu").mkdir(parents=True)
+        shutil.copy2(INVENTORY, hook / "vgpu" / "fake-inventory.yaml")
+        real = ChartNode(cluster, node, hook, node_binaries.kubectl, before)
+        real.kubectl_run("label", "node", NODE, "gpu=on")
+        (work / "values.yaml").write_text(yaml.safe_dump(chart_values(hook)))
+        real.helm(
+            "install",
+            RELEASE,
+            str(REPO / "charts" / "hami"),
+            "--namespace",
+            SYSTEM,
+            "-f",
+            str(work / "values.yaml"),
+            "--wait",
+            "--timeout",
+            "5m",
+        )
+        asyncio.run(_registered(real))
+        yield real
+    finally:
+        if node is not None:
+            node.down()
+        cluster.stop()
+
+
+def _pod(name: str, gpumem: int) -> dict[str, Any]:
+    body = probe_pod(name, "sleep 600", gpumem=gpumem)
+    body["metadata"]["labels"] = {"burst": "upgrade"}
+    return body
+
+
+class Burst:
+    """CLIENTS clients, each creating PER_CLIENT pods SPACING seconds apart and retrying a
+    refused create (the webhook has no endpoint while the scheduler pod is recreated)."""
+
+    def __init__(self, api: LightkubeAPI) -> None:
+        self.api = api
+        self.refused: list[str] = []
+        self.names: list[str] = []
+        self.created_at: list[float] = []  # time.monotonic() of each create that succeeded
+
+    async def client(self, index: int) -> None:
+        await asyncio.sleep(index * SPACING / CLIENTS)
+        for i in range(PER_CLIENT):
+            name = f"burst-{index}-{i}"
+            self.names.append(name)
+            while True:
+                try:
+                    await self.api.create(PODS, _pod(name, 1000), NAMESPACE)
+                    self.created_at.append(time.monotonic())
+                    break
+                except KubeAPIError as exc:
+                    if exc.status == 409:  # created although the answer was lost
+                        break
+                    self.refused.append(f"{name}: {exc.status} {str(exc)[:160]}")
+                    await asyncio.sleep(0.5)
+            await asyncio.sleep(SPACING)
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self.client(i) for i in range(CLIENTS)))
+
+
+async def _pods(api: LightkubeAPI) -> list[Manifest]:
+    return list((await api.list(PODS, namespace=NAMESPACE, label_selector="burst=upgrade")).items)
+
+
+async def _bound(api: LightkubeAPI) -> int:
+    return sum(1 for p in await _pods(api) if objects.spec(p).get("nodeName"))
+
+
+async def _names(api: LightkubeAPI, selector: str) -> set[str]:
+    return {
+        objects.name(p)
+        for p in (await api.list(PODS, namespace=SYSTEM, label_selector=selector)).items
+    }
+
+
+def _upgrade(real: ChartNode) -> float:
+    """`helm upgrade --reuse-values` with a value of the scheduler's pod template changed;
+    seconds until helm's --wait is satisfied."""
+    began = time.monotonic()
+    real.helm(
+        "upgrade",
+        RELEASE,
+        str(REPO / "charts" / "hami"),
+        "--namespace",
+        SYSTEM,
+        "--reuse-values",
+        "--set",
+        "scheduler.podAnnotations.upgraded=yes",
+        "--wait",
+        "--timeout",
+        "3m",
+    )
+    return time.monotonic() - began
+
+
+async def _settled(api: LightkubeAPI, fitting: list[str]) -> bool:
+    by_name = {objects.name(p): p for p in await _pods(api)}
+    if not all(n in by_name for n in fitting):
+        return False
+    for name in fitting:
+        pod = by_name[name]
+        phase = objects.status(pod).get("phase")
+        if phase == "Failed":
+            raise AssertionError(f"{name} failed: {objects.status(pod)}")
+        if phase != "Running":
+            return False
+    return keys.NODE_LOCK not in objects.annotations(await api.get(NODES, NODE))
+
+
+async def _scheduled_events(api: LightkubeAPI) -> Counter[str]:
+    """Binds per pod, from kube-scheduler's `Scheduled` Events (a repeated Event counts
+    its `count`/`series.count`)."""
+    counts: Counter[str] = Counter()
+    for event in (await api.list(EVENTS, namespace=NAMESPACE)).items:
+        if event.get("reason") != "Scheduled":
+            continue
+        name = str(objects.section(event, "involvedObject").get("name", ""))
+        series = objects.section(event, "series").get("count")
+        counts[name] += int(series or event.get("count") or 1)
+    return counts
+
+
+def _audit(node: Manifest, pods: list[Manifest]) -> dict[str, Any]:
+    """No GPU over-committed: slots, MiB and cores per device against the registration."""
+    devices = {
+        d.id: d for d in decode_node_devices(objects.annotations(node)[keys.NVIDIA_REGISTER])
+    }
+    used: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for pod in pods:
+        value = objects.annotations(pod).get(keys.NVIDIA_ALLOCATED)
+        if not value:
+            continue
+        for container in decode_pod_devices(value):
+            for device in container:
+                slot = used[device.uuid]
+                slot[0] += 1
+                slot[1] += device.usedmem
+                slot[2] += device.usedcores
+    for uuid, (count, mem, cores) in used.items():
+        info = devices[uuid]
+        assert count <= info.count and mem <= info.devmem and cores <= info.devcore, (
+            uuid,
+            (count, mem, cores),
+            info,
+        )
+    return {uuid: tuple(v) for uuid, v in used.items()}
+
+
+async def test_helm_upgrade_during_a_burst_binds_every_fitting_pod_once(
+    chart_node: ChartNode,
+) -> None:
+    api = chart_node.api()
+    try:
+        schedulers = await _names(api, SCHEDULER_SELECTOR)
+        # one pod that no GPU of the node can hold (a T4 has 15 GiB): it must stay Pending
+        await api.create(PODS, _pod("too-big", 64000), NAMESPACE)
+        burst = Burst(api)
+        began = time.monotonic()
+        creating = asyncio.create_task(burst.run())
+        await poll(lambda: _bound_at_least(api), 60, f"{UPGRADE_AFTER} pods to be bound")
+        bound_before = await _bound(api)
+        upgrade_began = time.monotonic()
+        upgrade_s = await asyncio.to_thread(_upgrade, chart_node)
+        await creating
+        during = sum(1 for t in burst.created_at if upgrade_began <= t <= upgrade_began + upgrade_s)
+        assert during >= CLIENTS, (
+            f"the burst did not overlap the upgrade: {during} created during it"
+        )
+        await poll(lambda: _settled(api, burst.names), SETTLE_LIMIT, "the burst to settle")
+        settle_s = time.monotonic() - began
+
+        assert await _names(api, SCHEDULER_SELECTOR) & schedulers == set(), "scheduler not rolled"
+        pods = await _pods(api)
+        by_name = {objects.name(p): p for p in pods}
+        for name in burst.names:
+            annotations = objects.annotations(by_name[name])
+            assert objects.spec(by_name[name]).get("nodeName") == NODE, name
+            assert annotations.get(keys.BIND_PHASE) == keys.BIND_PHASE_SUCCESS, name
+        big = by_name["too-big"]
+        assert not objects.spec(big).get("nodeName") and objects.status(big)["phase"] == "Pending"
+        scheduled = await _scheduled_events(api)
+        assert {n: scheduled[n] for n in burst.names} == dict.fromkeys(burst.names, 1)
+        assert scheduled["too-big"] == 0
+        node = await api.get(NODES, NODE)
+        assert keys.NODE_LOCK not in objects.annotations(node)
+        used = _audit(node, pods)
+        deployment = await api.get(DEPLOYMENTS, f"{RELEASE}-scheduler", SYSTEM)
+        daemonset = await api.get(DAEMONSETS, f"{RELEASE}-device-plugin", SYSTEM)
+        assert objects.status(deployment).get("readyReplicas") == 1
+        assert objects.status(daemonset).get("numberReady") == 1
+        figures = {
+            "pods": len(burst.names),
+            "bound_before_upgrade": bound_before,
+            "upgrade_s": round(upgrade_s, 1),
+            "settle_s": round(settle_s, 1),
+            "created_during_upgrade": during,
+            "creates_refused": len(burst.refused),
+            "refusals": sorted({r.split(": ", 1)[1][:100] for r in burst.refused})[:3],
+            "devices": used,
+        }
+        print("UPGRADE", json.dumps(figures))
+    finally:
+        await _delete_burst(api, chart_node)
+        await api.close()
+
+
+async def _bound_at_least(api: LightkubeAPI) -> bool:
+    return await _bound(api) >= UPGRADE_AFTER
+
+
+async def _delete_burst(api: LightkubeAPI, real: ChartNode) -> None:
+    kubectl(
+        real.kubectl,
+        real.cluster.kubeconfig,
+        "delete",
+        "pods",
+        "-n",
+        NAMESPACE,
+        "-l",
+        "burst=upgrade",
+        "--wait=false",
+    )
