@@ -36,6 +36,11 @@ class PodInfo:
     def ref(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    def position(self, container: str) -> int | None:
+        """The container's index in ``containers`` (HAMi's device-list order), None if absent."""
+        names = [c.name for c in self.containers]
+        return names.index(container) if container in names else None
+
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> PodInfo:
         meta = obj.get("metadata") or {}

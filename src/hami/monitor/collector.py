@@ -11,7 +11,8 @@ from prometheus_client.registry import Collector
 
 from hami.monitor.host import HostGpu, HostGpus
 from hami.monitor.monitor import ContainerReading, Monitor
-from hami.monitor.region import DeviceUsage
+from hami.monitor.pods import mig_allocations
+from hami.monitor.region import RegionDevice
 from hami.scheduler.metrics import BuildInfo, Families, Spec, build_info
 
 _HOST = ("node", "device_index", "device_uuid", "device_type")
@@ -128,7 +129,9 @@ def add_host(families: Families, node: str, gpu: HostGpu) -> None:
     families.add(HOST_MEM_UTIL, labels, gpu.memory_utilization)
 
 
-def add_device(families: Families, reading: ContainerReading, dev: DeviceUsage, now: float) -> None:
+def add_device(
+    families: Families, reading: ContainerReading, dev: RegionDevice, now: float
+) -> None:
     pod = reading.pod
     labels = {
         "namespace": pod.namespace,
@@ -156,7 +159,7 @@ def add_device(families: Families, reading: ContainerReading, dev: DeviceUsage, 
 def add_mig(families: Families, reading: ContainerReading) -> None:
     pod = reading.pod
     position = pod.position(reading.container)
-    for mig in pod.mig:
+    for mig in mig_allocations(pod):
         if mig.container_index != position or mig.mig_uuid is None:
             continue
         labels = {

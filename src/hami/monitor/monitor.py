@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hami.k8s.api import KubeAPI, KubeAPIError
+from hami.k8s.views import PodInfo
 from hami.monitor import discovery
 from hami.monitor.discovery import ContainerDir
 from hami.monitor.feedback import Feedback, feedback
-from hami.monitor.pods import PodInfo, node_pods
+from hami.monitor.pods import node_pods
 from hami.monitor.region import RegionError, RegionFile, RegionSnapshot, file_identity
 
 log = logging.getLogger(__name__)

@@ -100,7 +100,7 @@ MEM_FIELDS = 5  # context, module, data (buffer), offset, total
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceUsage:
+class RegionDevice:
     """One device of a container: limits from the header, sums over live process slots."""
 
     index: int  # vdevice index inside the container
@@ -118,7 +118,7 @@ class DeviceUsage:
 @dataclass(frozen=True, slots=True)
 class RegionSnapshot:
     version: str
-    devices: tuple[DeviceUsage, ...]  # devices with a valid UUID only
+    devices: tuple[RegionDevice, ...]  # devices with a valid UUID only
     procs: int  # live slots (status != 0)
     last_kernel_time: int  # Unix seconds, 0 when unknown (v0)
     priority: int
@@ -227,7 +227,7 @@ def snapshot_of(
             continue
         ctx, module, buffer, offset, total, sm = sums[i]
         devices.append(
-            DeviceUsage(i, uuid, limits[i], sm_limits[i], ctx, module, buffer, offset, total, sm)
+            RegionDevice(i, uuid, limits[i], sm_limits[i], ctx, module, buffer, offset, total, sm)
         )
     return RegionSnapshot(layout.version, tuple(devices), live, last, priority, recent, switch)
 
