@@ -288,7 +288,7 @@ def test_quota_counts_max_of_init_and_sum_of_app() -> None:
     assert mutate(body, vendors(), SETTINGS, quota={"AMD": QuotaRoom(memory=1)}).allowed
 
 
-# --- pod-level vendor admission (PodModeVendor / PodAdmittingVendor) ------------------------------
+# --- pod-level vendor admission (admit_container_in_pod / pod_admission) ------------------------------
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "vendors"

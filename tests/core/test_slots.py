@@ -1,8 +1,8 @@
-"""Multi-slot picks and earlier picks: the two core hooks (`Pick.slots` + `SlotVendor`,
+"""Multi-slot picks and earlier picks: the two core hooks (`Pick.slots` + `Vendor.slots`,
 `FitContext.earlier`).
 
 A toy vendor ``SLOT`` takes ``memreq // 1000`` slots per pick and records ``1000 × slots`` MiB,
-so its `SlotVendor.slots` can recover the count from an annotation entry, as Enflame DRS does
+so its `Vendor.slots` can recover the count from an annotation entry, as Enflame DRS does
 from its profile.
 """
 

@@ -1,4 +1,4 @@
-"""Per-device task classes: `Pick.task_class` while fitting, `TaskClassVendor` when rebuilding,
+"""Per-device task classes: `Pick.task_class` while fitting, `Vendor.task_class` when rebuilding,
 both landing in `DeviceUsage.tasks` (the core side of MetaX sGPU's online/offline pods).
 
 A toy vendor ``CLASS`` takes the first device with a free slot and labels its pick with the

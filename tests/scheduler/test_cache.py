@@ -167,7 +167,7 @@ def test_unknown_uuid_does_not_poison_the_node() -> None:
 
 
 def test_metax_app_class_of_placed_pods_reaches_device_usage() -> None:
-    """The pod's own annotations give its task class (`TaskClassVendor`): the cache's usage
+    """The pod's own annotations give its task class (`Vendor.task_class`): the cache's usage
     counts online/offline tasks per device, as the fit did."""
     register = json.dumps(
         [

@@ -43,7 +43,7 @@ class DeviceUsage:
     """What is already taken on one device.
 
     ``tasks`` counts the device's *classed* tasks (MetaX sGPU `online`/`offline` pods): a pod
-    whose vendor gives it a class (`Pick.task_class` while fitting, `TaskClassVendor` when
+    whose vendor gives it a class (`Pick.task_class` while fitting, `Vendor.task_class` when
     rebuilding) counts its slots on the device under that class; unclassed tasks are
     ``used`` minus the classed ones. Empty for every other vendor.
     """

@@ -136,7 +136,7 @@ def placed_pod(
 ) -> PlacedPod | None:
     """A pod's allocation from its annotations (None when it holds no device).
 
-    ``annotations`` are the pod's own, allocation included: a `TaskClassVendor` reads the
+    ``annotations`` are the pod's own, allocation included: `Vendor.task_class` reads the
     pod's task class from them (`PlacedPod.task_classes`).
 
     Raises WireFormatError for a malformed allocation annotation.

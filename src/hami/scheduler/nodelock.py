@@ -1,6 +1,6 @@
 """HAMi's node lock: `hami.io/mutex.lock: <RFC3339>,<namespace>,<pod>` (wire-format.md §3.13).
 
-Vendors may name another lock (`LockingVendor.node_lock`, e.g. Cambricon's bare-time
+Vendors may name another lock (`Vendor.node_lock`, e.g. Cambricon's bare-time
 `cambricon.com/dsmlu.lock` with a 2-minute expiry); every method takes the lock's spec.
 
 Taken by `/bind`, released by the device plugin once the pod's last container is allocated
