@@ -360,6 +360,22 @@ def test_isolation_env_in_a_device_container_is_refused(tenant: Api, variable: s
     ok(tenant.post(pod_path(RELAXED_NS), gpu_pod(name, env={variable: "true"})))
 
 
+@pytest.mark.parametrize("prefix", [None, "CUDA_DEVICE_"])
+def test_env_from_without_a_safe_prefix_is_refused(tenant: Api, prefix: str | None) -> None:
+    """envFrom carries whatever keys its ConfigMap has (now or after admission): only a prefix
+    that no isolation variable starts with lets it into a device container."""
+    name = f"env-from-{'none' if prefix is None else 'cuda'}"
+    pod = gpu_pod(name)
+    source: dict[str, Any] = {"configMapRef": {"name": "app"}}
+    if prefix is not None:
+        source["prefix"] = prefix
+    pod["spec"]["containers"][0]["envFrom"] = [source]
+    refused(tenant.post(pod_path(TENANT_NS), pod), "container(s) cuda take env from")
+    source["prefix"] = "APP_"
+    pod["metadata"]["name"] = f"{name}-app"
+    ok(tenant.post(pod_path(TENANT_NS), pod))
+
+
 # --- node agents confined to their node --------------------------------------------------------
 
 
