@@ -10,9 +10,14 @@ from typing import Any
 
 import pytest
 from lightkube import AsyncClient
-from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Node, Pod
+from lightkube.resources.resource_v1 import (
+    DeviceClass,
+    ResourceClaim,
+    ResourceClaimTemplate,
+    ResourceSlice,
+)
 
 from hami.api.admission import PatchOp
 from hami.cluster.binaries import find_node_binaries
@@ -20,12 +25,9 @@ from hami.cluster.control_plane import ClusterOptions, LocalCluster
 from hami.cluster.testing import create_gpu_node, gpu_node
 from hami.dra import names
 
-DeviceClass = create_global_resource("resource.k8s.io", "v1", "DeviceClass", "deviceclasses")
-ClaimTemplate = create_namespaced_resource(
-    "resource.k8s.io", "v1", "ResourceClaimTemplate", "resourceclaimtemplates"
-)
-Claim = create_namespaced_resource("resource.k8s.io", "v1", "ResourceClaim", "resourceclaims")
-Slice = create_global_resource("resource.k8s.io", "v1", "ResourceSlice", "resourceslices")
+Claim = ResourceClaim
+ClaimTemplate = ResourceClaimTemplate
+Slice = ResourceSlice
 
 
 def dra_cluster(tmp: Path, name: str, **options: Any) -> Iterator[LocalCluster]:

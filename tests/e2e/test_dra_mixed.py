@@ -8,6 +8,7 @@ annotation is a denial, and a deleted DRA pod takes its claim with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -166,3 +167,40 @@ async def test_malformed_selector_annotation_is_denied(kube: AsyncClient) -> Non
     too_many = _pod("many", "default", {"nvidia.com/gpucores": "150"}, dra=True)
     with pytest.raises(ApiError, match="0–100"):
         await kube.create(too_many)
+
+
+async def test_chart_dra_objects_are_accepted_by_the_api_server(kube: AsyncClient) -> None:
+    """The chart's DRA templates (DaemonSet, RBAC, DeviceClass, ValidatingAdmissionPolicy with
+    its CEL) pass the API server's validation (server-side dry run)."""
+    from lightkube import codecs
+
+    from hami.demo.chart import CHART, NAMESPACE, RELEASE, helm
+
+    shown = [
+        f"templates/{name}"
+        for name in ("dra-plugin.yaml", "dra-deviceclass.yaml", "dra-admission-policy.yaml")
+    ]
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    args += ["--set", "dra.enabled=true", "--set", "dra.extendedResourceName=example.com/gpu"]
+    for path in shown:
+        args += ["--show-only", path]
+    rendered = helm(*args).stdout
+    objects = codecs.load_all_yaml(rendered)
+    kinds = sorted(type(o).__name__ for o in objects)
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterRoleBinding",
+        "DaemonSet",
+        "DeviceClass",
+        "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ]
+    with contextlib.suppress(ApiError):
+        await kube.create(Namespace.from_dict({"metadata": {"name": NAMESPACE}}))
+    for obj in objects:
+        if type(obj).__name__ == "DeviceClass":  # the stack made the real one already
+            obj.metadata.name = "dry-run-class"  # type: ignore[attr-defined]
+        await kube.create(obj, dry_run=True)  # type: ignore[call-overload]
