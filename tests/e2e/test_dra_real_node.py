@@ -1,0 +1,208 @@
+"""DRA mode on the real node (issue 22): kubelet finds ``hami dra-plugin`` through its
+plugin-registration socket, calls ``NodePrepareResources`` for a pod whose claim came from the
+webhook's template, and ``NodeUnprepareResources`` when the pod goes; the claim goes with the pod.
+
+Root only; one real node per machine (run under ``flock /tmp/hami-real-node.lock``). The node's
+containerd is 1.6, which has no CDI: the spec the plugin writes is checked on disk, and whether
+the container sees libvgpu's limit is asserted only where containerd applies CDI (1.7+).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hami.cluster.binaries import find_node_binaries
+from hami.cluster.control_plane import ClusterOptions, LocalCluster
+from hami.demo.stack import poll
+from hami.dra import names, records
+from hami.dra.prepare import SpecStore
+from hami.dra.translate import DraMode, translate
+from hami.k8s import objects
+from hami.k8s.api import Kind, KubeAPIError
+from hami.k8s.client import LightkubeAPI, load_kubeconfig
+from hami.node.images import TESTBOX_IMAGE
+from hami.node.node import NodeOptions, RealNode
+from tests.e2e.dra_stack import apply_patch, device_class, pod_manifest
+from tests.e2e.realnode import NAMESPACE, delete_pod, kubectl, run_pod, wait_log
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.real_node,
+    pytest.mark.dra,
+    pytest.mark.skipif(os.geteuid() != 0, reason="a real node needs root (containerd, kubelet)"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORY = REPO / "examples" / "inventory" / "t4-pair.yaml"
+LIBVGPU = REPO / "libvgpu" / "build" / "rel"
+NODE = "dra-real-node"
+HAMI = str(Path(sys.executable).with_name("hami"))
+DEVICE_CLASSES = Kind("deviceclasses", "apis/resource.k8s.io/v1", False, "DeviceClass")
+TEMPLATES = Kind("resourceclaimtemplates", "apis/resource.k8s.io/v1", True, "ResourceClaimTemplate")
+CLAIMS = Kind("resourceclaims", "apis/resource.k8s.io/v1", True, "ResourceClaim")
+SLICES = Kind("resourceslices", "apis/resource.k8s.io/v1", False, "ResourceSlice")
+
+
+@dataclass
+class DraNode:
+    cluster: LocalCluster
+    node: RealNode
+    cdi: Path
+    kubectl: Path
+    plugin_log: Path
+
+    def api(self) -> LightkubeAPI:
+        return LightkubeAPI(load_kubeconfig(self.cluster.kubeconfig), timeout=10.0)
+
+
+def _containerd_has_cdi() -> bool:
+    out = subprocess.run(["containerd", "--version"], capture_output=True, text=True).stdout
+    found = re.search(r" v?(\d+)\.(\d+)\.", out)
+    return found is not None and (int(found[1]), int(found[2])) >= (1, 7)
+
+
+@pytest.fixture(scope="module")
+def dra_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DraNode]:
+    work = tmp_path_factory.mktemp("hami-dra-node")
+    binaries = find_node_binaries()
+    cluster = LocalCluster(
+        ClusterOptions(
+            run_dir=work / "cluster",
+            name="hami-dra-node",
+            controller_manager=binaries.kube_controller_manager,
+        )
+    )
+    node: RealNode | None = None
+    plugin: subprocess.Popen[bytes] | None = None
+    try:
+        cluster.start()
+        assert cluster.ports is not None
+        node = RealNode(
+            NodeOptions(
+                work=work / "node",
+                kubeconfig=cluster.kubeconfig,
+                kubelet=binaries.kubelet,
+                fake_driver=LIBVGPU / "fake",
+                name=NODE,
+                apiserver_port=cluster.ports.apiserver,
+            )
+        ).up()
+        kubectl(
+            binaries.kubectl,
+            cluster.kubeconfig,
+            "label",
+            "node",
+            NODE,
+            f"{names.DRA_NODE_LABEL}=true",
+        )
+        hook = work / "hook"
+        (hook / "vgpu").mkdir(parents=True)
+        shutil.copy2(LIBVGPU / "libvgpu.so", hook / "vgpu" / "libvgpu.so")
+        (hook / "vgpu" / "ld.so.preload").write_text(f"{hook}/vgpu/libvgpu.so\n")
+        cdi = Path("/var/run/cdi") if _containerd_has_cdi() else work / "cdi"
+        log = work / "dra-plugin.log"
+        plugin = subprocess.Popen(
+            [
+                HAMI,
+                "dra-plugin",
+                "--node-name",
+                NODE,
+                "--backend",
+                "fake",
+                "--inventory",
+                str(INVENTORY),
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                "--hook-path",
+                str(hook),
+                "--lock-dir",
+                str(work / "vgpulock"),
+                "--cdi-spec-dir",
+                str(cdi),
+            ],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        yield DraNode(cluster, node, cdi, binaries.kubectl, log)
+    finally:
+        if plugin is not None:
+            plugin.terminate()
+            plugin.wait(15)
+        if node is not None:
+            node.down()
+        cluster.stop()
+
+
+async def test_dra_pod_is_prepared_and_unprepared_by_the_real_kubelet(dra_node: DraNode) -> None:
+    api = dra_node.api()
+    try:
+        await api.create(DEVICE_CLASSES, device_class())
+
+        async def registered() -> bool:
+            return "kubelet registered DRA driver" in dra_node.plugin_log.read_text(
+                errors="replace"
+            )
+
+        await poll(registered, 60, "kubelet to register the DRA plugin", interval=0.5)
+        slices = (await api.list(SLICES)).items
+        assert [s["spec"]["nodeName"] for s in slices] == [NODE]
+        assert len(slices[0]["spec"]["devices"]) == 2
+
+        pod = pod_manifest(
+            "dra-probe",
+            NAMESPACE,
+            {"probe": {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "1000"}},
+            node_selector={names.DRA_NODE_LABEL: "true"},
+        )
+        done = translate(pod, DraMode())
+        for template in done.templates:
+            await api.create(TEMPLATES, dict(template), NAMESPACE)
+        body = apply_patch(pod, done.patch)
+        container = body["spec"]["containers"][0]
+        container.update(
+            image=TESTBOX_IMAGE, imagePullPolicy="Never", command=["sh", "-c", "memprobe 256 3600"]
+        )
+        body["spec"].update(terminationGracePeriodSeconds=1, restartPolicy="Never")
+        running = await run_pod(api, body)
+        assert objects.spec(running)["nodeName"] == NODE
+
+        claims = (await api.list(CLAIMS, namespace=NAMESPACE)).items
+        (allocation,) = records.allocations(claims)
+        assert allocation.owner == "dra-probe" and allocation.memory_mib == 1000
+        store = SpecStore(dra_node.cdi)
+        assert store.prepared() == [allocation.claim_uid]
+        spec = json.loads(store.path(allocation.claim_uid).read_text())
+        assert "CUDA_DEVICE_MEMORY_LIMIT_0=1000m" in spec["containerEdits"]["env"]
+        if _containerd_has_cdi():
+            log = await wait_log(
+                dra_node.kubectl, dra_node.cluster.kubeconfig, "dra-probe", "RESULT:"
+            )
+            assert "total=1000 MiB" in log, log
+
+        await delete_pod(api, "dra-probe")
+
+        async def unprepared() -> bool:
+            return store.prepared() == []
+
+        await poll(unprepared, 60, "kubelet to unprepare the claim")
+
+        async def claim_gone() -> bool:
+            try:
+                await api.get(CLAIMS, allocation.claim, NAMESPACE)
+            except KubeAPIError:
+                return True
+            return False
+
+        await poll(claim_gone, 60, "the claim to go with its pod")
+    finally:
+        await api.close()
