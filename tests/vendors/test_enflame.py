@@ -14,6 +14,7 @@ from hami.api.errors import WireFormatError
 from hami.api.types import ContainerDevice
 from hami.config import parse_config
 from hami.core import accounting
+from hami.core.accounting import placed_pod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.decide import commit, decide
 from hami.core.errors import RequestInvalid
@@ -22,7 +23,6 @@ from hami.core.nodes import node_from_manifest
 from hami.core.request import parse_pod
 from hami.core.status import Reason, Unfit
 from hami.core.vendor import Vendor
-from hami.scheduler.cache import placed_pod
 from hami.vendors import registry
 from hami.vendors.enflame import (
     EnflameDrsDevice,

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from hami.api import annotations as codec
+from hami.api import keys
 from hami.api.types import ContainerDevice, MigAllocation
 from hami.core.model import EMPTY_USAGE, DeviceUsage, MigReservation, Node, merge_tasks
 from hami.core.vendor import Vendor
@@ -50,6 +52,42 @@ def task_classes(
         if task_class:
             found[key] = task_class
     return found
+
+
+def placed_pod(
+    key: str,
+    node: str,
+    annotations: Mapping[str, str],
+    vendors: Mapping[str, Vendor],
+    init_count: int,
+    init_done: bool = False,
+) -> PlacedPod | None:
+    """A pod's allocation from its annotations (None when it holds no device): the one reading
+    behind the scheduler's cache, `hami sim`'s placed pods and the web UI.
+
+    ``annotations`` are the pod's own, allocation included: a `TaskClassVendor` reads the
+    pod's task class from them (`PlacedPod.task_classes`).
+
+    Raises WireFormatError for a malformed allocation annotation.
+    """
+    devices = {}
+    for vendor in vendors.values():
+        found = vendor.allocated_devices(annotations)
+        if found is not None and any(found):
+            devices[vendor.key] = found
+    if not devices:
+        return None
+    mig_value = annotations.get(keys.MIG_ALLOCATIONS)
+    mig = codec.decode_mig_allocations(mig_value) if mig_value else ()
+    return PlacedPod(
+        key=key,
+        node=node,
+        devices=devices,
+        init_count=init_count,
+        init_done=init_done,
+        mig=mig,
+        task_classes=task_classes(annotations, vendors, devices),
+    )
 
 
 def _one_each(container: Sequence[ContainerDevice]) -> Iterable[tuple[ContainerDevice, int]]:

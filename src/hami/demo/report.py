@@ -14,7 +14,7 @@ from hami.core.nodes import node_from_manifest
 from hami.core.vendor import Vendor, cores_text
 from hami.k8s import objects
 from hami.k8s.api import EVENTS, NODES, PODS, KubeAPI, Manifest, NotFound
-from hami.scheduler.cache import TERMINAL_PHASES
+from hami.k8s.objects import TERMINAL_PHASES
 from hami.scheduler.events import FILTERING_FAILED
 from hami.sim.mig import MigGpu, MigInstance, gpus_of, safe_from_annotations
 from hami.sim.mig import render as render_gpus

@@ -5,6 +5,8 @@ from typing import cast
 
 Manifest = Mapping[str, object]
 
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})  # a pod in one of these holds nothing
+
 
 def section(obj: Manifest, name: str) -> Manifest:
     value = obj.get(name)

@@ -25,11 +25,12 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.api.extender import ExtenderBindingArgs
+from hami.core.accounting import placed_pod
 from hami.core.vendor import NodeLockSpec, lock_specs
 from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest, NotFound
 from hami.scheduler import events
-from hami.scheduler.cache import Clock, ClusterCache, placed_pod, utcnow
+from hami.scheduler.cache import Clock, ClusterCache, utcnow
 from hami.scheduler.events import EventRecorder, Subject
 from hami.scheduler.nodelock import LockContended, LockWaitAborted, NodeLocker
 from hami.scheduler.pending import PodRefused, PodSource

@@ -35,23 +35,22 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.core import accounting
-from hami.core.accounting import PlacedPod
+from hami.core.accounting import PlacedPod, placed_pod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.model import Node
 from hami.core.nodes import node_from_manifest
 from hami.core.vendor import Vendor, lock_specs
 from hami.k8s import objects
 from hami.k8s.api import Manifest
+from hami.k8s.objects import TERMINAL_PHASES
 from hami.scheduler import registration
 from hami.scheduler.registration import HandshakeSpec
 
 log = logging.getLogger(__name__)
 
-TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 Clock = Callable[[], datetime]
 
 
@@ -124,41 +123,6 @@ class Drift:
 def bind_done(annotations: Mapping[str, str]) -> bool:
     """The device plugin is through with the pod (bind-phase ``success`` or ``failed``)."""
     return annotations.get(keys.BIND_PHASE) in (keys.BIND_PHASE_SUCCESS, keys.BIND_PHASE_FAILED)
-
-
-def placed_pod(
-    key: str,
-    node: str,
-    annotations: Mapping[str, str],
-    vendors: Mapping[str, Vendor],
-    init_count: int,
-    init_done: bool = False,
-) -> PlacedPod | None:
-    """A pod's allocation from its annotations (None when it holds no device).
-
-    ``annotations`` are the pod's own, allocation included: `Vendor.task_class` reads the
-    pod's task class from them (`PlacedPod.task_classes`).
-
-    Raises WireFormatError for a malformed allocation annotation.
-    """
-    devices = {}
-    for vendor in vendors.values():
-        found = vendor.allocated_devices(annotations)
-        if found is not None and any(found):
-            devices[vendor.key] = found
-    if not devices:
-        return None
-    mig_value = annotations.get(keys.MIG_ALLOCATIONS)
-    mig = codec.decode_mig_allocations(mig_value) if mig_value else ()
-    return PlacedPod(
-        key=key,
-        node=node,
-        devices=devices,
-        init_count=init_count,
-        init_done=init_done,
-        mig=mig,
-        task_classes=accounting.task_classes(annotations, vendors, devices),
-    )
 
 
 def decided_at(annotations: Mapping[str, str]) -> datetime | None:

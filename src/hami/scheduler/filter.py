@@ -22,6 +22,7 @@ from datetime import datetime
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.api.extender import ExtenderArgs, ExtenderFilterResult
+from hami.core.accounting import placed_pod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.config import SchedulerConfig
 from hami.core.decide import Decision, decide
@@ -35,7 +36,7 @@ from hami.dra.names import is_dra_node
 from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest, NotFound
 from hami.scheduler import events
-from hami.scheduler.cache import Clock, ClusterCache, placed_pod, utcnow
+from hami.scheduler.cache import Clock, ClusterCache, utcnow
 from hami.scheduler.events import EventRecorder, Subject, name_list
 from hami.scheduler.pending import PodRefused, PodSource
 from hami.scheduler.quota import QuotaRooms

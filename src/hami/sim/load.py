@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.core import accounting
@@ -88,26 +87,11 @@ def _placed_pod(
             f"{path}: Pod {namespace}/{name}: spec.nodeName: a placed pod needs one"
         )
     inits = spec.get("initContainers") if isinstance(spec, Mapping) else None
+    count = len(inits) if isinstance(inits, list) else 0
     try:
-        devices = {}
-        for vendor in vendors.values():
-            found = vendor.allocated_devices(annotations)
-            if found is not None:
-                devices[vendor.key] = found
-        mig_value = annotations.get(keys.MIG_ALLOCATIONS)
-        mig = codec.decode_mig_allocations(mig_value) if mig_value else ()
+        return accounting.placed_pod(f"{namespace}/{name}", str(node), annotations, vendors, count)
     except WireFormatError as exc:
         raise SimInputError(f"{path}: Pod {namespace}/{name}: {exc}") from None
-    if not devices:
-        return None
-    return PlacedPod(
-        key=f"{namespace}/{name}",
-        node=str(node),
-        devices=devices,
-        init_count=len(inits) if isinstance(inits, list) else 0,
-        mig=mig,
-        task_classes=accounting.task_classes(annotations, vendors, devices),
-    )
 
 
 def load_pods(

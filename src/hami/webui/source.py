@@ -22,7 +22,7 @@ from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.api.types import ContainerDevice
 from hami.core import accounting
-from hami.core.accounting import PlacedPod
+from hami.core.accounting import PlacedPod, placed_pod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.config import SchedulerConfig
 from hami.core.decide import commit, decide
@@ -34,7 +34,7 @@ from hami.core.vendor import Vendor
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPI, Manifest
 from hami.k8s.files import ManifestFileError, documents
-from hami.scheduler.cache import TERMINAL_PHASES, placed_pod
+from hami.k8s.objects import TERMINAL_PHASES
 from hami.scheduler.quota import QuotaBook, quota_specs
 
 log = logging.getLogger(__name__)

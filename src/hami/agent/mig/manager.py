@@ -31,11 +31,11 @@ from hami.api import keys
 from hami.api.annotations import decode_mig_allocations
 from hami.api.errors import WireFormatError
 from hami.api.types import ContainerDevices, MigAllocation, MigPlacement
+from hami.k8s.objects import TERMINAL_PHASES
 from hami.k8s.views import PodInfo
 
 log = logging.getLogger(__name__)
 
-TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
 
 @dataclass(frozen=True, slots=True)
