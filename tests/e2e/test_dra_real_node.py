@@ -60,6 +60,19 @@ class DraNode:
     cdi: Path
     kubectl: Path
     plugin_log: Path
+    argv: list[str]
+    plugin: subprocess.Popen[bytes] | None = None
+
+    def start_plugin(self) -> None:
+        self.plugin = subprocess.Popen(
+            self.argv, stdout=self.plugin_log.open("ab"), stderr=subprocess.STDOUT
+        )
+
+    def stop_plugin(self) -> None:
+        if self.plugin is not None:
+            self.plugin.terminate()
+            self.plugin.wait(15)
+            self.plugin = None
 
     def api(self) -> LightkubeAPI:
         return LightkubeAPI(load_kubeconfig(self.cluster.kubeconfig), timeout=10.0)
@@ -83,7 +96,7 @@ def dra_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DraNode]:
         )
     )
     node: RealNode | None = None
-    plugin: subprocess.Popen[bytes] | None = None
+    real: DraNode | None = None
     try:
         cluster.start()
         assert cluster.ports is not None
@@ -110,34 +123,18 @@ def dra_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DraNode]:
         shutil.copy2(LIBVGPU / "libvgpu.so", hook / "vgpu" / "libvgpu.so")
         (hook / "vgpu" / "ld.so.preload").write_text(f"{hook}/vgpu/libvgpu.so\n")
         cdi = Path("/var/run/cdi") if _containerd_has_cdi() else work / "cdi"
-        log = work / "dra-plugin.log"
-        plugin = subprocess.Popen(
-            [
-                HAMI,
-                "dra-plugin",
-                "--node-name",
-                NODE,
-                "--backend",
-                "fake",
-                "--inventory",
-                str(INVENTORY),
-                "--kubeconfig",
-                str(cluster.kubeconfig),
-                "--hook-path",
-                str(hook),
-                "--lock-dir",
-                str(work / "vgpulock"),
-                "--cdi-spec-dir",
-                str(cdi),
-            ],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        yield DraNode(cluster, node, cdi, binaries.kubectl, log)
+        argv = [
+            HAMI, "dra-plugin", "--node-name", NODE, "--backend", "fake",
+            "--inventory", str(INVENTORY), "--kubeconfig", str(cluster.kubeconfig),
+            "--hook-path", str(hook), "--lock-dir", str(work / "vgpulock"),
+            "--cdi-spec-dir", str(cdi),
+        ]  # fmt: skip
+        real = DraNode(cluster, node, cdi, binaries.kubectl, work / "dra-plugin.log", argv)
+        real.start_plugin()
+        yield real
     finally:
-        if plugin is not None:
-            plugin.terminate()
-            plugin.wait(15)
+        if real is not None:
+            real.stop_plugin()
         if node is not None:
             node.down()
         cluster.stop()
@@ -189,6 +186,11 @@ async def test_dra_pod_is_prepared_and_unprepared_by_the_real_kubelet(dra_node: 
             )
             assert "total=1000 MiB" in log, log
 
+        # the plugin restarts while the claim is prepared: kubelet registers it again and the
+        # spec file (the whole record of a prepared claim) is what the new one unprepares
+        dra_node.stop_plugin()
+        dra_node.start_plugin()
+        await _registered(dra_node, 2)
         await delete_pod(api, "dra-probe")
 
         async def unprepared() -> bool:
@@ -206,3 +208,11 @@ async def test_dra_pod_is_prepared_and_unprepared_by_the_real_kubelet(dra_node: 
         await poll(claim_gone, 60, "the claim to go with its pod")
     finally:
         await api.close()
+
+
+async def _registered(dra_node: DraNode, times: int) -> None:
+    async def registered() -> bool:
+        text = dra_node.plugin_log.read_text(errors="replace")
+        return text.count("kubelet registered DRA driver") >= times
+
+    await poll(registered, 60, f"kubelet to register the DRA plugin ({times})", interval=0.5)
