@@ -1,17 +1,25 @@
-"""The web UI in a real browser (Debian's headless Chromium driven by Playwright) over the local
-control plane: overview counts, a new pod's slice in the node view within 2 s, and a Pending
-pod's explanation. Screenshots go to artifacts/webui/ (git-ignored by its own .gitignore)."""
+"""The web UI in a real browser (Debian's headless Chromium driven by Playwright).
+
+Over the local control plane: overview counts, a new pod's slice in the node view within 2 s
+(and the same allocation in the scheduler's metrics), a Pending pod's explanation. Over sim
+files, every screen of the mixed demo cluster and of a 1,000-node × 8 GPU synthetic cluster,
+the numbers on each page checked against the JSON API and against the scheduler's metrics (its
+own `ClusterCache` and `Metrics.render`, what its /metrics serves, fed the same objects; the real
+scheduler process through Prometheus is tests/e2e/test_prometheus.py). Screenshots go to
+artifacts/webui/ (git-ignored), or with HAMI_WEBUI_SCREENSHOTS=docs to docs/img/ for the README."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,6 +31,20 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from hami.cluster.control_plane import LocalCluster
 from hami.cluster.testing import create_gpu_node
+from hami.config import load_config
+from hami.k8s.api import NODES, PODS, Manifest
+from hami.k8s.client import LightkubeAPI, load_kubeconfig
+from hami.scheduler.cache import ClusterCache
+from hami.scheduler.metrics import Metrics
+from hami.scheduler.metrics.specs import (
+    CORE_ALLOCATED,
+    CORE_LIMIT,
+    MEMORY_ALLOCATED,
+    MEMORY_LIMIT,
+    SHARED_COUNT,
+)
+from hami.vendors import registry
+from hami.webui.source import read_manifests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -136,13 +158,49 @@ async def _count(page: Page, key: str) -> str:
     return (await page.locator(f'[data-k="{key}"]').inner_text()).strip()
 
 
+MIB = 1 << 20
+METRICS = (MEMORY_ALLOCATED, MEMORY_LIMIT, CORE_ALLOCATED, CORE_LIMIT, SHARED_COUNT)
+
+
+def scheduler_metrics(
+    nodes: list[Manifest], pods: list[Manifest], config: Path | None = None
+) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """The scheduler's per-device metrics for these objects, as its /metrics renders them from
+    its cache: (metric name → device UUID → value, device UUID → node)."""
+    cache = ClusterCache(registry.build(load_config(config)))
+    cache.replace_nodes(nodes)
+    cache.replace_pods(pods)
+    wanted = {m.name for m in METRICS}
+    values: dict[str, dict[str, float]] = {name: {} for name in wanted}
+    where: dict[str, str] = {}
+    for line in Metrics(cache).render().decode().splitlines():
+        name, _, rest = line.partition("{")
+        if name in wanted:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+            values[name][labels["device_uuid"]] = float(rest.rsplit(" ", 1)[1])
+            where[labels["device_uuid"]] = labels["node"]
+    return values, where
+
+
+def _used_total(text: str) -> tuple[int, int]:
+    """``used/total`` of a bar's number, e.g. ``6000/16384 MiB``."""
+    found = re.search(r"(\d+)/(\d+)", text)
+    assert found, text
+    return int(found[1]), int(found[2])
+
+
 async def _shot(page: Page, name: str) -> None:
     _artifacts()
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 async def test_overview_node_and_pending_pod_views(
-    webui: str, browser: Browser, kube: AsyncClient, namespace: str, gpu_node: tuple[str, str]
+    webui: str,
+    browser: Browser,
+    kube: AsyncClient,
+    namespace: str,
+    gpu_node: tuple[str, str],
+    k8s_cluster: LocalCluster,
 ) -> None:
     node, model = gpu_node
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
@@ -160,6 +218,20 @@ async def test_overview_node_and_pending_pod_views(
     await page.locator(f'[data-pod="{namespace}/infer/main"]').first.wait_for(timeout=2000)
     assert time.monotonic() - created <= 2.0
     await _shot(page, "node")
+    api = LightkubeAPI(load_kubeconfig(k8s_cluster.kubeconfig))
+    try:
+        listed = [(await api.list(kind)).items for kind in (NODES, PODS)]
+    finally:
+        await api.close()
+    metrics, where = scheduler_metrics(*listed)
+    uuid = f"GPU-{model}-0"
+    card = page.locator(f'section.device[data-uuid="{uuid}"] .row .num').first
+    used, total = _used_total(await card.inner_text())
+    doc = httpx.get(f"{webui}/api/v1/nodes/{node}", timeout=10).json()
+    device = next(d for d in doc["devices"] if d["uuid"] == uuid)
+    assert used == device["memory_allocated_mib"] == 6000
+    assert used * MIB == metrics[MEMORY_ALLOCATED.name][uuid] and where[uuid] == node
+    assert total * MIB == metrics[MEMORY_LIMIT.name][uuid]
 
     await kube.create(_pod("too-big", namespace, 100000, None))
     await asyncio.sleep(0.6)  # past the source's list TTL
@@ -208,8 +280,15 @@ def mixed_webui() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+@dataclass
+class Big:
+    url: str
+    nodes: list[Manifest]
+    pods: list[Manifest]
+
+
 @pytest.fixture(scope="module")
-def big_webui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def big_webui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Big]:
     """1,000 nodes × 8 GPUs and 4,000 placed pods (the benchmark's cluster), as a sim file."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from bench_webui import manifests
@@ -223,7 +302,7 @@ def big_webui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     cluster.write_text(json.dumps({"kind": "List", "items": [*nodes, *pods]}))
     proc, url = _serve_sim(cluster, None, EXAMPLES / "config.yaml")
     try:
-        yield url
+        yield Big(url, nodes, pods)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -284,6 +363,20 @@ async def test_nodes_and_accelerators(mixed_webui: str, browser: Browser) -> Non
     most = max(len(n["devices"]) for n in nodes)
     assert len(next(n for n in nodes if n["name"] == first)["devices"]) == most
     await _doc_shot(page, "nodes")
+    vendors = EXAMPLES / "vendors"
+    objs = read_manifests(vendors / "cluster.yaml")
+    kinds = [[o for o in objs if o.get("kind") == k] for k in ("Node", "Pod")]
+    _, where = scheduler_metrics(*kinds, vendors / "config.yaml")
+    per_node: dict[str, set[str]] = {}
+    for uuid, name in where.items():
+        per_node.setdefault(name, set()).add(uuid)
+    registered = {n["name"]: {d["uuid"] for d in n["devices"]} for n in nodes if n["devices"]}
+    assert per_node == registered  # every device the scheduler exports, on its node, and no other
+    for name, uuids in registered.items():
+        cell = page.locator(
+            f'#node-list tbody tr:has(a[href^="/nodes/{name}"]) td[data-col="devices"]'
+        )
+        assert int(await cell.inner_text()) == len(uuids), name
     await page.goto(f"{url}/nodes/ascend-910b2")
     assert "NPU 0" in await page.locator("#devices").inner_text()
     await page.goto(f"{url}/nodes/kunlun-p800")
@@ -303,6 +396,7 @@ async def test_nodes_and_accelerators(mixed_webui: str, browser: Browser) -> Non
     one = xpus[0]
     await page.goto(f"{url}/accelerators/{one['uuid']}")
     assert await _count(page, "slots_used") == str(one["slots_used"])
+    await _doc_shot(page, "accelerator")
     await page.close()
 
 
@@ -318,6 +412,7 @@ async def test_workloads_pending_and_namespaces(mixed_webui: str, browser: Brows
     await _doc_shot(page, "workloads")
     await page.locator('#workload-list tbody tr td[data-col="name"] a').first.click()
     await page.locator("#limits").wait_for()
+    await _doc_shot(page, "pod")
 
     causes = api.get("/api/v1/pending").json()["causes"]
     await page.goto(f"{url}/pending")
@@ -362,6 +457,9 @@ async def test_what_if_and_bad_input(mixed_webui: str, browser: Browser) -> None
     await page.fill("#spec", "kind: Pod\nspec: [")
     await page.click("#what-if button")
     assert "not valid YAML" in await page.locator("#whatif-error").inner_text()
+    assert await page.locator("#spec").input_value() == "kind: Pod\nspec: ["  # kept to mend
+    await page.goto(f"{url}/pods/demo/nope")
+    assert "pod demo/nope not found" in await page.locator("main").inner_text()
     await page.goto(f"{url}/nodes/nope")
     assert "node 'nope' not found" in await page.locator("main").inner_text()
     await page.goto(f"{url}/?namespace=nope")
@@ -369,21 +467,98 @@ async def test_what_if_and_bad_input(mixed_webui: str, browser: Browser) -> None
     await page.close()
 
 
-async def test_synthetic_1000_nodes(big_webui: str, browser: Browser) -> None:
-    url = big_webui
+@pytest.fixture(scope="module")
+def big_metrics(big_webui: Big) -> dict[str, dict[str, float]]:
+    metrics, _ = scheduler_metrics(big_webui.nodes, big_webui.pods, EXAMPLES / "config.yaml")
+    return metrics
+
+
+async def test_synthetic_1000_overview(
+    big_webui: Big, big_metrics: dict[str, dict[str, float]], browser: Browser
+) -> None:
+    """The overview of 1,000 nodes × 8 GPUs and 4,000 pods: its numbers against the API and
+    the scheduler's metrics for the same objects."""
+    url, metrics = big_webui.url, big_metrics
     api = httpx.Client(base_url=url, timeout=30)
     summary = api.get("/api/v1/summary").json()
     assert (summary["nodes"], summary["devices"], summary["pods_placed"]) == (1000, 8000, 4000)
+
+    def total(spec: object) -> int:
+        return round(sum(metrics[spec.name].values()))  # type: ignore[attr-defined]
+
+    assert summary["memory_allocated_mib"] * MIB == total(MEMORY_ALLOCATED)
+    assert summary["memory_mib"] * MIB == total(MEMORY_LIMIT)
+    assert summary["cores_allocated"] == total(CORE_ALLOCATED)
+    assert summary["cores"] == total(CORE_LIMIT)
+    assert summary["pods_placed"] == total(SHARED_COUNT)  # one container each
     page = await browser.new_page(viewport={"width": 1360, "height": 900})
     start = time.monotonic()
     await page.goto(f"{url}/")
     loaded = time.monotonic() - start
     for key in ("nodes", "devices", "pods_placed"):
         assert await _count(page, key) == str(summary[key])
+    text = await page.locator("main").inner_text()  # "memory <bar> used/total MiB", cores
+    memory = re.search(r"memory\s+(\d+)/(\d+)", text)
+    cores = re.search(r"cores\s+(\d+)/(\d+)", text)
+    assert memory and cores, text[:500]
+    assert (int(memory[1]), int(memory[2])) == (
+        summary["memory_allocated_mib"],
+        summary["memory_mib"],
+    )
+    assert (int(cores[1]), int(cores[2])) == (summary["cores_allocated"], summary["cores"])
     assert loaded < 5.0, f"overview of 1,000 nodes took {loaded:.2f} s in the browser"
-    await page.goto(f"{url}/nodes?q=node-099")
-    assert await _rows(page, "node-list") == 10
+    await _doc_shot(page, "overview-1000")
     scoped = api.get("/api/v1/summary", params={"namespace": "ns3"}).json()
     await page.goto(f"{url}/?namespace=ns3")
     assert await _count(page, "pods_placed") == str(scoped["pods_placed"]) == "400"
+    await page.close()
+
+
+async def test_synthetic_1000_screens(
+    big_webui: Big, big_metrics: dict[str, dict[str, float]], browser: Browser
+) -> None:
+    """Every other screen over the same cluster, against the API and the scheduler's metrics."""
+    url, metrics = big_webui.url, big_metrics
+    api = httpx.Client(base_url=url, timeout=30)
+    page = await browser.new_page(viewport={"width": 1360, "height": 900})
+    await page.goto(f"{url}/nodes?q=node-099")
+    assert await _rows(page, "node-list") == 10
+    node = api.get("/api/v1/nodes/node-0001").json()
+    await page.goto(f"{url}/nodes/node-0001")
+    cards = page.locator("section.device")
+    assert await cards.count() == len(node["devices"]) == 8
+    for device in node["devices"][:2]:  # one with a pod, one without
+        uuid = device["uuid"]
+        num = page.locator(f'section.device[data-uuid="{uuid}"] .row .num').first
+        used, _ = _used_total(await num.inner_text())
+        assert used == device["memory_allocated_mib"]
+        assert used * MIB == metrics[MEMORY_ALLOCATED.name][uuid]
+
+    devices = api.get("/api/v1/devices", params={"node": "node-0001"}).json()["devices"]
+    await page.goto(f"{url}/accelerators?node=node-0001")
+    assert await _rows(page, "device-list") == len(devices) == 8
+    await page.goto(f"{url}/accelerators/GPU-1-0")
+    one = api.get("/api/v1/devices/GPU-1-0").json()
+    assert await _count(page, "slots_used") == str(one["slots_used"])
+    assert one["slots_used"] == metrics[SHARED_COUNT.name]["GPU-1-0"] == 1
+
+    placed = api.get("/api/v1/pods", params={"namespace": "ns3", "phase": "placed"}).json()
+    await page.goto(f"{url}/workloads?namespace=ns3&sort=memory&dir=desc")
+    assert await _rows(page, "workload-list") == len(placed["pods"]) == 400
+    await page.goto(f"{url}/pods/ns1/p-1-0")
+    assert await _count(page, "phase") == "Running"
+    assert await page.locator("#limits tbody tr, #limits tr").count() >= 1
+    causes = api.get("/api/v1/pending").json()["causes"]
+    await page.goto(f"{url}/pending")
+    assert causes == [] and await page.locator("section.cause").count() == 0
+    namespaces = api.get("/api/v1/namespaces").json()["namespaces"]
+    await page.goto(f"{url}/namespaces")
+    assert await _rows(page, "namespace-list") == len(namespaces) == 10
+
+    await page.goto(f"{url}/what-if")
+    await page.fill("#spec", WHAT_IF)
+    await page.click("#what-if button")
+    await page.locator("#whatif-result").wait_for()
+    expected = api.post("/api/v1/what-if", content=WHAT_IF).json()
+    assert expected["fits"] and await _count(page, "whatif_node") == expected["node"]
     await page.close()
