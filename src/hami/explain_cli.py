@@ -11,8 +11,8 @@ from typing import Annotated
 import orjson
 import typer
 
-from hami.config import ConfigError, load_config
-from hami.core.config import SchedulerConfig
+from hami import devconfig
+from hami.config import ConfigError
 from hami.core.vendor import Vendor
 from hami.explain import Explanation
 from hami.vendors import registry
@@ -37,21 +37,30 @@ def explain(
         Path | None, typer.Option("--pods", help="Sim input: pods to place, POD among them.")
     ] = None,
     kubeconfig: Annotated[Path | None, typer.Option(help="Live cluster kubeconfig.")] = None,
-    config: Annotated[Path | None, typer.Option(help="Scheduler configuration file.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Scheduler device config. Default: the one the scheduler runs with (the local "
+            "cluster's with --name, else the chart's ConfigMap), else the vendors the nodes register."
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="A local cluster (e.g. demo): its kubeconfig and config."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Why a pod does not fit, node by node, and what would make it fit."""
     if "/" in pod:
         namespace, pod = pod.split("/", 1)
     try:
-        settings = load_config(config)
-        vendors = registry.build(settings)
         if cluster is not None:
-            snapshot = _sim(cluster, pods, f"{namespace}/{pod}", vendors, settings)
+            snapshot, vendors = _sim(cluster, pods, f"{namespace}/{pod}", config, name)
         elif pods is not None:
             raise SourceError("--pods needs --cluster")
         else:
-            snapshot = asyncio.run(_live(kubeconfig, vendors, settings))
+            target, resolved = devconfig.live_target(kubeconfig, config, name)
+            snapshot, vendors = asyncio.run(_live(target, resolved))
         result = _explain(snapshot, namespace, pod, vendors)
     except (ConfigError, SourceError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -60,28 +69,28 @@ def explain(
 
 
 def _sim(
-    cluster: Path,
-    pods: Path | None,
-    key: str,
-    vendors: dict[str, Vendor],
-    config: SchedulerConfig,
-) -> Snapshot:
+    cluster: Path, pods: Path | None, key: str, config_file: Path | None, name: str | None
+) -> tuple[Snapshot, dict[str, Vendor]]:
     objs = read_manifests(cluster)
     nodes = [o for o in objs if o.get("kind") == "Node"]
     placed = [o for o in objs if o.get("kind") == "Pod"]
+    config = devconfig.for_files(config_file, name, nodes).config
+    vendors = registry.build(config)
     queued = read_manifests(pods) if pods is not None else []
     base = build_snapshot(nodes, placed, vendors, config, admit=True)
-    return place_in_order(base, queued, vendors, config, stop_before=key)
+    return place_in_order(base, queued, vendors, config, stop_before=key), vendors
 
 
 async def _live(
-    kubeconfig: Path | None, vendors: dict[str, Vendor], config: SchedulerConfig
-) -> Snapshot:
+    kubeconfig: Path | None, resolved: devconfig.Resolved | None
+) -> tuple[Snapshot, dict[str, Vendor]]:
     from hami.webui.cli import live_api  # the web server's modules, for a live cluster only
 
     api = live_api(kubeconfig)
     try:
-        return await KubeSource(api, vendors, config).snapshot()
+        config = (resolved or await devconfig.from_cluster(api)).config
+        vendors = registry.build(config)
+        return await KubeSource(api, vendors, config).snapshot(), vendors
     finally:
         await api.close()
 

@@ -12,8 +12,9 @@ import orjson
 import typer
 from rich.console import Console
 
-from hami.config import ConfigError, load_config
-from hami.sim.load import SimInputError, load_cluster, load_pods
+from hami import devconfig
+from hami.config import ConfigError
+from hami.sim.load import SimInputError, load_cluster, load_pods, node_manifests
 from hami.sim.run import report, simulate
 from hami.sim.table import render
 from hami.vendors import registry
@@ -28,7 +29,15 @@ def sim(
     cluster: Annotated[Path, typer.Argument(help="Nodes (and placed Pods) as Kubernetes YAML.")],
     pods: Annotated[Path, typer.Argument(help="Pods to place, in order.")],
     config: Annotated[
-        Path | None, typer.Option("--config", help="Scheduler configuration file.")
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Scheduler device config. Default: the local cluster's with --name, else the "
+            "vendors CLUSTER.yaml's nodes register.",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="A local cluster (e.g. demo): its device config.")
     ] = None,
     output: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
     now: Annotated[
@@ -37,7 +46,7 @@ def sim(
 ) -> None:
     """Place pods on a simulated cluster with the real scheduling core and show the result."""
     try:
-        settings = load_config(config)
+        settings = devconfig.for_files(config, name, node_manifests(cluster)).config
         vendors = registry.build(settings)
         document = report(
             simulate(

@@ -44,6 +44,11 @@ def _name(doc: Manifest, number: int) -> str:
     return str(name) if name else f"document {number}"
 
 
+def node_manifests(path: Path) -> list[Manifest]:
+    """The Node objects of a cluster file, as they are (for learning its vendors)."""
+    return [doc for _, doc in _documents(path) if doc.get("kind") == "Node"]
+
+
 def load_cluster(path: Path, vendors: Mapping[str, Vendor]) -> Cluster:
     nodes: list[Node] = []
     placed: list[PlacedPod] = []

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hami.config import ConfigError, load_config
+from hami import devconfig
+from hami.config import ConfigError
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
@@ -15,7 +17,7 @@ from hami.webui.history import History
 from hami.webui.monitor import MonitorProbe
 from hami.webui.prometheus import PrometheusHistory
 from hami.webui.security import LOOPBACK_HOSTS
-from hami.webui.source import KubeSource, SimSource, Source, SourceError
+from hami.webui.source import KubeSource, SimSource, Source, SourceError, read_manifests
 
 
 def webui(
@@ -24,7 +26,17 @@ def webui(
     ] = None,
     pods: Annotated[Path | None, typer.Option("--pods", help="Sim input: pods to place.")] = None,
     kubeconfig: Annotated[Path | None, typer.Option(help="Live cluster kubeconfig.")] = None,
-    config: Annotated[Path | None, typer.Option(help="Scheduler configuration file.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Scheduler device config. Default: the one the scheduler runs with (the local "
+            "cluster's with --name, else the chart's ConfigMap), else the vendors the nodes register."
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="A local cluster (e.g. demo): its kubeconfig and config."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
     monitor_port: Annotated[
@@ -50,13 +62,15 @@ def webui(
     import uvicorn
 
     try:
-        settings = load_config(config)
-        vendors = registry.build(settings)
         source: Source
         if cluster is not None:
-            source = SimSource(cluster, pods, vendors, settings)
+            nodes = [o for o in read_manifests(cluster) if o.get("kind") == "Node"]
+            settings = devconfig.for_files(config, name, nodes).config
+            source = SimSource(cluster, pods, registry.build(settings), settings)
         else:
-            source = KubeSource(live_api(kubeconfig), vendors, settings)
+            target, resolved = devconfig.live_target(kubeconfig, config, name)
+            settings = (resolved or asyncio.run(_from_cluster(target))).config
+            source = KubeSource(live_api(target), registry.build(settings), settings)
     except (ConfigError, SourceError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
@@ -70,6 +84,16 @@ def webui(
     ui = WebUI(source, History(interval=history_interval), probe, prometheus=prometheus)
     hosts = allowed_host or (list(LOOPBACK_HOSTS) if host in LOOPBACK_HOSTS else ["*"])
     uvicorn.run(create_app(ui, hosts), host=host, port=port, log_level="warning")
+
+
+async def _from_cluster(kubeconfig: Path | None) -> devconfig.Resolved:
+    """The scheduler's device config, read over a connection of its own (the server's runs in
+    uvicorn's loop)."""
+    api = live_api(kubeconfig)
+    try:
+        return await devconfig.from_cluster(api)
+    finally:
+        await api.close()
 
 
 def live_api(kubeconfig: Path | None) -> LightkubeAPI:

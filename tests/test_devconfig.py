@@ -1,0 +1,114 @@
+"""Which device config explain, the web UI and sim read by default (issue #18)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from hami import devconfig
+from hami.cli import app
+from hami.config import ConfigError
+from hami.k8s.api import NODES
+from hami.k8s.fake import FakeKube
+from hami.vendors import registry
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+VENDORS = EXAMPLES / "vendors"
+runner = CliRunner()
+
+
+def _nodes() -> list[dict[str, object]]:
+    docs = yaml.safe_load_all((VENDORS / "cluster.yaml").read_text())
+    return [d for d in docs if d and d.get("kind") == "Node"]
+
+
+def test_vendors_are_learnt_from_the_nodes_registrations() -> None:
+    learnt = devconfig.learnt(_nodes())
+    configured = registry.build(devconfig.from_file(VENDORS / "config.yaml").config)
+    built = registry.build(learnt.config)
+    assert set(built) == set(configured)
+    assert "defaults" in learnt.source
+
+
+def test_a_malformed_registration_teaches_nothing() -> None:
+    bad = {
+        "kind": "Node",
+        "metadata": {"name": "x", "annotations": {"hami.io/node-dcu-register": "[{"}},
+    }
+    assert set(registry.build(devconfig.learnt([bad]).config)) == {"NVIDIA"}
+
+
+def test_every_vendor() -> None:
+    built = registry.build(devconfig.every_vendor())
+    assert {"NVIDIA", "MLU", "Ascend910B2", "BI-V100", "Enflame", "XPU"} <= set(built)
+
+
+def _cluster(config_map: bool) -> FakeKube:
+    kube = FakeKube()
+    for node in _nodes():
+        kube.put(NODES, node)
+    if config_map:
+        kube.put(
+            devconfig.CONFIG_MAPS,
+            {
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": "hami-scheduler-device",
+                    "namespace": "kube-system",
+                    "labels": {"app.kubernetes.io/component": "hami-scheduler"},
+                },
+                "data": {"device-config.yaml": "hygon: {}\nnvidia: {enabled: false}\n"},
+            },
+        )
+    return kube
+
+
+def test_the_charts_config_map_wins_over_learning() -> None:
+    resolved = asyncio.run(devconfig.from_cluster(_cluster(config_map=True)))
+    assert resolved.source == "ConfigMap kube-system/hami-scheduler-device"
+    assert set(registry.build(resolved.config)) == {"DCU"}
+
+
+def test_without_a_config_map_the_nodes_teach() -> None:
+    resolved = asyncio.run(devconfig.from_cluster(_cluster(config_map=False)))
+    assert resolved.source == devconfig.LEARNT
+    assert "MLU" in registry.build(resolved.config)
+
+
+def test_a_bad_config_map_is_named() -> None:
+    kube = _cluster(config_map=True)
+    stored = kube.stored(devconfig.CONFIG_MAPS, "hami-scheduler-device", "kube-system")
+    stored["data"] = {"device-config.yaml": "hygon: {memoryFactor: 0}\n"}
+    kube.put(devconfig.CONFIG_MAPS, stored)
+    with pytest.raises(ConfigError, match="ConfigMap kube-system/hami-scheduler-device.*hygon"):
+        asyncio.run(devconfig.from_cluster(kube))
+
+
+def test_an_unknown_local_cluster_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hami.cluster.paths.run_root", lambda: tmp_path)
+    with pytest.raises(ConfigError, match="--name nowhere: no local cluster"):
+        devconfig.local_cluster("nowhere")
+
+
+def test_sim_without_config_places_every_vendor_pod() -> None:
+    result = runner.invoke(
+        app, ["sim", str(VENDORS / "cluster.yaml"), str(VENDORS / "pods.yaml"), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.stdout)["results"]
+    assert all(r["node"] for r in results), [r for r in results if not r["node"]]
+
+
+def test_explain_without_config_knows_the_vendors() -> None:
+    cluster, pods = str(VENDORS / "cluster.yaml"), str(VENDORS / "pods.yaml")
+    docs = yaml.safe_load_all((VENDORS / "pods.yaml").read_text())
+    last = [d for d in docs if d and d.get("kind") == "Pod"][-1]["metadata"]
+    pod = f"{last.get('namespace', 'default')}/{last['name']}"
+    result = runner.invoke(app, ["explain", pod, "--cluster", cluster, "--pods", pods])
+    assert result.exit_code == 0, result.output
+    assert "fits" in result.stdout or "would" in result.stdout, result.stdout
