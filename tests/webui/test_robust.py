@@ -118,3 +118,46 @@ async def test_live_source_decodes_only_what_changed() -> None:
     assert second.node("gpu-1") is first.node("gpu-1")  # unchanged: not decoded again
     assert second.node("gpu-2") is not first.node("gpu-2")
     assert dict(second.node("gpu-2").labels) == {"x": "y"}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("path", "kept"),
+    [
+        ("/nodes", "gpu-1"),
+        ("/nodes/gpu-1", 'data-uuid="GPU-0"'),
+        ("/accelerators", "GPU-0"),
+        ("/accelerators/GPU-0", "GPU-0"),
+        ("/workloads", "ml/p"),
+        ("/pods/ml/p", 'data-k="phase">Running'),
+        ("/pending", "Pending"),
+        ("/namespaces", "ml"),
+        ("/what-if", 'id="spec"'),
+    ],
+)
+async def test_outage_on_every_screen_keeps_last_good_data_marked_stale(
+    path: str, kept: str
+) -> None:
+    fake = FakeKube()
+    await fake.create(NODES, node_manifest("gpu-1", {"hami.io/node-nvidia-register": T4}))
+    pod = {
+        "metadata": {"name": "p", "namespace": "ml", "annotations": {
+            keys.VGPU_NODE: "gpu-1", "hami.io/vgpu-devices-allocated": "GPU-0,NVIDIA,4000,10:;"}},
+        "spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": 1}}}]},
+        "status": {"phase": "Running"},
+    }  # fmt: skip
+    await fake.create(PODS, pod, "ml")
+    client = TestClient(create_app(WebUI(KubeSource(fake, VENDORS, SETTINGS, ttl=0))))
+    assert client.get(path).status_code == 200
+    fake.fail_next("list", RuntimeError("connection refused"))
+    stale = client.get(path)
+    assert stale.status_code == 200 and kept in stale.text  # the last good data
+    assert 'data-state="stale"' in stale.text and stale.headers["X-Hami-Stale"]
+    assert "API server unreachable (connection refused)" in stale.text  # said why
+
+
+def test_malformed_what_if_spec_is_kept_in_the_form(sim: TestClient) -> None:
+    bad = "kind: Pod\nspec: ["
+    page = sim.post("/what-if", data={"spec": bad})
+    assert page.status_code == 400 and 'id="whatif-error"' in page.text
+    assert "not valid YAML" in page.text
+    assert "kind: Pod\nspec: [</textarea>" in page.text  # to mend, not retype
