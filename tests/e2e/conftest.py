@@ -1,6 +1,6 @@
-"""End-to-end fixtures: a real local control plane (see hami.cluster.testing)."""
+"""End-to-end fixtures: a real local control plane (see tests.e2e.localcluster)."""
 
-from hami.cluster.testing import (  # noqa: F401  (pytest fixtures, used by name)
+from tests.e2e.localcluster import (  # noqa: F401  (pytest fixtures, used by name)
     k8s_cluster,
     k8s_scheduler_extenders,
     k8s_scheduler_profiles,

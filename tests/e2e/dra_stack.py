@@ -22,8 +22,8 @@ from lightkube.resources.resource_v1 import (
 from hami.api.admission import PatchOp
 from hami.cluster.binaries import find_node_binaries
 from hami.cluster.control_plane import ClusterOptions, LocalCluster
-from hami.cluster.testing import create_gpu_node, gpu_node
 from hami.dra import names
+from tests.e2e.localcluster import create_gpu_node, gpu_node
 
 Claim = ResourceClaim
 ClaimTemplate = ResourceClaimTemplate

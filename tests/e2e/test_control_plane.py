@@ -18,7 +18,7 @@ from lightkube.resources.core_v1 import Node, Pod
 
 from hami.cluster import ClusterOptions, ComponentStartError, LocalCluster, find_binaries
 from hami.cluster.process import group_members, pid_alive
-from hami.cluster.testing import GPU_RESOURCE, create_gpu_node, wait_until
+from tests.e2e.localcluster import GPU_RESOURCE, create_gpu_node, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -30,12 +30,12 @@ from hami.api import keys
 from hami.api.annotations import decode_node_devices, decode_pair_scores, encode_node_lock
 from hami.api.types import NodeLock
 from hami.cluster import LocalCluster
-from hami.cluster.testing import create_gpu_node, wait_until
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.k8s.port import KubeAPIPort
 from hami.vendors.nvidia import NvidiaVendor
 from tests.agent.builders import A100, A100_UUIDS, T4, bound_pod, dev, install_hook
 from tests.agent.kubelet_peer import KubeletPeer, build_peer
+from tests.e2e.localcluster import create_gpu_node, wait_until
 
 pytestmark = pytest.mark.e2e
 

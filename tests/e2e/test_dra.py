@@ -22,7 +22,6 @@ from lightkube.resources.core_v1 import Namespace, Pod
 
 from hami.agent.simulate import SimNode
 from hami.cluster.control_plane import LocalCluster
-from hami.cluster.testing import client_for, wait_until
 from hami.dra import names, records
 from hami.dra.kube import LightkubeDra
 from hami.dra.simulate import DraSimulator
@@ -37,6 +36,7 @@ from tests.e2e.dra_stack import (
     ensure_device_class,
     pod_manifest,
 )
+from tests.e2e.localcluster import client_for, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.dra]
 

@@ -19,11 +19,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hami.api import keys
 from hami.api.annotations import decode_pod_devices
-from hami.cluster.testing import wait_until
 from hami.demo.stack import Stack, gpu_pod
 from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPIError, Manifest
 from hami.k8s.client import LightkubeAPI
+from tests.e2e.localcluster import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -32,11 +32,11 @@ from hami.api import keys
 from hami.cluster import LocalCluster
 from hami.cluster.pki import write_serving_cert
 from hami.cluster.ports import free_port
-from hami.cluster.testing import client_for, create_gpu_node, wait_until
 from hami.demo import stack as demo_stack
 from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, NODES, PODS, Kind, KubeAPIError, Manifest
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
+from tests.e2e.localcluster import client_for, create_gpu_node, wait_until
 
 pytestmark = pytest.mark.e2e
 

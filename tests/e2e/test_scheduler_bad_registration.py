@@ -12,13 +12,13 @@ import pytest
 import pytest_asyncio
 
 from hami.api import keys
-from hami.cluster.testing import wait_until
 from hami.demo.report import why_pending
 from hami.demo.stack import Stack, create_node, gpu_pod
 from hami.k8s import objects
 from hami.k8s.api import EVENTS, NAMESPACES, NODES, PODS, Manifest
 from hami.k8s.client import LightkubeAPI
 from hami.scheduler.events import FILTERING_FAILED, REGISTRATION_INVALID
+from tests.e2e.localcluster import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from hami.cluster.process import Component
-from hami.cluster.testing import wait_until
 from hami.demo.stack import Stack, gpu_pod
 from hami.k8s import objects
 from hami.k8s.api import LEASES, PODS, KubeAPIError
 from hami.k8s.client import LightkubeAPI
+from tests.e2e.localcluster import wait_until
 
 pytestmark = pytest.mark.e2e
 

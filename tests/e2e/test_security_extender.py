@@ -19,7 +19,6 @@ import pytest_asyncio
 
 from hami.api import keys
 from hami.api.extender import filter_args_json
-from hami.cluster.testing import wait_until
 from hami.demo.stack import (
     Stack,
     create_node,
@@ -29,6 +28,7 @@ from hami.demo.stack import (
 from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, PODS, Manifest
 from hami.k8s.client import LightkubeAPI
+from tests.e2e.localcluster import wait_until
 from tests.scheduler.test_security import assert_fast, big_body, healthz_times, slow_header
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]

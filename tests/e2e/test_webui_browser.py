@@ -30,7 +30,6 @@ from lightkube.resources.core_v1 import Node, Pod
 from playwright.async_api import Browser, Page, async_playwright
 
 from hami.cluster.control_plane import LocalCluster
-from hami.cluster.testing import create_gpu_node
 from hami.config import load_config
 from hami.k8s.api import NODES, PODS, Manifest
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
@@ -45,6 +44,7 @@ from hami.scheduler.metrics.specs import (
 )
 from hami.vendors import registry
 from hami.webui.source import read_manifests
+from tests.e2e.localcluster import create_gpu_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -94,7 +94,6 @@ class _NodeEntry:
 class _PodEntry:
     key: str
     placed: PlacedPod
-    app_devices: bool  # a regular container holds a device: /bind takes the node lock
     assumed: bool = False
     confirm_rv: int | None = None  # watch events older than our own patch are stale
     done: bool = False  # bind-phase success/failed: the device plugin is through with it
@@ -148,12 +147,6 @@ def _app_vendors(placed: PlacedPod) -> frozenset[str]:
         vendor
         for vendor, per in placed.devices.items()
         if any(any(container) for container in per[placed.init_count :])
-    )
-
-
-def _holds_app_devices(placed: PlacedPod) -> bool:
-    return any(
-        any(container) for per in placed.devices.values() for container in per[placed.init_count :]
     )
 
 
@@ -238,10 +231,6 @@ class ClusterCache:
         """The UID of a pod the cache tracks (placed or assumed), else None."""
         return self._by_key.get(f"{namespace}/{name}")
 
-    def holds_app_devices(self, uid: str) -> bool:
-        entry = self._pods.get(uid)
-        return entry.app_devices if entry else False
-
     def app_vendors(self, uid: str) -> frozenset[str]:
         """The vendors whose devices the pod's regular containers hold (they lock at bind)."""
         entry = self._pods.get(uid)
@@ -289,10 +278,6 @@ class ClusterCache:
         self._synced.add(what)
         if self.synced:
             self._sync_event.set()
-
-    def mark_unsynced(self) -> None:
-        self._synced.clear()
-        self._sync_event.clear()
 
     # --- nodes --------------------------------------------------------------------------------
 
@@ -469,7 +454,6 @@ class ClusterCache:
             entry = _PodEntry(
                 objects.key(pod),
                 placed,
-                _holds_app_devices(placed),
                 done=bind_done(annotations),
                 bound=is_bound(pod),
                 decided_at=decided_at(annotations),
@@ -502,7 +486,7 @@ class ClusterCache:
 
     def assume(self, uid: str, placed: PlacedPod) -> None:
         """Count a decision before its patch is sent."""
-        entry = _PodEntry(placed.key, placed, _holds_app_devices(placed), True)
+        entry = _PodEntry(placed.key, placed, assumed=True)
         entry.decided_at = self._clock()
         self._set_pod(uid, entry)
 

@@ -2,7 +2,7 @@
 
 Import the fixtures into a ``conftest.py``::
 
-    from hami.cluster.testing import k8s_cluster, kube, namespace  # noqa: F401
+    from tests.e2e.localcluster import k8s_cluster, kube, namespace  # noqa: F401
 
 * ``k8s_cluster`` (session): a started :class:`~hami.cluster.LocalCluster`. Override the
   session fixtures ``k8s_scheduler_profiles`` / ``k8s_scheduler_extenders`` in a conftest to
