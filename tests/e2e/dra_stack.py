@@ -23,6 +23,7 @@ from hami.api.admission import PatchOp
 from hami.cluster.binaries import find_node_binaries
 from hami.cluster.control_plane import ClusterOptions, LocalCluster
 from hami.dra import names
+from hami.dra.slices import device_class
 from tests.e2e.localcluster import create_gpu_node, gpu_node
 
 Claim = ResourceClaim
@@ -40,15 +41,6 @@ def dra_cluster(tmp: Path, name: str, **options: Any) -> Iterator[LocalCluster]:
         yield cluster
     finally:
         cluster.stop()
-
-
-def device_class() -> dict[str, Any]:
-    return {
-        "apiVersion": names.RESOURCE_API,
-        "kind": "DeviceClass",
-        "metadata": {"name": names.DEVICE_CLASS},
-        "spec": {"selectors": [{"cel": {"expression": f'device.driver == "{names.DRIVER}"'}}]},
-    }
 
 
 async def ensure_device_class(client: AsyncClient) -> None:

@@ -163,3 +163,16 @@ def next_generation(current: Manifest | None, wanted: Manifest) -> int | None:
         return None
     pool = (current.get("spec") or {}).get("pool") or {}
     return int(pool.get("generation", 0)) + 1
+
+
+def device_class(extended_resource_name: str = "") -> Manifest:
+    """The DeviceClass of the driver's devices (the chart renders the same one)."""
+    spec: Manifest = {"selectors": [{"cel": {"expression": f'device.driver == "{names.DRIVER}"'}}]}
+    if extended_resource_name:
+        spec["extendedResourceName"] = extended_resource_name
+    return {
+        "apiVersion": names.RESOURCE_API,
+        "kind": "DeviceClass",
+        "metadata": {"name": names.DEVICE_CLASS},
+        "spec": spec,
+    }
