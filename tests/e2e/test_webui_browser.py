@@ -33,15 +33,15 @@ from hami.cluster.control_plane import LocalCluster
 from hami.config import load_config
 from hami.k8s.api import NODES, PODS, Manifest
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
-from hami.scheduler.cache import ClusterCache
-from hami.scheduler.metrics import Metrics
-from hami.scheduler.metrics.specs import (
+from hami.metrics.specs import (
     CORE_ALLOCATED,
     CORE_LIMIT,
     MEMORY_ALLOCATED,
     MEMORY_LIMIT,
     SHARED_COUNT,
 )
+from hami.scheduler.cache import ClusterCache
+from hami.scheduler.metrics import Metrics
 from hami.vendors import registry
 from hami.webui.source import read_manifests
 from tests.e2e.localcluster import create_gpu_node

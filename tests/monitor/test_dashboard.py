@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from hami.monitor.collector import MONITOR_SPECS
+from hami.metrics.monitor import MONITOR_SPECS
 from hami.scheduler.metrics import BUILD_INFO, SCHEDULER_SPECS
 
 ROOT = Path(__file__).resolve().parents[2]

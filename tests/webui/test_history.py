@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from hami.config import load_config
-from hami.monitor.collector import HOST_UTIL
+from hami.metrics.monitor import HOST_UTIL
 from hami.vendors import registry
 from hami.webui import chart as chart_mod
 from hami.webui.app import WebUI, create_app

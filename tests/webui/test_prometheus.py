@@ -23,8 +23,8 @@ from hami.cluster.ports import free_port
 from hami.config import load_config
 from hami.k8s.api import NODES, PODS
 from hami.k8s.fake import FakeKube, node_manifest
-from hami.monitor.collector import HOST_UTIL
-from hami.scheduler.metrics.specs import CORE_ALLOCATED, CORE_LIMIT, MEMORY_ALLOCATED, MEMORY_LIMIT
+from hami.metrics.monitor import HOST_UTIL
+from hami.metrics.specs import CORE_ALLOCATED, CORE_LIMIT, MEMORY_ALLOCATED, MEMORY_LIMIT
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History

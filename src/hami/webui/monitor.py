@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from hami.monitor.collector import HOST_UTIL
+from hami.metrics.monitor import HOST_UTIL
 from hami.webui.source import NodeInfo
 
 UTIL_METRIC = HOST_UTIL.name  # the monitor's own definition: a rename cannot break the UI

@@ -2,8 +2,8 @@
 (``/api/v1/query_range``) over the scheduler's allocation metrics and the node monitors'
 utilisation, turned into the same `Sample`s the UI's own history keeps.
 
-The metric names come from the exporters' own `Spec`s (`hami.scheduler.metrics.specs`,
-`hami.monitor.collector`), so a rename there renames the queries too. Every per-device value is
+The metric names come from the exporters' own `Spec`s (`hami.metrics.specs`,
+`hami.metrics.monitor`), so a rename there renames the queries too. Every per-device value is
 taken once per ``device_uuid`` (``max by (device_uuid)``) before it is summed, so two scheduler
 replicas or a doubled scrape job do not double the cluster's allocation.
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from hami.monitor.collector import HOST_UTIL
-from hami.scheduler.metrics.specs import CORE_ALLOCATED, CORE_LIMIT, MEMORY_ALLOCATED, MEMORY_LIMIT
+from hami.metrics.monitor import HOST_UTIL
+from hami.metrics.specs import CORE_ALLOCATED, CORE_LIMIT, MEMORY_ALLOCATED, MEMORY_LIMIT
 from hami.webui.history import Sample
 
 MIB = 1024 * 1024

@@ -32,15 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.registry import Collector
 
 from hami.core.cluster import ClusterView
-from hami.scheduler.metrics.collector import (
-    CacheCollector,
-    CacheSource,
-    MetricList,
-    QuotaUsage,
-    ViewOnly,
-    container_usage,
-)
-from hami.scheduler.metrics.specs import (
+from hami.metrics.specs import (
     BUILD_INFO,
     LATENCY_BUCKETS,
     LOCK_BUCKETS,
@@ -50,6 +42,14 @@ from hami.scheduler.metrics.specs import (
     Families,
     Spec,
     build_info,
+)
+from hami.scheduler.metrics.collector import (
+    CacheCollector,
+    CacheSource,
+    MetricList,
+    QuotaUsage,
+    ViewOnly,
+    container_usage,
 )
 
 __all__ = [

@@ -16,7 +16,7 @@ from hami.api.types import ContainerDevice
 from hami.core.accounting import PlacedPod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.model import Device, DeviceUsage
-from hami.scheduler.metrics.specs import (
+from hami.metrics.specs import (
     AMD_VENDOR,
     CORE_ALLOCATED,
     CORE_LIMIT,

@@ -13,7 +13,7 @@ from prometheus_client.openmetrics.exposition import (
 )
 from prometheus_client.utils import floatToGoString
 
-from hami.scheduler.metrics.specs import (
+from hami.metrics.specs import (
     ZONE,
     Spec,
 )
