@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 
 from hami import aio
+from hami.flags import parse_duration
 from hami.monitor.main import ServeSettings, serve
 from hami.monitor.monitor import HookPathError, MonitorSettings, check_hook_path
-from hami.scheduler.cli import parse_duration
 
 
 def monitor(
