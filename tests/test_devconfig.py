@@ -85,7 +85,7 @@ def test_a_bad_config_map_is_named() -> None:
     stored = kube.stored(devconfig.CONFIG_MAPS, "hami-scheduler-device", "kube-system")
     stored["data"] = {"device-config.yaml": "hygon: {memoryFactor: 0}\n"}
     kube.put(devconfig.CONFIG_MAPS, stored)
-    with pytest.raises(ConfigError, match="ConfigMap kube-system/hami-scheduler-device.*hygon"):
+    with pytest.raises(ConfigError, match=r"ConfigMap kube-system/hami-scheduler-device.*hygon"):
         asyncio.run(devconfig.from_cluster(kube))
 
 

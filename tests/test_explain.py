@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hami.api import keys
 from hami.api.types import MigPlacement, MigProfile
 from hami.core.cluster import ClusterView
-from hami.core.model import DeviceUsage, MigReservation, PodRequest
+from hami.core.model import ContainerRequest, DeviceUsage, MigReservation, Node, PodRequest
 from hami.core.status import NODE_UNREGISTERED, Reason, Unfit
 from hami.core.vendor import QuotaRoom
 from hami.explain import Explanation, explain, main_reason
+from hami.vendors.cambricon import CambriconVendor
 from tests.core.builders import container, dev, node, pod, state, used, vendors, view
 
 
@@ -31,7 +34,7 @@ def test_memory_names_the_largest_free_slice_and_the_shortfall() -> None:
         "needs 6000 MiB on one card; the largest free slice is 4096 MiB on node-3/GPU-1 — "
         "free 1904 MiB there or ask for less"
     )
-    assert e.summary() == "0/1 nodes fit default/p: 1 CardInsufficientMemory"
+    assert e.summary() == "0/1 nodes fit default/p: 1 × CardInsufficientMemory"
     assert e.nodes[0].text == "2/2 CardInsufficientMemory"
 
 
@@ -51,7 +54,7 @@ def test_cores() -> None:
 def test_slots() -> None:
     v = view(state(node("n", dev("g", count=2)), used(2, 100, 10)))
     hint = only_group(run(pod(container(mem=100)), v), "CardTimeSlicingExhausted")
-    assert "every task slot is taken on 1 cards (2 tasks per card)" in hint
+    assert "every task slot is taken on 1 card (2 tasks per card)" in hint
 
 
 def test_compute_units_exhausted() -> None:
@@ -97,7 +100,7 @@ def test_unhealthy_and_cordoned() -> None:
     e = run(pod(container(mem=100)), v)
     reasons = {g.reason: g for g in e.groups}
     assert set(reasons) == {"CardNotHealth", "CardCordoned"}
-    assert reasons["CardNotHealth"].hint.startswith("1 cards report unhealthy")
+    assert reasons["CardNotHealth"].hint.startswith("1 card reports unhealthy")
     assert "hami.io/device-cordon" in reasons["CardCordoned"].hint
 
 
@@ -150,7 +153,7 @@ def test_unregistered_candidates() -> None:
     e = run(pod(container(mem=100)), v, candidates=["n", "bare-1", "bare-2"])
     assert [(g.reason, g.count) for g in e.groups] == [(NODE_UNREGISTERED, 2), ("CardCordoned", 1)]
     assert "device plugin" in e.groups[0].hint
-    assert e.summary() == "0/3 nodes fit default/p: 2 node unregistered, 1 CardCordoned"
+    assert e.summary() == "0/3 nodes fit default/p: 2 × node unregistered, 1 × CardCordoned"
 
 
 def test_fits_and_no_devices_and_empty_cluster() -> None:
@@ -180,3 +183,67 @@ def test_main_reason_tie_break_and_message() -> None:
     assert main_reason(Unfit.because(NODE_UNREGISTERED)) == NODE_UNREGISTERED
     tie = Unfit(counts={"CardInsufficientCore": 1, "CardCordoned": 1}, total=2)
     assert main_reason(tie) == "CardCordoned"
+
+
+# --- hints against the whole cluster (issue #18) ------------------------------------------------
+
+
+def _two_vendors() -> tuple[ClusterView, dict[str, object]]:
+    from hami.vendors.hygon import HygonVendor
+
+    gpu = node("gpu-node", dev("g0", memory=40960), dev("g1", 1, memory=16384))
+    dcu = node("dcu-node", dev("d0", type="DCU", memory=65536))
+    dcu = Node(dcu.name, tuple(replace(d, vendor="DCU") for d in dcu.devices))
+    return view(state(gpu), state(dcu)), {**vendors(), "DCU": HygonVendor()}
+
+
+def test_memory_larger_than_any_card_is_said_so() -> None:
+    v, vs = _two_vendors()
+    e = explain(pod(container(mem=90000)), v, vs)  # type: ignore[arg-type]
+    hints = {g.reason: g.hint for g in e.groups}
+    assert hints[Reason.CARD_INSUFFICIENT_MEMORY].startswith(
+        "no NVIDIA card in the cluster has 90000 MiB; the largest is 40960 MiB"
+    )
+    assert hints[Reason.NODE_INSUFFICIENT_DEVICE] == (
+        "1 node here has no NVIDIA device; NVIDIA is on gpu-node"
+    )
+
+
+def test_nodes_without_the_vendor_are_told_where_it_is() -> None:
+    v, vs = _two_vendors()
+    request = PodRequest("default", "p", ((ContainerRequest("DCU", 1, memreq=100),),))
+    e = explain(request, v, vs)  # type: ignore[arg-type]
+    assert e.fits and e.node == "dcu-node"
+    big = PodRequest("default", "p", ((ContainerRequest("DCU", 3, memreq=100),),))
+    hints = " ".join(g.hint for g in explain(big, v, vs).groups)  # type: ignore[arg-type]
+    assert "asks for 3 DCU cards in one container; the most on one node is 1 (dcu-node)" in hints
+
+
+def test_a_pod_of_two_vendors_no_node_has_both() -> None:
+    v, vs = _two_vendors()
+    mixed = PodRequest(
+        "default",
+        "p",
+        ((ContainerRequest("NVIDIA", 1, memreq=100),), (ContainerRequest("DCU", 1, memreq=100),)),
+    )
+    e = explain(mixed, v, vs)  # type: ignore[arg-type]
+    assert not e.fits
+    hints = " ".join(g.hint for g in e.groups)
+    assert "no node has both DCU and NVIDIA (DCU on dcu-node; NVIDIA on gpu-node)" in hints
+
+
+def test_a_vendor_no_node_has() -> None:
+    v, vs = _two_vendors()
+    request = PodRequest("default", "p", ((ContainerRequest("MLU", 1, memreq=100),),))
+    e = explain(request, v, {**vs, "MLU": CambriconVendor()})  # type: ignore[arg-type]
+    assert "no node in the cluster has MLU devices" in " ".join(g.hint for g in e.groups)
+
+
+def test_plurals() -> None:
+    from hami.explain import plural
+
+    assert (plural(1, "card"), plural(2, "card"), plural(0, "node")) == (
+        "1 card",
+        "2 cards",
+        "0 nodes",
+    )

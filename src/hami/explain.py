@@ -86,7 +86,7 @@ class Explanation:
             return f"{self.pod} fits on node {self.node}"
         if self.total == 0:
             return f"0/0 nodes: no node has registered devices, so {self.pod} cannot be placed"
-        parts = ", ".join(f"{g.count} {g.reason}" for g in self.groups)
+        parts = ", ".join(f"{g.count} × {g.reason}" for g in self.groups)
         return f"0/{self.total} nodes fit {self.pod}: {parts}"
 
     def lines(self) -> list[str]:
@@ -213,9 +213,33 @@ class _Facts:
         return make(self, names)
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 card``, ``2 cards``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _listed(names: Collection[str], most: int = 3) -> str:
+    shown = sorted(names)
+    return ", ".join(shown[:most]) + (f" and {len(shown) - most} more" if len(shown) > most else "")
+
+
 def _memory_hint(facts: _Facts, names: list[str]) -> str:
     request = max(facts.requests, key=lambda r: (r.memreq, r.mem_pct % 101, r.nums))
     each = f"on each of {request.nums} cards" if request.nums > 1 else "on one card"
+    largest = max(
+        (
+            d.memory
+            for s in facts.view.states()
+            for d in s.node.devices
+            if d.vendor == request.vendor
+        ),
+        default=0,
+    )
+    if request.memreq > largest:
+        return (
+            f"no {request.vendor} card in the cluster has {request.memreq} MiB; the largest is "
+            f"{largest} MiB — ask for at most {largest} MiB"
+        )
     best: tuple[int, _Slot] | None = None
     for slot in facts.slots(names):
         if slot.open:
@@ -250,7 +274,7 @@ def _slots_hint(facts: _Facts, names: list[str]) -> str:
     split = sorted({s.device.count for s in full})
     each = "/".join(str(n) for n in split) or "?"
     return (
-        f"every task slot is taken on {len(full)} cards ({each} tasks per card) — wait for a "
+        f"every task slot is taken on {plural(len(full), 'card')} ({each} tasks per card) — wait for a "
         "pod on them to finish, or raise deviceSplitCount on the device plugin"
     )
 
@@ -267,7 +291,7 @@ def _exclusive_hint(facts: _Facts, names: list[str]) -> str:
     exclusive = facts.biggest("coresreq").coresreq >= 100
     why = "a whole card (gpucores 100)" if exclusive else "a card of its own (gpu policy mutex)"
     return (
-        f"asks for {why} but the cards are shared; {idle} idle cards on these nodes — "
+        f"asks for {why} but the cards are shared; {plural(idle, 'idle card')} on these nodes — "
         "move a pod off one card or ask for fewer cores"
     )
 
@@ -304,7 +328,8 @@ def _uuid_hint(facts: _Facts, names: list[str]) -> str:
 
 def _health_hint(facts: _Facts, names: list[str]) -> str:
     sick = sum(1 for s in facts.slots(names) if not s.device.health)
-    return f"{sick} cards report unhealthy — check the GPUs and the device plugin's log"
+    report = "reports" if sick == 1 else "report"
+    return f"{plural(sick, 'card')} {report} unhealthy — check the GPUs and the device plugin's log"
 
 
 def _cordon_hint(facts: _Facts, names: list[str]) -> str:
@@ -322,10 +347,10 @@ def _numa_hint(facts: _Facts, names: list[str]) -> str:
             key = (slot.node, slot.device.numa)
             groups[key] = groups.get(key, 0) + 1
     if not groups:
-        return f"numa-bind needs {nums} cards on one NUMA node; none has a free card"
+        return f"numa-bind needs {plural(nums, 'card')} on one NUMA node; none has a free card"
     (node, numa), most = max(groups.items(), key=lambda kv: (kv[1], kv[0]))
     return (
-        f"numa-bind needs {nums} cards on one NUMA node; the most is {most} on {node} "
+        f"numa-bind needs {plural(nums, 'card')} on one NUMA node; the most is {most} on {node} "
         f"NUMA {numa} — ask for fewer cards or drop hami.io/numa-bind"
     )
 
@@ -350,14 +375,42 @@ def _mig_hint(facts: _Facts, names: list[str]) -> str:
 
 
 def _device_count_hint(facts: _Facts, names: list[str]) -> str:
+    """Compared with the whole cluster: which nodes have the vendor at all (a pod of several
+    vendors needs one node with all of them), and the most cards of it on one node."""
+    holders: dict[str, dict[str, int]] = {}  # vendor → node → devices
+    for state in facts.view.states():
+        for device in state.node.devices:
+            count = holders.setdefault(device.vendor, {})
+            count[state.node.name] = count.get(state.node.name, 0) + 1
+    wanted = sorted({r.vendor for r in facts.requests})
+    missing = [v for v in wanted if v not in holders]
+    if missing:
+        return f"no node in the cluster has {' or '.join(missing)} devices — is that vendor's device plugin running?"
+    if len(wanted) > 1:
+        both = set.intersection(*(set(holders[v]) for v in wanted))
+        if not both:
+            have = "; ".join(f"{v} on {_listed(holders[v])}" for v in wanted)
+            pair = " and ".join(wanted) if len(wanted) == 2 else "all of " + ", ".join(wanted)
+            return (
+                f"no node has {'both ' if len(wanted) == 2 else ''}{pair} ({have}) — split the pod"
+            )
     request = facts.biggest("nums")
-    counts = {
-        n: sum(1 for s in facts.slots([n]) if s.device.vendor == request.vendor) for n in names
-    }
-    node, most = max(counts.items(), key=lambda kv: (kv[1], kv[0]), default=("-", 0))
+    counts = holders[request.vendor]
+    node, most = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    lacking = [n for n in names if n not in counts]
+    if request.nums > most:
+        return (
+            f"asks for {plural(request.nums, f'{request.vendor} card')} in one container; the most "
+            f"on one node is {most} ({node}) — ask for fewer cards"
+        )
+    if lacking:
+        return (
+            f"{plural(len(lacking), 'node')} here {'has' if len(lacking) == 1 else 'have'} no "
+            f"{request.vendor} device; {request.vendor} is on {_listed(counts)}"
+        )
     return (
-        f"asks for {request.nums} {request.vendor} cards in one container; the most on one "
-        f"node is {most} ({node}) — ask for fewer cards"
+        f"asks for {plural(request.nums, f'{request.vendor} card')} in one container; these nodes "
+        f"have fewer free — free cards on {node} ({most} there)"
     )
 
 
@@ -368,7 +421,7 @@ def _partial_hint(facts: _Facts, names: list[str]) -> str:
     }
     node, most = max(got.items(), key=lambda kv: (kv[1], kv[0]))
     return (
-        f"only {most} of the {request.nums} cards it asks for fit at once (on {node}) — "
+        f"only {most} of the {plural(request.nums, 'card')} it asks for fit at once (on {node}) — "
         "free more cards on one node or ask for fewer"
     )
 

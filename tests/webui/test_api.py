@@ -137,7 +137,10 @@ def test_explain(sim: TestClient) -> None:
     body = sim.get("/api/v1/pods/demo/too-big/explain").json()
     assert body["fits"] is False and body["nodes_considered"] == 4
     assert body["groups"][0]["reason"] == "CardInsufficientMemory"
-    assert "needs 90000 MiB on one card" in body["groups"][0]["hint"]
+    assert (
+        "no NVIDIA card in the cluster has 90000 MiB; the largest is 81559 MiB"
+        in (body["groups"][0]["hint"])
+    )
     placed = sim.get("/api/v1/pods/demo/infer-small/explain")
     assert placed.status_code == 409 and "is not pending" in placed.json()["detail"]
     assert sim.get("/api/v1/pods/demo/nope/explain").status_code == 404
@@ -208,7 +211,7 @@ def test_pages_render_and_refresh_partially(sim: TestClient) -> None:
     node = sim.get("/nodes/t4-a").text
     assert 'data-uuid="GPU-t4a-0"' in node and 'data-pod="research/notebook/jupyter"' in node
     pod = sim.get("/pods/demo/too-big").text
-    assert "Why it is pending" in pod and "needs 90000 MiB" in pod
+    assert "Why it is pending" in pod and "has 90000 MiB; the largest is 81559 MiB" in pod
     missing = sim.get("/nodes/nope")
     assert missing.status_code == 404 and "node &#x27;nope&#x27; not found" in missing.text
     assert sim.get("/static/webui.css").status_code == 200

@@ -118,7 +118,10 @@ def test_pending_screen_groups_by_cause(sim: TestClient) -> None:
         ("CardInsufficientMemory", ["too-big"])
     ]
     page = sim.get("/pending").text
-    assert 'data-cause="CardInsufficientMemory"' in page and "needs 90000 MiB on one card" in page
+    assert (
+        'data-cause="CardInsufficientMemory"' in page
+        and "no NVIDIA card in the cluster has 90000 MiB" in page
+    )
     assert 'href="/pods/demo/too-big"' in page
     assert 'data-k="pending_total">1<' in page
     none = sim.get("/pending", params={"namespace": "research"}).text
