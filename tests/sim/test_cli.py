@@ -109,11 +109,6 @@ def test_table_output_names_pods_and_nodes() -> None:
             "web: kind 'Service' is not supported",
         ),
         (
-            NODE.replace('"count":10', '"count":"ten"'),
-            POD % (1, 1),
-            "Node node-a: NVIDIA registration hami.io/node-nvidia-register",
-        ),
-        (
             NODE + "---\nkind: Pod\nmetadata: {name: old}\nspec: {nodeName: node-a}\n"
             "metadata:\n  name: old\n  annotations: {hami.io/vgpu-devices-allocated: 'u,NVIDIA,100:;'}\n",
             POD % (1, 1),
@@ -132,6 +127,26 @@ def test_bad_input_is_one_line_naming_file_object_and_field(
     assert err.startswith("error: ") and err.count("\n") == 1
     assert message in err
     assert str(tmp_path) in err
+
+
+def test_a_malformed_node_is_skipped_with_a_warning_as_the_scheduler_does(
+    tmp_path: Path,
+) -> None:
+    bad = NODE.replace('"count":10', '"count":"ten"').replace("node-a", "node-bad")
+    cluster = write(tmp_path, "cluster.yaml", bad + "---\n" + NODE)
+    code, out, err = run(
+        str(cluster), str(write(tmp_path, "pods.yaml", POD % (1000, 10))), "--format", "json"
+    )
+    assert code == 0, err
+    warning = (
+        f"warning: {cluster}: Node node-bad skipped, as the scheduler does: NVIDIA registration "
+        "hami.io/node-nvidia-register"
+    )
+    assert err.startswith(warning) and "count" in err, err
+    document = json.loads(out)
+    assert document["results"][0]["node"] == "node-a"
+    assert list(document["summary"]["nodes"]) == ["node-a"]
+    assert document["summary"]["warnings"] == [err.removeprefix("warning: ").strip()]
 
 
 def test_bad_config_is_named(tmp_path: Path) -> None:

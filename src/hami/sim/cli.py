@@ -48,18 +48,14 @@ def sim(
     try:
         settings = devconfig.for_files(config, name, node_manifests(cluster)).config
         vendors = registry.build(settings)
-        document = report(
-            simulate(
-                load_cluster(cluster, vendors),
-                requests := load_pods(pods, vendors, settings),
-                vendors,
-            ),
-            requests,
-            _moment(now),
-        )
+        loaded = load_cluster(cluster, vendors)
+        requests = load_pods(pods, vendors, settings)
+        document = report(simulate(loaded, requests, vendors), requests, _moment(now))
     except (ConfigError, SimInputError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
+    for warning in loaded.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if output is Format.json:
         sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

@@ -29,6 +29,9 @@ class SimInputError(ValueError):
 class Cluster:
     nodes: tuple[Node, ...]
     placed: tuple[PlacedPod, ...]
+    # nodes skipped as the scheduler skips them (a registration it cannot read): one line each,
+    # naming the file, the node, the key and why
+    warnings: tuple[str, ...] = ()
 
 
 def _documents(path: Path) -> Iterator[tuple[int, Manifest]]:
@@ -52,10 +55,16 @@ def node_manifests(path: Path) -> list[Manifest]:
 def load_cluster(path: Path, vendors: Mapping[str, Vendor]) -> Cluster:
     nodes: list[Node] = []
     placed: list[PlacedPod] = []
+    warnings: list[str] = []
     for number, doc in _documents(path):
         kind = doc.get("kind")
         if kind == "Node":
-            nodes.append(_node(path, doc, number, vendors))
+            try:
+                nodes.append(node_from_manifest(doc, vendors))
+            except WireFormatError as exc:
+                warnings.append(
+                    f"{path}: Node {_name(doc, number)} skipped, as the scheduler does: {exc}"
+                )
         elif kind == "Pod":
             pod = _placed_pod(path, doc, number, vendors)
             if pod is not None:
@@ -68,15 +77,7 @@ def load_cluster(path: Path, vendors: Mapping[str, Vendor]) -> Cluster:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise SimInputError(f"{path}: Node {duplicates[0]}: defined more than once")
-    return Cluster(nodes=tuple(nodes), placed=tuple(placed))
-
-
-def _node(path: Path, doc: Manifest, number: int, vendors: Mapping[str, Vendor]) -> Node:
-    name = _name(doc, number)
-    try:
-        return node_from_manifest(doc, vendors)
-    except WireFormatError as exc:
-        raise SimInputError(f"{path}: Node {name}: {exc}") from None
+    return Cluster(nodes=tuple(nodes), placed=tuple(placed), warnings=tuple(warnings))
 
 
 def _placed_pod(

@@ -22,6 +22,7 @@ class Outcome:
     view: ClusterView
     unknown_uuids: tuple[str, ...]
     placed: tuple[accounting.PlacedPod, ...] = ()  # the cluster file's pods
+    warnings: tuple[str, ...] = ()  # nodes skipped as the scheduler skips them
 
 
 def initial_view(
@@ -49,7 +50,11 @@ def simulate(
         view = commit(view, decision)
         decisions.append(decision)
     return Outcome(
-        decisions=tuple(decisions), view=view, unknown_uuids=unknown, placed=cluster.placed
+        decisions=tuple(decisions),
+        view=view,
+        unknown_uuids=unknown,
+        placed=cluster.placed,
+        warnings=cluster.warnings,
     )
 
 
@@ -139,6 +144,8 @@ def report(outcome: Outcome, pods: Sequence[PodRequest], now: datetime) -> dict[
     }
     if outcome.unknown_uuids:
         summary["unknown_device_uuids"] = sorted(set(outcome.unknown_uuids))
+    if outcome.warnings:
+        summary["warnings"] = list(outcome.warnings)
     return {"results": results, "summary": summary}
 
 
