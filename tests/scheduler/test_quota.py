@@ -9,9 +9,9 @@ from hami.api.admission import AdmissionRequest
 from hami.api.types import ContainerDevice
 from hami.core.accounting import PlacedPod
 from hami.core.config import NvidiaConfig, SchedulerConfig
+from hami.core.quota import QuotaBook, quota_specs
 from hami.core.vendor import QuotaRoom
 from hami.k8s.api import RESOURCE_QUOTAS
-from hami.scheduler.quota import QuotaBook, quota_specs
 from tests.scheduler.harness import container, gpu_node, gpu_pod, running
 
 

@@ -17,7 +17,8 @@ from hami.core.vendor import Vendor
 Manifest = Mapping[str, object]
 
 
-def _mapping(value: object) -> Mapping[str, object]:
+def mapping(value: object) -> Mapping[str, object]:
+    """``value`` if it is a mapping (a JSON object), else an empty one."""
     return cast(Mapping[str, object], value) if isinstance(value, Mapping) else {}
 
 
@@ -29,12 +30,12 @@ def _containers(spec: Mapping[str, object], field: str) -> list[Manifest]:
 
 
 def pod_identity(pod: Manifest) -> tuple[str, str]:
-    meta = _mapping(pod.get("metadata"))
+    meta = mapping(pod.get("metadata"))
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
 
 
 def metadata_annotations(obj: Manifest) -> dict[str, str]:
-    raw = _mapping(_mapping(obj.get("metadata")).get("annotations"))
+    raw = mapping(mapping(obj.get("metadata")).get("annotations"))
     return {str(k): str(v) for k, v in raw.items()}
 
 
@@ -99,7 +100,7 @@ def parse_pod(
     """The pod's requests, init containers first. ``admit`` applies the webhook's defaults first
     (for manifests that did not pass through the admission webhook, e.g. in `hami sim`)."""
     namespace, name = pod_identity(pod)
-    spec = _mapping(pod.get("spec"))
+    spec = mapping(pod.get("spec"))
     inits = _containers(spec, "initContainers")
     apps = _containers(spec, "containers")
     ordered = list(vendors.values())
@@ -110,7 +111,7 @@ def parse_pod(
         where = f"pod {namespace}/{name} container {cname}"
         requests.append(_container_requests(container, ordered, where, admit))
         names.append(cname)
-    meta = _mapping(pod.get("metadata"))
+    meta = mapping(pod.get("metadata"))
     annotations = metadata_annotations(pod)
     return PodRequest(
         namespace=namespace,

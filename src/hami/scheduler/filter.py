@@ -29,6 +29,7 @@ from hami.core.decide import Decision, decide
 from hami.core.errors import RequestInvalid
 from hami.core.model import PodRequest
 from hami.core.nodes import node_from_manifest
+from hami.core.quota import QuotaRooms
 from hami.core.request import parse_pod
 from hami.core.status import DEVICE_TYPE_NOT_FOUND, NODE_UNREGISTERED, Reason, Unfit
 from hami.core.vendor import QuotaRoom, Vendor
@@ -39,7 +40,6 @@ from hami.scheduler import events
 from hami.scheduler.cache import Clock, ClusterCache, utcnow
 from hami.scheduler.events import EventRecorder, Subject, name_list
 from hami.scheduler.pending import PodRefused, PodSource
-from hami.scheduler.quota import QuotaRooms
 
 log = logging.getLogger(__name__)
 SETTLE = 0.05  # a no-fit answer waits this long once for in-flight watch events

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from hami.core.config import SchedulerConfig
 from hami.core.mutate import MutateSettings
+from hami.core.quota import QuotaBook, quota_specs
 from hami.core.vendor import QuotaRoom, Vendor
 from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPI, KubeAPIError, Manifest
 from hami.scheduler import events
@@ -23,7 +24,6 @@ from hami.scheduler.metered import MeteredKube
 from hami.scheduler.metrics import Metrics, QuotaUsage
 from hami.scheduler.nodelock import NodeLocker
 from hami.scheduler.pending import PendingPods, PodSource
-from hami.scheduler.quota import QuotaBook, quota_specs
 from hami.scheduler.registration import handshake_specs
 from hami.scheduler.selfcheck import SelfCheck
 from hami.scheduler.settings import SchedulerSettings

@@ -29,13 +29,13 @@ from hami.core.decide import commit, decide
 from hami.core.errors import RequestInvalid
 from hami.core.model import Node, PodRequest
 from hami.core.nodes import node_from_manifest
+from hami.core.quota import QuotaBook, quota_specs
 from hami.core.request import parse_pod
 from hami.core.vendor import Vendor
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPI, Manifest
 from hami.k8s.files import ManifestFileError, documents
 from hami.k8s.objects import TERMINAL_PHASES
-from hami.scheduler.quota import QuotaBook, quota_specs
 
 log = logging.getLogger(__name__)
 

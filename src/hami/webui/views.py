@@ -9,9 +9,9 @@ from typing import cast
 from hami.core.accounting import PlacedPod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.model import Device, DeviceUsage
+from hami.core.quota import pod_usage
 from hami.core.vendor import Vendor
 from hami.explain import Explanation, explain
-from hami.scheduler.quota import pod_usage
 from hami.sim import mig
 from hami.sim.run import fragmentation, median_request
 from hami.webui.names import VendorNames

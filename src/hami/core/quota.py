@@ -17,9 +17,8 @@ from hami.api.errors import WireFormatError
 from hami.api.quantity import parse_int_quantity
 from hami.core.accounting import PlacedPod, collapse
 from hami.core.config import SchedulerConfig
+from hami.core.request import Manifest, mapping, pod_identity
 from hami.core.vendor import QuotaRoom
-from hami.k8s import objects
-from hami.k8s.api import Manifest
 
 LIMITS_PREFIX = "limits."
 
@@ -81,7 +80,7 @@ class QuotaBook:
         self.synced = True
 
     def apply(self, event: str, quota: Manifest) -> None:
-        namespace, name = objects.namespace(quota), objects.name(quota)
+        namespace, name = pod_identity(quota)
         quotas = self._limits.setdefault(namespace, {})
         limits = {} if event == "DELETED" else self._tracked_limits(quota)
         if limits:
@@ -92,7 +91,7 @@ class QuotaBook:
             self._limits.pop(namespace, None)
 
     def _tracked_limits(self, quota: Manifest) -> dict[str, int]:
-        hard = objects.section(objects.spec(quota), "hard")
+        hard = mapping(mapping(quota.get("spec")).get("hard"))
         limits = {}
         for key, raw in hard.items():
             resource = key.removeprefix(LIMITS_PREFIX)
