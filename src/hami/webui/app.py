@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -173,12 +174,22 @@ def _phase(phase: str) -> str:
     return phase
 
 
-def create_app(ui: WebUI, allowed_hosts: Sequence[str] = ("*",)) -> FastAPI:
-    """The app; ``allowed_hosts``: the Host names a request may use (``*``: any)."""
+def create_app(
+    ui: WebUI, allowed_hosts: Sequence[str] = ("*",), *, freeze_gc: bool = False
+) -> FastAPI:
+    """The app; ``allowed_hosts``: the Host names a request may use (``*``: any).
+
+    ``freeze_gc`` (the `hami webui` process): once the first snapshot is built, move every
+    object alive then out of the cyclic collector's sight (`gc.freeze`), so a full collection
+    no longer walks the process's long-lived objects (0.2-1 s per collection at 1,000 nodes on
+    a loaded 2-core machine, 0.04-0.1 s frozen); reference counting still frees them."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await ui.source.start()  # a live source lists before the port serves
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         yield
 
     app = FastAPI(

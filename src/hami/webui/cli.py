@@ -83,7 +83,8 @@ def webui(
     prometheus = PrometheusHistory(prometheus_url) if prometheus_url else None
     ui = WebUI(source, History(interval=history_interval), probe, prometheus=prometheus)
     hosts = allowed_host or (list(LOOPBACK_HOSTS) if host in LOOPBACK_HOSTS else ["*"])
-    uvicorn.run(create_app(ui, hosts), host=host, port=port, log_level="warning")
+    app = create_app(ui, hosts, freeze_gc=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 async def _from_cluster(kubeconfig: Path | None) -> devconfig.Resolved:
