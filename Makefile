@@ -45,6 +45,7 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_import_contracts.py
 	$(BIN)/python libvgpu/tools/callgraph.py
 
 bench: setup
