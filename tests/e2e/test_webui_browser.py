@@ -240,7 +240,7 @@ async def test_overview_node_and_pending_pod_views(
     await explain.wait_for()
     text = await explain.inner_text()
     assert "Why it is pending" in text and "CardInsufficientMemory" in text
-    assert "needs 100000 MiB on one card" in text
+    assert "100000 MiB" in text  # what it asks for, in the hint
     await _shot(page, "pod")
 
     await page.goto(f"{webui}/?model=NVIDIA {model}&namespace={namespace}")
