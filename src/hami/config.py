@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from hami import yamlio
 from hami.core.config import GPU_POLICIES, NvidiaConfig, SchedulerConfig
-from hami.core.errors import ConfigError
+from hami.core.errors import ConfigError as ConfigError  # the config files' error, re-exported
 from hami.core.policy import parse_gpu_policy
 from hami.vendors.config import VendorAwareConfig, VendorSettings
 

@@ -67,7 +67,7 @@ class NvmlHost:
 def open_host() -> HostGpus:
     """`NvmlHost` when NVML initialises, else `NullHost` (the only place that decides)."""
     try:
-        import pynvml  # type: ignore[import-untyped]
+        import pynvml
 
         pynvml.nvmlInit()
     except Exception as exc:  # ImportError, NVMLError_LibraryNotFound, driver errors
