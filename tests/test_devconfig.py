@@ -112,3 +112,57 @@ def test_explain_without_config_knows_the_vendors() -> None:
     result = runner.invoke(app, ["explain", pod, "--cluster", cluster, "--pods", pods])
     assert result.exit_code == 0, result.output
     assert "fits" in result.stdout or "would" in result.stdout, result.stdout
+
+
+TYPO_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: typo, namespace: demo}
+spec:
+  containers:
+  - name: app
+    resources:
+      limits: {nvidia.com/gpus: 2, nvidia.com/gpumem: 1000}
+"""
+
+MLU_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: mlu, namespace: demo}
+spec:
+  containers:
+  - name: app
+    resources:
+      limits: {cambricon.com/vmlu: 1}
+"""
+
+
+def test_a_typo_in_a_resource_name_is_an_error_not_a_smaller_request(tmp_path: Path) -> None:
+    pods = tmp_path / "pods.yaml"
+    pods.write_text(TYPO_POD)
+    result = runner.invoke(app, ["sim", str(EXAMPLES / "cluster.yaml"), str(pods)])
+    assert result.exit_code == 2
+    assert (
+        "Pod demo/typo: container app: nvidia.com/gpus: unknown resource — did you mean "
+        "nvidia.com/gpu?" in result.output
+    )
+
+
+def test_a_resource_no_enabled_vendor_knows_is_named(tmp_path: Path) -> None:
+    pods = tmp_path / "pods.yaml"
+    pods.write_text(MLU_POD)
+    config = tmp_path / "config.yaml"
+    config.write_text("nvidia: {}\n")
+    cluster = str(VENDORS / "cluster.yaml")
+    result = runner.invoke(app, ["sim", cluster, str(pods), "--config", str(config)])
+    assert result.exit_code == 2
+    assert "cambricon.com/vmlu: no enabled vendor knows this resource (MLU's" in result.output
+    explained = runner.invoke(
+        app,
+        ["explain", "demo/mlu", "--cluster", cluster, "--pods", str(pods), "--config", str(config)],
+    )
+    assert explained.exit_code == 2
+    assert "pod demo/mlu: container app: cambricon.com/vmlu: no enabled vendor" in explained.output
+    # without --config the vendors come from the nodes, MLU among them: the pod fits
+    fits = runner.invoke(app, ["explain", "demo/mlu", "--cluster", cluster, "--pods", str(pods)])
+    assert fits.exit_code == 0 and "demo/mlu fits on node cambricon-mlu" in fits.output

@@ -16,6 +16,7 @@ default they read the scheduler's own device config, in this order:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,11 @@ import yaml
 
 from hami import yamlio
 from hami.api.errors import WireFormatError
-from hami.config import ConfigError, load_config, parse_config
+from hami.config import load_config, parse_config
 from hami.core.config import SchedulerConfig
+from hami.core.errors import ConfigError
 from hami.core.nodes import node_from_manifest
+from hami.core.vendor import Vendor
 from hami.k8s.api import NODES, Kind, KubeAPI, KubeAPIError
 from hami.vendors import registry
 from hami.vendors.config import (
@@ -162,3 +165,50 @@ def live_target(
     if config is not None:
         resolved = from_file(config)
     return kubeconfig, resolved
+
+
+def unknown_resources(manifest: Manifest, vendors: Mapping[str, Vendor]) -> list[str]:
+    """What is wrong with the device resources a pod's containers ask for, one line each:
+    a resource that only a vendor the config does not enable knows, or a near miss of a known
+    resource name (a typo the scheduler would silently ignore, changing the request)."""
+    enabled = {name for v in vendors.values() for name in v.resource_names()}
+    everyone = {
+        name: v.key for v in registry.build(every_vendor()).values() for name in v.resource_names()
+    }
+    domains = {name.split("/", 1)[0] for name in everyone}
+    problems = []
+    for where, names in _asked(manifest):
+        for name in names:
+            if name in enabled or "/" not in name:
+                continue
+            if name in everyone:
+                problems.append(
+                    f"{where}: {name}: no enabled vendor knows this resource ({everyone[name]}'s; "
+                    "its section is not in the device config)"
+                )
+            elif name.split("/", 1)[0] in domains:
+                close = difflib.get_close_matches(name, sorted(enabled | set(everyone)), 1, 0.8)
+                if close:
+                    problems.append(f"{where}: {name}: unknown resource — did you mean {close[0]}?")
+    return problems
+
+
+def _asked(manifest: Manifest) -> Iterable[tuple[str, list[str]]]:
+    spec = manifest.get("spec")
+    spec = spec if isinstance(spec, Mapping) else {}
+    for field in ("initContainers", "containers"):
+        containers = spec.get(field)
+        for index, container in enumerate(containers if isinstance(containers, list) else []):
+            if not isinstance(container, Mapping):
+                continue
+            resources = container.get("resources")
+            resources = resources if isinstance(resources, Mapping) else {}
+            names: list[str] = []
+            for section in ("limits", "requests"):
+                values = resources.get(section)
+                names += (
+                    [str(k) for k in values if str(k) not in names]
+                    if isinstance(values, Mapping)
+                    else []
+                )
+            yield f"container {container.get('name') or f'#{index}'}", names

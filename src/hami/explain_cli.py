@@ -4,6 +4,7 @@ on sim input files (the pods before POD in PODS.yaml are placed first, as `hami 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,9 +13,11 @@ import orjson
 import typer
 
 from hami import devconfig
-from hami.config import ConfigError
+from hami.core.errors import ConfigError
+from hami.core.request import pod_identity
 from hami.core.vendor import Vendor
 from hami.explain import Explanation
+from hami.k8s.api import PODS, KubeAPIError, Manifest
 from hami.vendors import registry
 from hami.webui import views
 from hami.webui.source import (
@@ -55,13 +58,13 @@ def explain(
         namespace, pod = pod.split("/", 1)
     try:
         if cluster is not None:
-            snapshot, vendors = _sim(cluster, pods, f"{namespace}/{pod}", config, name)
+            snapshot, vendors, manifest = _sim(cluster, pods, f"{namespace}/{pod}", config, name)
         elif pods is not None:
             raise SourceError("--pods needs --cluster")
         else:
             target, resolved = devconfig.live_target(kubeconfig, config, name)
-            snapshot, vendors = asyncio.run(_live(target, resolved))
-        result = _explain(snapshot, namespace, pod, vendors)
+            snapshot, vendors, manifest = asyncio.run(_live(target, resolved, (namespace, pod)))
+        result = _explain(snapshot, namespace, pod, vendors, manifest)
     except (ConfigError, SourceError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
@@ -70,7 +73,7 @@ def explain(
 
 def _sim(
     cluster: Path, pods: Path | None, key: str, config_file: Path | None, name: str | None
-) -> tuple[Snapshot, dict[str, Vendor]]:
+) -> tuple[Snapshot, dict[str, Vendor], Manifest | None]:
     objs = read_manifests(cluster)
     nodes = [o for o in objs if o.get("kind") == "Node"]
     placed = [o for o in objs if o.get("kind") == "Pod"]
@@ -78,29 +81,49 @@ def _sim(
     vendors = registry.build(config)
     queued = read_manifests(pods) if pods is not None else []
     base = build_snapshot(nodes, placed, vendors, config, admit=True)
-    return place_in_order(base, queued, vendors, config, stop_before=key), vendors
+    snapshot = place_in_order(base, queued, vendors, config, stop_before=key)
+    manifest = next((o for o in (*placed, *queued) if "/".join(pod_identity(o)) == key), None)
+    return snapshot, vendors, manifest
 
 
 async def _live(
-    kubeconfig: Path | None, resolved: devconfig.Resolved | None
-) -> tuple[Snapshot, dict[str, Vendor]]:
+    kubeconfig: Path | None,
+    resolved: devconfig.Resolved | None,
+    pod: tuple[str, str] | None = None,
+) -> tuple[Snapshot, dict[str, Vendor], Manifest | None]:
+    """The cluster as the scheduler sees it, its vendors, and ``pod``'s manifest (namespace,
+    name) when the snapshot leaves it out (a pod asking for no device the vendors know)."""
     from hami.webui.cli import live_api  # the web server's modules, for a live cluster only
 
     api = live_api(kubeconfig)
     try:
         config = (resolved or await devconfig.from_cluster(api)).config
         vendors = registry.build(config)
-        return await KubeSource(api, vendors, config).snapshot(), vendors
+        snapshot = await KubeSource(api, vendors, config).snapshot()
+        manifest = None
+        if pod is not None and snapshot.pod(*pod) is None:
+            with contextlib.suppress(KubeAPIError):
+                manifest = await api.get(PODS, pod[1], pod[0])
+        return snapshot, vendors, manifest
     finally:
         await api.close()
 
 
 def _explain(
-    snapshot: Snapshot, namespace: str, name: str, vendors: dict[str, Vendor]
+    snapshot: Snapshot,
+    namespace: str,
+    name: str,
+    vendors: dict[str, Vendor],
+    manifest: Manifest | None = None,
 ) -> Explanation | str:
     pod = snapshot.pod(namespace, name)
     if pod is None:
-        raise SourceError(f"pod {namespace}/{name} not found (or it asks for no device)")
+        if manifest is None:
+            raise SourceError(f"pod {namespace}/{name} not found")
+        problems = devconfig.unknown_resources(manifest, vendors)
+        if problems:
+            raise SourceError(f"pod {namespace}/{name}: " + "; ".join(problems))
+        return f"{namespace}/{name} asks for no device: kube-scheduler alone places it"
     if pod.placed is not None:
         return f"{pod.key} holds devices on node {pod.node}: nothing to explain"
     if pod.request is None:

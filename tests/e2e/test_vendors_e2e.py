@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,81 @@ async def test_every_vendor_pod_binds_where_hami_sim_places_it(
             raise AssertionError(
                 f"{exc}\nplugin log:\n{stack.log('device-plugin')[-3000:]}"
             ) from exc
+
+
+def _oversized(doc: dict[str, Any], counts: set[str], namespace: str) -> dict[str, Any]:
+    """The pod asking for 64 whole devices of its vendor (its count resource only; 64 of what
+    it asks for when it names no count, as a NeuronCore pod)."""
+    out = copy.deepcopy(doc)
+    out["metadata"] = {"name": f"{doc['metadata']['name']}-big", "namespace": namespace}
+    for container in out["spec"].get("containers", []):
+        limits = container.get("resources", {}).get("limits", {})
+        named = [k for k in limits if k in counts] or list(limits)
+        container["resources"] = {"limits": dict.fromkeys(named, 64)}
+    return out
+
+
+async def _refusal(api: LightkubeAPI, namespace: str, doc: dict[str, Any]) -> str:
+    """The scheduler's word on a pod it does not place: our extender's FilteringFailed event,
+    or kube-scheduler's Unschedulable condition (a count above every node's capacity)."""
+    name = doc["metadata"]["name"]
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        pod = await api.get(PODS, name, namespace)
+        assert not objects.spec(pod).get("nodeName"), f"{name} bound"
+        reason = await why_pending(api, namespace, name, pod)
+        if reason != "pending":
+            return reason
+        assert asyncio.get_running_loop().time() < deadline, f"{name}: no verdict in 60 s"
+        await asyncio.sleep(0.2)
+
+
+def _mixed(pods: list[dict[str, Any]], namespace: str) -> dict[str, Any]:
+    """One NVIDIA container and one Ascend container: no node of the cluster has both."""
+    cuda, npu = (copy.deepcopy(p["spec"]["containers"][0]) for p in pods[:2])
+    cuda["name"], npu["name"] = "cuda", "npu"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "nvidia-and-ascend", "namespace": namespace},
+        "spec": {"containers": [cuda, npu]},
+    }
+
+
+@pytest.mark.timeout(300)
+async def test_explain_without_flags_agrees_with_the_scheduler(
+    api: LightkubeAPI, stack: Stack
+) -> None:
+    """Per vendor: the placed pod (fits: explain names its node), the same pod asking for 64
+    devices (FilteringFailed: explain says no node fits), and a pod of NVIDIA and Ascend
+    containers (no node has both). explain learns the vendors from the cluster, as a user
+    running `hami explain POD` without --config gets."""
+    from hami import explain_cli
+    from hami.vendors.family import SpecVendor
+
+    pods, expected = _pods(), _expected()
+    counts = {v.count_name for v in _vendors().values() if isinstance(v, SpecVendor)}
+    namespace = "explain"
+    with contextlib.suppress(Conflict):
+        await api.create(NAMESPACES, {"metadata": {"name": namespace}})
+    refused = [_oversized(doc, counts, namespace) for doc in pods]
+    refused.append(_mixed(pods, namespace))
+    for doc in refused:
+        await api.create(PODS, with_images(doc), namespace)
+    events = {doc["metadata"]["name"]: await _refusal(api, namespace, doc) for doc in refused}
+    snapshot, vendors, _ = await explain_cli._live(stack.cluster.kubeconfig, None)
+    for doc, decision in zip(pods, expected, strict=True):
+        meta = doc["metadata"]
+        said = explain_cli._explain(
+            snapshot, meta.get("namespace", "default"), meta["name"], vendors
+        )
+        assert isinstance(said, str) and f"on node {decision.node}" in said, (decision.pod, said)
+    for doc in refused:
+        name = doc["metadata"]["name"]
+        said = explain_cli._explain(snapshot, namespace, name, vendors)
+        assert not isinstance(said, str) and not said.fits, (name, said, events[name])
+        assert said.total == len(snapshot.nodes), (name, said.summary())
+    mixed = explain_cli._explain(snapshot, namespace, "nvidia-and-ascend", vendors)
+    assert not isinstance(mixed, str)
+    hints = " ".join(g.hint for g in mixed.groups)
+    assert "no node has both Ascend910B2 and NVIDIA" in hints, (hints, events["nvidia-and-ascend"])

@@ -295,6 +295,11 @@ class Vendor:
         """How a person reads a recorded device's compute, e.g. ``30% cores``."""
         return f"{device.usedcores}% cores"
 
+    def resource_names(self) -> tuple[str, ...]:
+        """The extended resources a container may ask this vendor for (for the tools that
+        name a resource no enabled vendor knows, or a typo)."""
+        return ()
+
 
 _NO_STAMPS: Mapping[str, Stamp] = {}
 

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from hami import devconfig
-from hami.config import ConfigError
+from hami.core.errors import ConfigError
 from hami.sim.load import SimInputError, load_cluster, load_pods, node_manifests
 from hami.sim.run import report, simulate
 from hami.sim.table import render

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hami import devconfig
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.core import accounting
@@ -109,6 +110,10 @@ def load_pods(
             raise SimInputError(
                 f"{path}: {_name(doc, number)}: kind {doc.get('kind')!r} is not supported (use Pod)"
             )
+        problems = devconfig.unknown_resources(doc, vendors)
+        if problems:
+            namespace, name = pod_identity(doc)
+            raise SimInputError(f"{path}: Pod {namespace}/{name}: {problems[0]}")
         try:
             pods.append(parse_pod(doc, vendors, config, admit=True))
         except RequestInvalid as exc:

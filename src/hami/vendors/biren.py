@@ -10,7 +10,7 @@ from hami.api import keys
 from hami.api.annotations import allocated_key, to_allocate_key
 from hami.core.model import Device
 from hami.vendors.config import BirenConfig
-from hami.vendors.family import CountVendor, Spec
+from hami.vendors.family import COUNT_ONLY, CountVendor, Spec
 
 SPEC = Spec(
     key=keys.BIREN_VENDOR,
@@ -18,6 +18,7 @@ SPEC = Spec(
     handshake=keys.BIREN_HANDSHAKE,
     to_allocate=to_allocate_key(keys.BIREN_VENDOR),
     allocated=allocated_key(keys.BIREN_VENDOR),
+    names=COUNT_ONLY,
     uuid_keys=(keys.BIREN_USE_UUID, keys.BIREN_NOUSE_UUID),
 )
 

@@ -30,7 +30,7 @@ GCU_SPEC = Spec(
     key=keys.ENFLAME_GCU_VENDOR,
     to_allocate=keys.ENFLAME_GCU_TO_ALLOCATE,
     allocated=keys.ENFLAME_GCU_ALLOCATED,
-    names=("resource_name_gcu", "", ""),
+    names=("resource_name_gcu", "", ""),  # whole cards: a count resource only
     lock=None,  # HAMi's Enflame GCU binds without a node lock (§3.13)
     rules=rules(label=keys.ENFLAME_GCU_VENDOR),
     whole=(100, 100, 100),

@@ -38,6 +38,7 @@ from hami.vendors import common, countfit, resources
 
 # The config fields of a vendor's count, memory and core resource names (in its config type).
 COUNT_MEMORY_CORE = ("resource_count_name", "resource_memory_name", "resource_core_name")
+COUNT_ONLY = ("resource_count_name", "", "")  # whole cards: a count resource only
 # The slice checks of a vendor without cordon, MIG, topology and quota.
 PLAIN_RULES = SliceRules(gates=False, mig=False, topology=False, quota=False)
 
@@ -106,6 +107,9 @@ class SpecVendor(Vendor):
     @property
     def count_name(self) -> str:
         return self._name(0)
+
+    def resource_names(self) -> tuple[str, ...]:
+        return tuple(name for name in map(self._name, range(3)) if name)
 
     @property
     def registration_health(self) -> RegistrationHealth | None:

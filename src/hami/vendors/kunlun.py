@@ -21,7 +21,7 @@ from hami.core.status import Reason, Unfit
 from hami.core.vendor import Admission, Candidate, FitContext, Pick
 from hami.vendors import common, resources
 from hami.vendors.config import KunlunConfig
-from hami.vendors.family import CapacityRule, Spec, SpecVendor, WholeCardVendor
+from hami.vendors.family import COUNT_ONLY, CapacityRule, Spec, SpecVendor, WholeCardVendor
 
 CROSS_PAIRS: tuple[tuple[int, ...], ...] = ((0, 4), (1, 5), (2, 6), (3, 7))
 WING_PAIRS: tuple[tuple[int, ...], ...] = tuple(
@@ -102,6 +102,7 @@ WHOLE_SPEC = Spec(
     key=keys.KUNLUN_VENDOR,
     allocated=keys.KUNLUN_ALLOCATED,
     lock=None,  # HAMi's whole-XPU vendor binds without a node lock (§3.13)
+    names=COUNT_ONLY,
     capacity=CapacityRule(uuid="kunlun", count=100, memory=keys.KUNLUN_WHOLE_MEMORY),
 )
 VXPU_SPEC = Spec(

@@ -20,7 +20,7 @@ from hami.core.status import Reason, Unfit
 from hami.core.vendor import Candidate, FitContext, Pick, PodAdmission
 from hami.vendors import common, resources
 from hami.vendors.config import MetaxConfig
-from hami.vendors.family import CapacityRule, Spec, SpecVendor, WholeCardVendor, rules
+from hami.vendors.family import COUNT_ONLY, CapacityRule, Spec, SpecVendor, WholeCardVendor, rules
 
 _WHOLE_MEMORY = 65536
 _SGPU_RULES = rules(use_uuid_key=keys.METAX_USE_UUID, nouse_uuid_key=keys.METAX_NOUSE_UUID)
@@ -52,6 +52,7 @@ GPU_SPEC = Spec(
     to_allocate=keys.METAX_GPU_TO_ALLOCATE,
     allocated=keys.METAX_GPU_ALLOCATED,
     lock=None,  # HAMi's whole MetaX GPU binds without a node lock (§3.13)
+    names=COUNT_ONLY,
     # No same-card rule: a whole card holds one task, so HAMi's rule (§4.9) made every pod with
     # two GPU containers unschedulable; HAMi itself dropped it later (#2837).
     rules=rules(label=keys.METAX_GPU_VENDOR),

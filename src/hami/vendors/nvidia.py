@@ -114,6 +114,11 @@ class NvidiaVendor(SlicedVendor):
         if whole_card or not cfg.resource_memory_name:
             limits[cfg.resource_core_name] = 100
 
+    def resource_names(self) -> tuple[str, ...]:
+        cfg = self.config
+        extra = (cfg.resource_memory_percentage_name, cfg.resource_priority_name)
+        return (*SlicedVendor.resource_names(self), *(n for n in extra if n))
+
     # --- node inventory --------------------------------------------------------------------------
 
     def node_devices(self, annotations: Mapping[str, str]) -> tuple[Device, ...]:

@@ -13,7 +13,7 @@ from hami.core.model import ContainerRequest, Device, DeviceUsage, Node
 from hami.core.vendor import Candidate, Pick
 from hami.vendors import common, countfit
 from hami.vendors.config import VastaiConfig
-from hami.vendors.family import CountVendor, Spec
+from hami.vendors.family import COUNT_ONLY, CountVendor, Spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ SPEC = Spec(
     handshake=keys.VASTAI_HANDSHAKE,
     to_allocate=to_allocate_key(keys.VASTAI_VENDOR),
     allocated=allocated_key(keys.VASTAI_VENDOR),
+    names=COUNT_ONLY,
     uuid_keys=(keys.VASTAI_USE_UUID, keys.VASTAI_NOUSE_UUID),
 )
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from hami import devconfig
-from hami.config import ConfigError
+from hami.core.errors import ConfigError
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app

@@ -409,7 +409,7 @@ def devices_doc(
     snapshot: Snapshot, filters: Filters, names: VendorNames | None = None
 ) -> list[dict[str, object]]:
     """Every device of the nodes the filters keep, each with its node's name."""
-    return [d for n in nodes_doc(snapshot, filters, names) for d in _docs(n, "devices")]
+    return [dict(d) for n in nodes_doc(snapshot, filters, names) for d in _docs(n, "devices")]
 
 
 def device_of(snapshot: Snapshot, uuid: str) -> NodeInfo | None:
