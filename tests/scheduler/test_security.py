@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import shutil
 import ssl
 import sys
@@ -43,6 +44,7 @@ class Stack:
     extender: str  # https://127.0.0.1:<extender port>
     client: CertPair
     settings: SchedulerSettings
+    pid: int = 0  # the server's process (elsewhere=True), else this one
 
     def context(self, client: CertPair | None = None) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca.cert))
@@ -113,6 +115,7 @@ async def stack(
         f"https://127.0.0.1:{extender_port}",
         client,
         settings,
+        (process.pid or 0) if process is not None else os.getpid(),
     )
     async with httpx.AsyncClient(verify=s.context(), trust_env=False) as probe:
         for _ in range(500):
@@ -262,23 +265,59 @@ async def test_an_unbound_decision_expires() -> None:
 # --- bounded services -------------------------------------------------------------------------
 
 
-def assert_fast(times: list[float], during: str) -> None:
-    """/healthz keeps answering within 100 ms while under attack: nine probes in ten (on a
-    busy 2-core machine the OS alone delays a few: docs/security.md has the figures), none
-    near the kubelet's 1 s probe timeout."""
-    ms = sorted(round(t * 1000) for t in times)
-    print(f"/healthz {during} (ms): {ms}")
-    assert len(ms) >= 5, ms
-    within = sum(1 for t in ms if t < 100) / len(ms)
-    assert within >= 0.9 and ms[-1] < 1000, f"/healthz {during} took (ms): {ms}"
+@dataclass
+class Probes:
+    """/healthz probes of the attacked service (seconds each): the wall time a kubelet would
+    see, and how long the server's event-loop thread and the probe each waited for a CPU
+    (their ``run_delay`` in ``/proc/<tid>/schedstat``: runnable, not running)."""
+
+    wall: list[float]
+    server_wait: list[float]
+    probe_wait: list[float]
+
+    @property
+    def own(self) -> list[float]:
+        """The service's own latency, an upper bound: the wall time less the longer of the two
+        waits for a CPU (other work on a shared 2-core VM, the attackers' CPU, which in a
+        cluster is not the server's; the two may overlap, so only one is taken off). Waits for
+        the GIL, garbage collection and queueing behind other requests all count."""
+        waits = zip(self.wall, self.server_wait, self.probe_wait, strict=True)
+        return [max(0.0, w - max(s, p)) for w, s, p in waits]
+
+
+LIMIT = 0.100  # the issue's criterion: /healthz within 100 ms during the attack
+
+
+def assert_fast(probes: Probes, during: str) -> None:
+    """/healthz answers within 100 ms of the service's own time while under attack, every
+    probe; and within the kubelet's 1 s probe timeout in wall time, waits for a CPU included
+    (docs/security.md)."""
+    wall = [round(t * 1000) for t in probes.wall]
+    own = [round(t * 1000) for t in probes.own]
+    print(f"/healthz {during} (ms): wall {sorted(wall)}; less waits for a CPU {sorted(own)}")
+    assert len(wall) >= 5, wall
+    assert max(wall) < 1000, f"/healthz {during} took (ms): {wall}"
+    slow = [(w, o) for w, o in zip(wall, own, strict=True) if o >= LIMIT * 1000]
+    assert not slow, f"/healthz {during} over {LIMIT * 1000:.0f} ms (wall, own ms): {slow}"
 
 
 PROBE = """
 import json, socket, ssl, sys, time
-port, ca, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+port, ca, seconds, server = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+
+
+def waited(path):
+    # seconds runnable but not running (run_delay)
+    with open(path) as stat:
+        return int(stat.read().split()[1]) / 1e9
+
+
+SERVER = f"/proc/{server}/task/{server}/schedstat"  # its event-loop thread (tid = pid)
+PROBE = "/proc/thread-self/schedstat"
 context = ssl.create_default_context(cafile=ca)
-times, end = [], time.monotonic() + seconds
+wall, server_wait, probe_wait, end = [], [], [], time.monotonic() + seconds
 while time.monotonic() < end:
+    before = (waited(SERVER), waited(PROBE))
     started = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
@@ -286,17 +325,20 @@ while time.monotonic() < end:
             reply = b""
             while chunk := tls.recv(4096):
                 reply += chunk
-    times.append(time.perf_counter() - started)
+    wall.append(time.perf_counter() - started)
+    server_wait.append(waited(SERVER) - before[0])
+    probe_wait.append(waited(PROBE) - before[1])
     assert reply.startswith(b"HTTP/1.1 200"), reply
     time.sleep(0.05)
-print(json.dumps(times))
+print(json.dumps({"wall": wall, "server_wait": server_wait, "probe_wait": probe_wait}))
 """
 
 
-async def healthz_times(port: int, ca: Path, seconds: float) -> list[float]:
+async def healthz_times(port: int, ca: Path, seconds: float, server: int) -> Probes:
     """/healthz latencies on 127.0.0.1:``port`` (verified with ``ca``) as a kubelet probe sees
     them (a new TLS connection each time), from a process of its own so that the attackers'
-    CPU in this one does not count."""
+    CPU in this one does not count; with the waits for a CPU of the server process ``server``
+    (its event-loop thread) and of the probe during each."""
     probe = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -304,11 +346,13 @@ async def healthz_times(port: int, ca: Path, seconds: float) -> list[float]:
         str(port),
         str(ca),
         str(seconds),
+        str(server),
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await probe.communicate()
     assert probe.returncode == 0
-    return [float(t) for t in json.loads(out)]
+    found = json.loads(out)
+    return Probes(found["wall"], found["server_wait"], found["probe_wait"])
 
 
 async def slow_header(port: int, context: ssl.SSLContext) -> float:
@@ -360,7 +404,7 @@ async def test_oversized_and_slow_requests_refused_while_healthz_answers(tmp_pat
     async with stack(tmp_path, elsewhere=True, header_timeout=2.0, body_timeout=2.0) as s:
         port = int(s.main.rsplit(":", 1)[1])
         context = s.context()
-        probe = asyncio.create_task(healthz_times(int(s.main.rsplit(":", 1)[1]), s.ca.cert, 4.0))
+        probe = asyncio.create_task(healthz_times(port, s.ca.cert, 4.0, s.pid))
         slow = []
         for _ in range(10):  # 100 slow connections over 0.5 s (each costs a TLS handshake)
             slow += [asyncio.create_task(slow_header(port, context)) for _ in range(10)]
@@ -369,10 +413,10 @@ async def test_oversized_and_slow_requests_refused_while_healthz_answers(tmp_pat
             asyncio.create_task(big_body(f"{s.main}/webhook", context, 100 << 20, declared))
             for declared in (True, True, False, False)
         ]
-        times = await probe
+        probes = await probe
         held = await asyncio.gather(*slow)
         statuses = await asyncio.gather(*bodies)
-        assert_fast(times, "under attack")
+        assert_fast(probes, "under attack")
         assert all(1.5 < h < 4.0 for h in held), held  # closed at the 2 s head deadline
         # 0: the server answered 413 and closed while the client was still sending
         assert all(code in (413, 0) for code in statuses), statuses
@@ -419,14 +463,15 @@ async def test_a_huge_simulation_is_capped_and_runs_off_the_event_loop(tmp_path:
     ):
         pod = gpu_pod("sim")  # a simulation decides for the body's pod and changes nothing
         nodes = [gpu_node(f"s{i}", 4) for i in range(2000)]
-        probe = asyncio.create_task(healthz_times(int(s.main.rsplit(":", 1)[1]), s.ca.cert, 2.0))
+        port = int(s.main.rsplit(":", 1)[1])
+        probe = asyncio.create_task(healthz_times(port, s.ca.cert, 2.0, s.pid))
         simulate = [
             asyncio.create_task(client.post("/filter", json=filter_args_json(pod, None, nodes)))
             for _ in range(2)
         ]
-        times = await probe
+        probes = await probe
         results = [r.json() for r in await asyncio.gather(*simulate)]
-        assert_fast(times, "during simulations")
+        assert_fast(probes, "during simulations")
         assert all(not r["Error"] and len(r["Nodes"]["items"]) == 1 for r in results), results
         too_many = [gpu_node(f"t{i}", 1) for i in range(3001)]
         refused = (await client.post("/filter", json=filter_args_json(pod, None, too_many))).json()

@@ -22,6 +22,7 @@ from hami.api.extender import (
 )
 from hami.scheduler.errors import EXTENDER_ERRORS, error_reason, extender_error, webhook_status
 from hami.scheduler.filter import ERROR, PLACED, UNFIT
+from hami.scheduler.limits import gc_paused
 from hami.scheduler.metrics import Metrics
 from hami.scheduler.service import SchedulerService
 
@@ -69,14 +70,17 @@ def _extender(app: FastAPI, service: SchedulerService) -> None:
     @app.post("/filter")
     async def filter_(request: Request) -> Response:
         started = time.perf_counter()
+        size = int(request.headers.get("content-length") or 0)  # Bounded has checked it
         try:
-            args = ExtenderArgs.from_json(await _body(request))
-            if args.nodes is None:  # the live path (a simulation changes nothing)
-                async with service.admit():
-                    await service.wait_ready()
-                    result = await service.filterer.filter(args)  # counts placed/unfit
-            else:
-                result = await service.filterer.filter(args)  # off the loop, with a deadline
+            with gc_paused(size):  # a simulation's body: no full collection meanwhile
+                args = ExtenderArgs.from_json(await _body(request))
+                if args.nodes is None:  # the live path (a simulation changes nothing)
+                    async with service.admit():
+                        await service.wait_ready()
+                        result = await service.filterer.filter(args)  # counts placed/unfit
+                else:
+                    result = await service.filterer.filter(args)  # off the loop, with a deadline
+                del args
             outcome = PLACED if result.node_names or result.nodes else UNFIT
         except EXTENDER_ERRORS as exc:
             result, outcome = ExtenderFilterResult(error=extender_error(exc)), ERROR
