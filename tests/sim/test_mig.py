@@ -11,9 +11,9 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.types import MigAllocation, MigPlacement
 from hami.cli import app
+from hami.core import migview as mig
 from hami.core.accounting import PlacedPod
 from hami.core.model import Device, Node
-from hami.sim import mig
 
 runner = CliRunner()
 GPU = "GPU-h100-0"

@@ -10,14 +10,14 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.core.config import SchedulerConfig
+from hami.core.migview import MigGpu, MigInstance, gpus_of, safe_from_annotations
+from hami.core.migview import render as render_gpus
 from hami.core.nodes import node_from_manifest
 from hami.core.vendor import Vendor, cores_text
 from hami.k8s import objects
 from hami.k8s.api import EVENTS, NODES, PODS, KubeAPI, Manifest, NotFound
 from hami.k8s.objects import TERMINAL_PHASES
 from hami.scheduler.events import FILTERING_FAILED
-from hami.sim.mig import MigGpu, MigInstance, gpus_of, safe_from_annotations
-from hami.sim.mig import render as render_gpus
 from hami.vendors import registry
 
 _NVIDIA_ONLY = registry.build(SchedulerConfig())

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from hami.core import accounting
+from hami.core import migview as mig
+from hami.core.capacity import fragmentation, median_request, ratio
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.decide import Decision, commit, decide
 from hami.core.model import PodRequest
 from hami.core.vendor import Vendor
-from hami.sim import mig
 from hami.sim.load import Cluster
 
 
@@ -58,10 +58,6 @@ def simulate(
     )
 
 
-def _ratio(part: int, whole: int) -> float:
-    return round(100.0 * part / whole, 2) if whole else 0.0
-
-
 def node_summary(state: NodeState) -> dict[str, object]:
     memory = sum(d.memory for d in state.node.devices)
     cores = sum(d.cores for d in state.node.devices)
@@ -71,40 +67,11 @@ def node_summary(state: NodeState) -> dict[str, object]:
         "devices": len(state.node.devices),
         "memory_mib": memory,
         "memory_allocated_mib": usedmem,
-        "memory_allocated_pct": _ratio(usedmem, memory),
+        "memory_allocated_pct": ratio(usedmem, memory),
         "cores": cores,
         "cores_allocated": usedcores,
-        "cores_allocated_pct": _ratio(usedcores, cores),
+        "cores_allocated_pct": ratio(usedcores, cores),
         "tasks": sum(u.used for u in state.usage),
-    }
-
-
-def median_request(pods: Sequence[PodRequest]) -> int:
-    """Median memory of the single-GPU requests among ``pods`` (MiB; 0 when there are none)."""
-    sizes = [r.memreq for p in pods for c in p.containers for r in c if r.nums == 1 and r.memreq]
-    return int(statistics.median(sizes)) if sizes else 0
-
-
-def fragmentation(view: ClusterView, median: int) -> dict[str, object]:
-    """Free memory that no single-GPU request of the median size could use."""
-    free = stranded = 0
-    for state in view.states():
-        for device, usage in zip(state.node.devices, state.usage, strict=True):
-            room = max(device.memory - usage.usedmem, 0)
-            free += room
-            usable = (
-                device.health
-                and usage.used < device.count
-                and usage.usedcores < device.cores
-                and room >= median
-            )
-            if not usable:
-                stranded += room
-    return {
-        "median_request_mib": median,
-        "free_memory_mib": free,
-        "stranded_memory_mib": stranded,
-        "fragmentation_pct": _ratio(stranded, free),
     }
 
 
@@ -129,8 +96,8 @@ def report(outcome: Outcome, pods: Sequence[PodRequest], now: datetime) -> dict[
     totals = {k: sum(int(n[k]) for n in nodes.values()) for k in _SUMMED}  # type: ignore[call-overload]
     cluster = {
         **totals,
-        "memory_allocated_pct": _ratio(totals["memory_allocated_mib"], totals["memory_mib"]),
-        "cores_allocated_pct": _ratio(totals["cores_allocated"], totals["cores"]),
+        "memory_allocated_pct": ratio(totals["memory_allocated_mib"], totals["memory_mib"]),
+        "cores_allocated_pct": ratio(totals["cores_allocated"], totals["cores"]),
         **fragmentation(outcome.view, median_request(pods)),
     }
     placed = sum(1 for d in outcome.decisions if d.placed)

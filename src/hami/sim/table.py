@@ -10,8 +10,8 @@ from rich.table import Table
 
 from hami.api.errors import WireFormatError
 from hami.api.types import ContainerDevice
+from hami.core.migview import instance_text, letter
 from hami.core.vendor import Vendor, cores_text
-from hami.sim.mig import instance_text, letter
 
 
 def _devices(annotations: Mapping[str, str], vendors: Mapping[str, Vendor]) -> str:

@@ -6,14 +6,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import cast
 
+from hami.core import migview as mig
 from hami.core.accounting import PlacedPod
+from hami.core.capacity import fragmentation, median_request
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.model import Device, DeviceUsage
 from hami.core.quota import pod_usage
 from hami.core.vendor import Vendor
 from hami.explain import Explanation, explain
-from hami.sim import mig
-from hami.sim.run import fragmentation, median_request
 from hami.webui.names import VendorNames
 from hami.webui.source import NodeInfo, PodInfo, Snapshot, core_view, slices
 

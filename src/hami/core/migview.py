@@ -1,4 +1,5 @@
-"""MIG GPUs as their slices, for people: `hami sim`, `hami demo show` and the web UI.
+"""MIG GPUs as their slices, for people: `hami sim`, `hami demo show` and the web UI (here in
+the core, below all three).
 
 A GPU registered in ``mig`` mode is cut into memory slices (8 on A100 and H100: the widest
 placement of its registered `migProfiles`). Every entry of a pod's
