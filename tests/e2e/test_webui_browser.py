@@ -11,16 +11,19 @@ artifacts/webui/ (git-ignored), or with HAMI_WEBUI_SCREENSHOTS=docs to docs/img/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -247,6 +250,109 @@ async def test_overview_node_and_pending_pod_views(
     assert await _count(page, "pods_placed") == "1"
     assert await _count(page, "pods_pending") == "1"
     await page.close()
+
+
+# --- an API outage, as the UI process sees it: its connection to the API server cut -----------
+
+
+class Cutter:
+    """A TCP forwarder between `hami webui` and the API server that the test can cut and
+    restore: a real outage for the UI process (connections refused and reset)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = _free_port()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                return
+            with self._lock:
+                self._open |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (a, b):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        if self._listener is not None:  # shutdown wakes the accept blocked in its thread
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for end in self._open:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                    end.close()
+            self._open.clear()
+
+
+async def test_api_outage_in_the_browser(
+    k8s_cluster: LocalCluster, browser: Browser, gpu_node: tuple[str, str], tmp_path: Path
+) -> None:
+    """The page keeps its last good numbers, the badge turns "stale since …" and the notice says
+    the API server is unreachable while the UI's connection is cut; "live" again once back."""
+    import yaml
+
+    config = yaml.safe_load(k8s_cluster.kubeconfig.read_text())
+    server = urlparse(config["clusters"][0]["cluster"]["server"])
+    cutter = Cutter((server.hostname or "127.0.0.1", server.port or 443))
+    cutter.start()
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{cutter.port}"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "hami"), "webui", "--kubeconfig", str(kubeconfig),
+         "--port", str(port), "--history-interval", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    node, _ = gpu_node
+    try:
+        _wait_healthy(url, proc)
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await page.goto(f"{url}/nodes/{node}")
+        await page.locator('#refresh-state[data-state="live"]').wait_for()
+        cards = await page.locator("section.device").count()
+        assert cards == 2
+        cutter.cut()
+        await page.locator('#refresh-state[data-state="stale"]').wait_for(timeout=10000)
+        assert (await page.locator("#refresh-state").inner_text()).startswith("stale since")
+        await page.get_by_text("API server unreachable").first.wait_for(timeout=5000)
+        assert await page.locator("section.device").count() == cards  # the last good data
+        await _doc_shot(page, "outage")
+        cutter.start()
+        await page.locator('#refresh-state[data-state="live"]').wait_for(timeout=15000)
+        await page.close()
+    finally:
+        cutter.cut()
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 # --- every screen, over sim files: the mixed demo cluster and a 1,000-node synthetic one -------
