@@ -1,4 +1,4 @@
-"""`hami.explain`: one test per fit reason of the core, each checking the group and its hint."""
+"""`hami.core.explain`: one test per fit reason of the core, each checking the group and its hint."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import replace
 from hami.api import keys
 from hami.api.types import MigPlacement, MigProfile
 from hami.core.cluster import ClusterView
+from hami.core.explain import Explanation, explain, main_reason
 from hami.core.model import ContainerRequest, DeviceUsage, MigReservation, Node, PodRequest
 from hami.core.status import NODE_UNREGISTERED, Reason, Unfit
 from hami.core.vendor import QuotaRoom
-from hami.explain import Explanation, explain, main_reason
 from hami.vendors.cambricon import CambriconVendor
 from tests.core.builders import container, dev, node, pod, state, used, vendors, view
 
@@ -240,7 +240,7 @@ def test_a_vendor_no_node_has() -> None:
 
 
 def test_plurals() -> None:
-    from hami.explain import plural
+    from hami.core.explain import plural
 
     assert (plural(1, "card"), plural(2, "card"), plural(0, "node")) == (
         "1 card",

@@ -14,9 +14,9 @@ import typer
 
 from hami import devconfig
 from hami.core.errors import ConfigError
+from hami.core.explain import Explanation
 from hami.core.request import pod_identity
 from hami.core.vendor import Vendor
-from hami.explain import Explanation
 from hami.k8s.api import PODS, KubeAPIError, Manifest
 from hami.vendors import registry
 from hami.webui import views

@@ -12,7 +12,7 @@ from html import escape
 from typing import cast
 from urllib.parse import quote, urlencode
 
-from hami.explain import Explanation
+from hami.core.explain import Explanation
 from hami.webui.chart import chart, range_links
 from hami.webui.history import Sample
 from hami.webui.lists import namespace_link, node_link

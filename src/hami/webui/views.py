@@ -10,10 +10,10 @@ from hami.core import migview as mig
 from hami.core.accounting import PlacedPod
 from hami.core.capacity import fragmentation, median_request
 from hami.core.cluster import ClusterView, NodeState
+from hami.core.explain import Explanation, explain
 from hami.core.model import Device, DeviceUsage
 from hami.core.quota import pod_usage
 from hami.core.vendor import Vendor
-from hami.explain import Explanation, explain
 from hami.webui.names import VendorNames
 from hami.webui.source import NodeInfo, PodInfo, Snapshot, core_view, slices
 

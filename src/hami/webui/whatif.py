@@ -17,8 +17,8 @@ import yaml
 from hami import yamlio
 from hami.core.config import SchedulerConfig
 from hami.core.decide import decide
+from hami.core.explain import explain
 from hami.core.vendor import Vendor
-from hami.explain import explain
 from hami.webui.source import Snapshot, _pod_info
 
 MAX_SPEC_BYTES = 64 * 1024
