@@ -84,3 +84,23 @@ def test_pending_reason_is_the_scheduler_condition() -> None:
     }
     assert records.pending_reason(pod) == "cannot allocate all claims"
     assert records.pending_reason({}) == ""
+
+
+def test_why_unallocatable_names_the_capacity_that_is_missing() -> None:
+    capacity = {("n1", "g0"): records.Usage(4 * names.MIB * 1024, 100)}
+    used = {("n1", "g0"): records.Usage(3 * names.MIB * 1024, 50, 1)}
+
+    def claim(memory: str, cores: str = "10", count: int = 1) -> dict[str, Any]:
+        request = {"count": count, "capacity": {"requests": {"memory": memory, "cores": cores}}}
+        return {"spec": {"devices": {"requests": [{"name": "gpu", "exactly": request}]}}}
+
+    assert records.why_unallocatable(claim("1Gi"), capacity, used) == []
+    assert records.why_unallocatable(claim("8Gi"), capacity, used) == [
+        "request gpu: 8192 MiB is more than any device has (4096 MiB)"
+    ]
+    assert records.why_unallocatable(claim("2Gi"), capacity, used) == [
+        "request gpu: no node has a device with 2048 MiB and 10 cores free "
+        "(most memory free on one device: 1024 MiB)"
+    ]
+    assert records.why_unallocatable(claim("1Gi", "60"), capacity, used)
+    assert records.why_unallocatable(claim("1Gi", count=2), capacity, used)

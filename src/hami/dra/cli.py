@@ -55,6 +55,8 @@ def dra_plugin_main(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for chatty in ("httpx", "httpx2"):  # one line per API request otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     from hami.agent.errors import AgentError, ConfigError
 
     try:

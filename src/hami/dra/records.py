@@ -148,3 +148,61 @@ def pending_reason(pod: Manifest) -> str:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             return str(condition.get("message") or condition.get("reason") or "")
     return ""
+
+
+def claim_requests(claim: Manifest) -> list[tuple[str, int, int, int]]:
+    """(request, count, memory bytes, cores) of each ``exactly`` request of a claim's spec
+    (0 where the request leaves a capacity to its default)."""
+    out = []
+    for request in ((claim.get("spec") or {}).get("devices") or {}).get("requests") or []:
+        exactly = request.get("exactly") or {}
+        wanted = (exactly.get("capacity") or {}).get("requests") or {}
+        out.append(
+            (
+                str(request.get("name", "")),
+                int(exactly.get("count") or 1),
+                _quantity(wanted.get(names.MEMORY), "memory"),
+                _quantity(wanted.get(names.CORES), "cores"),
+            )
+        )
+    return out
+
+
+def why_unallocatable(
+    claim: Manifest, capacity: Mapping[DeviceKey, Usage], used: Mapping[DeviceKey, Usage]
+) -> list[str]:
+    """Capacity reasons a claim cannot be allocated now, one line per request that no set of
+    devices can hold (selectors and constraints are kube-scheduler's to judge; "" lines never).
+    Empty when capacity alone does not stand in the way."""
+    reasons = []
+    for request, count, memory, cores in claim_requests(claim):
+        free = {
+            key: Usage(
+                have.memory_bytes - used.get(key, Usage()).memory_bytes,
+                have.cores - used.get(key, Usage()).cores,
+            )
+            for key, have in capacity.items()
+        }
+        fitting = [
+            key for key, room in free.items() if room.memory_bytes >= memory and room.cores >= cores
+        ]
+        per_node: dict[str, int] = defaultdict(int)
+        for node, _ in fitting:
+            per_node[node] += 1
+        if max(per_node.values(), default=0) >= count:
+            continue
+        most = max(free.values(), key=lambda u: u.memory_bytes, default=Usage())
+        largest = max((have.memory_bytes for have in capacity.values()), default=0)
+        what = f"{count} device(s) on one node" if count > 1 else "a device"
+        if memory > largest:
+            reasons.append(
+                f"request {request}: {memory // names.MIB} MiB is more than any device has "
+                f"({largest // names.MIB} MiB)"
+            )
+        else:
+            reasons.append(
+                f"request {request}: no node has {what} with {memory // names.MIB} MiB and "
+                f"{cores} cores free (most memory free on one device: "
+                f"{most.memory_bytes // names.MIB} MiB)"
+            )
+    return reasons
