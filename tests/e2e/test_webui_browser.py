@@ -1,7 +1,8 @@
 """The web UI in a real browser (Debian's headless Chromium driven by Playwright).
 
 Over the local control plane: overview counts, a new pod's slice in the node view within 2 s
-(and the same allocation in the scheduler's metrics), a Pending pod's explanation. Over sim
+(and the same allocation in the scheduler's metrics), a Pending pod's explanation, an API
+outage (the UI's connection to the API server cut, then restored). Over sim
 files, every screen of the mixed demo cluster and of a 1,000-node × 8 GPU synthetic cluster,
 the numbers on each page checked against the JSON API and against the scheduler's metrics (its
 own `ClusterCache` and `Metrics.render`, what its /metrics serves, fed the same objects; the real
