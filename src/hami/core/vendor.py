@@ -144,6 +144,24 @@ class NodeLockSpec:
 MUTEX_LOCK = NodeLockSpec(keys.NODE_LOCK)  # the lock of a vendor that names none (§3.13)
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A device's allocation as a person or a metric reads it: memory in MiB, compute in the
+    vendor's own unit (never added across units)."""
+
+    memory: int  # MiB held
+    cores: int  # compute held, in ``unit``
+    cores_total: int  # the device's compute, in ``unit``
+    unit: str = "%"  # "%" of the card, or the vendor's unit ("CUs", "cores", "NeuronCores"…)
+
+    @property
+    def percent(self) -> float:
+        """The compute held, as a percentage of the card."""
+        if self.unit == "%":
+            return float(self.cores)
+        return 100.0 * self.cores / self.cores_total if self.cores_total > 0 else 0.0
+
+
 class Vendor:
     """One accelerator family (NVIDIA, Ascend, Cambricon, …).
 
@@ -294,6 +312,14 @@ class Vendor:
     def describe_cores(self, device: ContainerDevice) -> str:
         """How a person reads a recorded device's compute, e.g. ``30% cores``."""
         return f"{device.usedcores}% cores"
+
+    def describe(self, device: ContainerDevice) -> str:
+        """One recorded allocation entry in words, e.g. ``3000 MiB, 30% cores``."""
+        return f"{device.usedmem} MiB, {self.describe_cores(device)}"
+
+    def held(self, device: Device, usage: DeviceUsage) -> Held:
+        """What ``usage`` holds of ``device``, as a person or a metric should read it."""
+        return Held(usage.usedmem, usage.usedcores, device.cores)
 
     def resource_names(self) -> tuple[str, ...]:
         """The extended resources a container may ask this vendor for (for the tools that

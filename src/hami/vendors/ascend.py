@@ -14,7 +14,7 @@ from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest, Device, DeviceUsage, Node
 from hami.core.slicefit import slice_fit
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import Admission, Candidate, FitContext, Pick, PodAdmission
+from hami.core.vendor import Admission, Candidate, FitContext, Held, Pick, PodAdmission
 from hami.vendors import common, countfit, resources
 from hami.vendors.config import VnpuConfig
 from hami.vendors.family import PLAIN_RULES, SlicedVendor, Spec
@@ -249,6 +249,17 @@ class AscendVendor(SlicedVendor):
         if len(picks) < request.nums:
             return countfit.short(reasons, len(picks), len(candidates))
         return tuple(picks[: request.nums])
+
+    def held(self, device: Device, usage: DeviceUsage) -> Held:
+        """AI cores of the card: a template's share of them follows its memory share (HAMi's
+        templates are sized so), as its allocation records no cores; hami-core mode records
+        a percentage."""
+        if _ascend(device).hami_core:
+            return Held(usage.usedmem, usage.usedcores, 100)
+        cores = usage.usedcores
+        if usage.used and not cores and device.memory > 0:
+            cores = min(round(device.cores * usage.usedmem / device.memory), device.cores)
+        return Held(usage.usedmem, cores, device.cores, "AI cores")
 
     # --- score and annotations ---------------------------------------------------------------------
 

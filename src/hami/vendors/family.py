@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from hami.api.types import ContainerDevice, PodDevices
-from hami.core.model import ContainerRequest, Device
+from hami.core.model import ContainerRequest, Device, DeviceUsage
 from hami.core.slicefit import SliceRules, slice_fit
 from hami.core.status import Unfit
 from hami.core.vendor import (
@@ -28,6 +28,7 @@ from hami.core.vendor import (
     Admission,
     Candidate,
     FitContext,
+    Held,
     NodeLockSpec,
     Pick,
     RegistrationHealth,
@@ -183,9 +184,20 @@ class SpecVendor(Vendor):
     def allocated_devices(self, annotations: Mapping[str, str]) -> PodDevices | None:
         return common.decode_allocated(annotations, self.spec.allocated)
 
+    # a hold takes the whole card (its allocation records no memory or cores of its own)
+    whole_hold: ClassVar[bool] = False
+
     def describe_cores(self, device: ContainerDevice) -> str:
         unit = self.spec.unit
         return f"{device.usedcores}% cores" if unit == "%" else f"{device.usedcores} {unit}"
+
+    def describe(self, device: ContainerDevice) -> str:
+        return "the whole card" if self.whole_hold else Vendor.describe(self, device)
+
+    def held(self, device: Device, usage: DeviceUsage) -> Held:
+        if self.whole_hold and usage.used > 0:
+            return Held(device.memory, device.cores, device.cores, self.spec.unit)
+        return Held(usage.usedmem, usage.usedcores, device.cores, self.spec.unit)
 
 
 class SlicedVendor(SpecVendor):
@@ -225,6 +237,7 @@ class WholeCardVendor(SlicedVendor):
     """Whole cards learnt from node capacity: a count request of the spec's constant size."""
 
     __slots__ = ()
+    whole_hold = True
 
     def parse_container(
         self, container: Mapping[str, object], where: str
@@ -245,6 +258,7 @@ class CountVendor(SpecVendor):
     """Whole devices fitted by count only: health, UUID filter, slots and mutex (§4.14)."""
 
     __slots__ = ()
+    whole_hold = True
 
     def parse_container(
         self, container: Mapping[str, object], where: str

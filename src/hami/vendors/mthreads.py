@@ -37,7 +37,7 @@ SPEC = Spec(
     # ceil(cores/16) cards sharing the memory capacity evenly
     capacity=CapacityRule(uuid="mthreads", count=100, per_card=_CORES),
     stamps={keys.MTHREADS_PREDICATE_TIME: "unix-nanos", keys.MTHREADS_PREDICATE_NODE: "node-name"},
-    unit=f"of {_CORES} cores",
+    unit="cores",  # of 16 per GPU
 )
 
 

@@ -48,10 +48,10 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.types import ContainerDevice, PodDevices
 from hami.core.errors import RequestInvalid
-from hami.core.model import ContainerRequest, Device
+from hami.core.model import ContainerRequest, Device, DeviceUsage
 from hami.core.policy import MUTEX
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import Candidate, FitContext, Pick, Vendor
+from hami.core.vendor import Candidate, FitContext, Held, Pick, Vendor
 from hami.vendors import common, resources
 from hami.vendors.config import NeuronConfig
 from hami.vendors.family import Spec, SpecVendor
@@ -223,6 +223,10 @@ class NeuronVendor(SpecVendor):
                 reasons[Reason.NUMA_NOT_FIT] += len(by_index)
             return Unfit(counts=dict(reasons), total=len(candidates))
         return tuple(_pick(by_index[i], by_index[i].device.cores, per) for i in chosen)
+
+    def held(self, device: Device, usage: DeviceUsage) -> Held:
+        """NeuronCores: the used bits of the device's core mask."""
+        return Held(0, usage.usedcores.bit_count(), device.cores.bit_count(), "NeuronCores")
 
     def describe_cores(self, device: ContainerDevice) -> str:
         """The NeuronCores of the device's bitmask, device-local: ``core 0``, ``cores 0,1``."""

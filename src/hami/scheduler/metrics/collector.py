@@ -16,6 +16,7 @@ from hami.api.types import ContainerDevice
 from hami.core.accounting import PlacedPod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.model import Device, DeviceUsage
+from hami.core.vendor import Held, Vendor
 from hami.metrics.specs import (
     AMD_VENDOR,
     CORE_ALLOCATED,
@@ -107,19 +108,38 @@ def _device_labels(state: NodeState, device: Device) -> dict[str, str]:
     }
 
 
-def add_device(families: Sink, state: NodeState, device: Device, usage: DeviceUsage) -> None:
-    """The per-device series of one registered device."""
+def add_device(
+    families: Sink,
+    state: NodeState,
+    device: Device,
+    usage: DeviceUsage,
+    vendor: Vendor | None = None,
+) -> None:
+    """The per-device series of one registered device: what its vendor says the allocation
+    holds (a whole-card hold is the whole card), compute as a percentage of the card when the
+    vendor counts it in its own unit (AMD CUs, NeuronCores, Moore Threads cores…)."""
     labels = _device_labels(state, device)
-    core_limit = 100.0 if device.vendor == AMD_VENDOR else float(device.cores)
+    if vendor is None:
+        held = Held(
+            usage.usedmem,
+            usage.usedcores,
+            device.cores,
+            "CUs" if device.vendor == AMD_VENDOR else "%",
+        )
+    else:
+        held = vendor.held(device, usage)
+    percent = held.unit != "%"
     families.add(MEMORY_LIMIT, labels, device.memory * MIB)
-    families.add(CORE_LIMIT, labels, core_limit, legacy_value=device.cores)
-    families.add(MEMORY_ALLOCATED, labels, usage.usedmem * MIB)
+    families.add(
+        CORE_LIMIT, labels, 100.0 if percent else float(device.cores), legacy_value=device.cores
+    )
+    families.add(MEMORY_ALLOCATED, labels, held.memory * MIB)
     families.add(SHARED_COUNT, labels, usage.used)
-    cores = _normalised_cores(device, usage.usedcores)
+    cores = float(math.ceil(held.percent)) if percent else float(held.cores)
     families.add(CORE_ALLOCATED, labels, cores, legacy_value=usage.usedcores)
-    families.add(NODE_OVERVIEW, labels, usage.usedmem * MIB)
+    families.add(NODE_OVERVIEW, labels, held.memory * MIB)
     if device.memory > 0:
-        families.add(MEMORY_RATIO, labels, usage.usedmem / device.memory)
+        families.add(MEMORY_RATIO, labels, held.memory / device.memory)
 
 
 def container_usage(pod: PlacedPod) -> dict[tuple[int, str], tuple[int, int]]:
@@ -202,6 +222,9 @@ class CacheCollector(Collector):
         leader: Callable[[], bool] | None = None,
     ) -> None:
         self._source = source
+        # the vendors say how an allocation reads (units, whole-card holds); the scheduler
+        # cache has them, a bare view does not
+        self._vendors: Mapping[str, Vendor] = getattr(source, "vendors", {})
         self._legacy = legacy
         self._quotas = quotas
         self._build = build or BuildInfo()
@@ -219,7 +242,7 @@ class CacheCollector(Collector):
         for state in view.states():
             by_uuid = {d.uuid: d for d in state.node.devices}
             for device, usage in zip(state.node.devices, state.usage, strict=True):
-                add_device(families, state, device, usage)
+                add_device(families, state, device, usage, self._vendors.get(device.vendor))
             for pod in self._source.pods_on(state.node.name):
                 add_pod(families, pod, by_uuid)
                 pods += 1
@@ -245,7 +268,7 @@ class CacheCollector(Collector):
             pods += len(placed)
             entry = previous.get(name)
             if entry is None or entry[0] is not state or not _same(entry[1], placed):
-                entry = (state, tuple(placed), _render_node(layout, state, placed))
+                entry = (state, tuple(placed), _render_node(layout, state, placed, self._vendors))
             rendered[name] = entry
             for slot, text in entry[2]:
                 families[slot].append(text)
@@ -286,12 +309,17 @@ def _same(cached: tuple[PlacedPod, ...], placed: list[PlacedPod]) -> bool:
     return len(cached) == len(placed) and all(map(operator.is_, cached, placed))
 
 
-def _render_node(layout: Layout, state: NodeState, placed: Iterable[PlacedPod]) -> _Chunks:
+def _render_node(
+    layout: Layout,
+    state: NodeState,
+    placed: Iterable[PlacedPod],
+    vendors: Mapping[str, Vendor],
+) -> _Chunks:
     """One node's lines: its devices', then its pods' (as `CacheCollector.collect` adds them)."""
     lines = SampleLines(layout)
     by_uuid = {d.uuid: d for d in state.node.devices}
     for device, usage in zip(state.node.devices, state.usage, strict=True):
-        add_device(lines, state, device, usage)
+        add_device(lines, state, device, usage, vendors.get(device.vendor))
     for pod in placed:
         add_pod(lines, pod, by_uuid)
     return lines.chunks()
