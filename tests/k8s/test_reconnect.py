@@ -7,13 +7,13 @@ clients are the real `LightkubeAPI`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from hami.config import load_config
 from hami.k8s.api import NODES, PODS, Manifest
@@ -42,18 +42,25 @@ def pod(name: str, node: str = "n1") -> dict[str, object]:
     }
 
 
-@contextlib.asynccontextmanager
-async def serving() -> AsyncIterator[tuple[DroppableAPI, LightkubeAPI]]:
-    """The API server (one pod, "before", on n1) and a real client of it, on the test's loop."""
-    api = DroppableAPI(FakeKube())
-    api.kube.put(PODS, pod("before"))
-    await api.start()
-    client = LightkubeAPI(kubeconfig(api.port), timeout=2.0)
+@pytest_asyncio.fixture(loop_scope="function")
+async def api() -> AsyncIterator[DroppableAPI]:
+    """The API server, with one pod ("before", on n1), on the test's own loop."""
+    server = DroppableAPI(FakeKube())
+    server.kube.put(PODS, pod("before"))
+    await server.start()
     try:
-        yield api, client
+        yield server
     finally:
-        await client.close()
-        await api.stop()
+        await server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def client(api: DroppableAPI) -> AsyncIterator[LightkubeAPI]:
+    http = LightkubeAPI(kubeconfig(api.port), timeout=2.0)
+    try:
+        yield http
+    finally:
+        await http.close()
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -70,23 +77,17 @@ async def outage(api: DroppableAPI) -> None:
     await api.reopen()
 
 
-def backed_off(caplog: pytest.LogCaptureFixture) -> list[float]:
-    """The delays `hami.k8s.watch` waited before reconnecting, in order."""
-    return [
+def assert_backed_off(caplog: pytest.LogCaptureFixture, cap: float) -> None:
+    """`hami.k8s.watch` waited before each reconnect, longer each time, never over ``cap``."""
+    delays = [
         float(m.group(1))
         for r in caplog.records
         if r.name == "hami.k8s.watch" and (m := RETRY.search(r.getMessage()))
     ]
+    assert len(delays) >= 2 and delays == sorted(delays) and max(delays) <= cap
 
 
 async def test_the_scheduler_informer_backs_off_and_resumes(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    async with serving() as (api, client):
-        await _test_the_scheduler_informer_backs_off_and_resumes(api, client, caplog)
-
-
-async def _test_the_scheduler_informer_backs_off_and_resumes(
     api: DroppableAPI, client: LightkubeAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -107,18 +108,10 @@ async def _test_the_scheduler_informer_backs_off_and_resumes(
         await eventually(lambda: names == {"before", "during"})
     finally:
         task.cancel()
-    delays = backed_off(caplog)
-    assert len(delays) >= 2 and delays == sorted(delays) and max(delays) <= 0.4
+    assert_backed_off(caplog, 0.4)
 
 
 async def test_the_device_plugin_pod_watch_backs_off_and_resumes(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    async with serving() as (api, client):
-        await _test_the_device_plugin_pod_watch_backs_off_and_resumes(api, client, caplog)
-
-
-async def _test_the_device_plugin_pod_watch_backs_off_and_resumes(
     api: DroppableAPI, client: LightkubeAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -136,18 +129,14 @@ async def _test_the_device_plugin_pod_watch_backs_off_and_resumes(
         await eventually(lambda: "during" in {e.pod.name for e in seen})
     finally:
         task.cancel()
-    delays = backed_off(caplog)
-    assert len(delays) >= 2 and delays == sorted(delays) and max(delays) <= 0.4
+    assert_backed_off(caplog, 0.4)
     assert {e.pod.name for e in seen} == {"before", "during"}  # nothing lost, no DELETED
     assert all(e.type != "DELETED" for e in seen)
 
 
-async def test_the_monitor_keeps_listing_and_resumes(tmp_path: Path) -> None:
-    async with serving() as (api, client):
-        await _monitor(api, client, tmp_path)
-
-
-async def _monitor(api: DroppableAPI, client: LightkubeAPI, tmp_path: Path) -> None:
+async def test_the_monitor_keeps_listing_and_resumes(
+    api: DroppableAPI, client: LightkubeAPI, tmp_path: Path
+) -> None:
     monitor = Monitor(MonitorSettings(node="n1", hook_path=tmp_path, feedback=False), client)
     task = asyncio.create_task(refresh_forever(monitor, 0.1))
     try:
@@ -161,12 +150,9 @@ async def _monitor(api: DroppableAPI, client: LightkubeAPI, tmp_path: Path) -> N
         task.cancel()
 
 
-async def test_the_web_ui_source_shows_the_last_snapshot_then_resumes() -> None:
-    async with serving() as (api, client):
-        await _web_ui(api, client)
-
-
-async def _web_ui(api: DroppableAPI, client: LightkubeAPI) -> None:
+async def test_the_web_ui_source_shows_the_last_snapshot_then_resumes(
+    api: DroppableAPI, client: LightkubeAPI
+) -> None:
     config = load_config(EXAMPLES / "config.yaml")
     source = KubeSource(client, registry.build(config), config, ttl=0)
     api.kube.put(NODES, node_manifest("n1"))
