@@ -36,9 +36,9 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.types import ContainerDevice, DeviceInfo
-from hami.monitor import abi as shm
 from hami.k8s.api import PODS
 from hami.k8s.fake import FakeKube, node_manifest
+from hami.monitor import abi as shm
 from hami.monitor.collector import MonitorCollector, registry_for
 from hami.monitor.host import NullHost
 from hami.monitor.monitor import Monitor, MonitorSettings

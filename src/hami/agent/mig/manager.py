@@ -37,7 +37,6 @@ from hami.k8s.views import PodInfo
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Owned:
     """A ledger entry: an instance this plugin made, and for whom."""
