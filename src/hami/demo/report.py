@@ -13,7 +13,7 @@ from hami.core.config import SchedulerConfig
 from hami.core.migview import MigGpu, MigInstance, gpus_of, safe_from_annotations
 from hami.core.migview import render as render_gpus
 from hami.core.nodes import node_from_manifest
-from hami.core.vendor import Vendor, cores_text
+from hami.core.vendor import Vendor
 from hami.k8s import objects
 from hami.k8s.api import EVENTS, NODES, PODS, KubeAPI, Manifest, NotFound
 from hami.k8s.objects import TERMINAL_PHASES
@@ -77,7 +77,7 @@ def slices_of(
         out += [
             (
                 container,
-                f"{d.uuid} ({models.get(d.uuid, d.type)}) {d.usedmem} MiB, {cores_text(vendor, d)}",
+                f"{d.uuid} ({models.get(d.uuid, d.type)}) {vendor.describe(d)}",
             )
             for container, devices in zip(labels, decoded, strict=True)
             for d in devices

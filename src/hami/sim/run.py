@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 from hami.core import accounting
 from hami.core import migview as mig
@@ -12,7 +13,7 @@ from hami.core.capacity import fragmentation, median_request, ratio
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.decide import Decision, commit, decide
 from hami.core.model import PodRequest
-from hami.core.vendor import Vendor
+from hami.core.vendor import Held, Vendor
 from hami.sim.load import Cluster
 
 
@@ -23,6 +24,8 @@ class Outcome:
     unknown_uuids: tuple[str, ...]
     placed: tuple[accounting.PlacedPod, ...] = ()  # the cluster file's pods
     warnings: tuple[str, ...] = ()  # nodes skipped as the scheduler skips them
+    # how each vendor's allocations read (units, whole-card holds): the summary's figures
+    vendors: Mapping[str, Vendor] = field(default_factory=dict)
 
 
 def initial_view(
@@ -55,14 +58,30 @@ def simulate(
         unknown_uuids=unknown,
         placed=cluster.placed,
         warnings=cluster.warnings,
+        vendors=vendors,
     )
 
 
-def node_summary(state: NodeState) -> dict[str, object]:
+def node_summary(
+    state: NodeState, vendors: Mapping[str, Vendor] | None = None
+) -> dict[str, object]:
+    """One node's totals as its vendors read them (`Vendor.held`: a whole-card hold is the
+    card); ``cores`` over the devices counted in % of a card, ``compute`` per unit."""
     memory = sum(d.memory for d in state.node.devices)
-    cores = sum(d.cores for d in state.node.devices)
-    usedmem = sum(u.usedmem for u in state.usage)
-    usedcores = sum(u.usedcores for u in state.usage)
+    usedmem = 0
+    compute: dict[str, list[int]] = {}
+    for device, usage in zip(state.node.devices, state.usage, strict=True):
+        vendor = (vendors or {}).get(device.vendor)
+        held = (
+            vendor.held(device, usage)
+            if vendor
+            else Held(usage.usedmem, usage.usedcores, device.cores)
+        )
+        usedmem += held.memory
+        acc = compute.setdefault(held.unit, [0, 0])
+        acc[0] += held.cores_total
+        acc[1] += held.cores
+    cores, usedcores = compute.get("%", [0, 0])
     return {
         "devices": len(state.node.devices),
         "memory_mib": memory,
@@ -71,6 +90,9 @@ def node_summary(state: NodeState) -> dict[str, object]:
         "cores": cores,
         "cores_allocated": usedcores,
         "cores_allocated_pct": ratio(usedcores, cores),
+        "compute": {
+            unit: {"cores": c, "cores_allocated": u} for unit, (c, u) in sorted(compute.items())
+        },
         "tasks": sum(u.used for u in state.usage),
     }
 
@@ -87,17 +109,27 @@ def report(outcome: Outcome, pods: Sequence[PodRequest], now: datetime) -> dict[
         }
         for d in outcome.decisions
     ]
-    nodes = {s.node.name: node_summary(s) for s in sorted(outcome.view.states(), key=_name)}
+    nodes = {
+        s.node.name: node_summary(s, outcome.vendors)
+        for s in sorted(outcome.view.states(), key=_name)
+    }
     migs: dict[str, list[dict[str, object]]] = {}
     for gpu in mig_gpus(outcome):
         migs.setdefault(gpu.node, []).append(gpu.doc())
     for name, docs in migs.items():
         nodes[name]["mig"] = docs
     totals = {k: sum(int(n[k]) for n in nodes.values()) for k in _SUMMED}  # type: ignore[call-overload]
+    compute: dict[str, dict[str, int]] = {}
+    for node in nodes.values():
+        for unit, amounts in cast(Mapping[str, Mapping[str, int]], node["compute"]).items():
+            acc = compute.setdefault(unit, {"cores": 0, "cores_allocated": 0})
+            for key, value in amounts.items():
+                acc[key] += value
     cluster = {
         **totals,
         "memory_allocated_pct": ratio(totals["memory_allocated_mib"], totals["memory_mib"]),
         "cores_allocated_pct": ratio(totals["cores_allocated"], totals["cores"]),
+        "compute": dict(sorted(compute.items())),
         **fragmentation(outcome.view, median_request(pods)),
     }
     placed = sum(1 for d in outcome.decisions if d.placed)

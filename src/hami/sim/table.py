@@ -9,9 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from hami.api.errors import WireFormatError
-from hami.api.types import ContainerDevice
 from hami.core.migview import instance_text, letter
-from hami.core.vendor import Vendor, cores_text
+from hami.core.vendor import Vendor
 
 
 def _devices(annotations: Mapping[str, str], vendors: Mapping[str, Vendor]) -> str:
@@ -26,14 +25,9 @@ def _devices(annotations: Mapping[str, str], vendors: Mapping[str, Vendor]) -> s
         if found is None or not any(found):
             continue
         for position, container in enumerate(found):
-            parts = [f"{d.uuid} {d.usedmem}MiB/{_cores(vendor, d)}" for d in container]
+            parts = [f"{d.uuid} {vendor.describe(d)}" for d in container]
             lines.append(f"{key} [{position}] " + (", ".join(parts) if parts else "-"))
     return "\n".join(lines)
-
-
-def _cores(vendor: Vendor, device: ContainerDevice) -> str:
-    text = cores_text(vendor, device)
-    return text.removesuffix(" cores") if text.endswith("% cores") else text
 
 
 def _reason(result: Mapping[str, object]) -> str:

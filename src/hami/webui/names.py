@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from hami.core.vendor import Vendor
+from hami.core.model import Device, DeviceUsage
+from hami.core.vendor import Held, Vendor
 from hami.vendors.amd import AmdVendor
 from hami.vendors.ascend import AscendVendor
 from hami.vendors.biren import BirenVendor
@@ -70,6 +71,7 @@ class VendorNames:
 
     def __init__(self, vendors: Mapping[str, Vendor]) -> None:
         self._by_key = {key: self._of(key, vendor) for key, vendor in vendors.items()}
+        self._vendors = vendors
 
     @staticmethod
     def _of(key: str, vendor: Vendor) -> VendorName:
@@ -77,6 +79,13 @@ class VendorNames:
         if found is None:
             return VendorName(key, "device")
         return VendorName(found.name, found.word, (*found.aliases, key))
+
+    def held(self, device: Device, usage: DeviceUsage) -> Held:
+        """What ``usage`` holds of ``device`` in its vendor's unit (`Vendor.held`)."""
+        vendor = self._vendors.get(device.vendor)
+        if vendor is None:
+            return Held(usage.usedmem, usage.usedcores, device.cores)
+        return vendor.held(device, usage)
 
     def get(self, key: str) -> VendorName:
         return self._by_key.get(key) or VendorName(key, "device")

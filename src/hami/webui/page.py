@@ -195,9 +195,7 @@ def overview(
         _int(summary, "memory_mib"),
         "MiB",
     )
-    cores = bar(
-        [("allocated", _int(summary, "cores_allocated"), "#47a")], _int(summary, "cores"), "cores"
-    )
+    cores = "<br>".join(_compute_bars(summary))
     return (
         f'<h1>Cluster</h1><div class="stats">{stats}</div>'
         f'<p class="totals">memory {memory}<br>cores {cores}</p>{trend}'
@@ -207,12 +205,26 @@ def overview(
     )
 
 
+def _unit(doc: Doc) -> str:
+    """The word after a compute amount: ``%`` of a card reads "cores" (100 a card)."""
+    unit = str(doc.get("cores_unit", "%"))
+    return "cores" if unit == "%" else unit
+
+
+def _compute_bars(doc: Doc) -> list[str]:
+    """One compute bar per unit of ``doc`` (a summary or a node): never one sum across units."""
+    return [
+        bar([("allocated", _int(c, "cores_allocated"), "#47a")], _int(c, "cores"), _unit(c))
+        for c in _docs(doc, "compute")
+    ] or [bar([], 0, "cores")]
+
+
 def _models_table(models: Sequence[Doc]) -> str:
     rows = "".join(
         f"<tr><td>{_e(m['vendor'])}</td><td>{_e(m['model'])}</td>"
         f'<td class="r">{_e(m["devices"])}</td>'
         f"<td>{bar([('allocated', _int(m, 'memory_allocated_mib'), '#4a7')], _int(m, 'memory_mib'), 'MiB')}</td>"
-        f"<td>{bar([('allocated', _int(m, 'cores_allocated'), '#47a')], _int(m, 'cores'), 'cores')}</td></tr>"
+        f"<td>{bar([('allocated', _int(m, 'cores_allocated'), '#47a')], _int(m, 'cores'), _unit(m))}</td></tr>"
         for m in models
     )
     head = "<tr><th>vendor</th><th>model</th><th>devices</th><th>memory</th><th>cores</th></tr>"
@@ -238,7 +250,7 @@ def _nodes_table(nodes: Sequence[Doc], filters: Filters) -> str:
             f'<tr><td><a href="/nodes/{quote(str(n["name"]))}{_query(filters)}">{_e(n["name"])}</a></td>'
             f'<td class="r">{len(_docs(n, "devices"))}</td>'
             f"<td>{bar([('allocated', _int(n, 'memory_allocated_mib'), '#4a7')], _int(n, 'memory_mib'), 'MiB')}</td>"
-            f"<td>{bar([('allocated', _int(n, 'cores_allocated'), '#47a')], _int(n, 'cores'), 'cores')}</td>"
+            f"<td>{'<br>'.join(_compute_bars(n))}</td>"
             f'<td class="warn">{_e(problem)}</td></tr>'
         )
     head = "<tr><th>node</th><th>devices</th><th>memory</th><th>cores</th><th></th></tr>"
@@ -278,14 +290,14 @@ def _device_card(device: Doc, trend: str) -> str:
     cores = bar(
         ((f"{p['pod']}/{p['container']}", _int(p, "cores"), _colour(str(p["pod"]))) for p in pods),
         _int(device, "cores"),
-        "cores",
+        _unit(device),
     )
     flags = [] if device["health"] else ["unhealthy"]
     flags += ["cordoned"] if device["cordoned"] else []
     legend = "".join(
         f'<li><span class="sw" style="background:{_colour(str(p["pod"]))}"></span>'
         f'<a href="/pods/{_e(p["pod"])}">{_e(p["pod"])}</a> {_e(p["container"])}: '
-        f"{_e(p['memory_mib'])} MiB, {_e(p['cores'])} cores</li>"
+        f"{_e(p['memory_mib'])} MiB, {_e(p['cores'])} {_e(_unit(device))}</li>"
         for p in pods
     )
     return (

@@ -110,21 +110,31 @@ def pods_by_node(snapshot: Snapshot) -> dict[str, list[PodInfo]]:
     return found
 
 
-def _holders(pods: Iterable[PodInfo]) -> dict[str, list[dict[str, object]]]:
-    """Per device UUID, the slices of ``pods`` (the placed pods of one node) on it."""
+def _holders(
+    pods: Iterable[PodInfo], devices: Mapping[str, Device], names: VendorNames
+) -> dict[str, list[dict[str, object]]]:
+    """Per device UUID, the slices of ``pods`` (the placed pods of one node) on it, each as its
+    vendor reads it (a whole-card hold is the card); init containers that have all finished
+    hold nothing, as the scheduler releases their usage."""
     found: dict[str, list[dict[str, object]]] = {}
     for pod in pods:
-        if pod.placed is None:
+        placed = pod.placed
+        if placed is None:
             continue
-        names = pod.request.container_names if pod.request else ()
-        for position, _vendor, device in slices(pod.placed):
-            container = names[position] if position < len(names) else str(position)
-            found.setdefault(device.uuid, []).append(
+        containers = pod.request.container_names if pod.request else ()
+        for position, _vendor, entry in slices(placed):
+            if position < placed.init_count and placed.init_done:
+                continue
+            container = containers[position] if position < len(containers) else str(position)
+            device = devices.get(entry.uuid)
+            one = DeviceUsage(used=1, usedmem=entry.usedmem, usedcores=entry.usedcores)
+            held = names.held(device, one) if device is not None else None
+            found.setdefault(entry.uuid, []).append(
                 {
                     "pod": pod.key,
                     "container": container,
-                    "memory_mib": device.usedmem,
-                    "cores": device.usedcores,
+                    "memory_mib": held.memory if held else entry.usedmem,
+                    "cores": held.cores if held else entry.usedcores,
                 }
             )
     return found
@@ -141,7 +151,9 @@ def device_doc(
 ) -> dict[str, object]:
     """One device; ``mig`` is None, or for a MIG-mode GPU its slices and instances.
     ``vendor`` is the vendor key, ``vendor_name`` its name, ``label`` e.g. ``NPU 1``."""
-    named = (names or VendorNames({})).get(device.vendor)
+    names = names or VendorNames({})
+    named = names.get(device.vendor)
+    held = names.held(device, usage)
     return {
         "uuid": device.uuid,
         "node": node,
@@ -155,9 +167,10 @@ def device_doc(
         "health": device.health,
         "cordoned": cordoned,
         "memory_mib": device.memory,
-        "memory_allocated_mib": usage.usedmem,
-        "cores": device.cores,
-        "cores_allocated": usage.usedcores,
+        "memory_allocated_mib": held.memory,
+        "cores": held.cores_total,
+        "cores_allocated": held.cores,
+        "cores_unit": held.unit,
         "slots": device.count,
         "slots_used": usage.used,
         "pods": pods,
@@ -187,7 +200,8 @@ def node_doc(
     """One node; ``on_node``: its placed pods when the caller grouped them (`pods_by_node`)."""
     if on_node is None:
         on_node = pods_by_node(snapshot).get(info.name, [])
-    holders = _holders(on_node)
+    named = names or VendorNames({})
+    holders = _holders(on_node, {d.uuid: d for d in info.node.devices}, named)
     placed = [p.placed for p in on_node if p.placed is not None]
     gpus = {g.uuid: g for g in mig.mig_gpus([info.node], placed)}
     devices = [
@@ -197,13 +211,12 @@ def node_doc(
             d.uuid in info.node.cordoned,
             holders.get(d.uuid, []),
             gpus.get(d.uuid),
-            names,
+            named,
             info.name,
         )
         for d, u in zip(info.node.devices, _usage(snapshot, info), strict=True)
         if filters.device(d)
     ]
-    named = names or VendorNames({})
     return {
         "name": info.name,
         "registered": bool(info.node.devices),
@@ -215,8 +228,7 @@ def node_doc(
         "healthy": all(d["health"] for d in devices),
         "memory_mib": _total(devices, "memory_mib"),
         "memory_allocated_mib": _total(devices, "memory_allocated_mib"),
-        "cores": _total(devices, "cores"),
-        "cores_allocated": _total(devices, "cores_allocated"),
+        **_compute(devices),
         "devices": devices,
     }
 
@@ -230,6 +242,26 @@ def nodes_doc(
         for n in snapshot.nodes
         if filters.node_ok(n)
     ]
+
+
+def _compute(docs: Sequence[Mapping[str, object]]) -> dict[str, object]:
+    """Compute totals of ``docs`` (devices or model groups), never added across units:
+    ``cores``/``cores_allocated`` over the devices counted in % of a card, ``compute`` one
+    entry per unit (``%``, ``CUs``, ``NeuronCores``…)."""
+    by_unit: dict[str, list[int]] = {}
+    for doc in docs:
+        acc = by_unit.setdefault(str(doc.get("cores_unit", "%")), [0, 0])
+        acc[0] += cast(int, doc["cores"])
+        acc[1] += cast(int, doc["cores_allocated"])
+    percent = by_unit.get("%", [0, 0])
+    return {
+        "cores": percent[0],
+        "cores_allocated": percent[1],
+        "compute": [
+            {"unit": unit, "cores": total, "cores_allocated": used}
+            for unit, (total, used) in sorted(by_unit.items(), key=lambda kv: kv[0] != "%")
+        ],
+    }
 
 
 def _docs(doc: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
@@ -252,19 +284,21 @@ def scoped(snapshot: Snapshot, filters: Filters, vendors: Mapping[str, Vendor]) 
 def _models(
     states: Iterable[NodeState], filters: Filters, names: VendorNames, by_vendor: bool = False
 ) -> list[dict[str, object]]:
-    """Devices grouped by (vendor name, model), or by vendor name alone."""
-    groups: dict[tuple[str, str], list[int]] = {}
+    """Devices grouped by (vendor name, model), or by vendor name alone (and by compute
+    unit: a group never adds one vendor's CUs to another's percent)."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
     for state in states:
         for device, usage in zip(state.node.devices, state.usage, strict=True):
             if not filters.device(device):
                 continue
-            key = (names.name(device.vendor), "" if by_vendor else device.type)
+            held = names.held(device, usage)
+            key = (names.name(device.vendor), "" if by_vendor else device.type, held.unit)
             acc = groups.setdefault(key, [0, 0, 0, 0, 0])
             acc[0] += 1
             acc[1] += device.memory
-            acc[2] += usage.usedmem
-            acc[3] += device.cores
-            acc[4] += usage.usedcores
+            acc[2] += held.memory
+            acc[3] += held.cores_total
+            acc[4] += held.cores
     words = {
         names.name(k): names.word(k) for k in {d.vendor for s in states for d in s.node.devices}
     }
@@ -278,8 +312,9 @@ def _models(
             "memory_allocated_mib": used_mem,
             "cores": cores,
             "cores_allocated": used_cores,
+            "cores_unit": unit,
         }
-        for (vendor, model), (n, mem, used_mem, cores, used_cores) in sorted(groups.items())
+        for (vendor, model, unit), (n, mem, used_mem, cores, used_cores) in sorted(groups.items())
     ]
 
 
@@ -294,8 +329,8 @@ def summary_doc(
     models = _models(states, filters, named)
     memory = _total(models, "memory_mib")
     used_mem = _total(models, "memory_allocated_mib")
-    cores = _total(models, "cores")
-    used_cores = _total(models, "cores_allocated")
+    compute = _compute(models)
+    cores, used_cores = cast(int, compute["cores"]), cast(int, compute["cores_allocated"])
     models_of = device_models(snapshot)
     pods = [p for p in snapshot.pods if filters.pod_ok(p, models_of)]
     requests = [p.request for p in snapshot.pods if p.request is not None]
@@ -312,6 +347,7 @@ def summary_doc(
         "cores": cores,
         "cores_allocated": used_cores,
         "cores_allocated_pct": _pct(used_cores, cores),
+        "compute": compute["compute"],
         "pods_placed": sum(1 for p in pods if p.placed is not None),
         "pods_pending": sum(1 for p in pods if p.pending),
         "by_model": models,
