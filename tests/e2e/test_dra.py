@@ -142,18 +142,31 @@ async def test_burst_of_claims_is_allocated_without_overcommit(
     pods = await wait_until(settled, 150.0, "every pod bound or explained", interval=2.0)
     scheduled = time.monotonic() - started
     claims = await _claims(kube, ns)
-    allocated = records.allocations(claims)
-    problems = records.overcommitted(records.usage(allocated), capacity)
-    assert problems == []
+    allocated = _audit(pods, claims, capacity)
     bound = [p for p in pods if p["spec"].get("nodeName")]
-    # every bound pod's claims are allocated on its node and owned by it
+    print(
+        f"\nDRA burst: {NODES} nodes, {PODS + 1} pods, {len(claims)} claims, "
+        f"{len(bound)} bound, {len(allocated)} device allocations; slices {published:.1f} s, "
+        f"created {created:.1f} s, settled {scheduled:.1f} s"
+    )
+    await dra.close()
+
+
+def _audit(
+    pods: list[dict[str, Any]], claims: list[dict[str, Any]], capacity: dict[Any, Any]
+) -> list[records.Allocation]:
+    """No device over-consumed; each bound pod's claims on its node and owned by it; 2-GPU
+    claims on two GPUs of one NUMA node; the pod too big for any GPU explained."""
+    allocated = records.allocations(claims)
+    used = records.usage(allocated)
+    assert records.overcommitted(used, capacity) == []
     by_owner: dict[str, list[records.Allocation]] = {}
     for a in allocated:
         by_owner.setdefault(a.owner, []).append(a)
-    for pod in bound:
-        mine = by_owner.get(pod["metadata"]["name"], [])
-        assert mine and {a.node for a in mine} == {pod["spec"]["nodeName"]}
-    # 2-GPU claims: two different GPUs on one NUMA node
+    for pod in pods:
+        if pod["spec"].get("nodeName"):
+            mine = by_owner.get(pod["metadata"]["name"], [])
+            assert mine and {a.node for a in mine} == {pod["spec"]["nodeName"]}
     for owner, allocs in by_owner.items():
         if len(allocs) == 2:
             assert allocs[0].device != allocs[1].device, owner
@@ -162,12 +175,16 @@ async def test_burst_of_claims_is_allocated_without_overcommit(
     too_big = next(p for p in pods if p["metadata"]["name"] == "too-big")
     assert not too_big["spec"].get("nodeName")
     assert "claim" in records.pending_reason(too_big)
-    print(
-        f"\nDRA burst: {NODES} nodes, {PODS + 1} pods, {len(claims)} claims, "
-        f"{len(bound)} bound, {len(allocated)} device allocations; slices {published:.1f} s, "
-        f"created {created:.1f} s, settled {scheduled:.1f} s"
-    )
-    await dra.close()
+    (big_claim,) = [c for c in claims if _owned_by(c, "too-big")]
+    assert records.why_unallocatable(big_claim, capacity, used) == [
+        "request gpu: 81920 MiB is more than any device has (40960 MiB)"
+    ]
+    return allocated
+
+
+def _owned_by(claim: dict[str, Any], pod: str) -> bool:
+    refs = claim["metadata"].get("ownerReferences") or []
+    return any(r.get("kind") == "Pod" and r.get("name") == pod for r in refs)
 
 
 def test_malformed_annotation_is_a_clear_denial() -> None:
