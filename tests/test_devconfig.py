@@ -166,3 +166,32 @@ def test_a_resource_no_enabled_vendor_knows_is_named(tmp_path: Path) -> None:
     # without --config the vendors come from the nodes, MLU among them: the pod fits
     fits = runner.invoke(app, ["explain", "demo/mlu", "--cluster", cluster, "--pods", str(pods)])
     assert fits.exit_code == 0 and "demo/mlu fits on node cambricon-mlu" in fits.output
+
+
+def test_a_registered_node_is_never_unregistered(tmp_path: Path) -> None:
+    mlu = next(n for n in _nodes() if n["metadata"]["name"] == "cambricon-mlu")
+    nvidia_only = registry.build(devconfig.from_file(EXAMPLES / "config.yaml").config)
+    assert devconfig.unenabled(mlu, nvidia_only) == ["MLU"]
+    pods = tmp_path / "pods.yaml"
+    pods.write_text(TYPO_POD.replace("nvidia.com/gpus: 2", "nvidia.com/gpu: 8"))
+    config = tmp_path / "config.yaml"
+    config.write_text("nvidia: {}\n")
+    cluster = str(VENDORS / "cluster.yaml")
+    result = runner.invoke(
+        app,
+        [
+            "explain",
+            "demo/typo",
+            "--cluster",
+            cluster,
+            "--pods",
+            str(pods),
+            "--config",
+            str(config),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "amd-mi300x: registers AMD devices; the device config does not enable them" in (
+        result.output
+    )
+    assert "is hami's device plugin running" not in result.output

@@ -17,6 +17,7 @@ default they read the scheduler's own device config, in this order:
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ async def from_cluster(api: KubeAPI) -> Resolved:
 def learnt(nodes: Iterable[Manifest]) -> Resolved:
     """Every vendor whose devices one of ``nodes`` registers, at its defaults (NVIDIA always);
     a node whose registration cannot be read teaches nothing."""
-    every = registry.build(every_vendor())
+    every = _every()
     present: set[str] = set()
     for manifest in nodes:
         try:
@@ -111,6 +112,22 @@ def learnt(nodes: Iterable[Manifest]) -> Resolved:
 
 
 LEARNT = "the vendors the nodes register (no device config found; their defaults)"
+
+
+def unenabled(manifest: Manifest, vendors: Mapping[str, Vendor]) -> list[str]:
+    """The vendor keys whose devices a node registers that ``vendors`` does not enable (a
+    registered node is never "unregistered": it is one the config leaves out)."""
+    others = {k: v for k, v in _every().items() if k not in vendors}
+    try:
+        node = node_from_manifest(manifest, others)
+    except WireFormatError:
+        return []
+    return sorted({d.vendor for d in node.devices})
+
+
+@functools.cache
+def _every() -> dict[str, Vendor]:
+    return registry.build(every_vendor())
 
 
 def every_vendor() -> SchedulerConfig:
@@ -172,9 +189,7 @@ def unknown_resources(manifest: Manifest, vendors: Mapping[str, Vendor]) -> list
     a resource that only a vendor the config does not enable knows, or a near miss of a known
     resource name (a typo the scheduler would silently ignore, changing the request)."""
     enabled = {name for v in vendors.values() for name in v.resource_names()}
-    everyone = {
-        name: v.key for v in registry.build(every_vendor()).values() for name in v.resource_names()
-    }
+    everyone = {name: v.key for v in _every().values() for name in v.resource_names()}
     domains = {name.split("/", 1)[0] for name in everyone}
     problems = []
     for where, names in _asked(manifest):

@@ -127,8 +127,11 @@ def explain(
     vendors: Mapping[str, Vendor],
     candidates: Collection[str] | None = None,
     quota: Mapping[str, QuotaRoom] | None = None,
+    problems: Mapping[str, str] | None = None,
 ) -> Explanation:
-    """Run the decision core for ``pod`` and explain its per-node reasons."""
+    """Run the decision core for ``pod`` and explain its per-node reasons; ``problems``: what
+    the caller knows of a node without devices (its registration is malformed, or of a vendor
+    the device config does not enable)."""
     decision = decide(pod, view, vendors, candidates, quota)
     nodes = tuple(
         NodeReason(name, str(main_reason(unfit)), unfit.text())
@@ -137,7 +140,7 @@ def explain(
     total = len(set(candidates)) if candidates is not None else len(view)
     if not decision.wants_devices or decision.placed:
         return Explanation(pod.key, decision.wants_devices, decision.node, total, (), nodes)
-    facts = _Facts(pod, view, quota or {}, decision.failed)
+    facts = _Facts(pod, view, quota or {}, decision.failed, problems or {})
     by_reason: dict[str, list[str]] = {}
     for item in nodes:
         by_reason.setdefault(item.reason, []).append(item.node)
@@ -186,8 +189,10 @@ class _Facts:
         view: ClusterView,
         quota: Mapping[str, QuotaRoom],
         failed: Mapping[str, Unfit],
+        problems: Mapping[str, str],
     ) -> None:
         self.pod = pod
+        self.problems = problems
         self.view = view
         self.quota = quota
         self.failed = failed
@@ -441,6 +446,9 @@ def _quota_hint(facts: _Facts, names: list[str]) -> str:
 
 
 def _unregistered_hint(facts: _Facts, names: list[str]) -> str:
+    known = [f"{n}: {facts.problems[n]}" for n in names if facts.problems.get(n)]
+    if known:
+        return "; ".join(known[:3]) + (f" (and {len(known) - 3} more)" if len(known) > 3 else "")
     return (
         "no valid device registration (hami.io/node-<vendor>-register) on these nodes — is "
         "hami's device plugin running there, and is its registration well formed?"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, cast
 
+from hami import devconfig
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
@@ -118,6 +119,10 @@ def _node_info(manifest: Manifest, vendors: Mapping[str, Vendor]) -> NodeInfo:
     except WireFormatError as exc:
         problem = f"malformed registration: {exc}"
         return NodeInfo(name, Node(name, ()), labels, address, problem)
+    left_out = devconfig.unenabled(manifest, vendors) if not node.devices else []
+    if left_out:
+        problem = f"registers {', '.join(left_out)} devices; the device config does not enable them"
+        return NodeInfo(name, node, labels, address, problem)
     return NodeInfo(name, node, labels, address)
 
 

@@ -435,7 +435,10 @@ def pods_doc(snapshot: Snapshot, filters: Filters, phase: str = "") -> list[dict
 def explain_pod(snapshot: Snapshot, pod: PodInfo, vendors: Mapping[str, Vendor]) -> Explanation:
     """Why a pending pod fits nowhere, against the snapshot's view (every node a candidate)."""
     assert pod.request is not None
-    return explain(pod.request, snapshot.view, vendors, candidates=snapshot.node_names)
+    problems = {n.name: n.problem for n in snapshot.nodes if n.problem}
+    return explain(
+        pod.request, snapshot.view, vendors, candidates=snapshot.node_names, problems=problems
+    )
 
 
 # --- lists: accelerators, workloads, Pending, namespaces ---------------------------------------
