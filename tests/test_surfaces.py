@@ -133,3 +133,24 @@ def test_demo_show_and_sim_describe_each_allocation_alike(world: dict[str, objec
         shown = [text.split(") ", 1)[1] for _, text in slices_of(pod, {}, vendors)]
         table = _devices(decision.annotations, vendors)
         assert shown and all(s in table for s in shown), (decision.pod, shown, table)
+
+
+def test_finished_init_containers_count_in_no_bar() -> None:
+    from hami.api.types import ContainerDevice
+    from hami.core.model import Device
+    from hami.vendors.nvidia import NvidiaVendor
+    from hami.webui.source import PodInfo
+
+    gpu = Device(uuid="g", vendor="NVIDIA", type="T4", count=10, memory=23028, cores=100)
+    init, app = ContainerDevice("g", "NVIDIA", 12000, 50), ContainerDevice("g", "NVIDIA", 12271, 50)
+    placed = PlacedPod("ns/p", "n", {"NVIDIA": ((init,), (app,))}, init_count=1, init_done=True)
+    pod = PodInfo("ns", "p", "Running", "n", placed, None)
+    holders = views._holders([pod], {"g": gpu}, VendorNames({"NVIDIA": NvidiaVendor()}))
+    assert [h["memory_mib"] for h in holders["g"]] == [12271]
+    running = PlacedPod("ns/p", "n", placed.devices, init_count=1, init_done=False)
+    holders = views._holders(
+        [PodInfo("ns", "p", "Pending", "n", running, None)],
+        {"g": gpu},
+        VendorNames({"NVIDIA": NvidiaVendor()}),
+    )
+    assert [h["memory_mib"] for h in holders["g"]] == [12000, 12271]
