@@ -32,9 +32,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
-## every test: unit, property, C library and end-to-end against the real control plane
+## every test: unit, property, C library (with the line-coverage gate of pyproject's
+## [tool.coverage]), then end-to-end against the real control plane
 test: setup $(TEST_DEPS)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not e2e" --cov --cov-report=term
+	$(BIN)/python -m pytest -m e2e
 
 ## the fast subset: no control plane, no C builds
 unit: setup
