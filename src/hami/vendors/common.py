@@ -11,7 +11,7 @@ from hami.api import annotations as codec
 from hami.api.quantity import parse_int_quantity
 from hami.api.types import DeviceInfo, PodDevices
 from hami.core.errors import RequestInvalid
-from hami.core.model import MEM_PCT_UNSET, ContainerRequest, Device
+from hami.core.model import ContainerRequest, Device
 from hami.core.vendor import Admission
 from hami.vendors import resources
 
@@ -34,25 +34,6 @@ def admit_if_counted(
     if uses:
         vendor.parse_container(container, where)
     return Admission(uses_vendor=uses, container=container)
-
-
-def whole_devices(
-    vendor: str,
-    container: Mapping[str, object],
-    count_name: str,
-    where: str,
-    *,
-    memreq: int = 0,
-    mem_pct: int = MEM_PCT_UNSET,
-    coresreq: int = 0,
-) -> ContainerRequest | None:
-    """A request for whole devices: only the count is read; the rest is the vendor's constant."""
-    nums = resources.bounded(container, count_name, where, 0, INT32_MAX)
-    if not nums:
-        return None
-    return ContainerRequest(
-        vendor=vendor, nums=nums, memreq=memreq, mem_pct=mem_pct, coresreq=coresreq
-    )
 
 
 def mutable(container: Mapping[str, object]) -> dict[str, object]:

@@ -242,16 +242,12 @@ class WholeCardVendor(SlicedVendor):
     def parse_container(
         self, container: Mapping[str, object], where: str
     ) -> ContainerRequest | None:
+        """Only the count is read; memory and cores are the spec's constants."""
+        nums = resources.bounded(container, self.count_name, where, 0, common.INT32_MAX)
+        if not nums:
+            return None
         memreq, mem_pct, coresreq = self.spec.whole
-        return common.whole_devices(
-            self.key,
-            container,
-            self.count_name,
-            where,
-            memreq=memreq,
-            mem_pct=mem_pct,
-            coresreq=coresreq,
-        )
+        return ContainerRequest(self.key, nums, memreq=memreq, mem_pct=mem_pct, coresreq=coresreq)
 
 
 class CountVendor(SpecVendor):
@@ -259,12 +255,7 @@ class CountVendor(SpecVendor):
 
     __slots__ = ()
     whole_hold = True
-
-    def parse_container(
-        self, container: Mapping[str, object], where: str
-    ) -> ContainerRequest | None:
-        nums = resources.bounded(container, self.count_name, where, 0, common.INT32_MAX)
-        return ContainerRequest(vendor=self.key, nums=nums, mem_pct=100) if nums else None
+    parse_container = WholeCardVendor.parse_container  # a count; memory 0, 100 % (spec.whole)
 
     def fit(
         self, candidates: Sequence[Candidate], request: ContainerRequest, ctx: FitContext
