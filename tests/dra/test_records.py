@@ -100,7 +100,7 @@ def test_why_unallocatable_names_the_capacity_that_is_missing() -> None:
     ]
     assert records.why_unallocatable(claim("2Gi"), capacity, used) == [
         "request gpu: no node has a device with 2048 MiB and 10 cores free "
-        "(most memory free on one device: 1024 MiB)"
+        "(the most free on any device: 1024 MiB, 50 cores)"
     ]
     assert records.why_unallocatable(claim("1Gi", "60"), capacity, used)
     assert records.why_unallocatable(claim("1Gi", count=2), capacity, used)

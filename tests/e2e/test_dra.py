@@ -152,6 +152,57 @@ async def test_burst_of_claims_is_allocated_without_overcommit(
     await dra.close()
 
 
+async def test_one_contended_gpu_chosen_by_cel_is_never_overcommitted(
+    kube: AsyncClient, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """Five pods pinned by ``use-gpuuuid`` + ``use-gputype`` (CEL) to one GPU, 30 cores each:
+    three fit, two wait with a reason that names the cores; ``nouse-gputype`` keeps one off."""
+    await ensure_device_class(kube)
+    (node,) = await create_dra_nodes(kube, 1, prefix="solo-")
+    inventory = tmp_path / "solo.yaml"
+    inventory.write_text("gpus:\n  - {model: NVIDIA H100 80GB HBM3, memoryMiB: 81559, numa: 0}\n")
+    dra = LightkubeDra(client_for(cluster, timeout=30.0))
+    assert await DraSimulator(dra, [SimNode(node, inventory)]).publish_all() == 1
+    await dra.close()
+    solo = (await kube.get(Slice, f"{node}-hami-core-gpu")).to_dict()
+    uuid = solo["spec"]["devices"][0]["attributes"]["uuid"]["string"]
+    ns = "dra-solo"
+    await kube.create(Namespace(metadata={"name": ns}))  # type: ignore[arg-type]
+    pinned = {"nvidia.com/use-gpuuuid": uuid, "nvidia.com/use-gputype": "h100"}
+    limits = {"nvidia.com/gpumem": "1000", "nvidia.com/gpucores": "30"}
+    for i in range(5):
+        await _create_dra_pod(kube, f"s{i}", ns, limits, pinned)
+    await _create_dra_pod(
+        kube,
+        "not-h100",
+        ns,
+        limits,
+        {"nvidia.com/use-gpuuuid": uuid, "nvidia.com/nouse-gputype": "H100"},
+    )
+
+    async def settled() -> list[dict[str, Any]] | None:
+        pods = [p.to_dict() async for p in kube.list(Pod, namespace=ns)]
+        waiting = [p for p in pods if not p["spec"].get("nodeName")]
+        done = len(pods) == 6 and all(records.pending_reason(p) for p in waiting)
+        return pods if done and len(waiting) < 6 else None
+
+    pods = await wait_until(settled, 60.0, "the pinned pods bound or explained", interval=1.0)
+    bound = sorted(p["metadata"]["name"] for p in pods if p["spec"].get("nodeName"))
+    assert len(bound) == 3 and "not-h100" not in bound, bound
+    claims = await _claims(kube, ns)
+    allocated = records.allocations(claims)
+    used = records.usage(allocated)
+    assert used == {(node, "hami-gpu-0"): records.Usage(3000 * names.MIB, 90, 3)}
+    capacity = records.capacities([solo])
+    assert records.overcommitted(used, capacity) == []
+    waiting = [c for c in claims if not records.allocations([c]) and not _owned_by(c, "not-h100")]
+    assert len(waiting) == 2
+    assert records.why_unallocatable(waiting[0], capacity, used) == [
+        "request gpu: no node has a device with 1000 MiB and 30 cores free "
+        "(the most free on any device: 78559 MiB, 10 cores)"
+    ]
+
+
 def _audit(
     pods: list[dict[str, Any]], claims: list[dict[str, Any]], capacity: dict[Any, Any]
 ) -> list[records.Allocation]:

@@ -191,7 +191,8 @@ def why_unallocatable(
             per_node[node] += 1
         if max(per_node.values(), default=0) >= count:
             continue
-        most = max(free.values(), key=lambda u: u.memory_bytes, default=Usage())
+        most_memory = max((room.memory_bytes for room in free.values()), default=0)
+        most_cores = max((room.cores for room in free.values()), default=0)
         largest = max((have.memory_bytes for have in capacity.values()), default=0)
         what = f"{count} device(s) on one node" if count > 1 else "a device"
         if memory > largest:
@@ -202,7 +203,7 @@ def why_unallocatable(
         else:
             reasons.append(
                 f"request {request}: no node has {what} with {memory // names.MIB} MiB and "
-                f"{cores} cores free (most memory free on one device: "
-                f"{most.memory_bytes // names.MIB} MiB)"
+                f"{cores} cores free (the most free on any device: "
+                f"{most_memory // names.MIB} MiB, {most_cores} cores)"
             )
     return reasons
