@@ -187,3 +187,53 @@ async def test_servers_register_and_answer_kubelet(node: DraNode, tmp_path: Path
         await task
     assert not sockets.dra.exists() and not sockets.registration.exists()
     shutil.rmtree(short)
+
+
+async def test_rediscovery_swaps_in_added_gpus_and_health_still_flows(
+    node: DraNode, tmp_path: Path
+) -> None:
+    kube: FakeDra = node.kube  # type: ignore[assignment]
+    inventory = tmp_path / "inv.yaml"
+    short = Path(tempfile.mkdtemp(prefix="dra-", dir="/tmp"))
+
+    def reopen() -> FakeSource:
+        return FakeSource(load_inventory(inventory, "n1"), inventory, "n1")
+
+    task = asyncio.create_task(run(node, Sockets(short), rediscover=0.05, reopen=reopen))
+
+    async def devices(count: int) -> list[str]:
+        for _ in range(200):
+            found = [d["name"] for s in kube.slices.values() for d in s["spec"]["devices"]]
+            if len(found) == count:
+                return found
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"never {count} devices: {kube.slices}")
+
+    assert await devices(2) == ["hami-gpu-0", "hami-gpu-1"]
+    inventory.write_text(INVENTORY + "  - {uuid: GPU-cccc, model: NVIDIA A10, memoryMiB: 23028}\n")
+    assert await devices(3) == ["hami-gpu-0", "hami-gpu-1", "hami-gpu-2"]
+    (published,) = kube.slices.values()
+    assert published["spec"]["pool"]["generation"] == 2
+    node.source.inject_xid("GPU-cccc")  # type: ignore[attr-defined]  # the new source's events
+    assert await devices(2) == ["hami-gpu-0", "hami-gpu-1"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    shutil.rmtree(short)
+
+
+async def test_simulator_follows_edited_inventories(tmp_path: Path) -> None:
+    from hami.agent.simulate import SimNode
+    from hami.dra.simulate import DraSimulator
+
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text(INVENTORY)
+    kube = FakeDra()
+    sim = DraSimulator(kube, [SimNode("a", inventory), SimNode("b", inventory)])
+    assert await sim.publish_all() == 2
+    assert await sim.publish_all() == 0
+    inventory.write_text(INVENTORY.replace("numa: 1}", "numa: 1, healthy: false}"))
+    assert await sim.publish_all() == 2
+    for made in kube.slices.values():
+        assert [d["name"] for d in made["spec"]["devices"]] == ["hami-gpu-0"]
+        assert made["spec"]["pool"]["generation"] == 2

@@ -102,12 +102,15 @@ async def _serve(
     from hami.dra.kube import LightkubeDra
     from hami.dra.plugin import DraNode, Sockets, run
 
-    source = open_backend(backend, inventory, settings.node_name)
+    def reopen() -> Any:
+        return open_backend(backend, inventory, settings.node_name)
+
     kube = LightkubeDra.from_kubeconfig(kubeconfig)
+    node = DraNode(settings, reopen(), kube)
     try:
-        await run(DraNode(settings, source, kube), Sockets(kubelet_dir), interval)
+        await run(node, Sockets(kubelet_dir), interval, reopen)
     finally:
-        source.close()
+        node.source.close()  # the one in use: a re-discovery may have replaced the first
         await kube.close()
 
 

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,8 +205,15 @@ async def serve(servicers: Mapping[Path, Any]) -> list[grpc.aio.Server]:
     return servers
 
 
-async def run(node: DraNode, sockets: Sockets, rediscover: float = 30.0) -> None:
-    """Serve kubelet and keep the slice current until cancelled."""
+Reopen = Callable[[], DeviceSource]
+
+
+async def run(
+    node: DraNode, sockets: Sockets, rediscover: float = 30.0, reopen: Reopen | None = None
+) -> None:
+    """Serve kubelet and keep the slice current until cancelled. Every ``rediscover`` seconds
+    the slice is re-published; with ``reopen`` (a factory of fresh device sources) the GPUs are
+    discovered again first, and a changed set replaces the node's source."""
     swept = node.store.sweep()
     if swept:
         log.info("removed %d CDI scratch files of interrupted prepares", swept)
@@ -222,9 +229,7 @@ async def run(node: DraNode, sockets: Sockets, rediscover: float = 30.0) -> None
     )
     try:
         await node.publish()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(_health(node))
-            tasks.create_task(_rediscover(node, rediscover))
+        await _follow(node, rediscover, reopen)
     finally:
         for server in servers:
             await server.stop(0.5)
@@ -247,10 +252,42 @@ async def _health(node: DraNode) -> None:
         await _publish_logged(node)
 
 
-async def _rediscover(node: DraNode, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        await _publish_logged(node)
+async def _follow(node: DraNode, interval: float, reopen: Reopen | None) -> None:
+    """Health events of the current source, and a re-discovery every ``interval``."""
+    health = asyncio.create_task(_health(node))
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            if health.done():
+                health.result()  # a failed health stream fails the plugin
+            if reopen is not None and _swap_source(node, reopen):
+                health.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await health
+                health = asyncio.create_task(_health(node))
+            await _publish_logged(node)
+    finally:
+        health.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await health
+
+
+def _swap_source(node: DraNode, reopen: Reopen) -> bool:
+    """Discover again; True when the set of GPUs changed (the fresh source is then kept)."""
+    try:
+        fresh = reopen()
+    except Exception as exc:  # NVML or the inventory away for a moment: next round
+        log.warning("re-discovery failed: %s", exc)
+        return False
+    before = {(g.uuid, g.index) for g in node.source.gpus()}
+    after = {(g.uuid, g.index) for g in fresh.gpus()}
+    if before == after:
+        fresh.close()
+        return False
+    log.info("GPUs changed: %d added, %d removed", len(after - before), len(before - after))
+    node.source.close()
+    node.source = fresh
+    return True
 
 
 async def _publish_logged(node: DraNode) -> None:

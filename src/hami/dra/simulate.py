@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
+from hami.agent.errors import ConfigError
 from hami.agent.fake import FakeSource, load_inventory
 from hami.agent.settings import Settings
 from hami.agent.simulate import SimNode
@@ -26,14 +28,30 @@ PARALLEL = 16
 class DraSimulator:
     def __init__(self, kube: DraKube, nodes: Sequence[SimNode]) -> None:
         self.kube = kube
+        self.plan = list(nodes)
         self.nodes = [
-            DraNode(
-                Settings(node_name=n.name, prepare_host=False),
-                FakeSource(load_inventory(n.inventory, n.name), n.inventory, n.name),
-                kube,
-            )
-            for n in nodes
+            DraNode(Settings(node_name=n.name, prepare_host=False), _source(n), kube) for n in nodes
         ]
+        self._stamps = {n.inventory: _stamp(n.inventory) for n in nodes}
+
+    def reload(self) -> int:
+        """Re-read the inventories edited since the last round; returns how many nodes use them."""
+        changed = set()
+        for path, before in self._stamps.items():
+            now = _stamp(path)
+            if now != before:
+                self._stamps[path] = now
+                changed.add(path)
+        count = 0
+        for plan, node in zip(self.plan, self.nodes, strict=True):
+            if plan.inventory in changed:
+                try:
+                    node.source = _source(plan)
+                except ConfigError as exc:  # a half-written edit: the next round reads it
+                    log.warning("node %s: %s", plan.name, exc)
+                    continue
+                count += 1
+        return count
 
     async def publish_all(self) -> int:
         """Publish every node's slice once; returns how many changed."""
@@ -47,6 +65,7 @@ class DraSimulator:
                     log.warning("node %s: %s", node.settings.node_name, exc)
                     return False
 
+        self.reload()
         changed = await asyncio.gather(*(one(n) for n in self.nodes))
         return sum(changed)
 
@@ -56,3 +75,15 @@ class DraSimulator:
             if changed:
                 log.info("published %d of %d simulated nodes' slices", changed, len(self.nodes))
             await asyncio.sleep(interval)
+
+
+def _source(node: SimNode) -> FakeSource:
+    return FakeSource(load_inventory(node.inventory, node.name), node.inventory, node.name)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size)
