@@ -28,6 +28,8 @@ class AmdDevice(Device):
 
 SPEC = Spec(
     key=keys.AMD_VENDOR,
+    name="AMD",
+    word="GPU",
     register=keys.AMD_REGISTER,
     cleanup=keys.AMD_REGISTER,  # no handshake: an unhealthy node loses its registration
     to_allocate=keys.AMD_TO_ALLOCATE,

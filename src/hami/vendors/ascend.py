@@ -33,6 +33,9 @@ def npu_spec(word: str) -> Spec:
     return Spec(
         key=word,
         register=f"hami.io/node-register-{word}",
+        name="Huawei",
+        word="NPU",
+        aliases=("Ascend",),
         handshake=f"hami.io/node-handshake-{word}",
         to_allocate=codec.to_allocate_key(word),
         allocated=codec.allocated_key(word),

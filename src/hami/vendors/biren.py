@@ -14,6 +14,8 @@ from hami.vendors.family import COUNT_ONLY, CountVendor, Spec
 
 SPEC = Spec(
     key=keys.BIREN_VENDOR,
+    name="Biren",
+    word="GPU",
     register=keys.BIREN_REGISTER,
     handshake=keys.BIREN_HANDSHAKE,
     to_allocate=to_allocate_key(keys.BIREN_VENDOR),

@@ -17,6 +17,8 @@ CAMBRICON_LOCK_EXPIRY = 120.0  # seconds (§4.4)
 
 SPEC = Spec(
     key=keys.CAMBRICON_VENDOR,
+    name="Cambricon",
+    word="MLU",
     to_allocate=keys.CAMBRICON_TO_ALLOCATE,
     allocated=keys.CAMBRICON_ALLOCATED,
     # `cambricon.com/dsmlu.lock`: a bare RFC3339 time, taken over after 2 minutes (§4.4)

@@ -28,6 +28,8 @@ from hami.vendors.family import CapacityRule, Spec, SpecVendor, WholeCardVendor,
 
 GCU_SPEC = Spec(
     key=keys.ENFLAME_GCU_VENDOR,
+    name="Enflame",
+    word="GCU",
     to_allocate=keys.ENFLAME_GCU_TO_ALLOCATE,
     allocated=keys.ENFLAME_GCU_ALLOCATED,
     names=("resource_name_gcu", "", ""),  # whole cards: a count resource only
@@ -38,6 +40,8 @@ GCU_SPEC = Spec(
 )
 DRS_SPEC = Spec(
     key=keys.ENFLAME_DRS_VENDOR,
+    name="Enflame",
+    word="GCU",
     allocated=keys.ENFLAME_DRS_ALLOCATED,
     lock=None,  # HAMi's Enflame DRS binds without a node lock (§3.13)
     names=("drs_count_name", "resource_name_gcu_memory", "resource_name_gcu_core"),

@@ -82,6 +82,10 @@ class Spec:
     capacity: CapacityRule | None = None
     stamps: Mapping[str, Stamp] = field(default_factory=dict)
     unit: str = "%"  # how one device's compute reads: "%" of the card, or the vendor's unit
+    # how operators name the vendor, and one of its devices (the web UI's filters and labels)
+    name: str = ""  # "" = the key
+    word: str = "device"
+    aliases: tuple[str, ...] = ()
 
 
 def rules(**changes: Any) -> SliceRules:

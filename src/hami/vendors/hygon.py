@@ -10,6 +10,8 @@ from hami.vendors.family import SlicedVendor, Spec, rules
 
 SPEC = Spec(
     key=keys.HYGON_VENDOR,
+    name="Hygon",
+    word="DCU",
     register=keys.HYGON_REGISTER,
     handshake=keys.HYGON_HANDSHAKE,
     to_allocate=keys.HYGON_TO_ALLOCATE,

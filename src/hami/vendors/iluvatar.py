@@ -18,6 +18,9 @@ def chip_spec(word: str) -> Spec:
     return Spec(
         key=word,
         register=f"hami.io/node-{word}-register",
+        name="Iluvatar",
+        word="GPU",
+        aliases=("Iluvatar CoreX",),
         handshake=f"hami.io/node-handshake-{word}",
         to_allocate=to_allocate_key(word),
         allocated=allocated_key(word),

@@ -100,6 +100,9 @@ def wing_score(previous: Sequence[int], current: Sequence[int]) -> float:
 
 WHOLE_SPEC = Spec(
     key=keys.KUNLUN_VENDOR,
+    name="Kunlunxin",
+    word="XPU",
+    aliases=("Kunlun",),
     allocated=keys.KUNLUN_ALLOCATED,
     lock=None,  # HAMi's whole-XPU vendor binds without a node lock (§3.13)
     names=COUNT_ONLY,
@@ -107,6 +110,9 @@ WHOLE_SPEC = Spec(
 )
 VXPU_SPEC = Spec(
     key=keys.KUNLUN_VXPU_VENDOR,
+    name="Kunlunxin",
+    word="XPU",
+    aliases=("Kunlun",),
     register=keys.KUNLUN_VXPU_REGISTER,
     handshake=keys.KUNLUN_VXPU_HANDSHAKE,
     to_allocate=keys.KUNLUN_VXPU_TO_ALLOCATE,

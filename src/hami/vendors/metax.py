@@ -49,6 +49,9 @@ class MetaxGpuDevice(Device):
 
 GPU_SPEC = Spec(
     key=keys.METAX_GPU_VENDOR,
+    name="MetaX",
+    word="GPU",
+    aliases=("Metax",),
     to_allocate=keys.METAX_GPU_TO_ALLOCATE,
     allocated=keys.METAX_GPU_ALLOCATED,
     lock=None,  # HAMi's whole MetaX GPU binds without a node lock (§3.13)
@@ -61,6 +64,9 @@ GPU_SPEC = Spec(
 )
 SGPU_SPEC = Spec(
     key=keys.METAX_SGPU_VENDOR,
+    name="MetaX",
+    word="GPU",
+    aliases=("Metax",),
     to_allocate=keys.METAX_SGPU_TO_ALLOCATE,
     allocated=keys.METAX_SGPU_ALLOCATED,
     names=("resource_vcount_name", "resource_vmemory_name", "resource_vcore_name"),

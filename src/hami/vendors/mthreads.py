@@ -20,6 +20,9 @@ _FULL = keys.MTHREADS_FULL_MEMORY_UNITS
 
 SPEC = Spec(
     key=keys.MTHREADS_VENDOR,
+    name="Moore Threads",
+    word="GPU",
+    aliases=("Mthreads", "MooreThreads"),
     allocated=keys.MTHREADS_ALLOCATED,
     lock=None,  # HAMi's Moore Threads vendor binds without a node lock (§3.13)
     memory_unit=_UNIT,

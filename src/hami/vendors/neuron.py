@@ -108,6 +108,9 @@ def run_select(free: Sequence[int], nums: int, ring: bool) -> tuple[int, ...]:
 
 SPEC = Spec(
     key=keys.NEURON_VENDOR,
+    name="AWS",
+    word="Neuron",
+    aliases=("AWSNeuron", "Neuron"),
     allocated=keys.NEURON_ALLOCATED,
     lock=None,  # HAMi's Neuron vendor binds without a node lock (§4.12)
     names=("resource_count_name", "", "resource_core_name"),

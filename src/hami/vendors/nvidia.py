@@ -21,6 +21,8 @@ from hami.vendors.family import SlicedVendor, Spec
 INT32_MAX = common.INT32_MAX
 SPEC = Spec(
     key=keys.NVIDIA_VENDOR,
+    name="NVIDIA",
+    word="GPU",
     register=keys.NVIDIA_REGISTER,
     handshake=keys.NVIDIA_HANDSHAKE,
     to_allocate=keys.NVIDIA_TO_ALLOCATE,

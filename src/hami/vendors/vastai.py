@@ -24,6 +24,9 @@ class VastaiDevice(Device):
 
 SPEC = Spec(
     key=keys.VASTAI_VENDOR,
+    name="Vastai",
+    word="VA",
+    aliases=("Vastaitech",),
     register=keys.VASTAI_REGISTER,
     handshake=keys.VASTAI_HANDSHAKE,
     to_allocate=to_allocate_key(keys.VASTAI_VENDOR),

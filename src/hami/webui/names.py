@@ -1,11 +1,11 @@
-"""What the UI calls each vendor and its devices, from the vendor registry's own classes.
+"""What the UI calls each vendor and its devices, from each vendor's spec row.
 
 A device carries its vendor *key* (``NVIDIA``, ``Ascend910B``, ``GCU``, ``Enflame``, ``XPU``…).
 Operators think in vendor names (Huawei, Enflame, Kunlunxin) and device words (NPU, GCU, XPU), so
-every key the registry builds is mapped here through its vendor class — never by matching
-substrings of device types. Several keys share one name (Ascend 910B and 310P are both Huawei;
-Enflame GCU and DRS are both Enflame), so a filter by name selects all of them and a table by
-vendor shows each name once.
+every key the registry builds is mapped here through its vendor's spec (`Spec.name`, `word`,
+`aliases`) — never by matching substrings of device types. Several keys share one name (Ascend
+910B and 310P are both Huawei; Enflame GCU and DRS are both Enflame), so a filter by name
+selects all of them and a table by vendor shows each name once.
 """
 
 from __future__ import annotations
@@ -15,19 +15,6 @@ from dataclasses import dataclass
 
 from hami.core.model import Device, DeviceUsage
 from hami.core.vendor import Held, Vendor
-from hami.vendors.amd import AmdVendor
-from hami.vendors.ascend import AscendVendor
-from hami.vendors.biren import BirenVendor
-from hami.vendors.cambricon import CambriconVendor
-from hami.vendors.enflame import EnflameDrsVendor, EnflameGcuVendor
-from hami.vendors.hygon import HygonVendor
-from hami.vendors.iluvatar import IluvatarVendor
-from hami.vendors.kunlun import KunlunVendor, KunlunVxpuVendor
-from hami.vendors.metax import MetaxGpuVendor, MetaxSgpuVendor
-from hami.vendors.mthreads import MthreadsVendor
-from hami.vendors.neuron import NeuronVendor
-from hami.vendors.nvidia import NvidiaVendor
-from hami.vendors.vastai import VastaiVendor
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,27 +31,6 @@ class VendorName:
         return wanted in (self.name.lower(), *(a.lower() for a in self.aliases))
 
 
-# One row per vendor class of `hami.vendors.registry`.
-_BY_CLASS: Mapping[type, VendorName] = {
-    NvidiaVendor: VendorName("NVIDIA", "GPU"),
-    CambriconVendor: VendorName("Cambricon", "MLU"),
-    HygonVendor: VendorName("Hygon", "DCU"),
-    EnflameGcuVendor: VendorName("Enflame", "GCU"),
-    EnflameDrsVendor: VendorName("Enflame", "GCU"),
-    MthreadsVendor: VendorName("Moore Threads", "GPU", ("Mthreads", "MooreThreads")),
-    MetaxGpuVendor: VendorName("MetaX", "GPU", ("Metax",)),
-    MetaxSgpuVendor: VendorName("MetaX", "GPU", ("Metax",)),
-    KunlunVendor: VendorName("Kunlunxin", "XPU", ("Kunlun",)),
-    KunlunVxpuVendor: VendorName("Kunlunxin", "XPU", ("Kunlun",)),
-    NeuronVendor: VendorName("AWS", "Neuron", ("AWSNeuron", "Neuron")),
-    AmdVendor: VendorName("AMD", "GPU"),
-    VastaiVendor: VendorName("Vastai", "VA", ("Vastaitech",)),
-    BirenVendor: VendorName("Biren", "GPU"),
-    AscendVendor: VendorName("Huawei", "NPU", ("Ascend",)),
-    IluvatarVendor: VendorName("Iluvatar", "GPU", ("Iluvatar CoreX",)),
-}
-
-
 class VendorNames:
     """Vendor key → `VendorName`, for the vendors the registry built (and any key a device
     carries that no enabled vendor has: shown under the key itself)."""
@@ -75,10 +41,11 @@ class VendorNames:
 
     @staticmethod
     def _of(key: str, vendor: Vendor) -> VendorName:
-        found = next((n for cls, n in _BY_CLASS.items() if isinstance(vendor, cls)), None)
-        if found is None:
+        """The vendor's own spec row names it (`Spec.name`, `word`, `aliases`)."""
+        spec = getattr(vendor, "spec", None)
+        if spec is None or not spec.name:
             return VendorName(key, "device")
-        return VendorName(found.name, found.word, (*found.aliases, key))
+        return VendorName(spec.name, spec.word, (*spec.aliases, key))
 
     def held(self, device: Device, usage: DeviceUsage) -> Held:
         """What ``usage`` holds of ``device`` in its vendor's unit (`Vendor.held`)."""
