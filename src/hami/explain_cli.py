@@ -17,6 +17,7 @@ from hami.core.errors import ConfigError
 from hami.core.explain import Explanation
 from hami.core.request import pod_identity
 from hami.core.vendor import Vendor
+from hami.dra.explain import is_dra_pod
 from hami.k8s.api import PODS, KubeAPIError, Manifest
 from hami.vendors import registry
 from hami.webui import views
@@ -64,6 +65,9 @@ def explain(
         else:
             target, resolved = devconfig.live_target(kubeconfig, config, name)
             snapshot, vendors, manifest = asyncio.run(_live(target, resolved, (namespace, pod)))
+            if manifest is not None and is_dra_pod(manifest):  # docs/dra.md
+                _print(asyncio.run(_dra(target, manifest)), as_json)
+                return
         result = _explain(snapshot, namespace, pod, vendors, manifest)
     except (ConfigError, SourceError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -105,6 +109,18 @@ async def _live(
             with contextlib.suppress(KubeAPIError):
                 manifest = await api.get(PODS, pod[1], pod[0])
         return snapshot, vendors, manifest
+    finally:
+        await api.close()
+
+
+async def _dra(kubeconfig: Path | None, pod: Manifest) -> str:
+    """A pod in DRA mode: its claims' allocations, or why they are not allocated."""
+    from hami.dra.explain import explain_live
+    from hami.webui.cli import live_api
+
+    api = live_api(kubeconfig)
+    try:
+        return await explain_live(api, pod)
     finally:
         await api.close()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -43,6 +45,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.dra]
 NODES = int(os.environ.get("HAMI_DRA_NODES", "50"))
 PODS = int(os.environ.get("HAMI_DRA_PODS", "400"))
 GIB = 1024
+HAMI = str(Path(sys.executable).with_name("hami"))
 INVENTORY = """\
 gpus:
   - {model: NVIDIA A100-SXM4-40GB, memoryMiB: 40960, numa: 0}
@@ -201,6 +204,16 @@ async def test_one_contended_gpu_chosen_by_cel_is_never_overcommitted(
         "request gpu: no node has a device with 1000 MiB and 30 cores free "
         "(the most free on any device: 78559 MiB, 10 cores)"
     ]
+    # `hami explain` says the same for a pending pod, and where an allocated one is
+    pending = next(p["metadata"]["name"] for p in pods if not p["spec"].get("nodeName"))
+    for pod, expected in ((pending, "30 cores free"), (bound[0], "1000 MiB, 30 cores")):
+        shown = subprocess.run(
+            [HAMI, "explain", pod, "-n", ns, "--kubeconfig", str(cluster.kubeconfig)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert shown.returncode == 0 and expected in shown.stdout, shown.stdout + shown.stderr
 
 
 def _audit(

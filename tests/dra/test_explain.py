@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from typing import Any
+
+from hami.dra import names
+from hami.dra.explain import explain_pod, is_dra_pod
+
+SLICE = {
+    "spec": {
+        "driver": names.DRIVER,
+        "pool": {"name": "n1"},
+        "devices": [
+            {
+                "name": "hami-gpu-0",
+                "capacity": {"memory": {"value": "4Gi"}, "cores": {"value": "100"}},
+            }
+        ],
+    }
+}
+
+
+def _claim(name: str, allocated: bool, memory: str = "3Gi") -> dict[str, Any]:
+    claim: dict[str, Any] = {
+        "metadata": {"name": name, "namespace": "ns", "uid": name},
+        "spec": {
+            "devices": {
+                "requests": [
+                    {
+                        "name": "gpu",
+                        "exactly": {"capacity": {"requests": {"memory": memory, "cores": "10"}}},
+                    }
+                ]
+            }
+        },
+    }
+    if allocated:
+        result = {
+            "driver": names.DRIVER,
+            "pool": "n1",
+            "device": "hami-gpu-0",
+            "request": "gpu",
+            "consumedCapacity": {"memory": memory, "cores": "10"},
+        }
+        claim["status"] = {"allocation": {"devices": {"results": [result]}}}
+    return claim
+
+
+def _pod(claim: str, node: str = "") -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "resourceClaimStatuses": [{"name": "gpu-0", "resourceClaimName": claim}],
+    }
+    if not node:
+        status["conditions"] = [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "message": "0/1 nodes: cannot allocate all claims",
+            }
+        ]
+    return {
+        "metadata": {"name": "p", "namespace": "ns"},
+        "spec": {
+            "nodeName": node or None,
+            "resourceClaims": [{"name": "gpu-0", "resourceClaimTemplateName": "hami-gpu-x"}],
+        },
+        "status": status,
+    }
+
+
+def test_allocated_claim_names_device_and_amounts() -> None:
+    claims = [_claim("c1", True)]
+    assert is_dra_pod(_pod("c1", "n1"))
+    assert explain_pod(_pod("c1", "n1"), claims, [SLICE]) == [
+        "ns/p uses DRA claims, on node n1",
+        "  gpu-0 (c1): hami-gpu-0 on n1, 3072 MiB, 10 cores",
+    ]
+
+
+def test_pending_claim_says_why() -> None:
+    claims = [_claim("c1", True), _claim("c2", False, memory="2Gi")]
+    assert explain_pod(_pod("c2"), claims, [SLICE]) == [
+        "ns/p uses DRA claims, not scheduled",
+        "  gpu-0 (c2): not allocated",
+        "    request gpu: no node has a device with 2048 MiB and 10 cores free "
+        "(the most free on any device: 1024 MiB, 90 cores)",
+        "kube-scheduler: 0/1 nodes: cannot allocate all claims",
+    ]
+
+
+def test_claim_not_made_yet() -> None:
+    pod = _pod("c9")
+    pod["status"] = {}
+    assert explain_pod(pod, [], [SLICE])[1] == (
+        "  gpu-0: no claim yet (template hami-gpu-x; kube-controller-manager makes it)"
+    )
