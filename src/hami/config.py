@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 from hami import yamlio
@@ -30,44 +30,10 @@ class _Strict(BaseModel):
     )
 
 
-class MigProfileRule(_Strict):
-    models: list[str] = Field(min_length=1)
-    profiles: list[str] = Field(min_length=1)
-
-
-class NvidiaSection(_Strict):
-    resource_count_name: str = "nvidia.com/gpu"
-    resource_memory_name: str = "nvidia.com/gpumem"
-    resource_memory_percentage_name: str = "nvidia.com/gpumem-percentage"
-    resource_core_name: str = "nvidia.com/gpucores"
-    resource_priority_name: str = "nvidia.com/priority"
-    overwrite_env: bool = False
-    default_memory: int = Field(0, ge=0)
-    default_cores: int = Field(0, ge=0, le=100)
-    default_gpu_num: int = Field(1, ge=0, alias="defaultGPUNum")
-    memory_factor: int = Field(1, ge=1)
-    disable_core_limit: bool = False
-    gpu_core_policy: Literal["default", "force", "disable"] = "default"
-    runtime_class_name: str = ""
-    mig_profile_allowlist: list[MigProfileRule] = []
-    device_split_count: int = Field(10, ge=1)
-    device_memory_scaling: float = Field(1.0, gt=0)
-    device_core_scaling: float = Field(1.0, gt=0)
-    pre_configured_device_memory: int = Field(0, ge=0)
-    lib_cuda_log_level: int = Field(1, ge=0, le=4)
-    enable_numa_topology: bool = False
-    enabled: bool = True  # hami extension: false switches the NVIDIA vendor off
-
-    def to_core(self) -> NvidiaConfig:
-        fields = self.model_dump(exclude={"mig_profile_allowlist", "enabled"})
-        return NvidiaConfig(**fields)
-
-
 class FileModel(_Strict):
     node_scheduler_policy: Literal["binpack", "spread"] = "binpack"
     gpu_scheduler_policy: str = "spread"
     scheduler_name: str = "hami-scheduler"
-    nvidia: NvidiaSection = NvidiaSection()
 
     @classmethod
     def keys(cls) -> frozenset[str]:
@@ -117,12 +83,15 @@ def parse_config(data: object, source: str = "<config>") -> SchedulerConfig:
         _unique(source, "iluvatars", [c.common_word for c in sections["iluvatars"]])
     if "vnpus" in sections:
         _unique(source, "vnpus.configs", [c.common_word for c in sections["vnpus"].configs])
+    nvidia = sections.pop("nvidia", None)
     return VendorAwareConfig(
-        nvidia=model.nvidia.to_core(),
+        nvidia=nvidia or NvidiaConfig(),
         node_scheduler_policy=model.node_scheduler_policy,
         gpu_scheduler_policy=model.gpu_scheduler_policy,
         scheduler_name=model.scheduler_name,
-        vendors=VendorSettings(nvidia=model.nvidia.enabled, sections=sections),
+        vendors=VendorSettings(
+            nvidia=nvidia is not None or "nvidia" not in data, sections=sections
+        ),
     )
 
 

@@ -21,10 +21,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hami import yamlio
 from hami.agent.errors import ConfigError
 from hami.agent.settings import NodeConfig
-from hami.config import MigProfileRule, load_config
+from hami.config import load_config
 from hami.core.config import NvidiaConfig
 
 # ---- the per-node JSON ------------------------------------------------------------------------
@@ -148,22 +147,9 @@ def from_shared(nvidia: NvidiaConfig) -> NodeConfig:
 
 
 def load_shared(path: Path | None) -> NodeConfig:
-    config = from_shared(load_config(path).nvidia)
-    return replace(config, mig_allowlist=shared_allowlist(path))
-
-
-def shared_allowlist(path: Path | None) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
-    """``nvidia.migProfileAllowlist`` of the shared file (already validated by
-    `load_config`, whose scheduler-side model does not keep it)."""
-    if path is None:
-        return ()
-    data = yamlio.load(path.read_text(encoding="utf-8")) or {}
-    nvidia = data.get("nvidia") if isinstance(data, dict) else None
-    rules = (nvidia or {}).get("migProfileAllowlist") or []
-    return tuple(
-        (tuple(r.models), tuple(r.profiles))
-        for r in (MigProfileRule.model_validate(x) for x in rules)
-    )
+    nvidia = load_config(path).nvidia
+    rules = tuple((r.models, r.profiles) for r in nvidia.mig_profile_allowlist)
+    return replace(from_shared(nvidia), mig_allowlist=rules)
 
 
 def node_config(
