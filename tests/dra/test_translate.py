@@ -99,3 +99,29 @@ def test_bad_requests_are_clear_denials(
 
 def test_pod_without_gpus_is_untouched() -> None:
     assert translate(_pod({}), DraMode()).patch == ()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"securityContext": {"privileged": True}}, "privileged"),
+        ({"env": [{"name": "CUDA_DEVICE_MEMORY_LIMIT_0", "value": "99g"}]}, "CUDA_DEVICE_MEMORY"),
+        ({"envFrom": [{"configMapRef": {"name": "app"}}]}, "without a prefix"),
+    ],
+)
+def test_device_containers_cannot_override_their_limits(
+    extra: dict[str, Any], message: str
+) -> None:
+    pod = _pod({"nvidia.com/gpu": "1"})
+    pod["spec"]["containers"][1].update(extra)
+    with pytest.raises(TranslateError, match=message):
+        translate(pod, DraMode())
+    pod["spec"]["containers"][1]["envFrom"] = [{"prefix": "APP_", "configMapRef": {"name": "a"}}]
+    if "envFrom" in extra:
+        assert translate(pod, DraMode()).patch
+
+
+def test_pods_labelled_ignore_are_not_translated() -> None:
+    pod = _pod({"nvidia.com/gpu": "1"}, nodeSelector={names.DRA_NODE_LABEL: "true"})
+    pod["metadata"]["labels"] = {"hami.io/webhook": "ignore"}
+    assert not DraMode().applies(pod)

@@ -58,6 +58,8 @@ class DraMode:
 
     def applies(self, pod: Manifest) -> bool:
         meta = pod.get("metadata") or {}
+        if (meta.get("labels") or {}).get(keys.WEBHOOK_LABEL) == "ignore":
+            return False
         if meta.get("namespace", "default") in self.namespaces:
             return True
         selector = (pod.get("spec") or {}).get("nodeSelector") or {}
@@ -116,6 +118,7 @@ def shape_of(container: Manifest, annotations: Mapping[str, str]) -> Shape | Non
     if not any(r in asked for r in GPU_RESOURCES):
         return None
     name = container.get("name", "?")
+    _guard(container, name)
     count = _int(asked.get(keys.NVIDIA_GPU, 1), f"container {name}: {keys.NVIDIA_GPU}")
     if not 1 <= count <= MAX_GPUS:
         raise TranslateError(f"container {name}: {keys.NVIDIA_GPU} must be 1–{MAX_GPUS}")
@@ -146,6 +149,30 @@ def shape_of(container: Manifest, annotations: Mapping[str, str]) -> Shape | Non
         numa=annotations.get(keys.NUMA_BIND, "").lower() == "true" and count > 1,
         nvlink=policy == TOPOLOGY_AWARE and count > 1,
     )
+
+
+def _guard(container: Manifest, name: str) -> None:
+    """What the extender path refuses a device container refuses here too (docs/security.md):
+    privileged, or setting libvgpu's variables itself (its value could override the claim's)."""
+    if (container.get("securityContext") or {}).get("privileged") is True:
+        raise TranslateError(f"container {name} is privileged")
+    own = [
+        str(e.get("name"))
+        for e in container.get("env") or []
+        if keys.is_isolation_env(str(e.get("name")))
+    ]
+    if own:
+        raise TranslateError(
+            f"container {name} sets {', '.join(own)}: the claim's CDI spec sets the GPU limits "
+            "and a container's own value would override them"
+        )
+    for source in container.get("envFrom") or []:
+        if keys.env_prefix_reaches_isolation(str(source.get("prefix") or "")):
+            raise TranslateError(
+                f"container {name} takes env from a ConfigMap or Secret without a prefix that "
+                "keeps out libvgpu's variables (CUDA_DEVICE_MEMORY_LIMIT*, ...); give it one "
+                "such as APP_"
+            )
 
 
 def _attr(name: str) -> str:
