@@ -18,6 +18,7 @@ from hami.core.explain import Explanation
 from hami.core.request import pod_identity
 from hami.core.vendor import Vendor
 from hami.dra.explain import is_dra_pod
+from hami.flags import ClusterNameOption, DeviceConfigOption
 from hami.k8s.api import PODS, KubeAPIError, Manifest
 from hami.vendors import registry
 from hami.webui import views
@@ -41,17 +42,8 @@ def explain(
         Path | None, typer.Option("--pods", help="Sim input: pods to place, POD among them.")
     ] = None,
     kubeconfig: Annotated[Path | None, typer.Option(help="Live cluster kubeconfig.")] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            help="Scheduler device config. Default: the one the scheduler runs with (the local "
-            "cluster's with --name, else the chart's ConfigMap), else the vendors the nodes register."
-        ),
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option("--name", help="A local cluster (e.g. demo): its kubeconfig and config."),
-    ] = None,
+    config: DeviceConfigOption = None,
+    name: ClusterNameOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Why a pod does not fit, node by node, and what would make it fit."""

@@ -1,9 +1,12 @@
-"""Command-line values the service commands share: Go-style durations, as HAMi's flags take
-them (``hami scheduler``, ``hami monitor``)."""
+"""Command-line values the commands share: Go-style durations, as HAMi's flags take them
+(``hami scheduler``, ``hami monitor``), and the device-config options of the tools that
+predict or show the scheduler (``hami explain``, ``hami webui``, ``hami sim``)."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -22,3 +25,17 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise typer.BadParameter(f"{text!r} is not a duration (e.g. 30s, 5m)")
     return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+DeviceConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Scheduler device config. Default: the one the scheduler runs with (the local "
+        "cluster's with --name, else the chart's ConfigMap), else the vendors the nodes register.",
+    ),
+]
+ClusterNameOption = Annotated[
+    str | None,
+    typer.Option("--name", help="A local cluster (e.g. demo): its kubeconfig and device config."),
+]

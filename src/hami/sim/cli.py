@@ -14,6 +14,7 @@ from rich.console import Console
 
 from hami import devconfig
 from hami.core.errors import ConfigError
+from hami.flags import ClusterNameOption, DeviceConfigOption
 from hami.sim.load import SimInputError, load_cluster, load_pods, node_manifests
 from hami.sim.run import report, simulate
 from hami.sim.table import render
@@ -28,17 +29,8 @@ class Format(StrEnum):
 def sim(
     cluster: Annotated[Path, typer.Argument(help="Nodes (and placed Pods) as Kubernetes YAML.")],
     pods: Annotated[Path, typer.Argument(help="Pods to place, in order.")],
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help="Scheduler device config. Default: the local cluster's with --name, else the "
-            "vendors CLUSTER.yaml's nodes register.",
-        ),
-    ] = None,
-    name: Annotated[
-        str | None, typer.Option("--name", help="A local cluster (e.g. demo): its device config.")
-    ] = None,
+    config: DeviceConfigOption = None,
+    name: ClusterNameOption = None,
     output: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
     now: Annotated[
         str | None, typer.Option(help="The time to record (ISO 8601); default: now.")

@@ -10,6 +10,7 @@ import typer
 
 from hami import devconfig
 from hami.core.errors import ConfigError
+from hami.flags import ClusterNameOption, DeviceConfigOption
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
@@ -26,17 +27,8 @@ def webui(
     ] = None,
     pods: Annotated[Path | None, typer.Option("--pods", help="Sim input: pods to place.")] = None,
     kubeconfig: Annotated[Path | None, typer.Option(help="Live cluster kubeconfig.")] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            help="Scheduler device config. Default: the one the scheduler runs with (the local "
-            "cluster's with --name, else the chart's ConfigMap), else the vendors the nodes register."
-        ),
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option("--name", help="A local cluster (e.g. demo): its kubeconfig and config."),
-    ] = None,
+    config: DeviceConfigOption = None,
+    name: ClusterNameOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
     monitor_port: Annotated[
