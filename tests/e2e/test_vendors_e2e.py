@@ -177,6 +177,10 @@ async def test_every_vendor_pod_binds_where_hami_sim_places_it(
             ) from exc
 
 
+def _node_names() -> set[str]:
+    return {n.name for n in load_cluster(CLUSTER, _vendors()).nodes}
+
+
 def _oversized(doc: dict[str, Any], counts: set[str], namespace: str) -> dict[str, Any]:
     """The pod asking for 64 whole devices of its vendor (its count resource only; 64 of what
     it asks for when it names no count, as a NeuronCore pod)."""
@@ -238,6 +242,14 @@ async def test_explain_without_flags_agrees_with_the_scheduler(
         await api.create(PODS, with_images(doc), namespace)
     events = {doc["metadata"]["name"]: await _refusal(api, namespace, doc) for doc in refused}
     snapshot, vendors, _ = await explain_cli._live(stack.cluster.kubeconfig, None)
+    # the web UI over the same cluster, without --config, counts every registered device
+    from hami.webui import views
+    from hami.webui.names import VendorNames
+
+    registered = sum(len(n.devices) for n in load_cluster(CLUSTER, _vendors()).nodes)
+    summary = views.summary_doc(snapshot, views.Filters(), VendorNames(vendors))
+    assert summary["devices"] == registered, (summary["devices"], registered)
+    assert all(n.node.devices for n in snapshot.nodes if n.name in _node_names())
     for doc, decision in zip(pods, expected, strict=True):
         meta = doc["metadata"]
         said = explain_cli._explain(
