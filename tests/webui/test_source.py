@@ -1,10 +1,12 @@
-"""The live source: primed at startup (the first page decodes only what changed), one list at a
-time, the core's view reused while nothing changed, a failed first list not fatal."""
+"""The live source: started, it watches Nodes and Pods (listed and decoded before the UI serves,
+no page waits for a list); not started, one list at a time; the core's view reused while nothing
+changed; a failed first list not fatal; an outage seen by the started source too."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from hami.api import keys
 from hami.config import load_config
-from hami.k8s.api import NODES, PODS
+from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPIError, Unavailable
 from hami.k8s.fake import FakeKube, node_manifest
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
@@ -45,12 +47,36 @@ def lists(fake: FakeKube) -> int:
     return sum(1 for verb, plural, _ in fake.calls if verb == "list" and plural == "pods")
 
 
-async def test_startup_primes_the_snapshot() -> None:
+async def test_started_source_watches_instead_of_listing() -> None:
     fake = await cluster()
-    with TestClient(create_app(WebUI(KubeSource(fake, VENDORS, SETTINGS, ttl=60)))) as client:
+    app = create_app(WebUI(KubeSource(fake, VENDORS, SETTINGS, ttl=0), History(interval=0)))
+    with TestClient(app) as client:
         assert lists(fake) == 1  # listed before the first request
         assert client.get("/api/v1/summary").json()["memory_allocated_mib"] == 1000
-        assert lists(fake) == 1  # the first page used the primed snapshot
+        client.portal.call(fake.create, PODS, pod("b", 2000), "ml")  # type: ignore[union-attr]
+        deadline = time.monotonic() + 5
+        while client.get("/api/v1/summary").json()["memory_allocated_mib"] != 3000:
+            assert time.monotonic() < deadline, "the new pod never showed"
+        client.portal.call(fake.delete, PODS, "a", "ml")  # type: ignore[union-attr]
+        while client.get("/api/v1/summary").json()["memory_allocated_mib"] != 2000:
+            assert time.monotonic() < deadline, "the deleted pod never went"
+        assert lists(fake) == 1  # every page read the watched store
+
+
+async def test_started_source_marks_an_outage_stale() -> None:
+    fake = await cluster()
+    app = create_app(WebUI(KubeSource(fake, VENDORS, SETTINGS, ttl=0), History(interval=0)))
+    with TestClient(app) as client:
+        assert client.get("/").status_code == 200
+        fake.fail_next("list", Unavailable("connection refused"), RESOURCE_QUOTAS)
+        stale = client.get("/")
+        assert stale.status_code == 200 and 'data-state="stale"' in stale.text
+        assert "API server unreachable (connection refused)" in stale.text
+        assert stale.headers["X-Hami-Stale"]
+        forbidden = KubeAPIError("resourcequotas is forbidden", 403)
+        fake.fail_next("list", forbidden, RESOURCE_QUOTAS)
+        page = client.get("/")  # reached, only quotas not allowed: live, quotas unknown
+        assert 'data-state="live"' in page.text and "quotas not shown" in page.text
 
 
 async def test_view_reused_while_nothing_changes_rebuilt_on_change() -> None:
@@ -84,16 +110,19 @@ async def test_failed_first_list_is_logged_and_the_page_says_why(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake = await cluster()
-    fake.fail_next("list", RuntimeError("connection refused"))
+    fake.fail_next("list", Unavailable("connection refused"), times=10**6)
+    source = KubeSource(fake, VENDORS, SETTINGS, ttl=0)
     with caplog.at_level(logging.WARNING, logger="hami.webui.source"):
-        source = KubeSource(fake, VENDORS, SETTINGS, ttl=0)
-        await source.start()
+        await source.start(sync_timeout=0.3)
+    assert "not listed within" in caplog.text
     assert "first list failed" in caplog.text and "connection refused" in caplog.text
-    fake.fail_next("list", RuntimeError("connection refused"))
     client = TestClient(create_app(WebUI(source, History(interval=0))))
     page = client.get("/")
     assert page.status_code == 503 and "connection refused" in page.text
+    for fault in fake._faults:  # the API is back
+        fault.times = 0
     assert client.get("/api/v1/summary").json()["memory_allocated_mib"] == 1000  # it recovers
+    await source.stop()
 
 
 async def test_outage_during_ttl_answers_the_stale_snapshot_without_asking_again() -> None:

@@ -191,6 +191,7 @@ def create_app(
             gc.collect()
             gc.freeze()
         yield
+        await ui.source.stop()
 
     app = FastAPI(
         title="hami web UI", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan

@@ -34,9 +34,19 @@ from hami.core.quota import QuotaBook, quota_specs
 from hami.core.request import parse_pod
 from hami.core.vendor import Vendor
 from hami.k8s import objects
-from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPI, Manifest
+from hami.k8s.api import (
+    NODES,
+    PODS,
+    RESOURCE_QUOTAS,
+    Kind,
+    KubeAPI,
+    Manifest,
+    ObjectList,
+    Unavailable,
+)
 from hami.k8s.files import ManifestFileError, documents
 from hami.k8s.objects import TERMINAL_PHASES
+from hami.k8s.watch import Backoff, list_then_watch
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +109,9 @@ class Source(Protocol):
 
     async def start(self) -> None:
         """Called once before the UI serves (a live source lists here)."""
+
+    async def stop(self) -> None:
+        """Called once when the UI stops."""
 
     async def snapshot(self) -> Snapshot: ...
 
@@ -286,12 +299,42 @@ def core_view(
 # --- sources -----------------------------------------------------------------------------------
 
 
-class KubeSource:
-    """Lists Nodes and Pods through the `KubeAPI` port; one list per ``ttl`` seconds at most,
-    one at a time (requests that arrive during a list share its result).
+class _Store:
+    """One kind's objects as its list-then-watch loop last saw them; ``version`` counts changes."""
 
-    `start` lists and decodes everything once before the UI serves (as an informer syncs before
-    a controller runs), so the first page decodes only what changed since."""
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], Manifest] = {}
+        self.synced = False
+        self.version = 0
+
+    def replace(self, items: Iterable[Manifest]) -> None:
+        self.objects = {_object_key(m): m for m in items}
+        self.synced = True
+        self.version += 1
+
+    def apply(self, event: str, manifest: Manifest) -> None:
+        if event == "DELETED":
+            self.objects.pop(_object_key(manifest), None)
+        else:
+            self.objects[_object_key(manifest)] = manifest
+        self.version += 1
+
+
+def _object_key(manifest: Manifest) -> tuple[str, str]:
+    return objects.namespace(manifest), objects.name(manifest)
+
+
+class KubeSource:
+    """Nodes and Pods through the `KubeAPI` port.
+
+    Started (`start`, before the UI serves): a list-then-watch loop per kind keeps them current
+    (as an informer does), listed and decoded once at startup, so no page waits for a list; a
+    page reads the store, decodes only objects whose resourceVersion changed, and asks the API
+    server one small question (the ResourceQuotas, which it shows anyway) — that answer failing
+    at the transport is the outage: the last good snapshot, marked stale.
+
+    Not started (`hami explain`, tests): one list per ``ttl`` seconds at most, one at a time
+    (requests that arrive during a list share its result)."""
 
     def __init__(
         self,
@@ -308,14 +351,53 @@ class KubeSource:
         self._failed: tuple[float, Snapshot] | None = None  # the last failed list, what it gave
         self._memo = DecodeMemo()
         self._lock = asyncio.Lock()
+        self._stores: tuple[_Store, _Store] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> None:
-        """Prime the snapshot; a failure is only logged (the first request tries again and the
-        page says what is wrong)."""
+    async def start(self, sync_timeout: float = 60.0) -> None:
+        """Start the watch loops, wait (up to ``sync_timeout``) for their first lists and build
+        the first snapshot. Not synced in time, or failing: logged; pages list by themselves
+        meanwhile and say what is wrong."""
+        stores = (_Store(), _Store())
+        self._tasks = [
+            asyncio.create_task(self._watch(kind, store), name=f"webui-watch-{kind.plural}")
+            for kind, store in zip((NODES, PODS), stores, strict=True)
+        ]
+        self._stores = stores
+        deadline = time.monotonic() + sync_timeout
+        while not all(s.synced for s in stores) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if not all(s.synced for s in stores):
+            log.warning("web UI: Nodes and Pods not listed within %.0f s", sync_timeout)
         try:
             await self.snapshot()
         except SourceError as exc:
             log.warning("web UI: first list failed: %s", exc)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _watch(self, kind: Kind, store: _Store) -> None:
+        while True:  # list_then_watch retries API errors itself; anything else: start over
+            try:
+                stream = list_then_watch(self.api, kind, backoff=Backoff(0.2, 2.0))
+                async for item in stream:
+                    if isinstance(item, ObjectList):
+                        store.replace(item.items)
+                    else:
+                        store.apply(item.type, item.object)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("web UI: %s watch failed (%s); listing again", kind.plural, exc)
+                await asyncio.sleep(1.0)
+
+    def _watched(self) -> tuple[_Store, _Store] | None:
+        stores = self._stores
+        return stores if stores is not None and all(s.synced for s in stores) else None
 
     def _fresh(self) -> Snapshot | None:
         now = time.time()
@@ -324,6 +406,36 @@ class KubeSource:
         if self._failed is not None and now - self._failed[0] < self.ttl:
             return self._failed[1]
         return None
+
+    async def _from_store(self, nodes: _Store, pods: _Store) -> Snapshot:
+        notices: list[str] = []
+        quotas: list[Manifest] | None = None
+        try:
+            quotas = list((await self.api.list(RESOURCE_QUOTAS)).items)
+        except Unavailable as exc:  # not reached: an outage, whatever the watches still hold
+            return self._outage(exc)
+        except Exception as exc:  # RBAC may not grant it: quotas unknown, the rest works
+            notices.append(f"ResourceQuotas cannot be listed ({exc}); quotas not shown")
+        self._failed = None
+        self._last = build_snapshot(
+            list(nodes.objects.values()),
+            list(pods.objects.values()),
+            self.vendors,
+            self.config,
+            notices=notices,
+            quotas=quotas,
+            memo=self._memo,
+        )
+        return self._last
+
+    def _outage(self, exc: Exception) -> Snapshot:
+        last = self._last
+        if last is None:
+            raise SourceError(f"cannot list from the API server: {exc}") from exc
+        notice = f"API server unreachable ({exc}); showing the last snapshot"
+        stale = replace(last, notices=(notice, *last.notices), stale_since=last.taken_at)
+        self._failed = (time.time(), stale)
+        return stale
 
     async def snapshot(self) -> Snapshot:
         fresh = self._fresh()
@@ -334,17 +446,14 @@ class KubeSource:
             return fresh if fresh is not None else await self._list()
 
     async def _list(self) -> Snapshot:
-        last = self._last
+        watched = self._watched()
+        if watched is not None:
+            return await self._from_store(*watched)
         try:
             nodes = await self.api.list(NODES)
             pods = await self.api.list(PODS)
         except Exception as exc:  # any transport failure: say so, keep the UI up
-            if last is None:
-                raise SourceError(f"cannot list from the API server: {exc}") from exc
-            notice = f"API server unreachable ({exc}); showing the last snapshot"
-            stale = replace(last, notices=(notice, *last.notices), stale_since=last.taken_at)
-            self._failed = (time.time(), stale)
-            return stale
+            return self._outage(exc)
         self._failed = None
         notices: list[str] = []
         quotas: list[Manifest] | None = None
@@ -382,6 +491,9 @@ class SimSource:
     async def start(self) -> None:
         """Nothing to prime: the snapshot is built already."""
 
+    async def stop(self) -> None:
+        """Nothing runs."""
+
     async def snapshot(self) -> Snapshot:
         """The placed files, as of now (so history keeps sampling them)."""
         return replace(self._snapshot, taken_at=time.time())
@@ -402,6 +514,9 @@ class StaticSource:
 
     async def start(self) -> None:
         """Nothing to prime: the snapshot is built already."""
+
+    async def stop(self) -> None:
+        """Nothing runs."""
 
     async def snapshot(self) -> Snapshot:
         return self._snapshot
