@@ -18,11 +18,16 @@ by kubelet (`UnexpectedAdmissionError: Allocate failed due to no healthy devices
 kubelet marks the plugin's devices unhealthy when its socket goes, and nothing tells the
 scheduler to stay off the node meanwhile (docs/reliability.md, "Known").
 
+Also here, on the same node (issue 17): kube-scheduler reads its extender client certificate only
+when it starts, so a rotated certificate restarts it (the extender, sharing the pod's process
+namespace, stops it; kubelet starts it again) and GPU pods are still placed over mTLS.
+
 Root only; one real node per machine (`flock /tmp/hami-real-node.lock`)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -39,6 +44,7 @@ from hami.api import keys
 from hami.api.annotations import decode_node_devices, decode_pod_devices
 from hami.cluster.binaries import find_binaries, find_node_binaries
 from hami.cluster.control_plane import LocalCluster
+from hami.cluster.pki import CertificateAuthority, write_client_cert
 from hami.demo.stack import poll
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, KubeAPIError, Manifest
@@ -47,7 +53,7 @@ from hami.node import host
 from hami.node.hamiimage import build_hami_image
 from hami.node.images import kube_scheduler_image, write_archives
 from hami.node.node import NodeOptions, RealNode
-from tests.e2e.realnode import EVENTS, NAMESPACE, kubectl, probe_pod
+from tests.e2e.realnode import EVENTS, NAMESPACE, delete_pod, kubectl, probe_pod, run_pod
 from tests.e2e.test_real_node import (
     DAEMONSETS,
     DEPLOYMENTS,
@@ -55,6 +61,7 @@ from tests.e2e.test_real_node import (
     LIBVGPU,
     NODE,
     RELEASE,
+    SECRETS,
     SYSTEM,
     ChartNode,
     _image_cache,
@@ -332,3 +339,54 @@ async def _delete_burst(api: LightkubeAPI, real: ChartNode) -> None:
         "burst=upgrade",
         "--wait=false",
     )
+
+
+def _restarts(pod: Manifest, container: str) -> int:
+    statuses = objects.status(pod).get("containerStatuses") or []
+    return sum(int(c.get("restartCount", 0)) for c in statuses if c.get("name") == container)
+
+
+@pytest.mark.security
+async def test_a_rotated_client_certificate_restarts_kube_scheduler(
+    chart_node: ChartNode, tmp_path: Path
+) -> None:
+    """The client Secret gets a certificate of a new CA (as a rotation by cert-manager or by
+    hand would): the extender trusts the new CA (its TLS files are reloaded), stops
+    kube-scheduler once the new certificate is in its copy of the Secret, kubelet restarts
+    kube-scheduler, which presents the new one; a GPU pod is placed afterwards."""
+    api = chart_node.api()
+    try:
+        (scheduler,) = (
+            await api.list(PODS, namespace=SYSTEM, label_selector=SCHEDULER_SELECTOR)
+        ).items
+        name = objects.name(scheduler)
+        before = _restarts(scheduler, "kube-scheduler")
+        ca = CertificateAuthority.create("rotated-client-ca").write(tmp_path / "ca")
+        client = write_client_cert(ca, tmp_path / "client", "hami-kube-scheduler")
+        secret_name = f"{RELEASE}-scheduler-client-tls"
+        secret = dict(await api.get(SECRETS, secret_name, SYSTEM))
+        secret["data"] = {
+            key: base64.b64encode(path.read_bytes()).decode()
+            for key, path in (
+                ("tls.crt", client.cert),
+                ("tls.key", client.key),
+                ("ca.crt", ca.cert),
+            )
+        }
+        await api.replace(SECRETS, secret_name, secret, SYSTEM)
+        began = time.monotonic()
+
+        async def restarted() -> bool:
+            return _restarts(await api.get(PODS, name, SYSTEM), "kube-scheduler") > before
+
+        # kubelet updates the Secret's volumes within its sync period (10 s here), the
+        # extender acts at its second look (--cert-reload-interval 10 s)
+        await poll(restarted, 150, "kube-scheduler to be restarted with the new certificate")
+        restart_s = time.monotonic() - began
+        await run_pod(api, probe_pod("after-rotation", "sleep 600"))
+        logs = chart_node.kubectl_run("logs", name, "-n", SYSTEM, "-c", "vgpu-scheduler-extender")
+        assert "stopped kube-scheduler" in logs, logs[-2000:]
+        print("ROTATION", json.dumps({"kube_scheduler_restarted_s": round(restart_s, 1)}))
+    finally:
+        await delete_pod(api, "after-rotation")
+        await api.close()
