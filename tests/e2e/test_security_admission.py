@@ -24,7 +24,7 @@ from lightkube.core.client import Client
 from hami.api import keys
 from hami.cluster.control_plane import ClusterOptions, LocalCluster
 from hami.k8s.client import load_kubeconfig
-from tests.chart.helm import NAMESPACE, RELEASE, render
+from tests.chart.helm import NAMESPACE, RELEASE, find, render
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
 
@@ -463,3 +463,48 @@ def test_the_legitimate_path_and_the_plugin_confined_to_its_pods(
         plugin.patch(pod_path(TENANT_NS, "here"), {"metadata": {"labels": {"x": "y"}}}),
         "may change only hami.io/ annotations of pods here",
     )
+
+
+def _pod_of(workload: dict[str, Any], name: str) -> dict[str, Any]:
+    """A Deployment's or DaemonSet's pod, as its controller would create it (no account, no
+    priority class: this namespace has neither, and Pod Security does not look at them)."""
+    spec = dict(workload["spec"]["template"]["spec"])
+    for field in ("serviceAccountName", "priorityClassName"):
+        spec.pop(field, None)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+@pytest.mark.parametrize("enforce", ["privileged", "restricted"])
+def test_pod_security_labels_on_the_charts_namespace(admin: Api, enforce: str) -> None:
+    """`podSecurity.createNamespace`: kube-apiserver's Pod Security admission, with the labels
+    the chart renders, admits the device-plugin pod at `privileged` (and warns that it is not
+    `restricted`), and admits the scheduler pod at `restricted` while refusing the plugin's
+    (docs/security.md: why the namespace is `privileged`)."""
+    namespace = f"hami-psa-{enforce}"
+    docs = render(
+        None,
+        [
+            "--set",
+            "podSecurity.createNamespace=true",
+            "--set",
+            f"podSecurity.enforce={enforce}",
+            "--set",
+            f"namespaceOverride={namespace}",
+        ],
+    )
+    (created,) = [d for d in docs if d["kind"] == "Namespace"]
+    ok(admin.post("/api/v1/namespaces", created))
+    plugin = _pod_of(find(docs, "DaemonSet", f"{RELEASE}-device-plugin"), "plugin")
+    scheduler = _pod_of(find(docs, "Deployment", f"{RELEASE}-scheduler"), "scheduler")
+    path = f"/api/v1/namespaces/{namespace}/pods?dryRun=All"
+    answer = admin.post(path, scheduler)
+    ok(answer)
+    assert "PodSecurity" not in answer.headers.get("warning", ""), answer.headers
+    answer = admin.post(path, plugin)
+    if enforce == "privileged":
+        ok(answer)
+        warning = answer.headers.get("warning", "")  # warn=restricted reports it
+        assert "would violate PodSecurity" in warning and "restricted" in warning, warning
+        assert "hostPID=true" in warning, warning
+    else:
+        refused(answer, 'violates PodSecurity "restricted', "privileged", "hostPID")
