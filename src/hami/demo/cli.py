@@ -24,8 +24,6 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from hami.agent.errors import ConfigError as ManifestError
-from hami.agent.manifests import ManifestNode, load_manifest
 from hami.api import keys
 from hami.cluster import paths
 from hami.cluster.control_plane import LocalCluster
@@ -34,6 +32,7 @@ from hami.cluster.ports import free_port
 from hami.cluster.process import Component
 from hami.cluster.state import read_state, stop_recorded
 from hami.config import ConfigError, load_config, parse_config
+from hami.core.errors import ConfigError as ManifestError
 from hami.core.vendor import Vendor
 from hami.demo import chart, stack
 from hami.demo.chart import ChartError
@@ -42,6 +41,7 @@ from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, NODES, PODS, Conflict, KubeAPI, KubeAPIError
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.k8s.files import ManifestFileError, documents
+from hami.k8s.manifests import ManifestNode, load_manifest
 from hami.vendors import registry
 
 app = typer.Typer(
@@ -316,7 +316,7 @@ def _print_usage(cluster: LocalCluster, name: str, placements: Sequence[Placemen
     waiting = next((p for p in placements if p.node is None and not p.rejected), None)
     example = waiting or next(iter(placements), None)
     pod = f"{example.namespace}/{example.name}" if example else "NAMESPACE/POD"
-    live = f"--kubeconfig {cluster.kubeconfig} --config {cluster.run_dir / SCHEDULER_CONFIG}"
+    live = f"--name {name}"  # its kubeconfig and the config its scheduler runs with
     python = sys.executable
     hami = "hami" if shutil.which("hami") == stack.HAMI else stack.HAMI
     look = (
