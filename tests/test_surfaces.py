@@ -154,3 +154,22 @@ def test_finished_init_containers_count_in_no_bar() -> None:
         VendorNames({"NVIDIA": NvidiaVendor()}),
     )
     assert [h["memory_mib"] for h in holders["g"]] == [12000, 12271]
+
+
+def test_a_pods_whole_card_slice_is_the_card_in_the_metrics(world: dict[str, object]) -> None:
+    from hami.core import accounting
+
+    vendors: Mapping[str, Vendor] = world["vendors"]  # type: ignore[assignment]
+    outcome = world["outcome"]
+    decision = next(d for d in outcome.decisions if d.pod == "demo/supa")  # type: ignore[attr-defined]
+    placed = accounting.placed_pod(decision.pod, decision.node, decision.annotations, vendors, 0)
+    assert placed is not None
+    cache = _Cache(outcome.view, vendors, placed={decision.node: [placed]})  # type: ignore[attr-defined]
+    samples = [
+        s
+        for m in CacheCollector(cache).collect()  # type: ignore[arg-type]
+        for s in m.samples
+        if s.labels.get("pod") == "supa"
+    ]
+    memory = [s.value for s in samples if s.name.startswith("hami_vgpu_memory")]
+    assert memory == [65536 * MIB], samples

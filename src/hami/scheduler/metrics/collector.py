@@ -165,7 +165,14 @@ def _accumulate(
     into[(position, device.uuid)] = (mem + device.usedmem, cores + device.usedcores)
 
 
-def add_pod(families: Sink, pod: PlacedPod, devices: Mapping[str, Device]) -> None:
+def add_pod(
+    families: Sink,
+    pod: PlacedPod,
+    devices: Mapping[str, Device],
+    vendors: Mapping[str, Vendor] | None = None,
+) -> None:
+    """A placed pod's series; with ``vendors``, each container's slice as its vendor reads it
+    (a whole-card hold is the card, a vendor unit a percentage of the card)."""
     namespace, _, name = pod.key.partition("/")
     for (position, uuid), (mem, cores) in sorted(container_usage(pod).items()):
         labels = {
@@ -175,9 +182,16 @@ def add_pod(families: Sink, pod: PlacedPod, devices: Mapping[str, Device]) -> No
             "container_index": str(position),
             "device_uuid": uuid,
         }
-        families.add(VGPU_MEMORY, labels, mem * MIB)
         device = devices.get(uuid)
-        normalised = _normalised_cores(device, cores) if device is not None else cores
+        vendor = (vendors or {}).get(device.vendor) if device is not None else None
+        if device is not None and vendor is not None:
+            held = vendor.held(device, DeviceUsage(used=1, usedmem=mem, usedcores=cores))
+            memory = held.memory
+            normalised = float(math.ceil(held.percent)) if held.unit != "%" else float(held.cores)
+        else:
+            memory = mem
+            normalised = _normalised_cores(device, cores) if device is not None else cores
+        families.add(VGPU_MEMORY, labels, memory * MIB)
         families.add(VGPU_CORES, labels, normalised, legacy_value=cores)
     for mig in pod.mig:
         device = devices.get(mig.gpu_uuid)
@@ -244,7 +258,7 @@ class CacheCollector(Collector):
             for device, usage in zip(state.node.devices, state.usage, strict=True):
                 add_device(families, state, device, usage, self._vendors.get(device.vendor))
             for pod in self._source.pods_on(state.node.name):
-                add_pod(families, pod, by_uuid)
+                add_pod(families, pod, by_uuid, self._vendors)
                 pods += 1
         for quota in self._quotas():
             add_quota(families, quota)
@@ -321,7 +335,7 @@ def _render_node(
     for device, usage in zip(state.node.devices, state.usage, strict=True):
         add_device(lines, state, device, usage, vendors.get(device.vendor))
     for pod in placed:
-        add_pod(lines, pod, by_uuid)
+        add_pod(lines, pod, by_uuid, vendors)
     return lines.chunks()
 
 
