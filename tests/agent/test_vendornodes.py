@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from hami.agent.errors import ConfigError
-from hami.agent.manifests import BASE_CAPACITY, ManifestNode, load_manifest, load_manifests
 from hami.agent.simulate import SIM_POD_PHASES, SimNode, Simulator, check_plan
 from hami.agent.vendornodes import ManifestPlayer, app_vendors, lock_keys, reported
 from hami.api import keys
@@ -20,6 +19,7 @@ from hami.api.types import ContainerDevice, NodeLock
 from hami.config import load_config
 from hami.core.vendor import Vendor
 from hami.k8s.api import NODES, error_for
+from hami.k8s.manifests import BASE_CAPACITY, ManifestNode, load_manifest, load_manifests
 from hami.vendors import registry
 from tests.agent.builders import REPO
 from tests.agent.fake_kube import FakeKube

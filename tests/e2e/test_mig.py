@@ -23,13 +23,13 @@ from hami.agent.fake import FakeSource, load_inventory
 from hami.agent.mig.port import MigInstance
 from hami.api import keys
 from hami.api.annotations import decode_mig_allocations
+from hami.api.keys import FILTERING_FAILED
 from hami.api.types import MigAllocation
 from hami.demo.report import why_pending
 from hami.demo.stack import Stack, gpu_pod
 from hami.k8s import objects
 from hami.k8s.api import EVENTS, NAMESPACES, PODS
 from hami.k8s.client import LightkubeAPI
-from hami.scheduler.events import FILTERING_FAILED
 from tests.e2e.localcluster import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mig]

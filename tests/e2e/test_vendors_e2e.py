@@ -22,9 +22,9 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from hami.agent.manifests import ManifestNode, load_manifests
 from hami.agent.vendornodes import lock_keys
 from hami.api import keys
+from hami.api.keys import FILTERING_FAILED
 from hami.config import load_config
 from hami.core.decide import Decision
 from hami.core.vendor import Vendor
@@ -34,7 +34,7 @@ from hami.demo.stack import Stack, register_webhook, wait_manifest_nodes, with_i
 from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, NODES, PODS, Conflict
 from hami.k8s.client import LightkubeAPI
-from hami.scheduler.events import FILTERING_FAILED
+from hami.k8s.manifests import ManifestNode, load_manifests
 from hami.sim.load import load_cluster, load_pods
 from hami.sim.run import simulate
 from hami.vendors import registry

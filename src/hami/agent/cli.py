@@ -149,9 +149,9 @@ async def _simulate(
     policy: XidPolicy,
     shared: Path | None,
 ) -> None:
-    from hami.agent.manifests import load_manifests
     from hami.agent.simulate import SIM_POD_PHASES, Simulator, check_plan, parse_nodes
     from hami.agent.vendornodes import ManifestPlayer
+    from hami.k8s.manifests import load_manifests
 
     items, manifest_files = targets
     simulated = parse_nodes(items, inventory)

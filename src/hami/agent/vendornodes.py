@@ -1,5 +1,5 @@
 """Playing kubelet and the vendors' device plugins for nodes given as manifests
-(``hami device-plugin --simulate --node-manifests``; the manifests: :mod:`hami.agent.manifests`).
+(``hami device-plugin --simulate --node-manifests``; the manifests: :mod:`hami.k8s.manifests`).
 
 Registration, per node, every ``interval`` seconds: create the kwok node if it is missing (with
 its status, as kubelet registers), write the manifest's labels and capacity/allocatable (status
@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 
 from hami.agent.allocator import is_waiting, release_node_lock
 from hami.agent.errors import AgentError
-from hami.agent.manifests import ManifestNode
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.core.vendor import Vendor, lock_specs
 from hami.k8s.api import Conflict, KubeAPIError
+from hami.k8s.manifests import ManifestNode
 from hami.k8s.port import KubePort
 from hami.k8s.views import NodeInfo, PodInfo, annotations_patch
 

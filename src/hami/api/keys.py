@@ -27,6 +27,12 @@ BIND_PHASE_ALLOCATING: Final = "allocating"
 BIND_PHASE_SUCCESS: Final = "success"
 BIND_PHASE_FAILED: Final = "failed"
 
+# --- the scheduler's Event reasons (§3.16) -------------------------------------------------------
+FILTERING_SUCCEED: Final = "FilteringSucceed"
+FILTERING_FAILED: Final = "FilteringFailed"
+BINDING_SUCCEED: Final = "BindingSucceed"
+BINDING_FAILED: Final = "BindingFailed"
+
 # --- generic node annotations (§2.2) -------------------------------------------------------------
 NODE_LOCK: Final = "hami.io/mutex.lock"
 DEVICE_CORDON: Final = "hami.io/device-cordon"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
+from hami.api.keys import FILTERING_FAILED
 from hami.core.config import SchedulerConfig
 from hami.core.migview import MigGpu, MigInstance, gpus_of, safe_from_annotations
 from hami.core.migview import render as render_gpus
@@ -17,7 +18,6 @@ from hami.core.vendor import Vendor
 from hami.k8s import objects
 from hami.k8s.api import EVENTS, NODES, PODS, KubeAPI, Manifest, NotFound
 from hami.k8s.objects import TERMINAL_PHASES
-from hami.scheduler.events import FILTERING_FAILED
 from hami.vendors import registry
 
 _NVIDIA_ONLY = registry.build(SchedulerConfig())

@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 
-from hami.agent.manifests import ManifestNode
 from hami.api import keys
 from hami.cluster.control_plane import STATE_FILE, ClusterOptions, LocalCluster
 from hami.cluster.pki import CertificateAuthority, CertPair, write_client_cert, write_serving_cert
@@ -38,6 +37,7 @@ from hami.demo import chart
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, Kind, KubeAPI, KubeAPIError, Manifest
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
+from hami.k8s.manifests import ManifestNode
 
 HAMI = str(Path(sys.executable).with_name("hami"))
 PROFILE = "hami-scheduler"

@@ -9,15 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from hami.api.keys import BINDING_FAILED as BINDING_FAILED
+from hami.api.keys import BINDING_SUCCEED as BINDING_SUCCEED
+from hami.api.keys import FILTERING_FAILED as FILTERING_FAILED
+from hami.api.keys import FILTERING_SUCCEED as FILTERING_SUCCEED
 from hami.k8s.api import EVENTS, KubeAPI, KubeAPIError, Manifest
 
 log = logging.getLogger(__name__)
 
-# Reasons (wire-format.md §3.16), plus ours for a malformed node registration.
-FILTERING_SUCCEED = "FilteringSucceed"
-FILTERING_FAILED = "FilteringFailed"
-BINDING_SUCCEED = "BindingSucceed"
-BINDING_FAILED = "BindingFailed"
+# Reasons: HAMi's (wire-format.md §3.16) are in hami.api.keys; ours follow.
 REGISTRATION_INVALID = "RegistrationInvalid"
 NODE_LOCK_RECLAIMED = "NodeLockReclaimed"  # a lock whose owner no longer needs it, removed
 CACHE_REPAIRED = "CacheRepaired"  # the self-check found the cache differing from a pod

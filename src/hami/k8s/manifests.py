@@ -1,4 +1,5 @@
-"""Node manifests for ``hami device-plugin --simulate --node-manifests``: any vendor's nodes.
+"""Node manifests of any vendor's nodes, for ``hami device-plugin --simulate --node-manifests``
+and ``hami demo`` (here, below both).
 
 A manifest is a Kubernetes Node as its vendor's device plugin leaves it — the format of
 ``hami sim``'s CLUSTER.yaml (e.g. ``examples/vendors/cluster.yaml``): registration annotations,
@@ -14,7 +15,7 @@ its vendor object (:func:`hami.vendors.registry.build` over the shared config fi
 * its handshake key (``registration_health``), answered by the player
   (:mod:`hami.agent.vendornodes`).
 
-Every problem raises :class:`~hami.agent.errors.ConfigError` naming the file, the document or
+Every problem raises :class:`~hami.core.errors.ConfigError` naming the file, the document or
 node, and the field.
 """
 
@@ -25,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from hami.agent.errors import ConfigError
 from hami.api.errors import WireFormatError
 from hami.api.quantity import parse_quantity
+from hami.core.errors import ConfigError
 from hami.core.model import Device
 from hami.core.vendor import Vendor
 from hami.k8s.files import ManifestFileError, documents
