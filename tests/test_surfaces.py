@@ -173,3 +173,13 @@ def test_a_pods_whole_card_slice_is_the_card_in_the_metrics(world: dict[str, obj
     ]
     memory = [s.value for s in samples if s.name.startswith("hami_vgpu_memory")]
     assert memory == [65536 * MIB], samples
+
+
+def test_a_pods_slices_read_as_its_vendor_says(world: dict[str, object]) -> None:
+    snapshot = world["snapshot"]
+    names: VendorNames = world["names"]  # type: ignore[assignment]
+    for pod_name, memory, cores, unit in (("supa", 65536, 100, "%"), ("rocm", 16384, 76, "CUs")):
+        pod = snapshot.pod("demo", pod_name)  # type: ignore[attr-defined]
+        doc = views.pod_doc(pod, names, views.pod_devices(snapshot, pod))  # type: ignore[arg-type]
+        (one,) = doc["slices"]  # type: ignore[misc]
+        assert (one["memory_mib"], one["cores"], one["cores_unit"]) == (memory, cores, unit)

@@ -316,8 +316,8 @@ def _api(app: FastAPI, ui: WebUI) -> None:
 
     @app.get("/api/v1/pods/{namespace}/{name}")
     async def one_pod(namespace: str, name: str) -> dict[str, object]:
-        _, pod, _ = await ui.pod(namespace, name)
-        return views.pod_doc(pod)
+        snapshot, pod, _ = await ui.pod(namespace, name)
+        return views.pod_doc(pod, ui.names, views.pod_devices(snapshot, pod))
 
     @app.get("/api/v1/pods/{namespace}/{name}/explain")
     async def explain(namespace: str, name: str) -> dict[str, object]:
@@ -432,7 +432,8 @@ def _pages(app: FastAPI, ui: WebUI) -> None:
     async def pod_view(request: Request, namespace: str, name: str) -> Response:
         snapshot, pod, util = await ui.pod(namespace, name)
         why = views.explain_pod(snapshot, pod, ui.source.vendors) if pod.pending else None
-        body = page.pod_page(views.pod_doc(pod), why, util)
+        doc = views.pod_doc(pod, ui.names, views.pod_devices(snapshot, pod))
+        body = page.pod_page(doc, why, util)
         return html(request, f"pod {pod.key}", body, Filters(namespace), snapshot)
 
     _list_pages(app, ui)

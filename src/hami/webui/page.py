@@ -423,11 +423,11 @@ def _slices_table(pod: Doc, utilisation: Mapping[str, float]) -> str:
         return ""
     rows = "".join(
         f'<tr><td>{_e(s["container"])}</td><td><a href="/accelerators/{quote(str(s["uuid"]), safe="")}">{_e(s["uuid"])}</a></td><td class=r>{_e(s["memory_mib"])}</td>'
-        f"<td class=r>{_e(s['cores'])}</td><td class=r>{_util(utilisation.get(str(s['uuid'])))}</td></tr>"
+        f"<td class=r>{_e(s['cores'])} {_e(_unit(s))}</td><td class=r>{_util(utilisation.get(str(s['uuid'])))}</td></tr>"
         for s in slices
     )
     head = (
-        "<tr><th>container</th><th>device</th><th>memory MiB</th><th>cores</th>"
+        "<tr><th>container</th><th>device</th><th>memory MiB</th><th>compute</th>"
         "<th>device use</th></tr>"
     )
     return f'<h2>Slices</h2><table id="slices">{head}{rows}</table>'

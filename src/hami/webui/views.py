@@ -380,18 +380,27 @@ def _limits(pod: PodInfo) -> list[dict[str, object]]:
     ]
 
 
-def pod_doc(pod: PodInfo) -> dict[str, object]:
+def pod_doc(
+    pod: PodInfo, vendors: VendorNames | None = None, devices: Mapping[str, Device] | None = None
+) -> dict[str, object]:
+    """One pod; with the ``vendors`` and the cluster's ``devices`` (uuid → device), each slice
+    reads as its vendor says it holds (a whole-card hold is the card; ``cores_unit``)."""
     names = pod.request.container_names if pod.request else ()
-    slices_ = [
-        {
-            "container": names[i] if i < len(names) else str(i),
-            "vendor": vendor,
-            "uuid": d.uuid,
-            "memory_mib": d.usedmem,
-            "cores": d.usedcores,
-        }
-        for i, vendor, d in (slices(pod.placed) if pod.placed else [])
-    ]
+    slices_ = []
+    for i, vendor, d in slices(pod.placed) if pod.placed else []:
+        device = (devices or {}).get(d.uuid)
+        one = DeviceUsage(used=1, usedmem=d.usedmem, usedcores=d.usedcores)
+        held = vendors.held(device, one) if vendors is not None and device is not None else None
+        slices_.append(
+            {
+                "container": names[i] if i < len(names) else str(i),
+                "vendor": vendor,
+                "uuid": d.uuid,
+                "memory_mib": held.memory if held else d.usedmem,
+                "cores": held.cores if held else d.usedcores,
+                "cores_unit": held.unit if held else "%",
+            }
+        )
     return {
         "namespace": pod.namespace,
         "name": pod.name,
@@ -400,13 +409,19 @@ def pod_doc(pod: PodInfo) -> dict[str, object]:
         "pending": pod.pending,
         "problem": pod.problem,
         "started": pod.started,
-        "memory_mib": sum(d.usedmem for _, _, d in slices(pod.placed)) if pod.placed else 0,
-        "cores": sum(d.usedcores for _, _, d in slices(pod.placed)) if pod.placed else 0,
+        "memory_mib": sum(cast(int, s["memory_mib"]) for s in slices_),
+        "cores": sum(cast(int, s["cores"]) for s in slices_ if s["cores_unit"] == "%"),
         "cards": len({d.uuid for _, _, d in slices(pod.placed)}) if pod.placed else 0,
         "limits": _limits(pod),
         "slices": slices_,
         "mig": _pod_mig(pod, names),
     }
+
+
+def pod_devices(snapshot: Snapshot, pod: PodInfo) -> dict[str, Device]:
+    """The devices of the node holding ``pod``'s slices, by UUID (for `pod_doc`)."""
+    info = next((n for n in snapshot.nodes if n.name == pod.node), None)
+    return {d.uuid: d for d in info.node.devices} if info is not None else {}
 
 
 def _pod_mig(pod: PodInfo, names: Sequence[str]) -> list[dict[str, object]]:
