@@ -78,3 +78,46 @@ async def explain_live(api: KubeAPI, pod: Manifest) -> str:
     claims = (await api.list(CLAIMS, namespace=namespace)).items
     slices = (await api.list(SLICES)).items
     return "\n".join(explain_pod(pod, claims, slices))
+
+
+def allocations_doc(claims: Sequence[Manifest], slices: Sequence[Manifest]) -> dict[str, Any]:
+    """Pure: the web UI's ``/api/v1/dra/allocations`` document — every DRA allocation, and per
+    published device its capacity and what the claims consume of it."""
+    allocated = records.allocations(claims)
+    used = records.usage(allocated)
+    devices = [
+        {
+            "node": node,
+            "device": device,
+            "memory_bytes": have.memory_bytes,
+            "cores": have.cores,
+            "used_memory_bytes": used.get((node, device), records.Usage()).memory_bytes,
+            "used_cores": used.get((node, device), records.Usage()).cores,
+            "claims": used.get((node, device), records.Usage()).claims,
+        }
+        for (node, device), have in sorted(records.capacities(slices).items())
+    ]
+    return {
+        "allocations": [
+            {
+                "namespace": a.namespace,
+                "claim": a.claim,
+                "pod": a.owner,
+                "node": a.node,
+                "device": a.device,
+                "request": a.request,
+                "memory_bytes": a.memory_bytes,
+                "cores": a.cores,
+            }
+            for a in allocated
+        ],
+        "devices": devices,
+        "overcommitted": records.overcommitted(used, records.capacities(slices)),
+    }
+
+
+async def allocations_live(api: KubeAPI) -> dict[str, Any]:
+    """:func:`allocations_doc` over every claim and slice of the cluster."""
+    claims = (await api.list(CLAIMS)).items
+    slices = (await api.list(SLICES)).items
+    return allocations_doc(claims, slices)

@@ -44,6 +44,7 @@ ENDPOINTS = (
     "/api/v1/pods/{namespace}/{name}",
     "/api/v1/pods/{namespace}/{name}/explain",
     "POST /api/v1/what-if",
+    "/api/v1/dra/allocations",
 )
 Text = Annotated[str, Query(max_length=253)]
 
@@ -199,6 +200,7 @@ def create_app(
     app.add_middleware(Guard, allowed_hosts=allowed_hosts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _api(app, ui)
+    _dra_api(app, ui)
     _pages(app, ui)
 
     @app.exception_handler(HTTPException)
@@ -208,6 +210,22 @@ def create_app(
         return HTMLResponse(page.error_page(exc.status_code, str(exc.detail)), exc.status_code)
 
     return app
+
+
+def _dra_api(app: FastAPI, ui: WebUI) -> None:
+    @app.get("/api/v1/dra/allocations")
+    async def dra_allocations() -> dict[str, object]:
+        """DRA mode's allocations from the ResourceClaims (docs/dra.md); live clusters only."""
+        api = getattr(ui.source, "api", None)
+        if api is None:
+            raise HTTPException(404, "DRA allocations are read from a live cluster's claims")
+        from hami.dra.explain import allocations_live
+        from hami.k8s.api import KubeAPIError
+
+        try:
+            return await allocations_live(api)
+        except KubeAPIError as exc:
+            raise HTTPException(503, f"cannot list ResourceClaims: {exc}") from exc
 
 
 def _api(app: FastAPI, ui: WebUI) -> None:
