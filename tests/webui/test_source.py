@@ -136,3 +136,22 @@ async def test_outage_during_ttl_answers_the_stale_snapshot_without_asking_again
     assert stale.stale_since is not None
     assert (await source.snapshot()).stale_since is not None
     assert lists(fake) == before  # within ttl of the failure: not asked again
+
+
+async def test_started_source_reuses_the_view_until_a_watch_sees_a_change() -> None:
+    fake = await cluster()
+    source = KubeSource(fake, VENDORS, SETTINGS, ttl=0)
+    await source.start()
+    try:
+        first = await source.snapshot()
+        again = await source.snapshot()
+        assert again.view is first.view and again.taken_at >= first.taken_at
+        await fake.create(PODS, pod("b", 2000), "ml")
+        for _ in range(100):
+            changed = await source.snapshot()
+            if changed.view is not first.view:
+                break
+            await asyncio.sleep(0.01)
+        assert [p.name for p in changed.pods] == ["a", "b"]
+    finally:
+        await source.stop()

@@ -234,12 +234,19 @@ def build_snapshot(
     notices: Sequence[str] = (),
     quotas: Iterable[Manifest] | None = None,
     memo: DecodeMemo | None = None,
+    same_objects: bool = False,
 ) -> Snapshot:
     """Nodes, GPU pods and the core's view of them, with a notice for every problem;
-    ``quotas`` (ResourceQuota manifests) give hami's namespace quotas, None: not known."""
+    ``quotas`` (ResourceQuota manifests) give hami's namespace quotas, None: not known.
+    ``same_objects``: the caller knows these are the objects of ``memo``'s last round (a watch
+    saw no change), so its core is reused without looking at them."""
+    decoded_nodes: list[NodeInfo] = []
+    found: list[PodInfo | None] = []
     if memo is None:
         decoded_nodes = [_node_info(m, vendors) for m in nodes]
         found = [_pod_info(m, vendors, config, admit) for m in pods]
+    elif same_objects and memo.core is not None:
+        memo.changed = False
     else:
         decoded_nodes = [
             cast(NodeInfo, memo.get("node", m, functools.partial(_node_info, m, vendors)))
@@ -352,6 +359,7 @@ class KubeSource:
         self._memo = DecodeMemo()
         self._lock = asyncio.Lock()
         self._stores: tuple[_Store, _Store] | None = None
+        self._built: tuple[int, int] = (-1, -1)  # the store versions the last snapshot read
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, sync_timeout: float = 60.0) -> None:
@@ -417,6 +425,7 @@ class KubeSource:
         except Exception as exc:  # RBAC may not grant it: quotas unknown, the rest works
             notices.append(f"ResourceQuotas cannot be listed ({exc}); quotas not shown")
         self._failed = None
+        versions = (nodes.version, pods.version)
         self._last = build_snapshot(
             list(nodes.objects.values()),
             list(pods.objects.values()),
@@ -425,7 +434,9 @@ class KubeSource:
             notices=notices,
             quotas=quotas,
             memo=self._memo,
+            same_objects=versions == self._built,
         )
+        self._built = versions
         return self._last
 
     def _outage(self, exc: Exception) -> Snapshot:
