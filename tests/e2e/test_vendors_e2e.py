@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -220,48 +221,75 @@ def _mixed(pods: list[dict[str, Any]], namespace: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.timeout(300)
-async def test_explain_without_flags_agrees_with_the_scheduler(
-    api: LightkubeAPI, stack: Stack
-) -> None:
-    """Per vendor: the placed pod (fits: explain names its node), the same pod asking for 64
-    devices (FilteringFailed: explain says no node fits), and a pod of NVIDIA and Ascend
-    containers (no node has both). explain learns the vendors from the cluster, as a user
-    running `hami explain POD` without --config gets."""
+_EXPLAIN_NS = "explain"
+_EVENT_GROUP = re.compile(r"(\d+) nodes (\w[\w ]*?)\(")
+
+
+async def _explained(stack: Stack, namespace: str, name: str) -> Any:
+    """`hami explain NAMESPACE/NAME` against the live cluster, without --config."""
     from hami import explain_cli
+
+    snapshot, vendors, manifest = await explain_cli._live(
+        stack.cluster.kubeconfig, None, (namespace, name)
+    )
+    return explain_cli._explain(snapshot, namespace, name, vendors, manifest), snapshot
+
+
+async def _refused(api: LightkubeAPI, doc: dict[str, Any]) -> str:
+    with contextlib.suppress(Conflict):
+        await api.create(NAMESPACES, {"metadata": {"name": _EXPLAIN_NS}})
+    await api.create(PODS, with_images(doc), _EXPLAIN_NS)
+    return await _refusal(api, _EXPLAIN_NS, doc)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("pod", [d["metadata"]["name"] for d in _pods()])
+async def test_explain_without_flags_agrees_with_the_scheduler(
+    api: LightkubeAPI, stack: Stack, pod: str
+) -> None:
+    """Per vendor (after the placement test above): its placed pod fits where the scheduler put
+    it, and the same pod asking for 64 devices fits nowhere, for the same reasons per node as
+    the scheduler's FilteringFailed event. explain learns the vendors from the cluster, as a
+    user running `hami explain POD` without --config gets."""
     from hami.vendors.family import SpecVendor
 
-    pods, expected = _pods(), _expected()
+    doc = next(d for d in _pods() if d["metadata"]["name"] == pod)
+    decision = next(d for d in _expected() if d.pod.endswith(f"/{pod}"))
+    namespace = doc["metadata"].get("namespace", "default")
+    said, _ = await _explained(stack, namespace, pod)
+    assert isinstance(said, str) and f"on node {decision.node}" in said, (decision.pod, said)
     counts = {v.count_name for v in _vendors().values() if isinstance(v, SpecVendor)}
-    namespace = "explain"
-    with contextlib.suppress(Conflict):
-        await api.create(NAMESPACES, {"metadata": {"name": namespace}})
-    refused = [_oversized(doc, counts, namespace) for doc in pods]
-    refused.append(_mixed(pods, namespace))
-    for doc in refused:
-        await api.create(PODS, with_images(doc), namespace)
-    events = {doc["metadata"]["name"]: await _refusal(api, namespace, doc) for doc in refused}
-    snapshot, vendors, _ = await explain_cli._live(stack.cluster.kubeconfig, None)
-    # the web UI over the same cluster, without --config, counts every registered device
+    big = _oversized(doc, counts, _EXPLAIN_NS)
+    event = await _refused(api, big)
+    said, snapshot = await _explained(stack, _EXPLAIN_NS, big["metadata"]["name"])
+    assert not isinstance(said, str) and not said.fits, (pod, said, event)
+    assert said.total == len(snapshot.nodes), said.summary()
+    if event.startswith(FILTERING_FAILED):
+        by_event = {reason: int(n) for n, reason in _EVENT_GROUP.findall(event)}
+        assert {g.reason: g.count for g in said.groups} == by_event, (event, said.lines())
+
+
+@pytest.mark.timeout(120)
+async def test_explain_names_the_vendors_no_node_has_together(
+    api: LightkubeAPI, stack: Stack
+) -> None:
+    mixed = _mixed(_pods(), _EXPLAIN_NS)
+    event = await _refused(api, mixed)
+    said, _ = await _explained(stack, _EXPLAIN_NS, "nvidia-and-ascend")
+    assert not isinstance(said, str) and not said.fits, (said, event)
+    hints = " ".join(g.hint for g in said.groups)
+    assert "no node has both Ascend910B2 and NVIDIA" in hints, (hints, event)
+
+
+@pytest.mark.timeout(60)
+async def test_the_web_ui_counts_every_registered_device(stack: Stack) -> None:
+    """Without --config, the web UI learns every vendor the nodes register."""
+    from hami import explain_cli
     from hami.webui import views
     from hami.webui.names import VendorNames
 
     registered = sum(len(n.devices) for n in load_cluster(CLUSTER, _vendors()).nodes)
-    summary = views.summary_doc(snapshot, views.Filters(), VendorNames(vendors))
+    snapshot, learnt, _ = await explain_cli._live(stack.cluster.kubeconfig, None)
+    summary = views.summary_doc(snapshot, views.Filters(), VendorNames(learnt))
     assert summary["devices"] == registered, (summary["devices"], registered)
     assert all(n.node.devices for n in snapshot.nodes if n.name in _node_names())
-    for doc, decision in zip(pods, expected, strict=True):
-        meta = doc["metadata"]
-        said = explain_cli._explain(
-            snapshot, meta.get("namespace", "default"), meta["name"], vendors
-        )
-        assert isinstance(said, str) and f"on node {decision.node}" in said, (decision.pod, said)
-    for doc in refused:
-        name = doc["metadata"]["name"]
-        said = explain_cli._explain(snapshot, namespace, name, vendors)
-        assert not isinstance(said, str) and not said.fits, (name, said, events[name])
-        assert said.total == len(snapshot.nodes), (name, said.summary())
-    mixed = explain_cli._explain(snapshot, namespace, "nvidia-and-ascend", vendors)
-    assert not isinstance(mixed, str)
-    hints = " ".join(g.hint for g in mixed.groups)
-    assert "no node has both Ascend910B2 and NVIDIA" in hints, (hints, events["nvidia-and-ascend"])
