@@ -77,8 +77,15 @@ class Binder:
         subject = Subject("Pod", name, ns, uid)
         if self._cache.node_manifest(node) is None:
             self._fail(subject, f"failed to get node {node}")
-        locks = lock_specs(self._cache.vendors, self._cache.app_vendors(uid))
+        wanted = self._cache.app_vendors(uid)
+        self._check_plugin(subject, node, wanted)
+        locks = lock_specs(self._cache.vendors, wanted)
         await self._lock_all(subject, node, locks)
+        try:
+            self._check_plugin(subject, node, wanted)  # the lock wait may have outlasted it
+        except BindError:
+            await self._release_all(node, ns, name, locks)
+            raise
         try:
             await self._kube.bind(ns, name, node, uid=args.pod_uid, annotations=self._phase())
         except KubeAPIError as exc:
@@ -86,6 +93,19 @@ class Binder:
             self._fail(subject, f"bind pod to node {node}: {exc}")
         message = f"Successfully binding node [{node}] to {ns}/{name}"
         self._events.record(subject, events.BINDING_SUCCEED, message)
+
+    def _check_plugin(self, subject: Subject, node: str, wanted: frozenset[str]) -> None:
+        """Refuse a node whose device plugin for one of the pod's vendors is stopping or gone
+        (its handshake, as the cache last saw it): kubelet would reject the pod
+        (`UnexpectedAdmissionError`); kube-scheduler retries it, and the filter keeps it off
+        the node until the new plugin has answered (docs/device-plugin.md, "Restarts")."""
+        down = sorted(self._cache.vendors_down(node) & wanted)
+        if down:
+            self._fail(
+                subject,
+                f"node {node}: the device plugin of {', '.join(down)} is stopping or not"
+                " registered yet; kube-scheduler retries the pod",
+            )
 
     async def _pod(self, ns: str, name: str, uid: str) -> Manifest:
         """The pod the API server holds: ours, unbound, unfinished (else BindError)."""

@@ -227,6 +227,14 @@ class ClusterCache:
         entry = self._nodes.get(name)
         return entry.manifest if entry else None
 
+    def vendors_down(self, name: str) -> frozenset[str]:
+        """The vendors whose devices the node registers but whose handshake says they are
+        gone or going (a plugin's ``Deleted_`` notice, a cleaned-up node)."""
+        entry = self._nodes.get(name)
+        if entry is None:
+            return frozenset()
+        return frozenset(v for v, ok in entry.healthy.items() if not ok)
+
     def known_pod(self, namespace: str, name: str) -> str | None:
         """The UID of a pod the cache tracks (placed or assumed), else None."""
         return self._by_key.get(f"{namespace}/{name}")

@@ -4,6 +4,14 @@ The scheduler writes ``Requesting_<time>`` into a vendor's handshake key; within
 node counts as healthy, afterwards only while the node still advertises the vendor's count
 resource as allocatable. A node that lost its devices is cleaned up (the key is removed) and
 stays down until it advertises devices again — it does not flap back on our own write.
+
+``Deleted_<time>`` is the device plugin's notice that it is stopping (written on SIGTERM before
+it closes its kubelet socket, docs/device-plugin.md "Restarts"): the vendor is down on that node,
+with no write, until the new plugin answers ``Reported`` — which it does only once kubelet has
+its devices — or, should none come, for ``timeout`` seconds, after which the node is judged as
+any other (by then kubelet advertises no allocatable devices of a plugin that is gone). HAMi's
+scheduler instead treats ``Deleted_`` as "ask again" (wire-format.md §2.7); its current plugins
+never write it.
 """
 
 from __future__ import annotations
@@ -92,6 +100,8 @@ def assess(
     if not spec.key:  # no handshake: the allocatable count alone decides
         return Health(count > 0)  # a node that had devices was cleaned up above
     value = annotations.get(spec.key)
+    if value is not None and withdrawn(value, now, timeout):
+        return Health(False)
     if not ask and value is not None and value.startswith(keys.HANDSHAKE_REPORTED):
         return Health(True)
     if value is None or keys.HANDSHAKE_REQUESTING not in value:
@@ -100,3 +110,13 @@ def assess(
     if sent is None or now < sent + timedelta(seconds=timeout) or count > 0:
         return Health(True)
     return Health(False, REMOVE)
+
+
+def withdrawn(value: str, now: datetime, timeout: float) -> bool:
+    """A ``Deleted_<time>`` notice less than ``timeout`` s old: the plugin is stopping (or
+    restarting) and kubelet may already refuse its devices. An unreadable time is no notice
+    (as HAMi reads it: the scheduler asks again), so a stray value cannot keep a node out."""
+    if not value.startswith(keys.HANDSHAKE_DELETED):
+        return False
+    sent = codec.decode_handshake(value, UTC).time
+    return sent is not None and now < sent + timedelta(seconds=timeout)
