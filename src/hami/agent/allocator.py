@@ -244,6 +244,16 @@ class Allocator:
             pod = await self.kube.get_pod(lock.namespace, lock.name)
         return pod if pod is not None and pod.node_name == self.node else None
 
+    async def busy(self) -> list[str]:
+        """The pods bound here that still wait for an Allocate (the one the node lock names
+        included): a stopping plugin serves them before it closes its socket."""
+        node = await self.kube.get_node(self.node)
+        waiting = {p.ref for p in await self.kube.list_pods(self.node) if self._waiting(p)}
+        owner = await self._lock_owner(node)
+        if owner is not None:
+            waiting.add(owner.ref)
+        return sorted(waiting)
+
     async def release_finished_lock(self) -> bool:
         """At start-up: release the node lock if the pod it names is completely allocated (a
         plugin stopped between writing `success` and releasing the lock). True if released."""

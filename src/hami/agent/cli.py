@@ -105,15 +105,34 @@ async def _serve(
     mig_state = fake_mig_state(settings)
     source = open_backend(backend, inventory, settings.node_name, mig_state)
     kube = _kube(kubeconfig)
-    agent = asyncio.create_task(NodeAgent(settings, source, kube, policy=policy).run())
+    node_agent = NodeAgent(settings, source, kube, policy=policy)
+    agent = asyncio.create_task(node_agent.run())
+    stopping: list[asyncio.Task[None]] = []
+
+    async def stop() -> None:
+        # the node's handshake says Deleted_ and the pods bound here are served before the
+        # socket closes (docs/device-plugin.md, "Restarts"); then the agent's last sweep runs
+        try:
+            await node_agent.withdraw()
+        finally:
+            agent.cancel()
+
+    def on_signal() -> None:
+        if stopping:  # a second signal: stop now
+            agent.cancel()
+        else:
+            stopping.append(asyncio.create_task(stop()))
+
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # a graceful stop: the agent's last sweep runs
-        loop.add_signal_handler(sig, agent.cancel)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
     try:
         await agent
     except asyncio.CancelledError:
         log.info("node %s: stopped by a signal", settings.node_name)
     finally:
+        for task in stopping:
+            task.cancel()
         source.close()
         await kube.close()
 

@@ -32,6 +32,13 @@ KUBELET_POD_PHASES = frozenset({"Pending"})
 MIG_RECONCILE_SECONDS = 10.0  # instances of gone pods are destroyed within this
 SWEEP_SECONDS = 60.0  # between sweeps of <hook>/vgpu/containers
 LAST_SWEEP_SECONDS = 5.0  # the sweep on the way out may take this long
+# On SIGTERM (`withdraw`): after the Deleted_ notice, wait at least this for a scheduler to see
+# it (a bind it had already begun then takes the node lock, which the drain waits for) ...
+WITHDRAW_SETTLE_SECONDS = 1.0
+# ... and at most this for the pods bound here to get their Allocate from this plugin; with
+# the last sweep, well inside the chart's terminationGracePeriodSeconds (30 s).
+WITHDRAW_DRAIN_SECONDS = 10.0
+WITHDRAW_POLL_SECONDS = 0.25
 
 
 class NodeAgent:
@@ -66,7 +73,11 @@ class NodeAgent:
         self.allocator = Allocator(
             kube, settings, self.gpus, host=self.host, pod_phases=pod_phases, mig=self.mig
         )
-        self.servicer = DevicePluginServicer(self.allocator, self.health, self.gpus, settings.node)
+        # set once kubelet has called ListAndWatch: only then is the handshake answered
+        self.listed = asyncio.Event()
+        self.servicer = DevicePluginServicer(
+            self.allocator, self.health, self.gpus, settings.node, on_listed=self.listed.set
+        )
         self.annotator = NodeAnnotator(
             kube,
             settings,
@@ -74,6 +85,7 @@ class NodeAgent:
             source.pair_scores,
             self.health,
             publish_capacity=publish_capacity,
+            ready=self.listed,
         )
         server = PluginServer(self.servicer, settings.socket_dir / settings.socket_name)
         self.session = KubeletSession(settings, server)
@@ -90,6 +102,8 @@ class NodeAgent:
             len(self._gpus),
             self.settings.node.resource_name,
         )
+        if not kubelet:
+            self.listed.set()  # no kubelet to wait for
         if any(s.startswith("cdi") for s in self.settings.list_strategies):
             write_spec(self.settings, self._gpus)
         try:
@@ -108,6 +122,47 @@ class NodeAgent:
         finally:
             if self.host.enabled:  # stopping (an uninstall, an update): leave no stale dirs
                 await self._last_sweep()
+
+    async def withdraw(
+        self,
+        *,
+        settle: float = WITHDRAW_SETTLE_SECONDS,
+        drain: float = WITHDRAW_DRAIN_SECONDS,
+        poll: float = WITHDRAW_POLL_SECONDS,
+    ) -> list[str]:
+        """The first half of a graceful stop, while the kubelet socket is still served: write
+        ``Deleted_<now>`` into the node's handshake (the scheduler stops placing pods here
+        until the next plugin answers), then serve the Allocate calls of the pods already
+        bound here, waiting at least ``settle`` and at most ``drain`` seconds. Returns the
+        pods still waiting when the drain gave up (their Allocate goes to the next plugin,
+        which kubelet retries with; kubelet may reject them meanwhile). API errors are logged:
+        the stop goes on."""
+        name = self.settings.node_name
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            await self.annotator.withdraw()
+        except (AgentError, KubeAPIError) as exc:
+            log.warning("node %s: could not write the stop notice: %s", name, exc)
+        await asyncio.sleep(settle)
+        waiting: list[str] = []
+        while True:
+            try:
+                waiting = await self.allocator.busy()
+            except (AgentError, KubeAPIError) as exc:
+                log.warning("node %s: checking pods awaiting Allocate: %s", name, exc)
+            if not waiting or loop.time() - began >= drain:
+                break
+            await asyncio.sleep(poll)
+        if waiting:
+            log.warning(
+                "node %s: stopping with %d pod(s) still awaiting Allocate: %s",
+                name,
+                len(waiting),
+                ", ".join(waiting),
+            )
+        log.info("node %s: withdrawn after %.1f s", name, loop.time() - began)
+        return waiting
 
     async def reconcile_mig(self) -> list[Owned]:
         """One MIG reconciliation: list this node's pods, destroy what no live pod reserves.

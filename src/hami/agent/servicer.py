@@ -65,8 +65,11 @@ class DevicePluginServicer(pb_grpc.DevicePluginServicer):  # type: ignore[misc,u
         health: HealthTable,
         gpus: Callable[[], Sequence[Gpu]],
         config: NodeConfig,
+        *,
+        on_listed: Callable[[], None] | None = None,
     ) -> None:
         self._allocator = allocator
+        self._on_listed = on_listed  # after every device list sent: kubelet holds our devices
         self._health = health
         self._gpus = gpus
         self._config = config
@@ -83,6 +86,8 @@ class DevicePluginServicer(pb_grpc.DevicePluginServicer):  # type: ignore[misc,u
         async for table in self._health.watch():
             listed = devlogic.kubelet_devices(self._gpus(), table, self._config)
             yield pb.ListAndWatchResponse(devices=[device_message(d) for d in listed])
+            if self._on_listed is not None:
+                self._on_listed()
 
     async def GetPreferredAllocation(self, request: Any, context: Any) -> Any:
         wanted = [
