@@ -19,6 +19,7 @@ from hami.api import keys
 from hami.api.admission import PatchOp, pointer
 from hami.core.errors import RequestInvalid
 from hami.core.model import ContainerRequest
+from hami.core.request import mapping
 from hami.core.vendor import (
     PodAdmission,
     QuotaRoom,
@@ -68,10 +69,6 @@ class _Container:
         return str(self.body.get("name") or f"#{self.index}")
 
 
-def _mapping(value: object) -> Manifest:
-    return cast(Manifest, value) if isinstance(value, Mapping) else {}
-
-
 def _list(value: object) -> list[Manifest]:
     items = value if isinstance(value, list) else []
     return [cast(Manifest, c) for c in items if isinstance(c, Mapping)]
@@ -84,16 +81,16 @@ def mutate(
     quota: Mapping[str, QuotaRoom] | None = None,
 ) -> Verdict:
     """Decide on one Pod CREATE."""
-    meta = _mapping(pod.get("metadata"))
+    meta = mapping(pod.get("metadata"))
     forged = sorted(k for k in _annotations(meta) if keys.is_allocation_annotation(k))
     if forged:
         return Verdict.deny(
             f"annotation(s) {', '.join(forged)} are written only by the hami scheduler and "
             "device plugin; remove them from the pod (docs/security.md)"
         )
-    if _mapping(meta.get("labels")).get(keys.WEBHOOK_LABEL) == IGNORE:
+    if mapping(meta.get("labels")).get(keys.WEBHOOK_LABEL) == IGNORE:
         return Verdict(allowed=True, message=f"pod is labelled {keys.WEBHOOK_LABEL}={IGNORE}")
-    spec = _mapping(pod.get("spec"))
+    spec = mapping(pod.get("spec"))
     if not _list(spec.get("containers")):
         return Verdict.deny("pod has no containers", 400)
     name = meta.get("name") or meta.get("generateName") or ""
@@ -149,12 +146,12 @@ def _open_env_sources(c: _Container) -> list[str]:
     for item in _list(c.body.get("envFrom")):
         if keys.env_prefix_reaches_isolation(str(item.get("prefix") or "")):
             kind = next((k for k in ("configMapRef", "secretRef") if k in item), "source")
-            found.append(f"{kind} {_mapping(item.get(kind)).get('name', '')}".strip())
+            found.append(f"{kind} {mapping(item.get(kind)).get('name', '')}".strip())
     return found
 
 
 def _annotations(meta: Manifest) -> dict[str, str]:
-    return {str(k): str(v) for k, v in _mapping(meta.get("annotations")).items()}
+    return {str(k): str(v) for k, v in mapping(meta.get("annotations")).items()}
 
 
 def _other_scheduler(spec: Manifest, settings: MutateSettings) -> bool:
@@ -265,7 +262,7 @@ def _annotation_ops(meta: Manifest, added: Mapping[str, str]) -> Iterator[PatchO
 
 
 def _privileged(container: Manifest) -> bool:
-    return _mapping(container.get("securityContext")).get("privileged") is True
+    return mapping(container.get("securityContext")).get("privileged") is True
 
 
 def _container_ops(c: _Container) -> Iterator[PatchOp]:
@@ -288,7 +285,7 @@ def _container_ops(c: _Container) -> Iterator[PatchOp]:
 def _quantities(resources: object) -> dict[str, object]:
     """Resources with integer quantities written as strings, the API server's canonical form."""
     out: dict[str, object] = {}
-    for section, values in _mapping(resources).items():
+    for section, values in mapping(resources).items():
         if isinstance(values, Mapping):
             items = cast(Mapping[str, object], values).items()
             if items:  # an empty section is the same as none

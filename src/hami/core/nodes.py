@@ -10,6 +10,7 @@ from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
 from hami.core.model import Device, Node
+from hami.core.request import mapping
 from hami.core.vendor import Vendor
 
 
@@ -34,19 +35,15 @@ def _strings(value: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in cast(Mapping[object, object], value).items()}
 
 
-def _section(value: object) -> Mapping[str, object]:
-    return cast(Mapping[str, object], value) if isinstance(value, Mapping) else {}
-
-
 def node_from_manifest(manifest: Mapping[str, object], vendors: Mapping[str, Vendor]) -> Node:
     """Every vendor's devices of a Node object: registration annotations, plus `status.capacity`
     for vendors that register that way (Cambricon, Moore Threads, MetaX GPU, Enflame, Kunlun).
     Raises WireFormatError naming the vendor, the key and the field."""
-    meta = _section(manifest.get("metadata"))
+    meta = mapping(manifest.get("metadata"))
     name = str(meta.get("name") or "")
     annotations = _strings(meta.get("annotations"))
     labels = _strings(meta.get("labels"))
-    capacity = _strings(_section(manifest.get("status")).get("capacity"))
+    capacity = _strings(mapping(manifest.get("status")).get("capacity"))
     node = node_from_annotations(name, annotations, vendors)
     extra: list[Device] = []
     for vendor in vendors.values():
