@@ -1,10 +1,11 @@
 """`helm upgrade` of the chart on the real node while a burst of GPU pods runs (issue 24).
 
-The upgrade changes a value of the scheduler, so the scheduler Deployment (kube-scheduler +
-extender + webhook) rolls while four clients keep creating pods. Afterwards every pod that fits
-is bound exactly once (kube-scheduler's `Scheduled` Events) and Running with its allocation, the
-one that does not fit is still Pending, no GPU is over-committed, and no node lock is left
-(docs/reliability.md).
+Two upgrades while four clients keep creating pods: the first changes a value of the device
+plugin, so its DaemonSet rolls while the scheduler places pods on the node; the second changes a
+value of the scheduler, so the scheduler Deployment (kube-scheduler + extender + webhook) rolls.
+Afterwards every pod that fits is bound exactly once (kube-scheduler's `Scheduled` Events) and
+Running with its allocation — none rejected by kubelet — the one that does not fit is still
+Pending, no GPU is over-committed, and no node lock is left (docs/reliability.md).
 
 The chart runs here as on the other real-node tests: one scheduler without a Lease (its extender
 on 127.0.0.1 in the pod; the real node has no kube-proxy for the leader-elected Service path), so
@@ -13,10 +14,12 @@ scheduler pod is Ready the webhook (`failurePolicy: Fail`) refuses pod creates; 
 as every controller does, and the refusals are counted. The two-replica Lease handover is the
 chaos suite's (tests/e2e/test_chaos.py).
 
-Not rolled here: the device-plugin DaemonSet. A pod bound while the plugin restarts is rejected
-by kubelet (`UnexpectedAdmissionError: Allocate failed due to no healthy devices present`):
-kubelet marks the plugin's devices unhealthy when its socket goes, and nothing tells the
-scheduler to stay off the node meanwhile (docs/reliability.md, "Known").
+The device-plugin roll: kubelet marks a plugin's devices unhealthy as soon as its socket goes and
+rejects a pod admitted meanwhile (`UnexpectedAdmissionError: ... no healthy devices present`).
+The stopping plugin writes `hami.io/node-handshake: Deleted_<time>` before it closes the socket
+and serves the pods already bound; the scheduler keeps off the node (filter and /bind) until the
+new plugin, once kubelet has called its ListAndWatch, answers `Reported` (docs/device-plugin.md,
+"Restarts"). The node's handshake values are sampled during the roll to show the notice.
 
 Also here, on the same node (issue 17): kube-scheduler reads its extender client certificate only
 when it starts, so a rotated certificate restarts it (the extender, sharing the pod's process
@@ -60,6 +63,7 @@ from tests.e2e.test_real_node import (
     INVENTORY,
     LIBVGPU,
     NODE,
+    PLUGIN_SELECTOR,
     RELEASE,
     SECRETS,
     SYSTEM,
@@ -81,7 +85,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCHEDULER_SELECTOR = "app.kubernetes.io/component=hami-scheduler"
 CLIENTS = 4
 PER_CLIENT = 4  # 16 pods of 1 GPU / 1000 MiB: t4-pair advertises 2 GPUs x 10 slots
-SPACING = 6.0  # seconds between one client's creates: the burst spans the upgrade (~35 s)
+SPACING = 8.0  # seconds between one client's creates: the burst spans both upgrades (~45 s)
 UPGRADE_AFTER = 3  # bound pods before `helm upgrade` starts
 SETTLE_LIMIT = 150.0
 
@@ -192,9 +196,9 @@ async def _names(api: LightkubeAPI, selector: str) -> set[str]:
     }
 
 
-def _upgrade(real: ChartNode) -> float:
-    """`helm upgrade --reuse-values` with a value of the scheduler's pod template changed;
-    seconds until helm's --wait is satisfied."""
+def _upgrade(real: ChartNode, *change: str) -> float:
+    """`helm upgrade --reuse-values` with ``change`` (helm --set/--set-json arguments); seconds
+    until helm's --wait is satisfied."""
     began = time.monotonic()
     real.helm(
         "upgrade",
@@ -203,13 +207,38 @@ def _upgrade(real: ChartNode) -> float:
         "--namespace",
         SYSTEM,
         "--reuse-values",
-        "--set",
-        "scheduler.podAnnotations.upgraded=yes",
+        *change,
         "--wait",
         "--timeout",
         "3m",
     )
     return time.monotonic() - began
+
+
+def _plugin_change(real: ChartNode) -> tuple[str, str]:
+    """A changed device-plugin pod template: its arguments plus ``-v`` (still INFO logging)."""
+    args = chart_values(real.hook)["devicePlugin"]["extraArgs"]
+    return ("--set-json", "devicePlugin.extraArgs=" + json.dumps([*args, "-v"]))
+
+
+class Handshakes:
+    """The node's `hami.io/node-handshake` values, sampled every 0.2 s (state, seconds)."""
+
+    def __init__(self, api: LightkubeAPI) -> None:
+        self.api = api
+        self.seen: list[tuple[str, float]] = []
+
+    async def run(self) -> None:
+        began = time.monotonic()
+        while True:
+            try:
+                notes = objects.annotations(await self.api.get(NODES, NODE))
+            except KubeAPIError:
+                notes = {}
+            state = notes.get(keys.NVIDIA_HANDSHAKE, "-").split("_")[0].split(" ")[0]
+            if not self.seen or self.seen[-1][0] != state:
+                self.seen.append((state, round(time.monotonic() - began, 1)))
+            await asyncio.sleep(0.2)
 
 
 async def _settled(api: LightkubeAPI, fitting: list[str]) -> bool:
@@ -271,6 +300,7 @@ async def test_helm_upgrade_during_a_burst_binds_every_fitting_pod_once(
     api = chart_node.api()
     try:
         schedulers = await _names(api, SCHEDULER_SELECTOR)
+        plugins = await _names(api, PLUGIN_SELECTOR)
         # one pod that no GPU of the node can hold (a T4 has 15 GiB): it must stay Pending
         await api.create(PODS, _pod("too-big", 64000), NAMESPACE)
         burst = Burst(api)
@@ -278,8 +308,12 @@ async def test_helm_upgrade_during_a_burst_binds_every_fitting_pod_once(
         creating = asyncio.create_task(burst.run())
         await poll(lambda: _bound_at_least(api), 60, f"{UPGRADE_AFTER} pods to be bound")
         bound_before = await _bound(api)
+        plugin_roll = await _roll_plugin(api, chart_node, burst, bound_before)
+        # then the scheduler rolls
         upgrade_began = time.monotonic()
-        upgrade_s = await asyncio.to_thread(_upgrade, chart_node)
+        upgrade_s = await asyncio.to_thread(
+            _upgrade, chart_node, "--set", "scheduler.podAnnotations.upgraded=yes"
+        )
         await creating
         during = sum(1 for t in burst.created_at if upgrade_began <= t <= upgrade_began + upgrade_s)
         assert during >= CLIENTS, (
@@ -289,6 +323,7 @@ async def test_helm_upgrade_during_a_burst_binds_every_fitting_pod_once(
         settle_s = time.monotonic() - began
 
         assert await _names(api, SCHEDULER_SELECTOR) & schedulers == set(), "scheduler not rolled"
+        assert await _names(api, PLUGIN_SELECTOR) & plugins == set(), "device plugin not rolled"
         pods = await _pods(api)
         by_name = {objects.name(p): p for p in pods}
         for name in burst.names:
@@ -307,9 +342,12 @@ async def test_helm_upgrade_during_a_burst_binds_every_fitting_pod_once(
         daemonset = await api.get(DAEMONSETS, f"{RELEASE}-device-plugin", SYSTEM)
         assert objects.status(deployment).get("readyReplicas") == 1
         assert objects.status(daemonset).get("numberReady") == 1
+        refused_binds = await _refused_binds(api)
         figures = {
             "pods": len(burst.names),
             "bound_before_upgrade": bound_before,
+            **plugin_roll,
+            "binds_refused_plugin_stopping": refused_binds,
             "upgrade_s": round(upgrade_s, 1),
             "settle_s": round(settle_s, 1),
             "created_during_upgrade": during,
@@ -321,6 +359,44 @@ async def test_helm_upgrade_during_a_burst_binds_every_fitting_pod_once(
     finally:
         await _delete_burst(api, chart_node)
         await api.close()
+
+
+async def _roll_plugin(
+    api: LightkubeAPI, real: ChartNode, burst: Burst, bound_before: int
+) -> dict[str, Any]:
+    """The device plugin rolls while the scheduler places pods on the node; the node's
+    handshake shows the stopping plugin's `Deleted_` notice, then the new one's `Reported`."""
+    handshakes = Handshakes(api)
+    sampling = asyncio.create_task(handshakes.run())
+    began = time.monotonic()
+    try:
+        upgrade_s = await asyncio.to_thread(_upgrade, real, *_plugin_change(real))
+        await poll(lambda: _reported(api), 60, "the new plugin to answer the handshake")
+    finally:
+        sampling.cancel()
+    ended = time.monotonic()
+    states = [state for state, _ in handshakes.seen]
+    assert keys.HANDSHAKE_DELETED in states, handshakes.seen
+    return {
+        "plugin_upgrade_s": round(upgrade_s, 1),
+        "created_during_plugin_roll": sum(1 for t in burst.created_at if began <= t <= ended),
+        "bound_during_plugin_roll": await _bound(api) - bound_before,
+        "handshakes": handshakes.seen,
+    }
+
+
+async def _reported(api: LightkubeAPI) -> bool:
+    notes = objects.annotations(await api.get(NODES, NODE))
+    return notes.get(keys.NVIDIA_HANDSHAKE, "").startswith(keys.HANDSHAKE_REPORTED)
+
+
+async def _refused_binds(api: LightkubeAPI) -> int:
+    """hami-scheduler's `BindingFailed` Events for a node whose plugin was stopping."""
+    return sum(
+        int(e.get("count") or 1)
+        for e in (await api.list(EVENTS, namespace=NAMESPACE)).items
+        if "device plugin of NVIDIA is stopping" in str(e.get("message", ""))
+    )
 
 
 async def _bound_at_least(api: LightkubeAPI) -> bool:
