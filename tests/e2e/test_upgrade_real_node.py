@@ -393,7 +393,7 @@ async def _reported(api: LightkubeAPI) -> bool:
 async def _refused_binds(api: LightkubeAPI) -> int:
     """hami-scheduler's `BindingFailed` Events for a node whose plugin was stopping."""
     return sum(
-        int(e.get("count") or 1)
+        int(str(e.get("count") or 1))
         for e in (await api.list(EVENTS, namespace=NAMESPACE)).items
         if "device plugin of NVIDIA is stopping" in str(e.get("message", ""))
     )
