@@ -93,3 +93,24 @@ def test_claim_not_made_yet() -> None:
     assert explain_pod(pod, [], [SLICE])[1] == (
         "  gpu-0: no claim yet (template hami-gpu-x; kube-controller-manager makes it)"
     )
+
+
+def test_capacity_is_judged_on_the_devices_the_annotations_allow() -> None:
+    from hami.dra.explain import eligible
+
+    def dev(name: str, uuid: str, product: str) -> dict[str, Any]:
+        attrs = {"uuid": {"string": uuid}, "productName": {"string": product}}
+        return {"name": name, "attributes": attrs}
+
+    slices = [
+        {
+            "spec": {
+                "pool": {"name": "n1"},
+                "devices": [dev("g0", "U0", "NVIDIA A100"), dev("g1", "U1", "Tesla T4")],
+            }
+        }
+    ]
+    assert eligible({}, slices) == {("n1", "g0"), ("n1", "g1")}
+    assert eligible({"nvidia.com/use-gpuuuid": "U1"}, slices) == {("n1", "g1")}
+    assert eligible({"nvidia.com/use-gputype": "a100"}, slices) == {("n1", "g0")}
+    assert eligible({"nvidia.com/nouse-gputype": "T4,A100"}, slices) == set()

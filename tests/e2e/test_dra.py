@@ -31,9 +31,11 @@ from hami.dra.translate import DraMode, TranslateError, translate
 from tests.e2e.dra_stack import (
     Claim,
     ClaimTemplate,
+    DeviceClass,
     Slice,
     apply_patch,
     create_dra_nodes,
+    device_class,
     dra_cluster,
     ensure_device_class,
     pod_manifest,
@@ -205,8 +207,17 @@ async def test_one_contended_gpu_chosen_by_cel_is_never_overcommitted(
         "(the most free on any device: 78559 MiB, 10 cores)"
     ]
     # `hami explain` says the same for a pending pod, and where an allocated one is
-    pending = next(p["metadata"]["name"] for p in pods if not p["spec"].get("nodeName"))
-    for pod, expected in ((pending, "30 cores free"), (bound[0], "1000 MiB, 30 cores")):
+    pending = next(
+        p["metadata"]["name"]
+        for p in pods
+        if not p["spec"].get("nodeName") and p["metadata"]["name"].startswith("s")
+    )
+    explained = (
+        (pending, "30 cores free"),
+        (bound[0], "1000 MiB, 30 cores"),
+        ("not-h100", "no published device matches"),
+    )
+    for pod, expected in explained:
         shown = subprocess.run(
             [HAMI, "explain", pod, "-n", ns, "--kubeconfig", str(cluster.kubeconfig)],
             capture_output=True,
@@ -214,6 +225,43 @@ async def test_one_contended_gpu_chosen_by_cel_is_never_overcommitted(
             timeout=60,
         )
         assert shown.returncode == 0 and expected in shown.stdout, shown.stdout + shown.stderr
+
+
+async def test_count_only_pod_served_through_extended_resource_name(
+    kube: AsyncClient, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """A DeviceClass with ``extendedResourceName`` (KEP-5004): a pod asking only a count of it,
+    with no webhook and no claim of its own, gets a whole GPU of the class (the capacities'
+    defaults: all the memory, no core limit) from kube-scheduler."""
+    (node,) = await create_dra_nodes(kube, 1, prefix="count-")
+    inventory = tmp_path / "l4.yaml"
+    inventory.write_text("gpus:\n  - {model: NVIDIA L4, memoryMiB: 23034, numa: 0}\n")
+    dra = LightkubeDra(client_for(cluster, timeout=30.0))
+    assert await DraSimulator(dra, [SimNode(node, inventory)]).publish_all() == 1
+    await dra.close()
+    made = device_class("example.com/l4")
+    made["metadata"]["name"] = "hami-l4"
+    made["spec"]["selectors"].append(
+        {"cel": {"expression": f'device.attributes["{names.DRIVER}"].productName == "NVIDIA L4"'}}
+    )
+    await kube.create(DeviceClass.from_dict(made))
+    ns = "dra-count"
+    await kube.create(Namespace(metadata={"name": ns}))  # type: ignore[arg-type]
+    for i in range(2):
+        pod = pod_manifest(f"c{i}", ns, {"main": {"example.com/l4": "1"}})
+        await kube.create(Pod.from_dict(pod))
+
+    async def settled() -> list[dict[str, Any]] | None:
+        pods = [p.to_dict() async for p in kube.list(Pod, namespace=ns)]
+        bound = [p for p in pods if p["spec"].get("nodeName")]
+        waiting = [p for p in pods if not p["spec"].get("nodeName") and records.pending_reason(p)]
+        return pods if len(bound) == 1 and len(waiting) == 1 else None
+
+    pods = await wait_until(settled, 60.0, "one count-only pod bound, one explained")
+    bound = next(p for p in pods if p["spec"].get("nodeName"))
+    assert bound["spec"]["nodeName"] == node
+    (allocation,) = records.allocations(await _claims(kube, ns))
+    assert (allocation.node, allocation.memory_mib, allocation.cores) == (node, 23034, 0)
 
 
 def _audit(

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hami.dra import records
+from hami.api import keys
+from hami.dra import names, records
 from hami.k8s.api import Kind, KubeAPI
 
 CLAIMS = Kind("resourceclaims", "apis/resource.k8s.io/v1", True, "ResourceClaim")
@@ -33,12 +34,45 @@ def _claim_names(pod: Manifest) -> dict[str, str]:
     return out
 
 
+def _split(annotations: Mapping[str, str], key: str) -> list[str]:
+    return [v.strip() for v in annotations.get(key, "").split(",") if v.strip()]
+
+
+def eligible(annotations: Mapping[str, str], slices: Sequence[Manifest]) -> set[records.DeviceKey]:
+    """The published devices the pod's HAMi annotations allow (the selectors the webhook made
+    of ``use-gpuuuid``/``nouse-gpuuuid``/``use-gputype``/``nouse-gputype``)."""
+    uuids, not_uuids = (
+        _split(annotations, keys.USE_GPUUUID),
+        _split(annotations, keys.NOUSE_GPUUUID),
+    )
+    types = [t.lower() for t in _split(annotations, keys.USE_GPUTYPE)]
+    not_types = [t.lower() for t in _split(annotations, keys.NOUSE_GPUTYPE)]
+    out = set()
+    for item in slices:
+        spec = item.get("spec") or {}
+        pool = str((spec.get("pool") or {}).get("name", ""))
+        for device in spec.get("devices") or []:
+            attrs = device.get("attributes") or {}
+            uuid = str((attrs.get(names.ATTR_UUID) or {}).get("string", ""))
+            product = str((attrs.get(names.ATTR_PRODUCT) or {}).get("string", "")).lower()
+            if (uuids and uuid not in uuids) or uuid in not_uuids:
+                continue
+            if types and not any(t in product for t in types):
+                continue
+            if any(t in product for t in not_types):
+                continue
+            out.add((pool, str(device.get("name"))))
+    return out
+
+
 def explain_pod(pod: Manifest, claims: Sequence[Manifest], slices: Sequence[Manifest]) -> list[str]:
-    """Pure: the lines ``hami explain`` prints for a DRA pod."""
+    """Pure: the lines ``hami explain`` prints for a DRA pod. Capacity is judged on the devices
+    its HAMi annotations allow (other selectors and constraints are kube-scheduler's)."""
     meta = pod.get("metadata") or {}
     key = f"{meta.get('namespace', 'default')}/{meta.get('name')}"
     by_name = {str((c.get("metadata") or {}).get("name")): c for c in claims}
-    capacity = records.capacities(slices)
+    allowed = eligible(meta.get("annotations") or {}, slices)
+    capacity = {k: v for k, v in records.capacities(slices).items() if k in allowed}
     used = records.usage(records.allocations(claims))
     node = (pod.get("spec") or {}).get("nodeName")
     lines = [f"{key} uses DRA claims" + (f", on node {node}" if node else ", not scheduled")]
@@ -59,13 +93,14 @@ def explain_pod(pod: Manifest, claims: Sequence[Manifest], slices: Sequence[Mani
                     f"  {name} ({a.claim}): {a.device} on {a.node}, {a.memory_mib} MiB, {a.cores} cores"
                 )
             continue
-        reasons = records.why_unallocatable(claim, capacity, used)
         lines.append(f"  {name} ({(claim.get('metadata') or {}).get('name')}): not allocated")
+        if not capacity:
+            lines.append("    no published device matches the pod's use-/nouse- annotations")
+            continue
+        reasons = records.why_unallocatable(claim, capacity, used) or [
+            "the devices' free capacity allows it: selectors or constraints decide"
+        ]
         lines += [f"    {r}" for r in reasons]
-        if not reasons:
-            lines.append(
-                "    the devices' free capacity allows it: selectors or constraints decide"
-            )
     reason = records.pending_reason(pod)
     if reason:
         lines.append(f"kube-scheduler: {reason}")
