@@ -12,7 +12,6 @@ from hami.agent.allocator import (
     HostPrep,
     PreferredRequest,
     awaits_allocate,
-    release_node_lock,
 )
 from hami.agent.errors import AllocationError, PodNotFound
 from hami.agent.settings import Settings
@@ -277,16 +276,16 @@ async def test_release_lock_only_for_its_owner() -> None:
     mine = PodInfo.from_json(bound_pod("mine", [[dev(U0)]]))
     other = bound_pod("other", [[dev(U0)]])
     locked_node(kube, other)
-    await release_node_lock(kube, NODE, mine)
+    await kube.release_node_lock(NODE, mine)
     assert keys.NODE_LOCK in kube.node_annotations(NODE)
-    await release_node_lock(kube, NODE, PodInfo.from_json(other))
+    await kube.release_node_lock(NODE, PodInfo.from_json(other))
     assert keys.NODE_LOCK not in kube.node_annotations(NODE)
 
 
 async def test_legacy_bare_timestamp_lock_is_released() -> None:
     kube = FakeKube()
     kube.add_node(NODE, {keys.NODE_LOCK: "2026-08-21T06:20:40Z"})
-    await release_node_lock(kube, NODE, PodInfo.from_json(bound_pod("p", [[dev(U0)]])))
+    await kube.release_node_lock(NODE, PodInfo.from_json(bound_pod("p", [[dev(U0)]])))
     assert keys.NODE_LOCK not in kube.node_annotations(NODE)
 
 
@@ -362,7 +361,7 @@ async def test_release_with_a_stale_node_read_retries_at_once() -> None:
     stale = await kube.get_node(NODE)
     await kube.patch_node(NODE, {"metadata": {"annotations": {"other": "x"}}})
     kube.calls.clear()
-    await release_node_lock(kube, NODE, PodInfo.from_json(pod), stale)
+    await kube.release_node_lock(NODE, PodInfo.from_json(pod), stale)
     assert kube.calls == ["patch_node", "get_node", "patch_node"]
     assert keys.NODE_LOCK not in kube.node_annotations(NODE)
 

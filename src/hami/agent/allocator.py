@@ -38,10 +38,9 @@ from hami.api.annotations import (
 )
 from hami.api.errors import WireFormatError
 from hami.api.types import ContainerDevice, ContainerDevices
-from hami.k8s import nodelock
 from hami.k8s.api import KubeAPIError
 from hami.k8s.port import KubePort
-from hami.k8s.views import EventSpec, Json, NodeInfo, PodInfo, annotations_patch
+from hami.k8s.views import EventSpec, NodeInfo, PodInfo, annotations_patch
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +261,7 @@ class Allocator:
             pod = await self._locked_pod(node)
             if pod is None or not allocation_done(pod):
                 return False
-            await release_node_lock(self.kube, self.node, pod, node)
+            await self.kube.release_node_lock(self.node, pod, node)
             log.info("node %s: released the lock left by allocated pod %s", self.node, pod.ref)
             return True
 
@@ -331,7 +330,7 @@ class Allocator:
             raise
         if done:
             self._written.pop(pod.uid, None)
-            await release_node_lock(self.kube, self.node, pod, node)
+            await self.kube.release_node_lock(self.node, pod, node)
         elif pod.uid in self._written:  # found by a hint: the next hinted call must see this
             self._written[pod.uid] = replace(pod, annotations={**pod.annotations, **values})
         return responses
@@ -388,7 +387,7 @@ class Allocator:
                 pod.name,
                 annotations_patch({keys.BIND_PHASE: keys.BIND_PHASE_FAILED}),
             ),
-            release_node_lock(self.kube, self.node, pod),
+            self.kube.release_node_lock(self.node, pod),
             self.kube.create_event(
                 EventSpec("Pod", pod.namespace, pod.name, pod.uid, FAILED_REASON, why)
             ),
@@ -476,22 +475,3 @@ def _with_identity(pod: PodInfo, realised: Sequence[Realised]) -> str:
     done = {(a.container_index, a.device_index): a for r in realised for a in r.allocations}
     every = decode_mig_allocations(pod.annotations[keys.MIG_ALLOCATIONS])
     return encode_mig_allocations([done.get((a.container_index, a.device_index), a) for a in every])
-
-
-async def release_node_lock(
-    kube: KubePort,
-    node_name: str,
-    pod: PodInfo,
-    node: NodeInfo | None = None,
-    key: str = keys.NODE_LOCK,
-) -> None:
-    """Remove the node lock ``key`` if this pod holds it (`hami.k8s.nodelock`); ``node``: a
-    recent read of the node, saving the first GET."""
-
-    async def read() -> NodeInfo:
-        return await kube.get_node(node_name)
-
-    async def patch(body: Json) -> None:
-        await kube.patch_node(node_name, body)
-
-    await nodelock.release_node_lock(read, patch, pod.namespace, pod.name, key=key, node=node)

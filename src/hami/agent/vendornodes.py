@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from hami.agent.allocator import is_waiting, release_node_lock
+from hami.agent.allocator import is_waiting
 from hami.agent.errors import AgentError
 from hami.api import keys
 from hami.api.errors import WireFormatError
@@ -157,5 +157,5 @@ class ManifestPlayer:
         values = {keys.BIND_PHASE: keys.BIND_PHASE_SUCCESS}
         await self.kube.patch_pod(pod.namespace, pod.name, annotations_patch(values))
         for key in lock_keys(self.vendors, app_vendors(self.vendors, pod)):
-            await release_node_lock(self.kube, pod.node_name, pod, key=key)
+            await self.kube.release_node_lock(pod.node_name, pod, key=key)
         log.info("pod %s on node %s: allocated", pod.ref, pod.node_name)

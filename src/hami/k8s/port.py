@@ -8,7 +8,8 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
-from hami.k8s import objects
+from hami.api.keys import NODE_LOCK
+from hami.k8s import nodelock, objects
 from hami.k8s.api import EVENTS, NODE_STATUS, NODES, PODS, KubeAPI, NotFound, ObjectList
 from hami.k8s.views import EventSpec, Json, NodeInfo, PodEvent, PodInfo, PodSelector, event_json
 from hami.k8s.watch import Backoff, list_then_watch
@@ -44,6 +45,13 @@ class KubePort(Protocol):
         ...
 
     async def create_event(self, event: EventSpec) -> None: ...
+
+    async def release_node_lock(
+        self, node_name: str, pod: PodInfo, node: NodeInfo | None = None, key: str = NODE_LOCK
+    ) -> None:
+        """Remove lock ``key`` from the node if ``pod`` holds it (`hami.k8s.nodelock`);
+        ``node``: a recent read of the node, saving the first GET."""
+        ...
 
 
 class KubeAPIPort:
@@ -90,6 +98,17 @@ class KubeAPIPort:
 
     async def create_event(self, event: EventSpec) -> None:
         await self.api.create(EVENTS, event_json(event), event.namespace)
+
+    async def release_node_lock(
+        self, node_name: str, pod: PodInfo, node: NodeInfo | None = None, key: str = NODE_LOCK
+    ) -> None:
+        async def read() -> NodeInfo:
+            return await self.get_node(node_name)
+
+        async def patch(body: Json) -> None:
+            await self.patch_node(node_name, body)
+
+        await nodelock.release_node_lock(read, patch, pod.namespace, pod.name, key=key, node=node)
 
     async def watch_pods(self, selector: PodSelector) -> AsyncIterator[PodEvent]:
         known: dict[str, PodInfo] = {}
