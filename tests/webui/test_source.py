@@ -19,7 +19,7 @@ from hami.k8s.fake import FakeKube, node_manifest
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
-from hami.webui.source import KubeSource
+from hami.webui.source import KubeSource, build_snapshot
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SETTINGS = load_config(EXAMPLES / "config.yaml")
@@ -155,3 +155,33 @@ async def test_started_source_reuses_the_view_until_a_watch_sees_a_change() -> N
         assert [p.name for p in changed.pods] == ["a", "b"]
     finally:
         await source.stop()
+
+
+async def test_incremental_view_equals_a_fresh_build() -> None:
+    """Nodes re-accounted only where a change touched them give the same view as building
+    everything again: pods added, moved between nodes, deleted, a node re-registered."""
+    fake = await cluster()
+    await fake.create(NODES, node_manifest("gpu-2", {"hami.io/node-nvidia-register": T4}))
+    source = KubeSource(fake, VENDORS, SETTINGS, ttl=0)
+
+    async def check() -> None:
+        live = await source.snapshot()
+        nodes, pods = (await fake.list(NODES)).items, (await fake.list(PODS)).items
+        fresh = build_snapshot(nodes, pods, VENDORS, SETTINGS)
+        got = {s.node.name: s.usage for s in live.view.states()}
+        want = {s.node.name: s.usage for s in fresh.view.states()}
+        assert got == want
+
+    await check()
+    await fake.create(PODS, pod("b", 2000), "ml")
+    await check()
+    moved = {keys.VGPU_NODE: "gpu-2", "hami.io/vgpu-devices-allocated": "GPU-0,NVIDIA,3000,10:;"}
+    await fake.merge_patch(PODS, "a", {"metadata": {"annotations": moved}}, "ml")
+    await check()
+    await fake.delete(PODS, "b", "ml")
+    await check()
+    bigger = T4.replace("15360", "24576")
+    patch = {"metadata": {"annotations": {"hami.io/node-nvidia-register": bigger}}}
+    await fake.merge_patch(NODES, "gpu-2", patch)
+    await check()
+    assert next(s for s in (await source.snapshot()).view.states() if s.node.name == "gpu-2")

@@ -195,11 +195,12 @@ class DecodeMemo:
         self.core: _Core | None = None
 
     def get(self, kind: str, manifest: Manifest, make: Callable[[], object]) -> object:
-        version = objects.resource_version(manifest)
+        meta = objects.meta(manifest)  # read once: this runs for every object of every page
+        version = str(meta.get("resourceVersion") or "")
         if not version:
             self._missed = True
             return make()
-        key = (kind, f"{objects.namespace(manifest)}/{objects.name(manifest)}")
+        key = (kind, f"{meta.get('namespace') or ''}/{meta.get('name') or ''}")
         hit = self._seen.get(key)
         if hit is not None and hit[0] == version:
             value = hit[1]
@@ -222,6 +223,7 @@ class _Core:
     pods: tuple[PodInfo, ...]
     view: ClusterView
     problems: tuple[str, ...]
+    per_node: Mapping[str, _NodeCore] = field(default_factory=dict)  # for the next rebuild
 
 
 def build_snapshot(
@@ -262,7 +264,7 @@ def build_snapshot(
         memo.round_done()
     core = memo.core if memo is not None and not memo.changed else None
     if core is None:
-        core = _core(decoded_nodes, found, vendors)
+        core = _core(decoded_nodes, found, vendors, memo.core if memo is not None else None)
         if memo is not None:
             memo.core = core
     book = None
@@ -274,21 +276,44 @@ def build_snapshot(
 
 
 def _core(
-    nodes: Iterable[NodeInfo], found: Iterable[PodInfo | None], vendors: Mapping[str, Vendor]
+    nodes: Iterable[NodeInfo],
+    found: Iterable[PodInfo | None],
+    vendors: Mapping[str, Vendor],
+    previous: _Core | None = None,
 ) -> _Core:
     node_infos = tuple(sorted(nodes, key=lambda n: n.name))
     pod_infos = tuple(sorted((p for p in found if p is not None), key=lambda p: p.key))
-    view, unknown = core_view(node_infos, pod_infos, vendors)
+    per_node: dict[str, _NodeCore] = {}
+    before = previous.per_node if previous is not None else None
+    view, unknown = core_view(node_infos, pod_infos, vendors, before, per_node)
     said = [f"node {n.name}: {n.problem}" for n in node_infos if n.problem]
     said += [f"pod {p.key}: {p.problem}" for p in pod_infos if p.problem]
     said += [f"pods reference devices no node registers: {', '.join(unknown)}"] if unknown else []
-    return _Core(node_infos, pod_infos, view, tuple(said))
+    return _Core(node_infos, pod_infos, view, tuple(said), per_node)
+
+
+@dataclass(frozen=True, slots=True)
+class _NodeCore:
+    """One node's state as the core computed it, and what it was computed from."""
+
+    info: NodeInfo
+    placed: tuple[PlacedPod, ...]
+    state: NodeState
+    missing: tuple[str, ...]
 
 
 def core_view(
-    nodes: Sequence[NodeInfo], pods: Sequence[PodInfo], vendors: Mapping[str, Vendor]
+    nodes: Sequence[NodeInfo],
+    pods: Sequence[PodInfo],
+    vendors: Mapping[str, Vendor],
+    previous: Mapping[str, _NodeCore] | None = None,
+    keep: dict[str, _NodeCore] | None = None,
 ) -> tuple[ClusterView, list[str]]:
-    """The core's view of ``nodes`` with the usage of ``pods``; device UUIDs no node has."""
+    """The core's view of ``nodes`` with the usage of ``pods``; device UUIDs no node has.
+
+    ``previous`` (what ``keep`` collected last time): a node whose decoded object and placed
+    pods are the very same objects as then keeps its state — decoded objects are reused by
+    resourceVersion, so only nodes a change touched are accounted again."""
     by_node: dict[str, list[PlacedPod]] = {}
     for pod in pods:
         if pod.placed is not None:
@@ -297,10 +322,22 @@ def core_view(
     unknown: list[str] = []
     for info in nodes:
         if info.node.devices:
-            usage, missing = accounting.node_usage(info.node, by_node.get(info.name, []), vendors)
+            placed = tuple(by_node.get(info.name, ()))
+            hit = previous.get(info.name) if previous is not None else None
+            if hit is not None and hit.info is info and _same(hit.placed, placed):
+                state, missing = hit.state, hit.missing
+            else:
+                usage, found = accounting.node_usage(info.node, list(placed), vendors)
+                state, missing = NodeState.of(info.node, usage), tuple(found)
+            if keep is not None:
+                keep[info.name] = _NodeCore(info, placed, state, missing)
             unknown.extend(missing)
-            states.append(NodeState.of(info.node, usage))
+            states.append(state)
     return ClusterView.of(states), sorted(set(unknown))
+
+
+def _same(a: Sequence[object], b: Sequence[object]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 # --- sources -----------------------------------------------------------------------------------
