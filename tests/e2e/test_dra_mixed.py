@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from lightkube import ApiError, AsyncClient
+from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.resources.core_v1 import Namespace, Pod
 
 from hami.api import keys
@@ -204,3 +204,91 @@ async def test_chart_dra_objects_are_accepted_by_the_api_server(kube: AsyncClien
         if type(obj).__name__ == "DeviceClass":  # the stack made the real one already
             obj.metadata.name = "dry-run-class"  # type: ignore[attr-defined]
         await kube.create(obj, dry_run=True)  # type: ignore[call-overload]
+
+
+async def test_a_dra_plugin_may_write_only_its_own_nodes_slices(
+    stack: demo.Stack, kube: AsyncClient
+) -> None:
+    """The chart's ValidatingAdmissionPolicy: a token of the plugin's ServiceAccount bound to a
+    pod on node A may create A's ResourceSlice and not B's."""
+    from lightkube import codecs
+    from lightkube.models.authentication_v1 import BoundObjectReference, TokenRequestSpec
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import ServiceAccount
+
+    from hami.demo.chart import CHART, NAMESPACE, RELEASE, helm
+    from tests.e2e.dra_stack import Slice
+
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--set", "dra.enabled=true"]
+    args += ["--show-only", "templates/dra-admission-policy.yaml"]
+    args += ["--show-only", "templates/dra-plugin.yaml"]
+    applied = [
+        o for o in codecs.load_all_yaml(helm(*args).stdout) if type(o).__name__ != "DaemonSet"
+    ]
+    with contextlib.suppress(ApiError):
+        await kube.create(Namespace.from_dict({"metadata": {"name": NAMESPACE}}))
+    for obj in applied:
+        with contextlib.suppress(ApiError):  # a rerun in the same cluster
+            await kube.create(obj)  # type: ignore[call-overload]
+    account = f"{RELEASE}-dra-plugin"
+    pod = pod_manifest("plugin", NAMESPACE, {"plugin": {}})
+    pod["spec"].update(nodeName="dra-000", serviceAccountName=account)
+    made = await kube.create(Pod.from_dict(pod))
+    request = ServiceAccount.Token(
+        metadata=ObjectMeta(name=account, namespace=NAMESPACE),
+        spec=TokenRequestSpec(
+            audiences=[],
+            boundObjectRef=BoundObjectReference(
+                kind="Pod",
+                name="plugin",
+                uid=made.metadata.uid,  # type: ignore[union-attr]
+            ),
+        ),
+    )
+    token = await kube.create(request, account, namespace=NAMESPACE)
+    cluster = stack.cluster
+    assert cluster.ports is not None and cluster.pki is not None
+    config = {
+        "clusters": [
+            {
+                "name": "local",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{cluster.ports.apiserver}",
+                    "certificate-authority": str(cluster.pki.ca.cert),
+                },
+            }
+        ],
+        "users": [{"name": "plugin", "user": {"token": token.status.token}}],
+        "contexts": [{"name": "plugin", "context": {"cluster": "local", "user": "plugin"}}],
+        "current-context": "plugin",
+    }
+    as_plugin = AsyncClient(config=KubeConfig.from_dict(config), trust_env=False)
+
+    def slice_for(node: str) -> Any:
+        return Slice.from_dict(
+            {
+                "metadata": {"name": f"policy-{node}"},
+                "spec": {
+                    "driver": names.DRIVER,
+                    "nodeName": node,
+                    "pool": {"name": f"policy-{node}", "generation": 1, "resourceSliceCount": 1},
+                    "devices": [],
+                },
+            }
+        )
+
+    async def refusal(node: str) -> str | None:
+        try:
+            await as_plugin.create(slice_for(node), dry_run=True)
+        except ApiError as exc:
+            return str(exc.status.message)
+        return None
+
+    # the policy is in force once kube-apiserver has loaded it (a second or so)
+    refused = await wait_until(lambda: refusal("dra-001"), 30.0, "the policy to refuse dra-001")
+    assert (
+        "the DRA plugin on node dra-000 may not write the ResourceSlices of node dra-001" in refused
+    )
+    assert await refusal("dra-000") is None
+    await as_plugin.close()
+    await kube.delete(Pod, "plugin", namespace=NAMESPACE, grace_period=0)
