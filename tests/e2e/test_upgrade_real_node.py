@@ -84,8 +84,12 @@ pytestmark = [
 REPO = Path(__file__).resolve().parents[2]
 SCHEDULER_SELECTOR = "app.kubernetes.io/component=hami-scheduler"
 CLIENTS = 4
-PER_CLIENT = 4  # 16 pods of 1 GPU / 1000 MiB: t4-pair advertises 2 GPUs x 10 slots
-SPACING = 8.0  # seconds between one client's creates: the burst spans both upgrades (~45 s)
+# 20 pods of 1 GPU / 1000 MiB (t4-pair advertises 2 GPUs x 10 slots): 12 created from before
+# the device-plugin roll on, 8 from the start of the scheduler roll on, so each roll overlaps
+# creates however long the other took
+PER_CLIENT_PLUGIN_ROLL = 3
+PER_CLIENT_SCHEDULER_ROLL = 2
+SPACING = 6.0  # seconds between one client's creates
 UPGRADE_AFTER = 3  # bound pods before `helm upgrade` starts
 SETTLE_LIMIT = 150.0
 
@@ -151,7 +155,7 @@ def _pod(name: str, gpumem: int) -> dict[str, Any]:
 
 
 class Burst:
-    """CLIENTS clients, each creating PER_CLIENT pods SPACING seconds apart and retrying a
+    """CLIENTS clients, each creating ``per_client`` pods SPACING seconds apart and retrying a
     refused create (the webhook has no endpoint while the scheduler pod is recreated)."""
 
     def __init__(self, api: LightkubeAPI) -> None:
@@ -160,10 +164,10 @@ class Burst:
         self.names: list[str] = []
         self.created_at: list[float] = []  # time.monotonic() of each create that succeeded
 
-    async def client(self, index: int) -> None:
+    async def client(self, index: int, per_client: int, prefix: str) -> None:
         await asyncio.sleep(index * SPACING / CLIENTS)
-        for i in range(PER_CLIENT):
-            name = f"burst-{index}-{i}"
+        for i in range(per_client):
+            name = f"burst-{prefix}{index}-{i}"
             self.names.append(name)
             while True:
                 try:
@@ -177,8 +181,8 @@ class Burst:
                     await asyncio.sleep(0.5)
             await asyncio.sleep(SPACING)
 
-    async def run(self) -> None:
-        await asyncio.gather(*(self.client(i) for i in range(CLIENTS)))
+    async def run(self, per_client: int, prefix: str) -> None:
+        await asyncio.gather(*(self.client(i, per_client, prefix) for i in range(CLIENTS)))
 
 
 async def _pods(api: LightkubeAPI) -> list[Manifest]:
@@ -305,16 +309,18 @@ async def test_helm_upgrade_during_a_burst_binds_every_fitting_pod_once(
         await api.create(PODS, _pod("too-big", 64000), NAMESPACE)
         burst = Burst(api)
         began = time.monotonic()
-        creating = asyncio.create_task(burst.run())
+        creating = asyncio.create_task(burst.run(PER_CLIENT_PLUGIN_ROLL, "p"))
         await poll(lambda: _bound_at_least(api), 60, f"{UPGRADE_AFTER} pods to be bound")
         bound_before = await _bound(api)
         plugin_roll = await _roll_plugin(api, chart_node, burst, bound_before)
         # then the scheduler rolls
         upgrade_began = time.monotonic()
+        more = asyncio.create_task(burst.run(PER_CLIENT_SCHEDULER_ROLL, "s"))
         upgrade_s = await asyncio.to_thread(
             _upgrade, chart_node, "--set", "scheduler.podAnnotations.upgraded=yes"
         )
         await creating
+        await more
         during = sum(1 for t in burst.created_at if upgrade_began <= t <= upgrade_began + upgrade_s)
         assert during >= CLIENTS, (
             f"the burst did not overlap the upgrade: {during} created during it"
@@ -377,9 +383,11 @@ async def _roll_plugin(
     ended = time.monotonic()
     states = [state for state, _ in handshakes.seen]
     assert keys.HANDSHAKE_DELETED in states, handshakes.seen
+    created = sum(1 for t in burst.created_at if began <= t <= ended)
+    assert created >= 1, f"no pod created during the device-plugin roll ({upgrade_s:.1f} s)"
     return {
         "plugin_upgrade_s": round(upgrade_s, 1),
-        "created_during_plugin_roll": sum(1 for t in burst.created_at if began <= t <= ended),
+        "created_during_plugin_roll": created,
         "bound_during_plugin_roll": await _bound(api) - bound_before,
         "handshakes": handshakes.seen,
     }
