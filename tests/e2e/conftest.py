@@ -7,3 +7,4 @@ from tests.e2e.localcluster import (  # noqa: F401  (pytest fixtures, used by na
     kube,
     namespace,
 )
+from tests.e2e.stack import api  # noqa: F401  (the client of a module's `stack` fixture)

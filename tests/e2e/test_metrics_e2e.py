@@ -9,8 +9,7 @@ import asyncio
 import ssl
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -24,10 +23,10 @@ from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPIError, Manifest
 from hami.k8s.client import LightkubeAPI
 from tests.e2e.localcluster import wait_until
+from tests.e2e.stack import serve, stack_fixture
 
 pytestmark = pytest.mark.e2e
 
-INVENTORY = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "kwok-generic.yaml"
 NODES = ("metrics-0", "metrics-1")
 NAMESPACE = "default"
 MIB = 1024 * 1024
@@ -40,17 +39,7 @@ SHARED = "hami_gpu_shared_count"
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    result = Stack.start(tmp_path_factory.mktemp("hami-metrics"), "hami-metrics")
-    try:
-        result.create_nodes(NODES)
-        result.scheduler()
-        result.plugin({name: INVENTORY for name in NODES})
-        result.wait_serving(NODES)
-        yield result
-    finally:
-        result.stop()
+stack = stack_fixture("hami-metrics", lambda s: serve(s, NODES))
 
 
 # --- scraping ---------------------------------------------------------------------------------

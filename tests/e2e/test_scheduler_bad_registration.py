@@ -4,12 +4,7 @@ brings the node back."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
-import pytest_asyncio
 
 from hami.api import keys
 from hami.demo.report import why_pending
@@ -19,10 +14,10 @@ from hami.k8s.api import EVENTS, NAMESPACES, NODES, PODS, Manifest
 from hami.k8s.client import LightkubeAPI
 from hami.scheduler.events import FILTERING_FAILED, REGISTRATION_INVALID
 from tests.e2e.localcluster import wait_until
+from tests.e2e.stack import serve, stack_fixture
 
 pytestmark = pytest.mark.e2e
 
-INVENTORY = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "kwok-generic.yaml"
 GOOD_NODES = ("reg-ok-0", "reg-ok-1")
 BAD_NODE = "reg-bad"
 MALFORMED = '[{"id":"GPU-bad-0","count":10,"devmem":'  # truncated JSON
@@ -32,42 +27,17 @@ VALID = (
 )
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    result = Stack.start(tmp_path_factory.mktemp("hami-bad-registration"), "hami-bad-reg")
-    try:
-        asyncio.run(_nodes(result))
-        result.scheduler()
-        result.plugin({name: INVENTORY for name in GOOD_NODES})
-        result.wait_serving(GOOD_NODES)
-        yield result
-    finally:
-        result.stop()
+async def _bad_node(api: LightkubeAPI) -> None:
+    await create_node(
+        api,
+        BAD_NODE,
+        annotations={keys.NVIDIA_REGISTER: MALFORMED},
+        resources={"nvidia.com/gpu": "10"},
+    )
+    await api.create(NAMESPACES, {"metadata": {"name": "reg"}})
 
 
-async def _nodes(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        for name in GOOD_NODES:
-            await create_node(api, name)
-        await create_node(
-            api,
-            BAD_NODE,
-            annotations={keys.NVIDIA_REGISTER: MALFORMED},
-            resources={"nvidia.com/gpu": "10"},
-        )
-        await api.create(NAMESPACES, {"metadata": {"name": "reg"}})
-    finally:
-        await api.close()
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def api(stack: Stack) -> AsyncIterator[LightkubeAPI]:
-    client = stack.api()
-    try:
-        yield client
-    finally:
-        await client.close()
+stack = stack_fixture("hami-bad-reg", lambda s: serve(s, GOOD_NODES, prepare=_bad_node))
 
 
 async def _node_event(api: LightkubeAPI) -> Manifest | None:

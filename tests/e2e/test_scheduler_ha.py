@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,10 +15,10 @@ from hami.k8s import objects
 from hami.k8s.api import LEASES, PODS, KubeAPIError
 from hami.k8s.client import LightkubeAPI
 from tests.e2e.localcluster import wait_until
+from tests.e2e.stack import serve, stack_fixture
 
 pytestmark = pytest.mark.e2e
 
-INVENTORY = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "kwok-generic.yaml"
 NODES = ("ha-0", "ha-1")
 LEASE = ("default", "hami-scheduler")
 FAILOVER_LIMIT = 15.0
@@ -30,18 +28,12 @@ def _replica_args(identity: str) -> list[str]:
     return ["--leader-elect", "--reuse-port", "--lease-namespace", LEASE[0], "--identity", identity]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    result = Stack.start(tmp_path_factory.mktemp("hami-ha"), "hami-ha")
-    try:
-        result.create_nodes(NODES)
-        result.scheduler(name="replica-a", args=_replica_args("replica-a"))
-        result.scheduler(name="replica-b", args=_replica_args("replica-b"), wait_ready=False)
-        result.plugin({name: INVENTORY for name in NODES})
-        result.wait_serving(NODES)
-        yield result
-    finally:
-        result.stop()
+def _replicas(stack: Stack) -> None:
+    stack.scheduler(name="replica-a", args=_replica_args("replica-a"))
+    stack.scheduler(name="replica-b", args=_replica_args("replica-b"), wait_ready=False)
+
+
+stack = stack_fixture("hami-ha", lambda s: serve(s, NODES, schedulers=_replicas))
 
 
 async def _holder(api: LightkubeAPI) -> str:

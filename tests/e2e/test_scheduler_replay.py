@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import yaml
 
 from hami.api import keys
 from hami.config import load_config
 from hami.core.decide import Decision
 from hami.demo.report import why_pending
-from hami.demo.stack import Stack, create_node, register_webhook
+from hami.demo.stack import Stack, create_node
 from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, NODES, PODS, Conflict
 from hami.k8s.client import LightkubeAPI
@@ -31,6 +30,7 @@ from hami.scheduler.events import FILTERING_FAILED
 from hami.sim.load import load_cluster, load_pods
 from hami.sim.run import simulate
 from hami.vendors import registry
+from tests.e2e.stack import stack_fixture, webhook
 
 pytestmark = pytest.mark.e2e
 
@@ -44,32 +44,12 @@ SCENARIOS = {
 VOLATILE = {keys.VGPU_TIME}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    result = Stack.start(tmp_path_factory.mktemp("hami-replay"), "hami-replay")
-    try:
-        result.scheduler(config=CONFIG)
-        asyncio.run(_register(result))
-        yield result
-    finally:
-        result.stop()
+def _up(stack: Stack) -> None:
+    stack.scheduler(config=CONFIG)
+    webhook(stack)
 
 
-async def _register(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        await register_webhook(api, stack.port, stack.ca)
-    finally:
-        await api.close()
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def api(stack: Stack) -> AsyncIterator[LightkubeAPI]:
-    client = stack.api()
-    try:
-        yield client
-    finally:
-        await client.close()
+stack = stack_fixture("hami-replay", _up)
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from hami.api import keys
 from hami.api.extender import filter_args_json
 from hami.demo.stack import (
     Stack,
-    create_node,
     extender_access,
     gpu_pod,
 )
@@ -29,46 +26,21 @@ from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, PODS, Manifest
 from hami.k8s.client import LightkubeAPI
 from tests.e2e.localcluster import wait_until
+from tests.e2e.stack import serve, stack_fixture
 from tests.scheduler.test_security import assert_fast, big_body, healthz_times, slow_header
 
 pytestmark = [pytest.mark.e2e, pytest.mark.security]
 
-INVENTORY = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "kwok-generic.yaml"
 NODES = ("sec-0", "sec-1")
 NS = "tenant-a"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    result = Stack.start(tmp_path_factory.mktemp("hami-security"), "hami-security")
-    try:
-        asyncio.run(_nodes(result))
-        result.scheduler()
-        result.plugin({name: INVENTORY for name in NODES})
-        result.wait_serving(NODES)
-        yield result
-    finally:
-        result.stop()
+async def _namespaces(api: LightkubeAPI) -> None:
+    for ns in (NS, "tenant-b"):
+        await api.create(NAMESPACES, {"metadata": {"name": ns}})
 
 
-async def _nodes(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        for name in NODES:
-            await create_node(api, name)
-        for ns in (NS, "tenant-b"):
-            await api.create(NAMESPACES, {"metadata": {"name": ns}})
-    finally:
-        await api.close()
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def api(stack: Stack) -> AsyncIterator[LightkubeAPI]:
-    client = stack.api()
-    try:
-        yield client
-    finally:
-        await client.close()
+stack = stack_fixture("hami-security", lambda s: serve(s, NODES, prepare=_namespaces))
 
 
 def context(stack: Stack, client: tuple[Path, Path] | None = None) -> ssl.SSLContext:
