@@ -399,7 +399,7 @@ class KubeSource:
         self._built: tuple[int, int] = (-1, -1)  # the store versions the last snapshot read
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, sync_timeout: float = 60.0) -> None:
+    async def start(self, sync_timeout: float = 15.0) -> None:
         """Start the watch loops, wait (up to ``sync_timeout``) for their first lists and build
         the first snapshot. Not synced in time, or failing: logged; pages list by themselves
         meanwhile and say what is wrong."""
