@@ -10,109 +10,30 @@ so sharing the session cluster would route every GPU pod of other tests through 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
-import signal
-import ssl
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 
 from hami.api import annotations as codec
 from hami.api import keys
-from hami.cluster import LocalCluster
-from hami.cluster.pki import write_serving_cert
-from hami.cluster.ports import free_port
-from hami.demo import stack as demo_stack
+from hami.demo.stack import Stack, ready_probe
 from hami.k8s import objects
-from hami.k8s.api import NAMESPACES, NODES, PODS, Kind, KubeAPIError, Manifest
-from hami.k8s.client import LightkubeAPI, load_kubeconfig
-from tests.e2e.localcluster import client_for, create_gpu_node, wait_until
+from hami.k8s.api import NAMESPACES, NODES, PODS, KubeAPIError, Manifest
+from hami.k8s.client import LightkubeAPI
+from tests.e2e.localcluster import wait_until
+from tests.e2e.stack import serve, stack_fixture
 
 pytestmark = pytest.mark.e2e
 
-WEBHOOKS = Kind(
-    "mutatingwebhookconfigurations",
-    "apis/admissionregistration.k8s.io/v1",
-    False,
-    "MutatingWebhookConfiguration",
-)
 MAIN_NODES = ("hami-main-0", "hami-main-1")
 REQUEUE_NODE = "hami-requeue"
 LOAD_NODES = tuple(f"hami-load-{i:02d}" for i in range(20))
-HAMI = [str(Path(sys.executable).with_name("hami"))]
-
-
-@dataclass
-class Stack:
-    cluster: LocalCluster
-    port: int
-    run_dir: Path
-    ca: Path
-    scheduler: subprocess.Popen[bytes] | None = None
-    plugin: subprocess.Popen[bytes] | None = None
-
-    def start_scheduler(self) -> None:
-        cert = write_serving_cert(self.cluster.pki.ca, self.run_dir, "hami-scheduler")  # type: ignore[union-attr]
-        log = open(self.run_dir / "hami-scheduler.log", "ab")  # noqa: SIM115
-        # /filter and /bind where kube-scheduler calls them, over mTLS (docs/security.md)
-        extender = demo_stack.extender_access(self.cluster.run_dir)
-        self.scheduler = subprocess.Popen(
-            [
-                *HAMI,
-                "scheduler",
-                "--kubeconfig",
-                str(self.cluster.kubeconfig),
-                "--http-bind",
-                f"127.0.0.1:{self.port}",
-                "--extender-bind",
-                f"127.0.0.1:{extender.port}",
-                "--client-ca-file",
-                str(extender.client_ca),
-                "--cert-file",
-                str(cert.cert),
-                "--key-file",
-                str(cert.key),
-                "--log-level",
-                "INFO",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                r = httpx.get(
-                    f"https://127.0.0.1:{self.port}/readyz",
-                    verify=ssl.create_default_context(cafile=str(self.ca)),
-                    timeout=1,
-                )
-                if r.status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert self.scheduler.poll() is None, self.log_tail()
-            assert time.monotonic() < deadline, "hami scheduler not ready: " + self.log_tail()
-            time.sleep(0.2)
-
-    def stop_scheduler(self, sig: int = signal.SIGTERM) -> None:
-        if self.scheduler is not None and self.scheduler.poll() is None:
-            self.scheduler.send_signal(sig)
-            self.scheduler.wait(15)
-        self.scheduler = None
-
-    def log_tail(self) -> str:
-        path = self.run_dir / "hami-scheduler.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
 
 def _inventory(directory: Path, gpus: int) -> Path:
@@ -122,127 +43,19 @@ def _inventory(directory: Path, gpus: int) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    run_dir = tmp_path_factory.mktemp("hami-scheduler-e2e")
-    port = free_port()
-    # the chart's profile and extender (hami.demo.chart), TLS verified with the cluster CA
-    options = demo_stack.cluster_options(
-        run_dir / "cluster", "hami-scheduler-e2e", port, default_profile=False
-    )
-    cluster = LocalCluster(options).start()
-    assert cluster.pki is not None
-    result = Stack(cluster, port, run_dir, cluster.pki.ca.cert)
-    try:
-        asyncio.run(_prepare_cluster(result))
-        result.start_scheduler()
-        asyncio.run(_register_webhook(result))
-        result.plugin = _start_plugin(result)
-        asyncio.run(_wait_registered(result))
-        yield result
-    finally:
-        result.stop_scheduler()
-        if result.plugin is not None:
-            result.plugin.terminate()
-            result.plugin.wait(15)
-        cluster.stop()
+def _pool(node: str) -> dict[str, str]:
+    return {"pool": "main" if node in MAIN_NODES else "load" if node in LOAD_NODES else "requeue"}
 
 
-async def _prepare_cluster(stack: Stack) -> None:
-    client = client_for(stack.cluster)
-    try:
-        for name in MAIN_NODES:
-            await create_gpu_node(client, name, gpus=0, labels={"pool": "main"}, wait_ready=False)
-        await create_gpu_node(
-            client, REQUEUE_NODE, gpus=0, labels={"pool": "requeue"}, wait_ready=False
-        )
-        for name in LOAD_NODES:
-            await create_gpu_node(client, name, gpus=0, labels={"pool": "load"}, wait_ready=False)
-    finally:
-        await client.close()
+def _up(stack: Stack) -> None:
+    nodes = (*MAIN_NODES, REQUEUE_NODE, *LOAD_NODES)
+    four, one = _inventory(stack.cluster.run_dir, 4), _inventory(stack.cluster.run_dir, 1)
+    inventories = {n: one if n == REQUEUE_NODE else four for n in nodes}
+    serve(stack, nodes, inventories=inventories, labels=_pool)
 
 
-def _start_plugin(stack: Stack) -> subprocess.Popen[bytes]:
-    four, one = _inventory(stack.run_dir, 4), _inventory(stack.run_dir, 1)
-    nodes = [f"{n}={four}" for n in (*MAIN_NODES, *LOAD_NODES)] + [f"{REQUEUE_NODE}={one}"]
-    log = open(stack.run_dir / "device-plugin.log", "ab")  # noqa: SIM115
-    return subprocess.Popen(
-        [
-            *HAMI,
-            "device-plugin",
-            "--simulate",
-            "--kubeconfig",
-            str(stack.cluster.kubeconfig),
-            "--nodes",
-            ",".join(nodes),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-async def _wait_registered(stack: Stack) -> None:
-    api = LightkubeAPI(load_kubeconfig(stack.cluster.kubeconfig))
-    try:
-
-        async def registered() -> bool:
-            nodes = (await api.list(NODES)).items
-            return all(keys.NVIDIA_REGISTER in objects.annotations(n) for n in nodes)
-
-        await wait_until(registered, 60, "simulated device plugin registrations")
-    finally:
-        await api.close()
-
-
-async def _register_webhook(stack: Stack) -> None:
-    api = LightkubeAPI(load_kubeconfig(stack.cluster.kubeconfig))
-    selector = {
-        "matchExpressions": [{"key": keys.WEBHOOK_LABEL, "operator": "NotIn", "values": ["ignore"]}]
-    }
-    body = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": "hami-webhook"},
-        "webhooks": [
-            {
-                "name": "vgpu.hami.io",
-                "admissionReviewVersions": ["v1", "v1beta1"],
-                "sideEffects": "None",
-                "failurePolicy": "Fail",
-                "timeoutSeconds": 10,
-                "matchPolicy": "Equivalent",
-                "clientConfig": {
-                    "url": f"https://127.0.0.1:{stack.port}/webhook",
-                    "caBundle": base64.b64encode(stack.ca.read_bytes()).decode(),
-                },
-                "rules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE"],
-                        "resources": ["pods"],
-                        "scope": "*",
-                    }
-                ],
-                "namespaceSelector": selector,
-                "objectSelector": selector,
-            }
-        ],
-    }
-    try:
-        await api.create(WEBHOOKS, body)
-        probe = _pod("probe", {"gpu": 1})
-
-        async def mutated() -> bool:
-            try:
-                made = await api.create(PODS, probe, "default", dry_run=True)
-            except KubeAPIError:
-                return False
-            return objects.spec(made).get("schedulerName") == "hami-scheduler"
-
-        await wait_until(mutated, 30, "the webhook to mutate pods")
-    finally:
-        await api.close()
+# the chart's profile and extender (hami.demo.chart), TLS verified with the cluster CA
+stack = stack_fixture("hami-scheduler-e2e", _up)
 
 
 def _pod(name: str, limits: dict[str, object], pool: str = "main", **spec: Any) -> dict[str, Any]:
@@ -262,15 +75,6 @@ def _pod(name: str, limits: dict[str, object], pool: str = "main", **spec: Any) 
             **spec,
         },
     }
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def api(stack: Stack) -> AsyncIterator[LightkubeAPI]:
-    client = LightkubeAPI(load_kubeconfig(stack.cluster.kubeconfig))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 @pytest_asyncio.fixture(loop_scope="function")
@@ -406,9 +210,13 @@ async def test_restart_while_scheduling(stack: Stack, api: LightkubeAPI, ns: str
         return sum(1 for p in pods if objects.spec(p).get("nodeName")) >= 3
 
     await wait_until(some_bound, 30, "the first pods to bind", interval=0.05)
-    stack.stop_scheduler(signal.SIGKILL)
+    scheduler = next(c for c in stack.components if c.name == "hami-scheduler")
+    assert scheduler.process is not None
+    scheduler.process.kill()
+    scheduler.process.wait(15)
     await asyncio.sleep(1)
-    await asyncio.to_thread(stack.start_scheduler)
+    scheduler.start(die_with_parent=True)  # on this thread: it outlives the test's loop
+    await asyncio.to_thread(scheduler.wait_ready, ready_probe(stack.port, stack.ca), 60.0)
     for name in names:
         await wait_until(lambda n=name: _bound(api, ns, n), 120, f"{name} to bind")
     usage: dict[str, list[int]] = {}

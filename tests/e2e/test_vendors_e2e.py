@@ -15,12 +15,10 @@ import asyncio
 import contextlib
 import copy
 import re
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import yaml
 
 from hami.agent.vendornodes import lock_keys
@@ -31,7 +29,7 @@ from hami.core.decide import Decision
 from hami.core.vendor import Vendor
 from hami.demo import chart
 from hami.demo.report import why_pending
-from hami.demo.stack import Stack, register_webhook, wait_manifest_nodes, with_images
+from hami.demo.stack import Stack, wait_manifest_nodes, with_images
 from hami.k8s import objects
 from hami.k8s.api import NAMESPACES, NODES, PODS, Conflict
 from hami.k8s.client import LightkubeAPI
@@ -39,6 +37,7 @@ from hami.k8s.manifests import ManifestNode, load_manifests
 from hami.sim.load import load_cluster, load_pods
 from hami.sim.run import simulate
 from hami.vendors import registry
+from tests.e2e.stack import stack_fixture, webhook, with_api
 
 pytestmark = pytest.mark.e2e
 
@@ -54,37 +53,17 @@ def _manifest_nodes() -> list[ManifestNode]:
     return load_manifests([CLUSTER], _vendors())
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    run_dir = tmp_path_factory.mktemp("hami-vendors")
-    result = Stack.start(run_dir, "hami-vendors", chart_values=chart.vendor_values())
+def _up(stack: Stack) -> None:
+    stack.scheduler(config=CONFIG)
+    stack.plugin({}, ["--register-interval", "2"], manifests=[CLUSTER], config=CONFIG)
+    webhook(stack)
     try:
-        result.scheduler(config=CONFIG)
-        result.plugin({}, ["--register-interval", "2"], manifests=[CLUSTER], config=CONFIG)
-        asyncio.run(_ready(result))
-        yield result
-    finally:
-        result.stop()
-
-
-async def _ready(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        await register_webhook(api, stack.port, stack.ca)
-        await wait_manifest_nodes(api, _manifest_nodes())
+        with_api(stack, lambda api: wait_manifest_nodes(api, _manifest_nodes()))
     except Exception as exc:
         raise AssertionError(f"{exc}\ndevice plugin log:\n{stack.log('device-plugin')}") from exc
-    finally:
-        await api.close()
 
 
-@pytest_asyncio.fixture(loop_scope="function")
-async def api(stack: Stack) -> AsyncIterator[LightkubeAPI]:
-    client = stack.api()
-    try:
-        yield client
-    finally:
-        await client.close()
+stack = stack_fixture("hami-vendors", _up, chart_values=chart.vendor_values())
 
 
 def _pods() -> list[dict[str, Any]]:
