@@ -24,8 +24,7 @@ import json
 import signal
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -35,14 +34,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.cluster.process import Component
-from hami.demo.stack import PROFILE, Stack, create_node, gpu_pod, wait_registered
+from hami.demo.stack import PROFILE, Stack, gpu_pod
 from hami.k8s import objects
 from hami.k8s.api import LEASES, NAMESPACES, NODES, PODS, KubeAPIError, Manifest
 from hami.k8s.client import LightkubeAPI
+from tests.e2e.stack import serve, stack_fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
-INVENTORY = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "kwok-generic.yaml"
 NODE_NAMES = tuple(f"chaos-{i}" for i in range(6))
 REPLICAS = ("chaos-a", "chaos-b")
 LEASE = ("default", "hami-scheduler")
@@ -69,37 +68,23 @@ def _replica_args(identity: str) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    result = Stack.start(tmp_path_factory.mktemp("hami-chaos"), "hami-chaos")
-    try:
-        asyncio.run(_nodes(result))
-        result.scheduler(name=REPLICAS[0], args=_replica_args(REPLICAS[0]))
-        result.scheduler(name=REPLICAS[1], args=_replica_args(REPLICAS[1]), wait_ready=False)
-        result.plugin({name: INVENTORY for name in NODE_NAMES}, ["--register-interval", "2"])
-        asyncio.run(_registered(result))
-        yield result
-    finally:
-        for name, figures in FIGURES.items():
-            print(f"CHAOS {json.dumps({'scenario': name, **figures})}")
-        result.stop()
+def _replicas(stack: Stack) -> None:
+    stack.scheduler(name=REPLICAS[0], args=_replica_args(REPLICAS[0]))
+    stack.scheduler(name=REPLICAS[1], args=_replica_args(REPLICAS[1]), wait_ready=False)
 
 
-async def _nodes(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        for name in NODE_NAMES:
-            await create_node(api, name)
-    finally:
-        await api.close()
+def _up(stack: Stack) -> None:
+    # no webhook: pods name the scheduler themselves, so creates go on while no replica serves
+    args = ["--register-interval", "2"]
+    serve(stack, NODE_NAMES, schedulers=_replicas, plugin_args=args, webhook=False)
 
 
-async def _registered(stack: Stack) -> None:
-    api = stack.api()
-    try:
-        await wait_registered(api, NODE_NAMES)
-    finally:
-        await api.close()
+def _figures(stack: Stack) -> None:
+    for name, figures in FIGURES.items():
+        print(f"CHAOS {json.dumps({'scenario': name, **figures})}")
+
+
+stack = stack_fixture("hami-chaos", _up, down=_figures)
 
 
 # --- pieces -------------------------------------------------------------------------------------
