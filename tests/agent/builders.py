@@ -47,10 +47,6 @@ def a100_source() -> FakeSource:
     return FakeSource(load_inventory(A100, NODE), A100, NODE)
 
 
-def dev(uuid: str, mem: int = 3000, cores: int = 30) -> ContainerDevice:
-    return ContainerDevice(uuid=uuid, type=keys.NVIDIA_VENDOR, usedmem=mem, usedcores=cores)
-
-
 def bound_pod(
     name: str,
     entries: Sequence[Sequence[ContainerDevice]],

@@ -18,7 +18,7 @@ from hami.agent.allocate import (
 )
 from hami.agent.model import DeviceNode, Mount
 from hami.agent.settings import NodeConfig, Settings
-from tests.agent.builders import dev
+from tests.builders import container_device as dev
 
 GPU_A = "GPU-0fc3eda5-e98b-a25b-5b0d-cf5c855d1448"
 GPU_B = "GPU-ebe7c3f7-303d-558d-435e-99a160631fe4"

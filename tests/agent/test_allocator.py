@@ -20,17 +20,10 @@ from hami.api.annotations import decode_pod_devices, encode_mig_allocations
 from hami.api.types import MigAllocation, MigPlacement
 from hami.k8s.api import error_for
 from hami.k8s.views import PodInfo
-from tests.agent.builders import (
-    A100_UUIDS,
-    NODE,
-    a100_source,
-    bound_pod,
-    dev,
-    install_hook,
-    locked_node,
-)
+from tests.agent.builders import A100_UUIDS, NODE, a100_source, bound_pod, install_hook, locked_node
 from tests.agent.builders import settings as make_settings
 from tests.agent.fake_kube import FakeKube
+from tests.builders import container_device as dev
 
 U0, U1, U2, U3 = A100_UUIDS
 

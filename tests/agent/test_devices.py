@@ -10,7 +10,8 @@ from hami.agent.model import Gpu
 from hami.agent.settings import NodeConfig
 from hami.api.annotations import decode_node_devices, encode_node_devices
 from hami.api.types import MigPlacement, MigProfile
-from tests.agent.builders import A100, A100_UUIDS, NODE, dev
+from tests.agent.builders import A100, A100_UUIDS, NODE
+from tests.builders import container_device as dev
 
 GPUS = load_inventory(A100, NODE).gpus
 

@@ -15,18 +15,11 @@ import pytest_asyncio
 
 from hami.agent.fake import FakeSource
 from hami.agent.plugin import NodeAgent
-from tests.agent.builders import (
-    A100_UUIDS,
-    NODE,
-    a100_source,
-    bound_pod,
-    dev,
-    install_hook,
-    locked_node,
-)
+from tests.agent.builders import A100_UUIDS, NODE, a100_source, bound_pod, install_hook, locked_node
 from tests.agent.builders import settings as make_settings
 from tests.agent.fake_kube import FakeKube
 from tests.agent.kubelet_peer import Event, KubeletPeer, build_peer
+from tests.builders import container_device as dev
 
 U0, U1, U2, U3 = A100_UUIDS
 

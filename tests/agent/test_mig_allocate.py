@@ -21,9 +21,10 @@ from hami.agent.settings import Settings
 from hami.api import keys
 from hami.api.annotations import decode_mig_allocations, encode_mig_allocations
 from hami.api.types import MigAllocation, MigPlacement
-from tests.agent.builders import INVENTORIES, NODE, bound_pod, dev, locked_node
+from tests.agent.builders import INVENTORIES, NODE, bound_pod, locked_node
 from tests.agent.builders import settings as make_settings
 from tests.agent.fake_kube import FakeKube
+from tests.builders import container_device as dev
 
 pytestmark = pytest.mark.mig
 

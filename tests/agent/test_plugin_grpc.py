@@ -26,18 +26,11 @@ from hami.agent.plugin import NodeAgent
 from hami.agent.wire import HEALTHY, UNHEALTHY, pb, pb_grpc
 from hami.api import keys
 from hami.k8s.api import error_for
-from tests.agent.builders import (
-    A100_UUIDS,
-    NODE,
-    a100_source,
-    bound_pod,
-    dev,
-    install_hook,
-    locked_node,
-)
+from tests.agent.builders import A100_UUIDS, NODE, a100_source, bound_pod, install_hook, locked_node
 from tests.agent.builders import settings as make_settings
 from tests.agent.fake_kube import FakeKube
 from tests.agent.fake_kubelet import FakeKubelet, plugin_stub
+from tests.builders import container_device as dev
 
 U0, U1, U2, U3 = A100_UUIDS
 

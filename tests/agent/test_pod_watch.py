@@ -15,9 +15,10 @@ from hami.api import keys
 from hami.k8s.api import PODS, Gone, error_for
 from hami.k8s.views import PodEvent, PodSelector
 from hami.k8s.watch import Backoff
-from tests.agent.builders import A100, A100_UUIDS, bound_pod, dev, locked_node
+from tests.agent.builders import A100, A100_UUIDS, bound_pod, locked_node
 from tests.agent.builders import settings as make_settings
 from tests.agent.fake_kube import FakeKube
+from tests.builders import container_device as dev
 
 TIMEOUT = 5.0
 

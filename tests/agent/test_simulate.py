@@ -15,9 +15,10 @@ from hami.api import keys
 from hami.api.annotations import decode_node_devices
 from hami.k8s.api import error_for
 from hami.k8s.views import PodEvent, PodInfo
-from tests.agent.builders import A100, A100_UUIDS, INVENTORIES, bound_pod, dev, locked_node
+from tests.agent.builders import A100, A100_UUIDS, INVENTORIES, bound_pod, locked_node
 from tests.agent.builders import settings as make_settings
 from tests.agent.fake_kube import FakeKube
+from tests.builders import container_device as dev
 
 GENERIC = INVENTORIES / "kwok-generic.yaml"
 

@@ -9,9 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from hami.agent.plugin import NodeAgent
-from tests.agent.builders import a100_source, bound_pod, dev, install_hook
+from tests.agent.builders import a100_source, bound_pod, install_hook
 from tests.agent.builders import settings as make_settings
 from tests.agent.fake_kube import FakeKube
+from tests.builders import container_device as dev
 
 LIVE = "0b6f2a34-8c1d-4e5f-9a7b-1c2d3e4f5a6b"
 GONE = "7e3c9d10-2b4a-4c6d-8e9f-0a1b2c3d4e5f"

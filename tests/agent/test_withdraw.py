@@ -20,18 +20,11 @@ from hami.agent.wire import pb
 from hami.api import keys
 from hami.api.annotations import decode_handshake
 from hami.scheduler.registration import HandshakeSpec, assess
-from tests.agent.builders import (
-    A100_UUIDS,
-    NODE,
-    a100_source,
-    bound_pod,
-    dev,
-    install_hook,
-    locked_node,
-)
+from tests.agent.builders import A100_UUIDS, NODE, a100_source, bound_pod, install_hook, locked_node
 from tests.agent.builders import settings as make_settings
 from tests.agent.fake_kube import FakeKube
 from tests.agent.fake_kubelet import FakeKubelet, plugin_stub
+from tests.builders import container_device as dev
 
 SPEC = HandshakeSpec("NVIDIA", keys.NVIDIA_HANDSHAKE, keys.NVIDIA_GPU)
 NOW = datetime(2026, 12, 7, 5, 30, 0, tzinfo=UTC)

@@ -7,9 +7,6 @@ from collections.abc import Callable
 import pytest
 
 from hami.api.errors import WireFormatError
-from hami.api.types import (
-    ContainerDevice,
-)
 
 V100 = "NVIDIA-Tesla V100-PCIE-32GB"
 UUID_A = "GPU-00552014-5c87-89ac-b1a6-7b53aa24b0ec"
@@ -33,7 +30,3 @@ def expect_error(
     assert piece in message
     assert why in message
     return err
-
-
-def dev(uuid: str, mem: int, cores: int, vendor: str = "NVIDIA") -> ContainerDevice:
-    return ContainerDevice(uuid=uuid, type=vendor, usedmem=mem, usedcores=cores)

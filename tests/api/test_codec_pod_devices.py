@@ -14,7 +14,8 @@ from hami.api.annotations import (
 from hami.api.types import (
     ContainerDevice,
 )
-from tests.api.codec_helpers import UUID_8D, UUID_B, UUID_P4, dev, expect_error
+from tests.api.codec_helpers import UUID_8D, UUID_B, UUID_P4, expect_error
+from tests.builders import container_device as dev
 
 # ------------------------------------------------------------------------------------------------
 # §2.5 pod device lists

@@ -11,6 +11,7 @@ from hami.core.model import Device, DeviceUsage, Node, PodRequest
 from hami.core.request import parse_pod
 from hami.core.vendor import QuotaRoom, Vendor
 from hami.vendors.nvidia import NvidiaVendor
+from tests import builders as shared
 
 # HAMi's scheduler tests use hami.io/* resource names (§8 preamble).
 TEST_NVIDIA = NvidiaConfig(
@@ -89,7 +90,7 @@ def container(
         limits["hami.io/gpucores"] = cores
     for key, value in more.items():
         limits[f"hami.io/{key.replace('_', '-')}"] = value
-    return {"name": name, "resources": {"limits": limits}}
+    return shared.container(name, limits)
 
 
 def pod_manifest(
@@ -99,10 +100,8 @@ def pod_manifest(
     name: str = "p",
     namespace: str = "default",
 ) -> dict[str, object]:
-    return {
-        "metadata": {"name": name, "namespace": namespace, "annotations": dict(annotations or {})},
-        "spec": {"initContainers": list(init), "containers": list(containers)},
-    }
+    notes = dict(annotations or {})
+    return shared.pod(name, *containers, namespace=namespace, annotations=notes, init=init)
 
 
 def pod(

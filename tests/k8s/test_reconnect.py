@@ -27,6 +27,7 @@ from hami.monitor.monitor import Monitor, MonitorSettings
 from hami.scheduler.informer import Informer, Sink
 from hami.vendors import registry
 from hami.webui.source import KubeSource
+from tests import builders
 from tests.k8s.apiserver import DroppableAPI, kubeconfig
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -35,11 +36,7 @@ RETRY = re.compile(r"^(\w+) watch: .*; retrying in ([0-9.]+) s$", re.S)
 
 
 def pod(name: str, node: str = "n1") -> dict[str, object]:
-    return {
-        "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}"},
-        "spec": {"nodeName": node, "containers": []},
-        "status": {"phase": "Running"},
-    }
+    return builders.pod(name, uid=f"uid-{name}", node=node, phase="Running")
 
 
 @pytest_asyncio.fixture(loop_scope="function")

@@ -23,6 +23,7 @@ from hami.monitor.collector import MonitorCollector, registry_for
 from hami.monitor.host import HostGpu, NullHost, NvmlHost
 from hami.monitor.main import create_app
 from hami.monitor.monitor import HookPathError, Monitor, MonitorSettings
+from tests import builders
 
 from .regions import V0, V1, Slot, region_bytes, write_region
 
@@ -37,16 +38,16 @@ class FakeHost:
 
 
 def pod(name: str, uid: str, *containers: str, node: str = "n1", **annotations: str) -> Any:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "team", "uid": uid, "annotations": annotations},
-        "spec": {
-            "nodeName": node,
-            "initContainers": [{"name": "setup"}],
-            "containers": [{"name": c} for c in containers],
-        },
-    }
+    return builders.pod(
+        name,
+        *(builders.container(c) for c in containers),
+        namespace="team",
+        uid=uid,
+        annotations=annotations,
+        node=node,
+        init=[builders.container("setup")],
+        typed=True,
+    )
 
 
 def samples(collector: MonitorCollector) -> list[Sample]:

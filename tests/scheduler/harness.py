@@ -23,6 +23,7 @@ from hami.scheduler.app import create_app
 from hami.scheduler.service import SchedulerService
 from hami.scheduler.settings import SchedulerSettings
 from hami.vendors.registry import build
+from tests import builders
 
 T0 = datetime(2026, 8, 21, 6, 20, 39, tzinfo=UTC)  # unix 1755757239
 V100 = "NVIDIA-Tesla V100-PCIE-32GB"
@@ -75,11 +76,9 @@ def gpu_node(
 
 
 def container(name: str = "cuda", **limits: object) -> dict[str, Any]:
-    return {
-        "name": name,
-        "image": "cuda",
-        "resources": {"limits": {f"nvidia.com/{k}": str(v) for k, v in limits.items()}},
-    }
+    return builders.container(
+        name, {f"nvidia.com/{k}": str(v) for k, v in limits.items()}, image="cuda"
+    )
 
 
 def gpu_pod(
@@ -90,17 +89,15 @@ def gpu_pod(
     annotations: dict[str, str] | None = None,
     **limits: object,
 ) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "schedulerName": "hami-scheduler",
-        "containers": list(containers)
-        or [container(**(limits or {"gpu": 1, "gpumem": 3000, "gpucores": 30}))],
-    }
-    if init:
-        spec["initContainers"] = list(init)
-    meta: dict[str, Any] = {"name": name, "namespace": namespace}
-    if annotations:
-        meta["annotations"] = annotations
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+    return builders.pod(
+        name,
+        *(containers or [container(**(limits or {"gpu": 1, "gpumem": 3000, "gpucores": 30}))]),
+        namespace=namespace,
+        scheduler="hami-scheduler",
+        init=init or None,
+        annotations=annotations or None,
+        typed=True,
+    )
 
 
 @dataclass

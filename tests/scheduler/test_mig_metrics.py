@@ -16,6 +16,7 @@ from hami.k8s.fake import node_manifest
 from hami.scheduler.cache import ClusterCache
 from hami.scheduler.metrics import Metrics
 from hami.vendors.registry import build
+from tests import builders
 from tests.sim.test_mig import GPU, H100
 
 from .test_metrics import find, samples
@@ -44,17 +45,17 @@ def pod(rv: int, *allocations: MigAllocation, phase: str = "Running") -> dict[st
         keys.NVIDIA_ALLOCATED: f"{GPU},NVIDIA,9856,14:;{GPU},NVIDIA,40192,42:;",
         keys.MIG_ALLOCATIONS: codec.encode_mig_allocations(allocations),
     }
-    return {
-        "metadata": {
-            "name": "mig",
-            "namespace": "ml",
-            "uid": "uid-mig",
-            "resourceVersion": str(rv),
-            "annotations": annotations,
-        },
-        "spec": {"nodeName": "h100", "containers": [{"name": "a"}, {"name": "b"}]},
-        "status": {"phase": phase},
-    }
+    return builders.pod(
+        "mig",
+        builders.container("a"),
+        builders.container("b"),
+        namespace="ml",
+        uid="uid-mig",
+        resourceVersion=str(rv),
+        annotations=annotations,
+        node="h100",
+        phase=phase,
+    )
 
 
 def realised(a: MigAllocation, uuid: str, gi: int, ci: int = 0) -> MigAllocation:

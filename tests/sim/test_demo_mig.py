@@ -14,6 +14,7 @@ from hami.demo import cli
 from hami.demo.report import mig_gpus, render_mig
 from hami.k8s.api import NODES, PODS
 from hami.k8s.fake import FakeKube, node_manifest
+from tests import builders
 from tests.sim.test_mig import GPU, H100
 
 T4 = '[{"id":"GPU-t4","count":10,"devmem":15360,"devcore":100,"type":"NVIDIA Tesla T4","health":true}]'
@@ -25,11 +26,15 @@ def mig_pod(
     annotations = {keys.VGPU_NODE: "h100", keys.NVIDIA_ALLOCATED: f"{GPU},NVIDIA,9856,14:;"}
     if allocations:
         annotations[keys.MIG_ALLOCATIONS] = codec.encode_mig_allocations(allocations)
-    return {
-        "metadata": {"name": name, "namespace": namespace, "uid": name, "annotations": annotations},
-        "spec": {"nodeName": "h100", "containers": [{"name": "c"}]},
-        "status": {"phase": phase},
-    }
+    return builders.pod(
+        name,
+        builders.container("c"),
+        namespace=namespace,
+        uid=name,
+        annotations=annotations,
+        node="h100",
+        phase=phase,
+    )
 
 
 REALISED = MigAllocation(0, 0, GPU, "1g.10gb", MigPlacement(6, 1), "MIG-1111", 9, 0)

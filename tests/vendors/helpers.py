@@ -6,16 +6,14 @@ from collections.abc import Mapping, Sequence
 
 from hami.core.model import EMPTY_USAGE, ContainerRequest, Device, DeviceUsage
 from hami.core.vendor import Candidate, FitContext, Pick, Vendor
+from tests import builders
 
 
 def container(
     name: str = "c", requests: Mapping[str, object] | None = None, **limits: object
 ) -> dict[str, object]:
     """A container manifest; keyword names use `__` for `/` (e.g. ``hygon_com__dcunum=1``)."""
-    res: dict[str, object] = {"limits": {_name(k): v for k, v in limits.items()}}
-    if requests is not None:
-        res["requests"] = dict(requests)
-    return {"name": name, "resources": res}
+    return builders.container(name, {_name(k): v for k, v in limits.items()}, requests=requests)
 
 
 def _name(key: str) -> str:

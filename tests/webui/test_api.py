@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from hami.api import keys
 from hami.config import load_config
 from hami.k8s.api import NODES, PODS
 from hami.k8s.fake import FakeKube, node_manifest
@@ -17,6 +16,7 @@ from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
 from hami.webui.monitor import MonitorProbe, parse_utilisation
 from hami.webui.source import KubeSource, SimSource, SourceError
+from tests.builders import container, placed_pod, pod
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SETTINGS = load_config(EXAMPLES / "config.yaml")
@@ -31,18 +31,11 @@ def sim() -> TestClient:
 
 
 def gpu_pod(name: str, node: str | None, mem: int, phase: str = "Running") -> dict[str, object]:
-    annotations = {}
-    if node:
-        annotations = {
-            keys.VGPU_NODE: node,
-            "hami.io/vgpu-devices-allocated": f"GPU-0,NVIDIA,{mem},10:;",
-        }
-    limits = {"nvidia.com/gpu": 1, "nvidia.com/gpumem": mem}
-    return {
-        "metadata": {"name": name, "namespace": "ml", "uid": name, "annotations": annotations},
-        "spec": {"containers": [{"name": "c", "resources": {"limits": limits}}]},
-        "status": {"phase": phase},
-    }
+    c = container("c", {"nvidia.com/gpu": 1, "nvidia.com/gpumem": mem})
+    if not node:
+        return pod(name, c, namespace="ml", uid=name, annotations={}, phase=phase)
+    allocated = f"GPU-0,NVIDIA,{mem},10:;"
+    return placed_pod(name, node, allocated, c, namespace="ml", uid=name, phase=phase)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
 from hami.webui.names import VendorNames
 from hami.webui.source import SimSource, StaticSource, build_snapshot
+from tests.builders import container, placed_pod
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MIXED = EXAMPLES / "vendors"
@@ -34,16 +35,8 @@ def _gpu(uuid: str, model: str) -> dict[str, object]:
 
 
 def _pod(name: str, namespace: str, node: str, uuid: str, mem: int) -> dict[str, object]:
-    annotations = {
-        "hami.io/vgpu-node": node,
-        "hami.io/vgpu-devices-allocated": f"{uuid},NVIDIA,{mem},10:;",
-    }
-    limits = {"nvidia.com/gpu": 1, "nvidia.com/gpumem": mem}
-    return {
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "spec": {"containers": [{"name": "c", "resources": {"limits": limits}}]},
-        "status": {"phase": "Running"},
-    }
+    c = container("c", {"nvidia.com/gpu": 1, "nvidia.com/gpumem": mem})
+    return placed_pod(name, node, f"{uuid},NVIDIA,{mem},10:;", c, namespace=namespace)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
 from hami.webui.source import KubeSource, build_snapshot
+from tests.builders import container, placed_pod
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SETTINGS = load_config(EXAMPLES / "config.yaml")
@@ -28,12 +29,8 @@ T4 = '[{"id":"GPU-0","count":10,"devmem":15360,"devcore":100,"type":"NVIDIA Tesl
 
 
 def pod(name: str, mib: int) -> dict[str, object]:
-    return {
-        "metadata": {"name": name, "namespace": "ml", "annotations": {
-            keys.VGPU_NODE: "gpu-1", "hami.io/vgpu-devices-allocated": f"GPU-0,NVIDIA,{mib},10:;"}},
-        "spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": 1}}}]},
-        "status": {"phase": "Running"},
-    }  # fmt: skip
+    c = container("c", {"nvidia.com/gpu": 1})
+    return placed_pod(name, "gpu-1", f"GPU-0,NVIDIA,{mib},10:;", c, namespace="ml")
 
 
 async def cluster() -> FakeKube:
