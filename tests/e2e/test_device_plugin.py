@@ -33,8 +33,9 @@ from hami.cluster import LocalCluster
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.k8s.port import KubeAPIPort
 from hami.vendors.nvidia import NvidiaVendor
-from tests.agent.builders import A100, A100_UUIDS, T4, bound_pod, dev, install_hook
+from tests.agent.builders import A100, A100_UUIDS, T4, bound_pod, install_hook
 from tests.agent.kubelet_peer import KubeletPeer, build_peer
+from tests.builders import container_device as dev
 from tests.e2e.localcluster import create_gpu_node, wait_until
 
 pytestmark = pytest.mark.e2e
