@@ -81,15 +81,9 @@ def container(
     cores: int | None = None,
     **more: object,
 ) -> dict[str, object]:
-    limits: dict[str, object] = {}
-    if gpu is not None:
-        limits["hami.io/gpu"] = gpu
-    if mem is not None:
-        limits["hami.io/gpumem"] = mem
-    if cores is not None:
-        limits["hami.io/gpucores"] = cores
-    for key, value in more.items():
-        limits[f"hami.io/{key.replace('_', '-')}"] = value
+    named: dict[str, object] = {"gpu": gpu, "gpumem": mem, "gpucores": cores}
+    limits = {f"hami.io/{key}": value for key, value in named.items() if value is not None}
+    limits.update({f"hami.io/{key.replace('_', '-')}": value for key, value in more.items()})
     return shared.container(name, limits)
 
 
