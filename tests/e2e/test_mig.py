@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from hami.k8s import objects
 from hami.k8s.api import EVENTS, NAMESPACES, PODS
 from hami.k8s.client import LightkubeAPI
 from tests.e2e.localcluster import wait_until
+from tests.e2e.stack import stack_fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mig]
 
@@ -45,25 +45,31 @@ BROKEN = """gpus:
       faults: {createComputeInstance: insufficient-resources}
 """
 NODES = ("mig-a100", "mig-h100", "mig-broken")
+PLUGIN = "hami-device-plugin"  # the component name of the simulated plugin
 
 
 class Mig:
     """The stack, the plugin's arguments (to restart it) and the fake GPUs' state files."""
 
-    def __init__(self, stack: Stack, run_dir: Path) -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
+        run_dir = stack.cluster.run_dir
         self.state = run_dir / "mig-state"
-        broken = run_dir / "broken.yaml"
-        broken.write_text(BROKEN)
-        self.inventories = {"mig-a100": A100, "mig-h100": H100, "mig-broken": broken}
-        config = run_dir / "node-config.json"
-        entries = [{"name": n, "operatingmode": "mig"} for n in NODES]
-        config.write_text(json.dumps({"nodeconfig": entries}))
+        self.broken = run_dir / "broken.yaml"
+        self.inventories = {"mig-a100": A100, "mig-h100": H100, "mig-broken": self.broken}
+        self.config = run_dir / "node-config.json"
         self.args = ["--register-interval", "2", "--mig-state-dir", str(self.state)]
-        self.args += ["--node-config-file", str(config)]
-        self.plugin = stack.plugin(self.inventories, self.args)
+        self.args += ["--node-config-file", str(self.config)]
+        self.plugin = next((c for c in stack.components if c.name == PLUGIN), None)
+
+    def start_plugin(self) -> None:
+        self.broken.write_text(BROKEN)
+        entries = [{"name": n, "operatingmode": "mig"} for n in NODES]
+        self.config.write_text(json.dumps({"nodeconfig": entries}))
+        self.plugin = self.stack.plugin(self.inventories, self.args)
 
     def restart_plugin(self) -> None:
+        assert self.plugin is not None
         self.plugin.stop(10.0)
         self.plugin = self.stack.plugin(self.inventories, self.args)
 
@@ -75,27 +81,19 @@ class Mig:
         return [i for g in source.gpus() for i in source.mig().instances(g.uuid)]
 
 
+def _up(stack: Stack) -> None:
+    stack.create_nodes(NODES)
+    stack.scheduler()
+    Mig(stack).start_plugin()
+    stack.wait_serving(NODES)
+
+
+stack = stack_fixture("hami-mig", _up)
+
+
 @pytest.fixture(scope="module")
-def mig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mig]:
-    run_dir = tmp_path_factory.mktemp("hami-mig")
-    stack = Stack.start(run_dir, "hami-mig")
-    try:
-        stack.create_nodes(NODES)
-        stack.scheduler()
-        result = Mig(stack, run_dir)
-        stack.wait_serving(NODES)
-        yield result
-    finally:
-        stack.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def api(mig: Mig) -> AsyncIterator[LightkubeAPI]:
-    client = mig.stack.api()
-    try:
-        yield client
-    finally:
-        await client.close()
+def mig(stack: Stack) -> Mig:
+    return Mig(stack)
 
 
 @pytest_asyncio.fixture(loop_scope="function")
