@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,10 +42,9 @@ from hami.demo.stack import (
 from hami.k8s import objects
 from hami.k8s.api import PODS, Manifest
 from hami.k8s.client import LightkubeAPI
+from tests.e2e.stack import stack_fixture
 from tests.monitor import dashboard
 from tests.monitor.regions import Slot, region_bytes, write_region
-
-pytestmark = [pytest.mark.e2e, pytest.mark.prometheus]
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORIES = ROOT / "examples" / "inventory"
@@ -62,6 +60,11 @@ MISSING = (
     "the prometheus binary is not installed (Debian package `prometheus`; "
     "as root: make prometheus-deps)"
 )
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.prometheus,
+    pytest.mark.skipif(not os.access(PROMETHEUS, os.X_OK), reason=MISSING),
+]
 
 H100_MIG_INVENTORY = {
     "gpus": [
@@ -191,28 +194,34 @@ def _mig_plugin(stack: Stack, work: Path) -> Component:
     return component
 
 
+def _up(stack: Stack) -> None:
+    stack.create_nodes((*NODES, MIG_NODE))
+    scheduler_port = free_port()  # the chart's monitor port: plain-HTTP /metrics
+    stack.scheduler(args=["--metrics-bind-address", f"127.0.0.1:{scheduler_port}"])
+    stack.plugin(NODES)
+    _mig_plugin(stack, stack.cluster.run_dir)
+    stack.wait_serving([*NODES, MIG_NODE])
+
+
+stack = stack_fixture("hami-prometheus", _up)
+
+
+def _scheduler_port(stack: Stack) -> int:
+    argv = list(next(c for c in stack.components if c.name == "hami-scheduler").argv)
+    return int(argv[argv.index("--metrics-bind-address") + 1].rsplit(":", 1)[1])
+
+
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    if not os.access(PROMETHEUS, os.X_OK):
-        pytest.skip(MISSING)
-    work = tmp_path_factory.mktemp("hami-prometheus")
-    stack = Stack.start(work / "cluster", "hami-prometheus")
-    try:
-        stack.create_nodes((*NODES, MIG_NODE))
-        scheduler_port = free_port()  # the chart's monitor port: plain-HTTP /metrics
-        stack.scheduler(args=["--metrics-bind-address", f"127.0.0.1:{scheduler_port}"])
-        stack.plugin(NODES)
-        _mig_plugin(stack, work)
-        hook = work / "hook"
-        (hook / "vgpu" / "containers").mkdir(parents=True)
-        monitor_port = free_port()
-        stack.components.append(_start_monitor(stack, hook, monitor_port, work))
-        prometheus, url = _start_prometheus(stack, work, scheduler_port, monitor_port)
-        stack.components.append(prometheus)
-        stack.wait_serving([*NODES, MIG_NODE])
-        yield Setup(stack, url, hook, monitor_port)
-    finally:
-        stack.stop()
+def setup(stack: Stack) -> Setup:
+    """The node monitor and Prometheus beside the stack (stopped with it)."""
+    work = stack.cluster.run_dir / "work"
+    hook = work / "hook"
+    (hook / "vgpu" / "containers").mkdir(parents=True)
+    monitor_port = free_port()
+    stack.components.append(_start_monitor(stack, hook, monitor_port, work))
+    prometheus, url = _start_prometheus(stack, work, _scheduler_port(stack), monitor_port)
+    stack.components.append(prometheus)
+    return Setup(stack, url, hook, monitor_port)
 
 
 # --- Prometheus's HTTP API -------------------------------------------------------------------
