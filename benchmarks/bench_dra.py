@@ -33,6 +33,7 @@ from hami.cluster.binaries import find_node_binaries
 from hami.cluster.control_plane import LocalCluster
 from hami.cluster.ports import free_port
 from hami.cluster.process import Component
+from hami.core.dra import names
 from hami.demo.stack import (
     Stack,
     cluster_options,
@@ -41,7 +42,6 @@ from hami.demo.stack import (
     register_webhook,
     wait_registered,
 )
-from hami.dra import names
 from hami.dra.slices import device_class
 from hami.k8s.api import Kind
 

@@ -13,11 +13,11 @@ import orjson
 import typer
 
 from hami import devconfig
+from hami.core.dra.explain import is_dra_pod
 from hami.core.errors import ConfigError
 from hami.core.explain import Explanation
 from hami.core.request import pod_identity
 from hami.core.vendor import Vendor
-from hami.dra.explain import is_dra_pod
 from hami.flags import ClusterNameOption, DeviceConfigOption
 from hami.k8s.api import PODS, KubeAPIError, Manifest
 from hami.vendors import registry
@@ -107,7 +107,7 @@ async def _live(
 
 async def _dra(kubeconfig: Path | None, pod: Manifest) -> str:
     """A pod in DRA mode: its claims' allocations, or why they are not allocated."""
-    from hami.dra.explain import explain_live
+    from hami.draview import explain_live
     from hami.webui.cli import live_api
 
     api = live_api(kubeconfig)

@@ -5,11 +5,11 @@ from typing import Any
 
 from hami.api.admission import AdmissionRequest
 from hami.core.config import SchedulerConfig
+from hami.core.dra.translate import DraMode
 from hami.core.mutate import MutateSettings
-from hami.dra.admission import CLAIM_TEMPLATES, DraAdmission
-from hami.dra.translate import DraMode
 from hami.k8s.api import KubeAPIError
 from hami.k8s.fake import FakeKube
+from hami.scheduler.dra_admission import CLAIM_TEMPLATES, DraAdmission
 from hami.scheduler.webhook import Webhook
 from hami.vendors import registry
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hami.dra import names
-from hami.dra.explain import explain_pod, is_dra_pod
+from hami.core.dra import names
+from hami.core.dra.explain import explain_pod, is_dra_pod
 
 SLICE = {
     "spec": {
@@ -96,7 +96,7 @@ def test_claim_not_made_yet() -> None:
 
 
 def test_capacity_is_judged_on_the_devices_the_annotations_allow() -> None:
-    from hami.dra.explain import eligible
+    from hami.core.dra.explain import eligible
 
     def dev(name: str, uuid: str, product: str) -> dict[str, Any]:
         attrs = {"uuid": {"string": uuid}, "productName": {"string": product}}

@@ -14,7 +14,7 @@ import pytest
 
 from hami.agent.fake import FakeSource, load_inventory
 from hami.agent.settings import Settings
-from hami.dra import names
+from hami.core.dra import names
 from hami.dra.plugin import DraNode, Sockets, run
 from hami.dra.prepare import SpecStore
 from hami.dra.proto import dra_pb2, dra_pb2_grpc

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hami.dra import names, records
+from hami.core.dra import names, records
 
 
 def _claim(name: str, node: str, device: str, memory: str, cores: str) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from hami.dra import names
-from hami.dra.translate import DraMode, TranslateError, claim_spec, shape_of, translate
+from hami.core.dra import names
+from hami.core.dra.translate import DraMode, TranslateError, claim_spec, shape_of, translate
 
 
 def _pod(

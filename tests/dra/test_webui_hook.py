@@ -1,4 +1,4 @@
-"""The web UI's ``/api/v1/dra/allocations`` (a thin hook over hami.dra.explain)."""
+"""The web UI's ``/api/v1/dra/allocations`` (a thin hook over hami.core.dra.explain)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from hami.config import load_config
-from hami.dra import names
-from hami.dra.explain import CLAIMS, SLICES
+from hami.core.dra import names
+from hami.draview import CLAIMS, SLICES
 from hami.k8s.fake import FakeKube
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app

@@ -22,7 +22,7 @@ from lightkube.resources.resource_v1 import (
 from hami.api.admission import PatchOp
 from hami.cluster.binaries import find_node_binaries
 from hami.cluster.control_plane import ClusterOptions, LocalCluster
-from hami.dra import names
+from hami.core.dra import names
 from hami.dra.slices import device_class
 from tests.e2e.localcluster import create_gpu_node, gpu_node
 

@@ -24,10 +24,10 @@ from lightkube.resources.core_v1 import Namespace, Pod
 
 from hami.agent.simulate import SimNode
 from hami.cluster.control_plane import LocalCluster
-from hami.dra import names, records
+from hami.core.dra import names, records
+from hami.core.dra.translate import DraMode, TranslateError, translate
 from hami.dra.kube import LightkubeDra
 from hami.dra.simulate import DraSimulator
-from hami.dra.translate import DraMode, TranslateError, translate
 from tests.e2e.dra_stack import (
     Claim,
     ClaimTemplate,

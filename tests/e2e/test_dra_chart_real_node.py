@@ -19,9 +19,9 @@ import yaml
 
 from hami.cluster.binaries import find_binaries, find_node_binaries
 from hami.cluster.control_plane import ClusterOptions, LocalCluster
+from hami.core.dra import names, records
 from hami.demo.chart import CHART, helm
 from hami.demo.stack import poll
-from hami.dra import names, records
 from hami.k8s import objects
 from hami.k8s.api import Kind
 from hami.k8s.client import LightkubeAPI, load_kubeconfig

@@ -25,8 +25,8 @@ from hami.cluster.binaries import find_node_binaries
 from hami.cluster.control_plane import LocalCluster
 from hami.cluster.ports import free_port
 from hami.cluster.process import Component
+from hami.core.dra import names, records
 from hami.demo import stack as demo
-from hami.dra import names, records
 from tests.e2e.dra_stack import Claim, create_dra_nodes, ensure_device_class, pod_manifest
 from tests.e2e.localcluster import client_for, wait_until
 

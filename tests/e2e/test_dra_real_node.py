@@ -23,10 +23,10 @@ import pytest
 
 from hami.cluster.binaries import find_node_binaries
 from hami.cluster.control_plane import ClusterOptions, LocalCluster
+from hami.core.dra import names, records
+from hami.core.dra.translate import DraMode, translate
 from hami.demo.stack import poll
-from hami.dra import names, records
 from hami.dra.prepare import SpecStore
-from hami.dra.translate import DraMode, translate
 from hami.k8s import objects
 from hami.k8s.api import Kind, KubeAPIError
 from hami.k8s.client import LightkubeAPI, load_kubeconfig

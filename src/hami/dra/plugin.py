@@ -29,7 +29,7 @@ from hami.agent.allocate import HookFiles
 from hami.agent.discovery import DeviceSource
 from hami.agent.model import Gpu
 from hami.agent.settings import Settings
-from hami.dra import names
+from hami.core.dra import names
 from hami.dra.kube import DraKube, publish
 from hami.dra.prepare import PrepareError, SpecStore, cache_dirs, cdi_spec, claim_devices
 from hami.dra.slices import resource_slice, slice_devices

@@ -21,8 +21,8 @@ from hami.agent.allocate import HookFiles, Target, limit_env, limit_mounts
 from hami.agent.model import Gpu, Mount
 from hami.agent.settings import Settings
 from hami.api.types import ContainerDevice
-from hami.dra import names
-from hami.dra.records import Allocation, allocations
+from hami.core.dra import names
+from hami.core.dra.records import Allocation, allocations
 
 CDI_VERSION = "0.6.0"
 SPEC_PREFIX = f"{names.CDI_VENDOR}-{names.CDI_CLASS}_"

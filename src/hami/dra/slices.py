@@ -18,7 +18,7 @@ from typing import Any
 from hami.agent.discovery import NVLINK_SCORE
 from hami.agent.model import Gpu
 from hami.api.types import PairScores
-from hami.dra import names
+from hami.core.dra import names
 
 Manifest = dict[str, Any]
 DEVICES_HASH = "hami.io/dra-devices-hash"  # annotation: what the slice's devices were built from

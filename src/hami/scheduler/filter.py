@@ -26,6 +26,7 @@ from hami.core.accounting import placed_pod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.config import SchedulerConfig
 from hami.core.decide import Decision, decide
+from hami.core.dra.names import is_dra_node
 from hami.core.errors import RequestInvalid
 from hami.core.model import PodRequest
 from hami.core.nodes import node_from_manifest
@@ -33,7 +34,6 @@ from hami.core.quota import QuotaRooms
 from hami.core.request import parse_pod
 from hami.core.status import DEVICE_TYPE_NOT_FOUND, NODE_UNREGISTERED, Reason, Unfit
 from hami.core.vendor import QuotaRoom, Vendor
-from hami.dra.names import is_dra_node
 from hami.k8s import objects
 from hami.k8s.api import PODS, KubeAPI, KubeAPIError, Manifest, NotFound
 from hami.scheduler import events

@@ -30,7 +30,7 @@ from hami.scheduler.settings import SchedulerSettings
 from hami.scheduler.webhook import Webhook
 
 if TYPE_CHECKING:
-    from hami.dra.admission import DraAdmission
+    from hami.scheduler.dra_admission import DraAdmission
 
 log = logging.getLogger(__name__)
 EVENT_WRITERS = 4
@@ -315,7 +315,7 @@ def _dra_admission(kube: KubeAPI, namespaces: tuple[str, ...] | None) -> DraAdmi
     """The webhook's DRA path (docs/dra.md), when DRA mode is on."""
     if namespaces is None:
         return None
-    from hami.dra.admission import DraAdmission
-    from hami.dra.translate import DraMode
+    from hami.core.dra.translate import DraMode
+    from hami.scheduler.dra_admission import DraAdmission
 
     return DraAdmission(kube, DraMode(namespaces=frozenset(namespaces)))

@@ -13,7 +13,7 @@ from hami.k8s import objects
 from hami.k8s.api import Manifest
 
 if TYPE_CHECKING:
-    from hami.dra.admission import DraAdmission
+    from hami.scheduler.dra_admission import DraAdmission
 
 log = logging.getLogger(__name__)
 

@@ -219,7 +219,7 @@ def _dra_api(app: FastAPI, ui: WebUI) -> None:
         api = getattr(ui.source, "api", None)
         if api is None:
             raise HTTPException(404, "DRA allocations are read from a live cluster's claims")
-        from hami.dra.explain import allocations_live
+        from hami.draview import allocations_live
         from hami.k8s.api import KubeAPIError
 
         try:

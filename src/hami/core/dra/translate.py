@@ -5,7 +5,7 @@ a ResourceClaimTemplate reference per GPU container instead of the extended reso
 kube-controller-manager's resource-claim controller then creates each claim from its template
 with the pod as owner, so a claim never outlives its pod. Templates are shared: one per request
 shape and namespace, named by a digest of the shape, so the webhook only ever creates a
-template that does not exist yet (:mod:`hami.dra.admission`).
+template that does not exist yet (:mod:`hami.scheduler.dra_admission`).
 
 HAMi's annotations become CEL selectors and constraints: ``nvidia.com/use-gpuuuid`` /
 ``nouse-gpuuuid`` (UUID lists), ``use-gputype`` / ``nouse-gputype`` (model substrings, case
@@ -28,7 +28,7 @@ from hami.api import keys
 from hami.api.admission import PatchOp, pointer
 from hami.api.errors import WireFormatError
 from hami.api.quantity import parse_int_quantity
-from hami.dra import names
+from hami.core.dra import names
 
 Manifest = Mapping[str, Any]
 GPU_RESOURCES = (

@@ -15,7 +15,7 @@ from typing import Any
 
 from hami.api.errors import WireFormatError
 from hami.api.quantity import parse_int_quantity
-from hami.dra import names
+from hami.core.dra import names
 
 Manifest = Mapping[str, Any]
 DeviceKey = tuple[str, str]  # (pool, device); our pools are named after their node

@@ -8,11 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hami.api import keys
-from hami.dra import names, records
-from hami.k8s.api import Kind, KubeAPI
-
-CLAIMS = Kind("resourceclaims", "apis/resource.k8s.io/v1", True, "ResourceClaim")
-SLICES = Kind("resourceslices", "apis/resource.k8s.io/v1", False, "ResourceSlice")
+from hami.core.dra import names, records
 
 Manifest = Mapping[str, Any]
 
@@ -107,14 +103,6 @@ def explain_pod(pod: Manifest, claims: Sequence[Manifest], slices: Sequence[Mani
     return lines
 
 
-async def explain_live(api: KubeAPI, pod: Manifest) -> str:
-    """Read the pod's namespace's claims and every slice, then :func:`explain_pod`."""
-    namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
-    claims = (await api.list(CLAIMS, namespace=namespace)).items
-    slices = (await api.list(SLICES)).items
-    return "\n".join(explain_pod(pod, claims, slices))
-
-
 def allocations_doc(claims: Sequence[Manifest], slices: Sequence[Manifest]) -> dict[str, Any]:
     """Pure: the web UI's ``/api/v1/dra/allocations`` document — every DRA allocation, and per
     published device its capacity and what the claims consume of it."""
@@ -149,10 +137,3 @@ def allocations_doc(claims: Sequence[Manifest], slices: Sequence[Manifest]) -> d
         "devices": devices,
         "overcommitted": records.overcommitted(used, records.capacities(slices)),
     }
-
-
-async def allocations_live(api: KubeAPI) -> dict[str, Any]:
-    """:func:`allocations_doc` over every claim and slice of the cluster."""
-    claims = (await api.list(CLAIMS)).items
-    slices = (await api.list(SLICES)).items
-    return allocations_doc(claims, slices)

@@ -1,4 +1,4 @@
-"""The webhook's DRA path: translate the pod (:mod:`hami.dra.translate`), make sure the shared
+"""The webhook's DRA path: translate the pod (:mod:`hami.core.dra.translate`), make sure the shared
 ResourceClaimTemplates it refers to exist, answer with the patch.
 
 Creating a template is the webhook's only side effect, and an idempotent one: a template is
@@ -16,7 +16,7 @@ from typing import Any
 
 from hami.api import keys
 from hami.api.admission import AdmissionResponse
-from hami.dra.translate import DraMode, TranslateError, translate
+from hami.core.dra.translate import DraMode, TranslateError, translate
 from hami.k8s.api import Conflict, Kind, KubeAPI, KubeAPIError
 
 KNOWN_SECONDS = 60.0
