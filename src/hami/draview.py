@@ -24,6 +24,14 @@ async def explain_live(api: KubeAPI, pod: Manifest) -> str:
     return "\n".join(explain.explain_pod(pod, claims, slices))
 
 
+async def claims_and_slices(api: KubeAPI) -> tuple[list[Manifest], list[Manifest]]:
+    """Every ResourceClaim and ResourceSlice of the cluster (the web UI's and the scheduler
+    metrics' DRA source)."""
+    claims = (await api.list(CLAIMS)).items
+    slices = (await api.list(SLICES)).items
+    return list(claims), list(slices)
+
+
 async def allocations_live(api: KubeAPI) -> dict[str, Any]:
     """:func:`allocations_doc` over every claim and slice of the cluster."""
     claims = (await api.list(CLAIMS)).items

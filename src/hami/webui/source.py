@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, cast
 
-from hami import devconfig
+from hami import devconfig, draview
 from hami.api import annotations as codec
 from hami.api import keys
 from hami.api.errors import WireFormatError
@@ -27,8 +27,9 @@ from hami.core.accounting import PlacedPod, placed_pod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.config import SchedulerConfig
 from hami.core.decide import commit, decide
+from hami.core.dra import placement as dra_placement
 from hami.core.errors import RequestInvalid
-from hami.core.model import Node, PodRequest
+from hami.core.model import Node, PodOptions, PodRequest
 from hami.core.nodes import node_from_manifest
 from hami.core.quota import QuotaBook, quota_specs
 from hami.core.request import parse_pod
@@ -41,6 +42,7 @@ from hami.k8s.api import (
     Kind,
     KubeAPI,
     Manifest,
+    NotFound,
     ObjectList,
     Unavailable,
 )
@@ -89,6 +91,7 @@ class Snapshot:
     notices: tuple[str, ...] = ()
     stale_since: float | None = None  # set while the source shows its last good snapshot
     quotas: QuotaBook | None = None  # hami's namespace quotas (ResourceQuota limits.<resource>)
+    dra_nodes: frozenset[str] = frozenset()  # nodes whose devices are DRA's (docs/dra.md)
 
     def node(self, name: str) -> NodeInfo | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -98,7 +101,8 @@ class Snapshot:
 
     @property
     def node_names(self) -> frozenset[str]:
-        return frozenset(n.name for n in self.nodes)
+        """The nodes the extender may place on (DRA nodes are kube-scheduler's)."""
+        return frozenset(n.name for n in self.nodes) - self.dra_nodes
 
 
 class Source(Protocol):
@@ -193,6 +197,7 @@ class DecodeMemo:
         self._missed = False
         self.changed = True
         self.core: _Core | None = None
+        self.dra_key: object = None  # what the core's DRA state was built from
 
     def get(self, kind: str, manifest: Manifest, make: Callable[[], object]) -> object:
         meta = objects.meta(manifest)  # read once: this runs for every object of every page
@@ -224,6 +229,7 @@ class _Core:
     view: ClusterView
     problems: tuple[str, ...]
     per_node: Mapping[str, _NodeCore] = field(default_factory=dict)  # for the next rebuild
+    dra_nodes: frozenset[str] = frozenset()
 
 
 def build_snapshot(
@@ -237,11 +243,19 @@ def build_snapshot(
     quotas: Iterable[Manifest] | None = None,
     memo: DecodeMemo | None = None,
     same_objects: bool = False,
+    dra: DraState | None = None,
 ) -> Snapshot:
     """Nodes, GPU pods and the core's view of them, with a notice for every problem;
     ``quotas`` (ResourceQuota manifests) give hami's namespace quotas, None: not known.
     ``same_objects``: the caller knows these are the objects of ``memo``'s last round (a watch
-    saw no change), so its core is reused without looking at them."""
+    saw no change), so its core is reused without looking at them. ``dra``: the cluster's
+    ResourceClaims and ResourceSlices: DRA devices and allocations join the nodes and pods."""
+    dra_key = dra.key() if dra is not None and not dra.empty else None
+    dra_changed = memo is not None and memo.dra_key != dra_key
+    if dra_changed:
+        same_objects = False
+    if dra_key is not None:
+        pods = list(pods)
     decoded_nodes: list[NodeInfo] = []
     found: list[PodInfo | None] = []
     if memo is None:
@@ -262,9 +276,15 @@ def build_snapshot(
             for m in pods
         ]
         memo.round_done()
+    if memo is not None and dra_changed:
+        memo.changed, memo.dra_key = True, dra_key
     core = memo.core if memo is not None and not memo.changed else None
     if core is None:
+        dra_nodes: frozenset[str] = frozenset()
+        if dra is not None and dra_key is not None:
+            decoded_nodes, found, dra_nodes = _with_dra(decoded_nodes, found, pods, dra)
         core = _core(decoded_nodes, found, vendors, memo.core if memo is not None else None)
+        core = replace(core, dra_nodes=dra_nodes)
         if memo is not None:
             memo.core = core
     book = None
@@ -272,7 +292,72 @@ def build_snapshot(
         book = QuotaBook(quota_specs(config))
         book.replace(quotas)
     said = (*notices, *core.problems)
-    return Snapshot(core.nodes, core.pods, core.view, time.time(), said, quotas=book)
+    return Snapshot(
+        core.nodes, core.pods, core.view, time.time(), said, quotas=book, dra_nodes=core.dra_nodes
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DraState:
+    """The cluster's ResourceClaims and ResourceSlices (docs/dra.md)."""
+
+    claims: Sequence[Manifest] = ()
+    slices: Sequence[Manifest] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.claims and not self.slices
+
+    def key(self) -> object:
+        """Changes whenever an object does (by name and resourceVersion)."""
+        return tuple(
+            (objects.namespace(m), objects.name(m), objects.resource_version(m))
+            for m in (*self.claims, *self.slices)
+        )
+
+
+def _with_dra(
+    nodes: Sequence[NodeInfo],
+    found: Sequence[PodInfo | None],
+    pods: Iterable[Manifest],
+    dra: DraState,
+) -> tuple[list[NodeInfo], list[PodInfo | None], frozenset[str]]:
+    """The nodes with their published DRA devices (a node registering none of its own), and
+    the pods with their allocated claims as placed pods (`hami.core.dra.placement`)."""
+    published = dra_placement.devices(dra.slices)
+    out_nodes, dra_nodes = [], set()
+    for info in nodes:
+        devices = published.get(info.name)
+        if devices and not info.node.devices:
+            info = replace(info, node=Node(info.name, devices), problem="")
+            dra_nodes.add(info.name)
+        out_nodes.append(info)
+    manifests = {
+        f"{objects.namespace(m) or 'default'}/{objects.name(m)}": m
+        for m in pods
+        if objects.spec(m).get("resourceClaims")
+    }
+    placed = dra_placement.placed_pods(manifests.values(), dra.claims, dra.slices)
+    out_pods = [p for p in found if p is None or p.key not in placed]
+    for key, pod in placed.items():
+        manifest = manifests[key]
+        phase = str(objects.status(manifest).get("phase") or "Pending")
+        if phase in TERMINAL_PHASES:
+            continue
+        namespace, name = key.split("/", 1)
+        containers = dra_placement.containers(manifest)
+        request = PodRequest(
+            namespace,
+            name,
+            tuple(() for _ in containers),
+            pod.init_count,
+            container_names=tuple(c for c, _ in containers),
+            options=PodOptions(),
+        )
+        status, metadata = objects.status(manifest), objects.meta(manifest)
+        started = str(status.get("startTime") or metadata.get("creationTimestamp") or "")
+        out_pods.append(PodInfo(namespace, name, phase, pod.node, pod, request, "", started))
+    return out_nodes, out_pods, frozenset(dra_nodes)
 
 
 def _core(
@@ -461,6 +546,10 @@ class KubeSource:
             return self._outage(exc)
         except Exception as exc:  # RBAC may not grant it: quotas unknown, the rest works
             notices.append(f"ResourceQuotas cannot be listed ({exc}); quotas not shown")
+        try:
+            dra = await self._dra(notices)
+        except Unavailable as exc:
+            return self._outage(exc)
         self._failed = None
         versions = (nodes.version, pods.version)
         self._last = build_snapshot(
@@ -472,9 +561,24 @@ class KubeSource:
             quotas=quotas,
             memo=self._memo,
             same_objects=versions == self._built,
+            dra=dra,
         )
         self._built = versions
         return self._last
+
+    async def _dra(self, notices: list[str]) -> DraState | None:
+        """The ResourceClaims and ResourceSlices (docs/dra.md), listed with each snapshot as the
+        quotas are; None where the API server does not serve ``resource.k8s.io/v1``."""
+        try:
+            claims, slices = await draview.claims_and_slices(self.api)
+        except NotFound:
+            return None
+        except Unavailable:
+            raise
+        except Exception as exc:  # RBAC may not grant it: DRA unknown, the rest works
+            notices.append(f"ResourceClaims cannot be listed ({exc}); DRA allocations not shown")
+            return None
+        return DraState(claims, slices)
 
     def _outage(self, exc: Exception) -> Snapshot:
         last = self._last
@@ -509,6 +613,11 @@ class KubeSource:
             quotas = list((await self.api.list(RESOURCE_QUOTAS)).items)
         except Exception as exc:  # RBAC may not grant it: quotas unknown, the rest works
             notices.append(f"ResourceQuotas cannot be listed ({exc}); quotas not shown")
+        try:
+            dra = await self._dra(notices)
+        except Unavailable as exc:
+            notices.append(f"ResourceClaims cannot be listed ({exc}); DRA allocations not shown")
+            dra = None
         self._last = build_snapshot(
             nodes.items,
             pods.items,
@@ -517,6 +626,7 @@ class KubeSource:
             notices=notices,
             quotas=quotas,
             memo=self._memo,
+            dra=dra,
         )
         return self._last
 
@@ -586,7 +696,11 @@ def sim_snapshot(
     placed = [o for o in objs if o.get("kind") == "Pod"]
     queued = [o for o in read_manifests(pods) if o.get("kind", "Pod") == "Pod"] if pods else []
     quotas = [o for o in objs if o.get("kind") == "ResourceQuota"]
-    base = build_snapshot(nodes, placed, vendors, config, admit=True, quotas=quotas)
+    dra = DraState(
+        [o for o in objs if o.get("kind") == "ResourceClaim"],
+        [o for o in objs if o.get("kind") == "ResourceSlice"],
+    )
+    base = build_snapshot(nodes, placed, vendors, config, admit=True, quotas=quotas, dra=dra)
     return place_in_order(base, queued, vendors, config)
 
 
@@ -602,7 +716,7 @@ def place_in_order(
     view = base.view
     pods = list(base.pods)
     notices = list(base.notices)
-    candidates = base.node_names
+    candidates = base.node_names  # DRA nodes left out: kube-scheduler places there
     stopped = False
     for manifest in queued:
         info = _pod_info(manifest, vendors, config, admit=True)
