@@ -16,6 +16,7 @@ from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPI, KubeAPIError, Ma
 from hami.scheduler import events
 from hami.scheduler.bind import Binder
 from hami.scheduler.cache import BadRegistration, Clock, ClusterCache, HandshakeWrite, utcnow
+from hami.scheduler.dra_watch import DraWatch
 from hami.scheduler.events import EventRecorder, Subject
 from hami.scheduler.filter import Filterer, SimulationLimits
 from hami.scheduler.informer import Informer, Sink
@@ -67,7 +68,14 @@ class SchedulerService:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = asyncio.Event()  # set with `draining`: waits for readiness end
-        self.metrics = Metrics(self.cache, quotas=self.quota_usage, leader=lambda: self.is_leader)
+        # DRA mode on: the claims and slices too, for DRA allocations in /metrics (docs/dra.md)
+        self.dra_watch = DraWatch() if settings.dra_namespaces is not None else None
+        self.metrics = Metrics(
+            self.cache,
+            quotas=self.quota_usage,
+            leader=lambda: self.is_leader,
+            dra=self.dra_watch,
+        )
         kube = self.kube = MeteredKube(kube, self.metrics.api_error)
         self.quota = QuotaBook(quota_specs(config))
         self.recorder = EventRecorder(kube, settings.scheduler_name, enabled=settings.events)
@@ -270,6 +278,8 @@ class SchedulerService:
             self._ticker(),
             *(self.recorder.run() for _ in range(EVENT_WRITERS)),
         ]
+        if self.dra_watch is not None:
+            loops += [informer.run() for informer in self.dra_watch.informers(self.kube)]
         if self.settings.self_check_interval > 0:
             loops.append(self.selfcheck.run())
         if self.elector is not None:

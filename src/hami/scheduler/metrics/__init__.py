@@ -46,6 +46,7 @@ from hami.metrics.specs import (
 from hami.scheduler.metrics.collector import (
     CacheCollector,
     CacheSource,
+    DraSource,
     MetricList,
     QuotaUsage,
     ViewOnly,
@@ -60,6 +61,7 @@ __all__ = [
     "SCHEDULER_SPECS",
     "BuildInfo",
     "CacheSource",
+    "DraSource",
     "Families",
     "Metrics",
     "QuotaUsage",
@@ -87,6 +89,7 @@ class Metrics:
         quotas: Callable[[], Iterable[QuotaUsage]] = tuple,
         build: BuildInfo | None = None,
         leader: Callable[[], bool] | None = None,
+        dra: DraSource | None = None,
     ) -> None:
         cache = source if isinstance(source, CacheSource) else ViewOnly(source)
         self.registry = CollectorRegistry()
@@ -138,7 +141,7 @@ class Metrics:
             registry=self.registry,
         )
         self.collector = CacheCollector(
-            cache, legacy=legacy, quotas=quotas, build=build, leader=leader
+            cache, legacy=legacy, quotas=quotas, build=build, leader=leader, dra=dra
         )
         self.registry.register(self.collector)
         self._operational: tuple[Collector, ...] = (

@@ -15,7 +15,8 @@ from prometheus_client.registry import Collector
 from hami.api.types import ContainerDevice
 from hami.core.accounting import PlacedPod
 from hami.core.cluster import ClusterView, NodeState
-from hami.core.model import Device, DeviceUsage
+from hami.core.dra import placement, records
+from hami.core.model import Device, DeviceUsage, Node
 from hami.core.vendor import Held, Vendor
 from hami.metrics.specs import (
     AMD_VENDOR,
@@ -75,6 +76,19 @@ class ViewOnly:
 
     def pods_on(self, node: str) -> list[PlacedPod]:
         return []
+
+
+@runtime_checkable
+class DraSource(Protocol):
+    """The cluster's ResourceClaims and ResourceSlices (`hami.scheduler.dra_watch.DraWatch`);
+    ``version`` changes whenever they do."""
+
+    @property
+    def version(self) -> int: ...
+
+    def claims(self) -> list[Mapping[str, object]]: ...
+
+    def slices(self) -> list[Mapping[str, object]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +237,65 @@ def add_quota(families: Sink, quota: QuotaUsage) -> None:
         families.add(QUOTA_LIMIT, labels, quota.limit)
 
 
+# The webhook names a pod's claims gpu-<i> (container i) and gpu-init-<i> (init container i);
+# kube-controller-manager records that name on the claim it makes.
+POD_CLAIM_NAME = "resource.kubernetes.io/pod-claim-name"
+
+
+def _container_index(claim: str, annotation: str) -> str:
+    """``<i>`` for claim gpu-<i>, ``init-<i>`` for gpu-init-<i>, else the pod claim name."""
+    prefix = "gpu-"
+    return annotation[len(prefix) :] if annotation.startswith(prefix) else annotation or claim
+
+
+def add_dra(
+    families: Sink, claims: Iterable[Mapping[str, object]], slices: Iterable[Mapping[str, object]]
+) -> int:
+    """DRA mode's allocations (docs/dra.md) under the same families as the extender's: per
+    published device its capacity and what the claims consume of it (``hami_gpu_shared_count``:
+    the claims on it), per claim's device the owner pod's series (``container_index``: the
+    container number from the pod claim name, ``init-<i>`` for an init container). Returns
+    the number of pods."""
+    slices = list(slices)
+    claims = list(claims)
+    uuid_at = placement.uuids(slices)
+    allocated = records.allocations(claims)
+    used: dict[str, DeviceUsage] = {}
+    for where, use in records.usage(allocated).items():
+        uuid = uuid_at.get(where, f"{where[0]}/{where[1]}")
+        used[uuid] = DeviceUsage(
+            used=use.claims, usedmem=use.memory_bytes // MIB, usedcores=use.cores
+        )
+    for node, devices in sorted(placement.devices(slices).items()):
+        state = NodeState.of(Node(node, devices))
+        for device in devices:
+            add_device(families, state, device, used.get(device.uuid, DeviceUsage()))
+    annotations = {
+        (str(m.get("namespace", "")), str(m.get("name", ""))): (m.get("annotations") or {})
+        for c in claims
+        for m in [c.get("metadata") or {}]
+        if isinstance(m, Mapping)
+    }
+    per_pod: dict[tuple[str, str, str, str, str], tuple[int, int]] = {}
+    for a in allocated:
+        pod_claim = str(annotations.get((a.namespace, a.claim), {}).get(POD_CLAIM_NAME, ""))
+        uuid = uuid_at.get(a.key, f"{a.node}/{a.device}")
+        key = (a.namespace, a.node, a.owner or a.claim, _container_index(a.claim, pod_claim), uuid)
+        mem, cores = per_pod.get(key, (0, 0))
+        per_pod[key] = (mem + a.memory_bytes, cores + a.cores)
+    for (namespace, node, pod, index, uuid), (mem, cores) in sorted(per_pod.items()):
+        labels = {
+            "namespace": namespace,
+            "node": node,
+            "pod": pod,
+            "container_index": index,
+            "device_uuid": uuid,
+        }
+        families.add(VGPU_MEMORY, labels, mem)
+        families.add(VGPU_CORES, labels, float(cores), legacy_value=cores)
+    return len({(k[0], k[2]) for k in per_pod})
+
+
 class CacheCollector(Collector):
     """HAMi's §6.2 families plus cache gauges, computed from the cache on every scrape."""
 
@@ -234,8 +307,11 @@ class CacheCollector(Collector):
         quotas: Callable[[], Iterable[QuotaUsage]] = tuple,
         build: BuildInfo | None = None,
         leader: Callable[[], bool] | None = None,
+        dra: DraSource | None = None,
     ) -> None:
         self._source = source
+        self._dra = dra
+        self._dra_rendered: tuple[int, _Chunks, int] = (-1, (), 0)  # version, chunks, pods
         # the vendors say how an allocation reads (units, whole-card holds); the scheduler
         # cache has them, a bare view does not
         self._vendors: Mapping[str, Vendor] = getattr(source, "vendors", {})
@@ -260,6 +336,8 @@ class CacheCollector(Collector):
             for pod in self._source.pods_on(state.node.name):
                 add_pod(families, pod, by_uuid, self._vendors)
                 pods += 1
+        if self._dra is not None:
+            pods += add_dra(families, self._dra.claims(), self._dra.slices())
         for quota in self._quotas():
             add_quota(families, quota)
         yield from families
@@ -287,6 +365,15 @@ class CacheCollector(Collector):
             for slot, text in entry[2]:
                 families[slot].append(text)
         self._rendered = rendered  # nodes gone from the view drop out here
+        if self._dra is not None:
+            version = self._dra.version
+            if self._dra_rendered[0] != version:
+                lines = SampleLines(layout)
+                count = add_dra(lines, self._dra.claims(), self._dra.slices())
+                self._dra_rendered = (version, lines.chunks(), count)
+            pods += self._dra_rendered[2]
+            for slot, text in self._dra_rendered[1]:
+                families[slot].append(text)
         quotas = SampleLines(layout)
         for quota in self._quotas():
             add_quota(quotas, quota)
