@@ -16,9 +16,9 @@ import json
 import sys
 from typing import Any
 
+from hami.agent.discovery.nvml import NvmlSource
 from hami.agent.errors import AgentError
 from hami.agent.mig.catalog import MigError
-from hami.agent.nvml import NvmlSource
 
 MUTATING = frozenset(
     {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check: device discovery with the real NVML backend (hami.agent.nvml), printed as the
+# GPU check: device discovery with the real NVML backend (hami.agent.discovery.nvml), printed as the
 # registration JSON the plugin would write, next to `nvidia-smi -q` facts (UUID, memory, NUMA).
 # One call on a machine with an NVIDIA GPU and driver; no network; well under a minute.
 #

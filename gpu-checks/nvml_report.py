@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hami.agent import devices
+from hami.agent.config.settings import NodeConfig
+from hami.agent.discovery.nvml import NvmlSource, numa_node
 from hami.agent.errors import AgentError
-from hami.agent.model import Gpu
-from hami.agent.nvml import NvmlSource, numa_node
-from hami.agent.settings import NodeConfig
+from hami.agent.values import Gpu
 from hami.api.annotations import encode_node_devices, encode_pair_scores
 
 _FIELD = re.compile(r"^(\s*)([^:]+?)\s*:\s*(.*)$")

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hami.agent.fake import FakeSource, load_inventory
-from hami.agent.settings import NodeConfig, Settings
+from hami.agent.config.settings import NodeConfig, Settings
+from hami.agent.discovery.fake import FakeSource, load_inventory
 from hami.api import keys
 from hami.api.annotations import encode_node_lock, encode_pod_devices
 from hami.api.types import ContainerDevice, NodeLock

@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 
-from hami.agent.wire import KUBELET_SOCKET, pb, pb_grpc
+from hami.agent.kubelet.wire import KUBELET_SOCKET, pb, pb_grpc
 
 
 class FakeKubelet(pb_grpc.RegistrationServicer):  # type: ignore[misc]

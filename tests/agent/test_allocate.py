@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from hami.agent.allocate import (
+from hami.agent.allocation.response import (
     REGULAR_FILE,
     HookFiles,
     Target,
@@ -16,8 +16,8 @@ from hami.agent.allocate import (
     stale_container_dirs,
     unusable_files,
 )
-from hami.agent.model import DeviceNode, Mount
-from hami.agent.settings import NodeConfig, Settings
+from hami.agent.config.settings import NodeConfig, Settings
+from hami.agent.values import DeviceNode, Mount
 from tests.builders import container_device as dev
 
 GPU_A = "GPU-0fc3eda5-e98b-a25b-5b0d-cf5c855d1448"

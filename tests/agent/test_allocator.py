@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from hami.agent.allocator import (
+from hami.agent.allocation.allocator import (
     Allocator,
     HostPrep,
     PreferredRequest,
     awaits_allocate,
 )
+from hami.agent.config.settings import Settings
 from hami.agent.errors import AllocationError, PodNotFound
-from hami.agent.settings import Settings
 from hami.api import keys
 from hami.api.annotations import decode_pod_devices, encode_mig_allocations
 from hami.api.types import MigAllocation, MigPlacement

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hami.agent.annotator import NodeAnnotator, annotation_changes, handshake_answer
-from hami.agent.health import HealthTable
-from hami.agent.model import HealthEvent
+from hami.agent.discovery.health import HealthTable
+from hami.agent.values import HealthEvent
 from hami.api import keys
 from hami.api.annotations import (
     decode_handshake,

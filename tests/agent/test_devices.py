@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hami.agent import devices as d
-from hami.agent.fake import load_inventory
-from hami.agent.model import Gpu
-from hami.agent.settings import NodeConfig
+from hami.agent.config.settings import NodeConfig
+from hami.agent.discovery.fake import load_inventory
+from hami.agent.values import Gpu
 from hami.api.annotations import decode_node_devices, encode_node_devices
 from hami.api.types import MigPlacement, MigProfile
 from tests.agent.builders import A100, A100_UUIDS, NODE

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hami.agent.discovery import open_backend
+from hami.agent.discovery.fake import FakeSource, derived_uuid, load_inventory, parse_inventory
+from hami.agent.discovery.port import open_backend
 from hami.agent.errors import ConfigError
-from hami.agent.fake import FakeSource, derived_uuid, load_inventory, parse_inventory
-from hami.agent.model import HealthEvent
+from hami.agent.values import HealthEvent
 from tests.agent.builders import A100, A100_UUIDS, INVENTORIES, NODE, T4
 
 

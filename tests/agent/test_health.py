@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from hami.agent.health import DEFAULT_IGNORED_XIDS, HealthTable, XidPolicy
-from hami.agent.model import HealthEvent
+from hami.agent.discovery.health import DEFAULT_IGNORED_XIDS, HealthTable, XidPolicy
+from hami.agent.values import HealthEvent
 
 
 def xid(n: int, uuid: str | None = "GPU-a") -> HealthEvent:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from hami.agent.fake import FakeSource
+from hami.agent.discovery.fake import FakeSource
 from hami.agent.plugin import NodeAgent
 from tests.agent.builders import A100_UUIDS, NODE, a100_source, bound_pod, install_hook, locked_node
 from tests.agent.builders import settings as make_settings

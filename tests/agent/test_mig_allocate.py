@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from hami.agent.allocator import Allocator, HostPrep
+from hami.agent.allocation.allocator import Allocator, HostPrep
+from hami.agent.config.settings import Settings
+from hami.agent.discovery.fake import FakeSource, load_inventory
 from hami.agent.errors import AllocationError
-from hami.agent.fake import FakeSource, load_inventory
 from hami.agent.mig.catalog import NVML_ERROR_INSUFFICIENT_RESOURCES, specs_for
 from hami.agent.mig.fake import FakeMig, FakeMigGpu
 from hami.agent.mig.manager import MigManager
-from hami.agent.settings import Settings
 from hami.api import keys
 from hami.api.annotations import decode_mig_allocations, encode_mig_allocations
 from hami.api.types import MigAllocation, MigPlacement

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from hami.agent.discovery.fake import parse_inventory
 from hami.agent.errors import ConfigError
-from hami.agent.fake import parse_inventory
 from hami.agent.mig.catalog import (
     NVML_ERROR_IN_USE,
     NVML_ERROR_INSUFFICIENT_RESOURCES,
@@ -228,7 +228,7 @@ def test_inventory_mig_section() -> None:
 def test_a_node_without_mig_gpus_writes_no_state(tmp_path: Path) -> None:
     """A hami-core node's discovery leaves no mig/ directory behind (helm uninstall keeps only
     the documented host files)."""
-    from hami.agent.fake import FakeSource, load_inventory
+    from hami.agent.discovery.fake import FakeSource, load_inventory
 
     inventory = Path(__file__).resolve().parents[2] / "examples" / "inventory" / "t4-pair.yaml"
     source = FakeSource(load_inventory(inventory, "n"), mig_state=tmp_path / "mig" / "n.json")

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from hami.agent.discovery.nvml import NvmlSource
 from hami.agent.mig.catalog import NVML_ERROR_NOT_SUPPORTED, MigError
-from hami.agent.nvml import NvmlSource
 from hami.api.types import MigPlacement
 from tests.agent.test_nvml import UUIDS, FakeNvml, FakeNvmlError
 

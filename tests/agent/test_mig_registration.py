@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from hami.agent import devices as d
+from hami.agent.config.loading import load_node_file, load_shared, node_config
+from hami.agent.config.settings import NodeConfig
+from hami.agent.discovery.fake import load_inventory
 from hami.agent.errors import ConfigError
-from hami.agent.fake import load_inventory
-from hami.agent.loading import load_node_file, load_shared, node_config
-from hami.agent.settings import NodeConfig
 from hami.api.annotations import decode_node_devices, encode_node_devices
 from hami.api.types import MigPlacement
 from tests.agent.builders import INVENTORIES

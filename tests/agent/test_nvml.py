@@ -11,8 +11,8 @@ from typing import Any
 
 import pynvml
 
-from hami.agent.model import HealthEvent
-from hami.agent.nvml import NvmlSource, numa_node
+from hami.agent.discovery.nvml import NvmlSource, numa_node
+from hami.agent.values import HealthEvent
 
 UUIDS = ["GPU-aaaa", "GPU-bbbb", "GPU-cccc"]
 BUS = ["00000000:07:00.0", "00000000:0F:00.0", "00000000:47:00.0"]

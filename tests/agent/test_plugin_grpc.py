@@ -14,6 +14,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
+from hami.agent.discovery.fake import FakeSource
 from hami.agent.errors import (
     AgentError,
     AllocationError,
@@ -21,9 +22,8 @@ from hami.agent.errors import (
     UnknownDevice,
     grpc_status,
 )
-from hami.agent.fake import FakeSource
+from hami.agent.kubelet.wire import HEALTHY, UNHEALTHY, pb, pb_grpc
 from hami.agent.plugin import NodeAgent
-from hami.agent.wire import HEALTHY, UNHEALTHY, pb, pb_grpc
 from hami.api import keys
 from hami.k8s.api import error_for
 from tests.agent.builders import A100_UUIDS, NODE, a100_source, bound_pod, install_hook, locked_node
@@ -224,8 +224,8 @@ def test_unexpected_errors_say_what_they_are() -> None:
 
 
 async def test_refused_registration_is_retried_later(sockdir: Path) -> None:
-    from hami.agent import kubelet as kubelet_mod
-    from hami.agent.kubelet import KubeletSession, PluginServer
+    from hami.agent.kubelet import session as kubelet_mod
+    from hami.agent.kubelet.session import KubeletSession, PluginServer
 
     class Refusing(FakeKubelet):
         async def Register(self, request: Any, context: Any) -> Any:

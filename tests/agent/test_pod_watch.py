@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hami.agent.settings import Settings
-from hami.agent.simulate import SimNode, Simulator
+from hami.agent.config.settings import Settings
+from hami.agent.simulation.simulator import SimNode, Simulator
 from hami.api import keys
 from hami.k8s.api import PODS, Gone, error_for
 from hami.k8s.views import PodEvent, PodSelector

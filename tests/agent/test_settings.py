@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hami.agent.config.loading import load_node_file, load_shared, node_config
+from hami.agent.config.settings import NodeConfig, Settings, validate
 from hami.agent.errors import ConfigError
-from hami.agent.loading import load_node_file, load_shared, node_config
-from hami.agent.settings import NodeConfig, Settings, validate
 
 CHART_EXAMPLE = {
     "nodeconfig": [

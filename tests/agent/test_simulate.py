@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from hami.agent.config.settings import Settings
+from hami.agent.discovery.fake import derived_uuid
 from hami.agent.errors import ConfigError
-from hami.agent.fake import derived_uuid
-from hami.agent.settings import Settings
-from hami.agent.simulate import SimNode, Simulator, gpu_count, parse_nodes, pending_containers
+from hami.agent.simulation.simulator import (
+    SimNode,
+    Simulator,
+    gpu_count,
+    parse_nodes,
+    pending_containers,
+)
 from hami.api import keys
 from hami.api.annotations import decode_node_devices
 from hami.k8s.api import error_for

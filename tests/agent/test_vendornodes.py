@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from hami.agent.errors import ConfigError
-from hami.agent.simulate import SIM_POD_PHASES, SimNode, Simulator, check_plan
-from hami.agent.vendornodes import ManifestPlayer, app_vendors, lock_keys, reported
+from hami.agent.simulation.simulator import SIM_POD_PHASES, SimNode, Simulator, check_plan
+from hami.agent.simulation.vendornodes import ManifestPlayer, app_vendors, lock_keys, reported
 from hami.api import keys
 from hami.api.annotations import encode_node_lock, encode_pod_devices
 from hami.api.types import ContainerDevice, NodeLock

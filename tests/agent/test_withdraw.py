@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest_asyncio
 
 from hami.agent.annotator import NodeAnnotator
-from hami.agent.health import HealthTable
+from hami.agent.discovery.health import HealthTable
+from hami.agent.kubelet.wire import pb
 from hami.agent.plugin import NodeAgent
-from hami.agent.wire import pb
 from hami.api import keys
 from hami.api.annotations import decode_handshake
 from hami.scheduler.registration import HandshakeSpec, assess

@@ -12,8 +12,8 @@ from typing import Any
 import grpc
 import pytest
 
-from hami.agent.fake import FakeSource, load_inventory
-from hami.agent.settings import Settings
+from hami.agent.config.settings import Settings
+from hami.agent.discovery.fake import FakeSource, load_inventory
 from hami.core.dra import names
 from hami.dra.plugin import DraNode, Sockets, run
 from hami.dra.prepare import SpecStore
@@ -223,7 +223,7 @@ async def test_rediscovery_swaps_in_added_gpus_and_health_still_flows(
 
 
 async def test_simulator_follows_edited_inventories(tmp_path: Path) -> None:
-    from hami.agent.simulate import SimNode
+    from hami.agent.simulation.simulator import SimNode
     from hami.dra.simulate import DraSimulator
 
     inventory = tmp_path / "inv.yaml"

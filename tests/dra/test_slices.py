@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hami.agent.model import Gpu
+from hami.agent.values import Gpu
 from hami.api.types import PairScores
 from hami.core.dra import names
 from hami.dra.slices import next_generation, nvlink_groups, resource_slice, slice_devices

@@ -23,9 +23,9 @@ from lightkube import AsyncClient
 from lightkube.resources.core_v1 import Event, Node, Pod
 from lightkube.types import PatchType
 
-from hami.agent.fake import FakeSource, load_inventory
+from hami.agent.config.settings import NodeConfig, Settings
+from hami.agent.discovery.fake import FakeSource, load_inventory
 from hami.agent.plugin import NodeAgent
-from hami.agent.settings import NodeConfig, Settings
 from hami.api import keys
 from hami.api.annotations import decode_node_devices, decode_pair_scores, encode_node_lock
 from hami.api.types import NodeLock

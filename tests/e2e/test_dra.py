@@ -22,7 +22,7 @@ import pytest_asyncio
 from lightkube import AsyncClient
 from lightkube.resources.core_v1 import Namespace, Pod
 
-from hami.agent.simulate import SimNode
+from hami.agent.simulation.simulator import SimNode
 from hami.cluster.control_plane import LocalCluster
 from hami.core.dra import names, records
 from hami.core.dra.translate import DraMode, TranslateError, translate

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from hami.agent.fake import FakeSource, load_inventory
+from hami.agent.discovery.fake import FakeSource, load_inventory
 from hami.agent.mig.port import MigInstance
 from hami.api import keys
 from hami.api.annotations import decode_mig_allocations

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from hami.agent.fake import load_inventory
+from hami.agent.discovery.fake import load_inventory
 from hami.api import keys
 from hami.api.annotations import decode_mig_allocations
 from hami.cluster.binaries import find_binaries, find_node_binaries

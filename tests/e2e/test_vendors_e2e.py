@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hami.agent.vendornodes import lock_keys
+from hami.agent.simulation.vendornodes import lock_keys
 from hami.api import keys
 from hami.api.keys import FILTERING_FAILED
 from hami.config import load_config

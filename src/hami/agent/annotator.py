@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from hami.agent import devices as devlogic
+from hami.agent.config.settings import Settings
+from hami.agent.discovery.health import HealthTable
 from hami.agent.errors import AgentError
-from hami.agent.health import HealthTable
-from hami.agent.model import Gpu
-from hami.agent.settings import Settings
-from hami.agent.vendornodes import reported, utcnow
+from hami.agent.simulation.vendornodes import reported, utcnow
+from hami.agent.values import Gpu
 from hami.api import keys
 from hami.api.annotations import (
     encode_handshake_deleted,

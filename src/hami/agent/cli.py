@@ -2,7 +2,7 @@
 NVIDIA ones from fake inventories, any vendor's from Node manifests).
 
 Flags override the per-node JSON, which overrides the shared device-config.yaml (see
-:mod:`hami.agent.settings`). Environment aliases follow HAMi's chart (``NODE_NAME``,
+:mod:`hami.agent.config.settings`). Environment aliases follow HAMi's chart (``NODE_NAME``,
 ``DEVICE_LIST_STRATEGY``, ``HOOK_PATH``, ``ENABLE_TOPOLOGY_SCORE``, …).
 """
 
@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hami import aio
-from hami.agent.discovery import open_backend
+from hami.agent.config.loading import load_node_file, load_shared, node_config
+from hami.agent.config.settings import Settings, validate
+from hami.agent.discovery.health import XidPolicy
+from hami.agent.discovery.port import open_backend
 from hami.agent.errors import AgentError, ConfigError
-from hami.agent.health import XidPolicy
-from hami.agent.loading import load_node_file, load_shared, node_config
 from hami.agent.mig.manager import fake_mig_state
-from hami.agent.settings import Settings, validate
 from hami.core.vendor import Vendor
 from hami.k8s.api import KubeAPIError
 
@@ -168,8 +168,8 @@ async def _simulate(
     policy: XidPolicy,
     shared: Path | None,
 ) -> None:
-    from hami.agent.simulate import SIM_POD_PHASES, Simulator, check_plan, parse_nodes
-    from hami.agent.vendornodes import ManifestPlayer
+    from hami.agent.simulation.simulator import SIM_POD_PHASES, Simulator, check_plan, parse_nodes
+    from hami.agent.simulation.vendornodes import ManifestPlayer
     from hami.k8s.manifests import load_manifests
 
     items, manifest_files = targets

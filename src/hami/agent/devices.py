@@ -6,10 +6,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from hami.agent.config.settings import NodeConfig
 from hami.agent.errors import ConfigError
 from hami.agent.mig.catalog import known_profile_names
-from hami.agent.model import Gpu, KubeletDevice
-from hami.agent.settings import NodeConfig
+from hami.agent.values import Gpu, KubeletDevice
 from hami.api import keys
 from hami.api.types import ContainerDevices, DeviceInfo, MigProfile
 

@@ -9,18 +9,18 @@ import logging
 from collections.abc import Sequence
 
 from hami.agent import devices as devlogic
-from hami.agent.allocate import stale_container_dirs
-from hami.agent.allocator import Allocator, HostPrep
+from hami.agent.allocation.allocator import Allocator, HostPrep
+from hami.agent.allocation.cdi import write_spec
+from hami.agent.allocation.response import stale_container_dirs
 from hami.agent.annotator import NodeAnnotator
-from hami.agent.cdi import write_spec
-from hami.agent.discovery import DeviceSource
+from hami.agent.config.settings import Settings
+from hami.agent.discovery.health import HealthTable, XidPolicy
+from hami.agent.discovery.port import DeviceSource
 from hami.agent.errors import AgentError
-from hami.agent.health import HealthTable, XidPolicy
-from hami.agent.kubelet import KubeletSession, PluginServer
+from hami.agent.kubelet.servicer import DevicePluginServicer
+from hami.agent.kubelet.session import KubeletSession, PluginServer
 from hami.agent.mig.manager import MigManager, Owned, ledger_path
-from hami.agent.model import Gpu
-from hami.agent.servicer import DevicePluginServicer
-from hami.agent.settings import Settings
+from hami.agent.values import Gpu
 from hami.api import keys
 from hami.k8s.api import KubeAPIError
 from hami.k8s.port import KubePort

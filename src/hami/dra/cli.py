@@ -65,7 +65,7 @@ def dra_plugin_main(
         else:
             if not node_name:
                 raise ConfigError("--node-name (or env NODE_NAME) is required")
-            from hami.agent.settings import Settings
+            from hami.agent.config.settings import Settings
 
             settings = Settings(
                 node_name=node_name,
@@ -98,7 +98,7 @@ async def _serve(
     kubelet_dir: Path,
     interval: float,
 ) -> None:
-    from hami.agent.discovery import open_backend
+    from hami.agent.discovery.port import open_backend
     from hami.dra.kube import LightkubeDra
     from hami.dra.plugin import DraNode, Sockets, run
 
@@ -118,7 +118,7 @@ async def _simulate(
     items: list[str], inventory: Path | None, kubeconfig: str | None, interval: float
 ) -> None:
     from hami.agent.errors import ConfigError
-    from hami.agent.simulate import parse_nodes
+    from hami.agent.simulation.simulator import parse_nodes
     from hami.dra.kube import LightkubeDra
     from hami.dra.simulate import DraSimulator
 

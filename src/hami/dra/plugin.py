@@ -25,10 +25,10 @@ from typing import Any
 
 import grpc
 
-from hami.agent.allocate import HookFiles
-from hami.agent.discovery import DeviceSource
-from hami.agent.model import Gpu
-from hami.agent.settings import Settings
+from hami.agent.allocation.response import HookFiles
+from hami.agent.config.settings import Settings
+from hami.agent.discovery.port import DeviceSource
+from hami.agent.values import Gpu
 from hami.core.dra import names
 from hami.dra.kube import DraKube, publish
 from hami.dra.prepare import PrepareError, SpecStore, cache_dirs, cdi_spec, claim_devices
@@ -41,7 +41,7 @@ try:
 except ImportError as exc:  # pragma: no cover - only without `make proto`
     raise ImportError(
         "the DRA gRPC stubs are missing: generate them with `make proto` "
-        "(python -m hami.agent.protogen)"
+        "(python -m hami.agent.kubelet.protogen)"
     ) from exc
 
 log = logging.getLogger(__name__)

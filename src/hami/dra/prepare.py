@@ -1,7 +1,7 @@
 """Claim → CDI spec: what ``NodePrepareResources`` writes for one allocated claim.
 
 Pure functions build the spec (libvgpu's env and mounts, reused from the device plugin's
-:mod:`hami.agent.allocate`); :class:`SpecStore` writes and removes the spec files. A spec file is
+:mod:`hami.agent.allocation.response`); :class:`SpecStore` writes and removes the spec files. A spec file is
 the whole record of a prepared claim: writing it is atomic (scratch file + rename) and removing
 a missing one is fine, so prepare and unprepare are idempotent and a plugin killed in the middle
 of either leaves nothing behind that a retry does not mend (a stray scratch file is removed at
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hami.agent.allocate import HookFiles, Target, limit_env, limit_mounts
-from hami.agent.model import Gpu, Mount
-from hami.agent.settings import Settings
+from hami.agent.allocation.response import HookFiles, Target, limit_env, limit_mounts
+from hami.agent.config.settings import Settings
+from hami.agent.values import Gpu, Mount
 from hami.api.types import ContainerDevice
 from hami.core.dra import names
 from hami.core.dra.records import Allocation, allocations

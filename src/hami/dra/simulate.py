@@ -14,10 +14,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from hami.agent.config.settings import Settings
+from hami.agent.discovery.fake import FakeSource, load_inventory
 from hami.agent.errors import ConfigError
-from hami.agent.fake import FakeSource, load_inventory
-from hami.agent.settings import Settings
-from hami.agent.simulate import SimNode
+from hami.agent.simulation.simulator import SimNode
 from hami.dra.kube import DraKube
 from hami.dra.plugin import DraNode
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hami.agent.discovery import NVLINK_SCORE
-from hami.agent.model import Gpu
+from hami.agent.discovery.port import NVLINK_SCORE
+from hami.agent.values import Gpu
 from hami.api.types import PairScores
 from hami.core.dra import names
 

@@ -13,7 +13,7 @@ its vendor object (:func:`hami.vendors.registry.build` over the shared config fi
   advertised as kubelet would — capacity = every device's task count, allocatable = the
   healthy devices' — so the scheduler's liveness check holds;
 * its handshake key (``registration_health``), answered by the player
-  (:mod:`hami.agent.vendornodes`).
+  (:mod:`hami.agent.simulation.vendornodes`).
 
 Every problem raises :class:`~hami.core.errors.ConfigError` naming the file, the document or
 node, and the field.

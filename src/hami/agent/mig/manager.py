@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hami.agent.config.settings import Settings
 from hami.agent.errors import AllocationError
 from hami.agent.mig.catalog import NVML_ERROR_IN_USE, MigError
 from hami.agent.mig.port import MigBackend, MigInstance
-from hami.agent.settings import Settings
 from hami.api import keys
 from hami.api.annotations import decode_mig_allocations
 from hami.api.errors import WireFormatError

@@ -77,7 +77,7 @@ class NvmlMig:
                 except nvml.NVMLError:
                     continue
                 name = _text(getattr(info, "name", b"")).removeprefix("MIG ").strip()
-                if not name:  # as discovery names it (hami.agent.nvml)
+                if not name:  # as discovery names it (hami.agent.discovery.nvml)
                     name = f"{info.sliceCount}g.{math.ceil(info.memorySizeMB / 1024)}gb"
                 ids[name] = int(info.id)
             self._ids[gpu] = ids

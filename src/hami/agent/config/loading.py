@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hami.agent.config.settings import NodeConfig
 from hami.agent.errors import ConfigError
-from hami.agent.settings import NodeConfig
 from hami.config import load_config
 from hami.core.config import NvidiaConfig
 

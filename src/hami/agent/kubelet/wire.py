@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Final
 
 try:
-    from hami.agent.proto import api_pb2 as pb
-    from hami.agent.proto import api_pb2_grpc as pb_grpc
+    from hami.agent.kubelet.proto import api_pb2 as pb
+    from hami.agent.kubelet.proto import api_pb2_grpc as pb_grpc
 except ImportError as exc:  # pragma: no cover - only without `make proto`
     raise ImportError(
         "the device-plugin gRPC stubs are missing: generate them with `make proto` "
-        "(python -m hami.agent.protogen)"
+        "(python -m hami.agent.kubelet.protogen)"
     ) from exc
 
 VERSION: Final = "v1beta1"

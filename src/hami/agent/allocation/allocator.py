@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hami.agent import devices as devlogic
-from hami.agent.allocate import (
+from hami.agent.allocation.response import (
     HookFiles,
     Target,
     build_mig_response,
@@ -24,10 +24,10 @@ from hami.agent.allocate import (
     file_mounts,
     unusable_files,
 )
+from hami.agent.config.settings import Settings
 from hami.agent.errors import AgentError, AllocationError, IsolationUnavailable, PodNotFound
 from hami.agent.mig.manager import MigManager, Realised
-from hami.agent.model import ContainerAllocation, Gpu
-from hami.agent.settings import Settings
+from hami.agent.values import ContainerAllocation, Gpu
 from hami.api import keys
 from hami.api.annotations import (
     decode_mig_allocations,

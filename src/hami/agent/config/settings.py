@@ -1,5 +1,5 @@
 """Device-plugin settings: one frozen `Settings` per node, built once at start-up by
-:mod:`hami.agent.loading` and passed explicitly. Standard library only (the GPU check imports
+:mod:`hami.agent.config.loading` and passed explicitly. Standard library only (the GPU check imports
 this without any third-party package)."""
 
 from __future__ import annotations

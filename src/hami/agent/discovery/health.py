@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
-from hami.agent.model import HealthEvent
+from hami.agent.values import HealthEvent
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from hami.agent.allocator import is_waiting
+from hami.agent.allocation.allocator import is_waiting
 from hami.agent.errors import AgentError
 from hami.api import keys
 from hami.api.errors import WireFormatError

@@ -8,8 +8,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hami.agent.model import ContainerAllocation, DeviceNode, Mount
-from hami.agent.settings import Settings
+from hami.agent.config.settings import Settings
+from hami.agent.values import ContainerAllocation, DeviceNode, Mount
 from hami.api import keys
 from hami.api.annotations import parse_go_bool
 from hami.api.errors import WireFormatError

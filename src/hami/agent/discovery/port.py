@@ -1,6 +1,6 @@
 """The device-discovery port: what the plugin needs to know about the node's GPUs.
 
-Backends: :mod:`hami.agent.nvml` (real NVML, imported lazily) and :mod:`hami.agent.fake`
+Backends: :mod:`hami.agent.discovery.nvml` (real NVML, imported lazily) and :mod:`hami.agent.discovery.fake`
 (a YAML inventory, for tests, the demo and kwok nodes). :func:`open_backend` is the one factory;
 backends are imported inside it so neither pydantic/yaml nor pynvml is needed by the other.
 """
@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Final, Protocol
 
 from hami.agent.mig.port import MigBackend
-from hami.agent.model import Gpu, HealthEvent
+from hami.agent.values import Gpu, HealthEvent
 from hami.api.types import PairScores
 
 # Pair scores of PCIe topology levels and NVLink lanes (wire-format.md §3.9).
@@ -50,14 +50,14 @@ def open_backend(
 ) -> DeviceSource:
     """``fake`` (needs ``inventory``; ``mig_state``: where its MIG state persists) or ``nvml``."""
     if kind == "fake":
+        from hami.agent.discovery.fake import FakeSource, load_inventory
         from hami.agent.errors import ConfigError
-        from hami.agent.fake import FakeSource, load_inventory
 
         if inventory is None:
             raise ConfigError("--backend fake needs --inventory <file.yaml>")
         return FakeSource(load_inventory(inventory, node_name), path=inventory, mig_state=mig_state)
     if kind == "nvml":
-        from hami.agent.nvml import NvmlSource
+        from hami.agent.discovery.nvml import NvmlSource
 
         return NvmlSource.open()
     from hami.agent.errors import ConfigError

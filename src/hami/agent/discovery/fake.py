@@ -40,11 +40,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hami import yamlio
-from hami.agent.discovery import LINK_SCORES, NVLINK_SCORE
+from hami.agent.discovery.port import LINK_SCORES, NVLINK_SCORE
 from hami.agent.errors import ConfigError
 from hami.agent.mig.catalog import MigError, ProfileSpec, specs_for, to_profiles
 from hami.agent.mig.fake import FAULT_CODES, FakeMig, FakeMigGpu
-from hami.agent.model import Gpu, HealthEvent
+from hami.agent.values import Gpu, HealthEvent
 from hami.api.types import MigPlacement, MigProfile, PairScores
 
 POLL_SECONDS = 0.5

@@ -17,9 +17,9 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from hami.agent.discovery import LINK_SCORES, NVLINK_SCORE
+from hami.agent.discovery.port import LINK_SCORES, NVLINK_SCORE
 from hami.agent.errors import DiscoveryError
-from hami.agent.model import Gpu, HealthEvent
+from hami.agent.values import Gpu, HealthEvent
 from hami.api.types import MigPlacement, MigProfile, PairScores
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,12 @@ from typing import Any, NoReturn
 import grpc
 
 from hami.agent import devices as devlogic
-from hami.agent.allocator import Allocator, PreferredRequest
+from hami.agent.allocation.allocator import Allocator, PreferredRequest
+from hami.agent.config.settings import NodeConfig
+from hami.agent.discovery.health import HealthTable
 from hami.agent.errors import grpc_status
-from hami.agent.health import HealthTable
-from hami.agent.model import ContainerAllocation, Gpu, KubeletDevice
-from hami.agent.settings import NodeConfig
-from hami.agent.wire import HEALTHY, UNHEALTHY, pb, pb_grpc
+from hami.agent.kubelet.wire import HEALTHY, UNHEALTHY, pb, pb_grpc
+from hami.agent.values import ContainerAllocation, Gpu, KubeletDevice
 
 log = logging.getLogger(__name__)
 

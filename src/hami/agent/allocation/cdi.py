@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hami.agent.allocate import CDI_KIND
-from hami.agent.model import Gpu
-from hami.agent.settings import Settings
+from hami.agent.allocation.response import CDI_KIND
+from hami.agent.config.settings import Settings
+from hami.agent.values import Gpu
 
 CDI_VERSION = "0.5.0"
 SPEC_NAME = "k8s.device-plugin.nvidia.com-gpu.json"

@@ -10,7 +10,7 @@ Like kubelet, whose checkpoint remembers what it allocated, a restarted simulato
 completely (bind-phase ``success``, every entry blank) is never touched again.
 
 Nodes of any vendor can be played from Node manifests (``--node-manifests``): a
-:class:`~hami.agent.vendornodes.ManifestPlayer` registers them as the manifests say and does the
+:class:`~hami.agent.simulation.vendornodes.ManifestPlayer` registers them as the manifests say and does the
 vendor plugins' post-bind bookkeeping for pods bound there.
 
 Bound pods are found by one pod watch (list + watch, re-listed on 410 Gone), so a pod is
@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hami.agent import devices as devlogic
-from hami.agent.allocator import PreferredRequest, awaits_allocate
+from hami.agent.allocation.allocator import PreferredRequest, awaits_allocate
+from hami.agent.config.settings import Settings
+from hami.agent.discovery.fake import FakeSource, load_inventory
+from hami.agent.discovery.health import XidPolicy
 from hami.agent.errors import AgentError, ConfigError
-from hami.agent.fake import FakeSource, load_inventory
-from hami.agent.health import XidPolicy
 from hami.agent.mig.manager import fake_mig_state
 from hami.agent.plugin import NodeAgent
-from hami.agent.settings import Settings
-from hami.agent.vendornodes import ManifestPlayer
+from hami.agent.simulation.vendornodes import ManifestPlayer
 from hami.api import keys
 from hami.api.annotations import decode_pod_devices
 from hami.api.errors import WireFormatError

@@ -16,9 +16,9 @@ from typing import Any
 
 import grpc
 
+from hami.agent.config.settings import Settings
 from hami.agent.errors import AgentError
-from hami.agent.settings import Settings
-from hami.agent.wire import KUBELET_SOCKET, VERSION, pb, pb_grpc
+from hami.agent.kubelet.wire import KUBELET_SOCKET, VERSION, pb, pb_grpc
 
 log = logging.getLogger(__name__)
 
