@@ -33,6 +33,10 @@ class Cluster:
     # nodes skipped as the scheduler skips them (a registration it cannot read): one line each,
     # naming the file, the node, the key and why
     warnings: tuple[str, ...] = ()
+    # DRA mode (docs/dra.md): the cluster's ResourceSlices and ResourceClaims, shown beside
+    # the extender's nodes; kube-scheduler, not the simulation, places on their devices
+    dra_slices: tuple[Manifest, ...] = ()
+    dra_claims: tuple[Manifest, ...] = ()
 
 
 def _documents(path: Path) -> Iterator[tuple[int, Manifest]]:
@@ -57,28 +61,45 @@ def load_cluster(path: Path, vendors: Mapping[str, Vendor]) -> Cluster:
     nodes: list[Node] = []
     placed: list[PlacedPod] = []
     warnings: list[str] = []
+    dra: dict[str, list[Manifest]] = {"ResourceSlice": [], "ResourceClaim": []}
     for number, doc in _documents(path):
         kind = doc.get("kind")
-        if kind == "Node":
+        if kind in dra:
+            dra[str(kind)].append(doc)
+        elif kind == "Node":
             try:
                 nodes.append(node_from_manifest(doc, vendors))
             except WireFormatError as exc:
                 warnings.append(
                     f"{path}: Node {_name(doc, number)} skipped, as the scheduler does: {exc}"
                 )
+        elif kind == "Pod" and _is_dra_pod(doc):
+            continue  # its claims say what it holds
         elif kind == "Pod":
             pod = _placed_pod(path, doc, number, vendors)
             if pod is not None:
                 placed.append(pod)
         else:
             raise SimInputError(
-                f"{path}: {_name(doc, number)}: kind {kind!r} is not supported (use Node or Pod)"
+                f"{path}: {_name(doc, number)}: kind {kind!r} is not supported (use Node, Pod, "
+                "ResourceSlice or ResourceClaim)"
             )
     names = [n.name for n in nodes]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise SimInputError(f"{path}: Node {duplicates[0]}: defined more than once")
-    return Cluster(nodes=tuple(nodes), placed=tuple(placed), warnings=tuple(warnings))
+    return Cluster(
+        nodes=tuple(nodes),
+        placed=tuple(placed),
+        warnings=tuple(warnings),
+        dra_slices=tuple(dra["ResourceSlice"]),
+        dra_claims=tuple(dra["ResourceClaim"]),
+    )
+
+
+def _is_dra_pod(doc: Manifest) -> bool:
+    spec = doc.get("spec")
+    return isinstance(spec, Mapping) and bool(spec.get("resourceClaims"))
 
 
 def _placed_pod(

@@ -12,6 +12,8 @@ from hami.core import migview as mig
 from hami.core.capacity import fragmentation, median_request, ratio
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.decide import Decision, commit, decide
+from hami.core.dra import placement as dra_placement
+from hami.core.dra import records as dra_records
 from hami.core.model import PodRequest
 from hami.core.vendor import Held, Vendor
 from hami.sim.load import Cluster
@@ -26,6 +28,9 @@ class Outcome:
     warnings: tuple[str, ...] = ()  # nodes skipped as the scheduler skips them
     # how each vendor's allocations read (units, whole-card holds): the summary's figures
     vendors: Mapping[str, Vendor] = field(default_factory=dict)
+    # DRA mode: its nodes (published devices and what the claims consume) and allocations
+    dra_states: tuple[NodeState, ...] = ()
+    dra_allocations: tuple[dra_records.Allocation, ...] = ()
 
 
 def initial_view(
@@ -36,7 +41,10 @@ def initial_view(
         by_node.setdefault(pod.node, []).append(pod)
     states = []
     unknown: list[str] = []
+    dra_nodes = set(dra_placement.devices(cluster.dra_slices))
     for node in cluster.nodes:
+        if node.name in dra_nodes and not node.devices:
+            continue  # a DRA node: kube-scheduler's, shown from its slices
         usage, missing = accounting.node_usage(node, by_node.get(node.name, []), vendors)
         unknown.extend(missing)
         states.append(NodeState.of(node, usage))
@@ -59,6 +67,8 @@ def simulate(
         placed=cluster.placed,
         warnings=cluster.warnings,
         vendors=vendors,
+        dra_states=tuple(dra_placement.node_states(cluster.dra_claims, cluster.dra_slices)),
+        dra_allocations=tuple(dra_records.allocations(cluster.dra_claims)),
     )
 
 
@@ -113,6 +123,8 @@ def report(outcome: Outcome, pods: Sequence[PodRequest], now: datetime) -> dict[
         s.node.name: node_summary(s, outcome.vendors)
         for s in sorted(outcome.view.states(), key=_name)
     }
+    for state in outcome.dra_states:
+        nodes[state.node.name] = {**node_summary(state), "mode": dra_placement.MODE}
     migs: dict[str, list[dict[str, object]]] = {}
     for gpu in mig_gpus(outcome):
         migs.setdefault(gpu.node, []).append(gpu.doc())
@@ -141,6 +153,19 @@ def report(outcome: Outcome, pods: Sequence[PodRequest], now: datetime) -> dict[
         "nodes": nodes,
         "cluster": cluster,
     }
+    if outcome.dra_states or outcome.dra_allocations:
+        summary["dra_allocations"] = [
+            {
+                "namespace": a.namespace,
+                "claim": a.claim,
+                "pod": a.owner,
+                "node": a.node,
+                "device": a.device,
+                "memory_mib": a.memory_mib,
+                "cores": a.cores,
+            }
+            for a in outcome.dra_allocations
+        ]
     if outcome.unknown_uuids:
         summary["unknown_device_uuids"] = sorted(set(outcome.unknown_uuids))
     if outcome.warnings:

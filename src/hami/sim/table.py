@@ -62,6 +62,25 @@ def _render_mig(nodes: Mapping[str, Mapping[str, object]], console: Console) -> 
     console.print(table)
 
 
+def _render_dra(summary: Mapping[str, object], console: Console) -> None:
+    """DRA mode's allocations (kube-scheduler's, from the ResourceClaims: docs/dra.md)."""
+    if "dra_allocations" not in summary:
+        return
+    table = Table(title="DRA allocations (ResourceClaims, placed by kube-scheduler)")
+    for column in ("pod", "claim", "node", "device", "memory", "cores"):
+        table.add_column(column)
+    for a in _docs(summary["dra_allocations"]):
+        table.add_row(
+            f"{a['namespace']}/{a['pod'] or '-'}",
+            str(a["claim"]),
+            str(a["node"]),
+            str(a["device"]),
+            f"{a['memory_mib']} MiB",
+            str(a["cores"]),
+        )
+    console.print(table)
+
+
 def _docs(value: object) -> list[Mapping[str, object]]:
     return cast(list[Mapping[str, object]], value) if isinstance(value, list) else []
 
@@ -85,13 +104,14 @@ def render(document: Mapping[str, object], console: Console, vendors: Mapping[st
         nodes.add_column(column)
     for name, info in cast(Mapping[str, Mapping[str, object]], summary["nodes"]).items():
         nodes.add_row(
-            name,
+            f"{name} (DRA)" if info.get("mode") == "dra" else name,
             str(info["devices"]),
             str(info["tasks"]),
             f"{info['memory_allocated_mib']}/{info['memory_mib']} MiB ({info['memory_allocated_pct']}%)",
             f"{info['cores_allocated']}/{info['cores']} ({info['cores_allocated_pct']}%)",
         )
     console.print(nodes)
+    _render_dra(summary, console)
     _render_mig(cast(Mapping[str, Mapping[str, object]], summary["nodes"]), console)
     cluster = cast(Mapping[str, object], summary["cluster"])
     console.print(

@@ -14,8 +14,9 @@ from typing import Any
 
 from hami.api.types import ContainerDevice
 from hami.core.accounting import PlacedPod
+from hami.core.cluster import NodeState
 from hami.core.dra import names, records
-from hami.core.model import Device
+from hami.core.model import Device, DeviceUsage, Node
 
 Manifest = Mapping[str, Any]
 
@@ -168,3 +169,29 @@ def placed_pods(
         if placed is not None:
             out[placed.key] = placed
     return out
+
+
+def device_usage(
+    claims: Iterable[Manifest], slices: Sequence[Manifest], driver: str = names.DRIVER
+) -> dict[str, DeviceUsage]:
+    """Device UUID (as :func:`devices` names it) → what the claims consume of it
+    (``used``: the claims on it, memory in MiB, cores)."""
+    uuid_at = uuids(slices, driver)
+    out = {}
+    for where, use in records.usage(records.allocations(claims, driver)).items():
+        uuid = uuid_at.get(where, f"{where[0]}/{where[1]}")
+        out[uuid] = DeviceUsage(
+            used=use.claims, usedmem=use.memory_bytes // names.MIB, usedcores=use.cores
+        )
+    return out
+
+
+def node_states(
+    claims: Iterable[Manifest], slices: Sequence[Manifest], driver: str = names.DRIVER
+) -> list[NodeState]:
+    """Each node's published DRA devices with what the claims consume of them, by node name."""
+    used = device_usage(claims, slices, driver)
+    return [
+        NodeState.of(Node(node, published), [used.get(d.uuid, DeviceUsage()) for d in published])
+        for node, published in sorted(devices(slices, driver).items())
+    ]

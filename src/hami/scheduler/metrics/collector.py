@@ -16,7 +16,7 @@ from hami.api.types import ContainerDevice
 from hami.core.accounting import PlacedPod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.dra import placement, records
-from hami.core.model import Device, DeviceUsage, Node
+from hami.core.model import Device, DeviceUsage
 from hami.core.vendor import Held, Vendor
 from hami.metrics.specs import (
     AMD_VENDOR,
@@ -260,16 +260,9 @@ def add_dra(
     claims = list(claims)
     uuid_at = placement.uuids(slices)
     allocated = records.allocations(claims)
-    used: dict[str, DeviceUsage] = {}
-    for where, use in records.usage(allocated).items():
-        uuid = uuid_at.get(where, f"{where[0]}/{where[1]}")
-        used[uuid] = DeviceUsage(
-            used=use.claims, usedmem=use.memory_bytes // MIB, usedcores=use.cores
-        )
-    for node, devices in sorted(placement.devices(slices).items()):
-        state = NodeState.of(Node(node, devices))
-        for device in devices:
-            add_device(families, state, device, used.get(device.uuid, DeviceUsage()))
+    for state in placement.node_states(claims, slices):
+        for device, usage in zip(state.node.devices, state.usage, strict=True):
+            add_device(families, state, device, usage)
     annotations = {
         (str(m.get("namespace", "")), str(m.get("name", ""))): (m.get("annotations") or {})
         for c in claims
