@@ -10,23 +10,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.resources.core_v1 import Namespace, Pod
+from prometheus_client.parser import text_string_to_metric_families
 
 from hami.api import keys
 from hami.cluster.binaries import find_node_binaries
 from hami.cluster.control_plane import LocalCluster
 from hami.cluster.ports import free_port
 from hami.cluster.process import Component
+from hami.config import load_config
 from hami.core.dra import names, records
 from hami.demo import stack as demo
+from hami.vendors import registry
+from hami.webui.app import WebUI, create_app
+from hami.webui.history import History
+from hami.webui.source import KubeSource
 from tests.e2e.dra_stack import Claim, create_dra_nodes, ensure_device_class, pod_manifest
 from tests.e2e.localcluster import client_for, wait_until
 
@@ -108,7 +116,7 @@ async def _bound(kube: AsyncClient, ns: str, count: int) -> list[dict[str, Any]]
     return pods if len(done) == count else None
 
 
-async def test_dra_and_extender_pods_side_by_side(kube: AsyncClient) -> None:
+async def test_dra_and_extender_pods_side_by_side(stack: demo.Stack, kube: AsyncClient) -> None:
     ns = "mixed"
     await kube.create(Namespace.from_dict({"metadata": {"name": ns}}))
     slices = await wait_until(lambda: _slices(kube), 30.0, "the DRA twin's slices", interval=0.5)
@@ -135,6 +143,7 @@ async def test_dra_and_extender_pods_side_by_side(kube: AsyncClient) -> None:
     assert sorted(a.owner for a in allocated) == [f"dra-{i}" for i in range(4)]
     assert all(a.memory_mib == 4000 and a.cores == 20 for a in allocated)
     assert records.overcommitted(records.usage(allocated), records.capacities(slices)) == []
+    await _dra_shown(stack, ns, allocated[0])
 
     # a deleted DRA pod takes its claim with it (the pod owns it: no orphan)
     gone = next(a for a in allocated if a.owner == "dra-0")
@@ -148,6 +157,40 @@ async def test_dra_and_extender_pods_side_by_side(kube: AsyncClient) -> None:
         return False
 
     await wait_until(claim_gone, 60.0, f"claim {gone.claim} to be deleted with its pod")
+
+
+async def _dra_shown(stack: demo.Stack, ns: str, allocation: records.Allocation) -> None:
+    """The DRA allocation in the scheduler's /metrics (the extender's families) and on the web
+    UI's API (the pod's slice, the node's device), as the claim has it."""
+    context = ssl.create_default_context(cafile=str(stack.ca))
+    wanted = {"namespace": ns, "pod": allocation.owner, "node": allocation.node}
+
+    async def in_metrics() -> float | None:
+        async with httpx.AsyncClient(verify=context, timeout=5.0) as client:
+            text = (await client.get(f"https://127.0.0.1:{stack.port}/metrics")).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "hami_vgpu_memory_allocated_bytes" and (
+                    wanted.items() <= sample.labels.items()
+                ):
+                    return sample.value
+        return None
+
+    value = await wait_until(in_metrics, 30.0, "the DRA allocation in /metrics", interval=0.5)
+    assert value == allocation.memory_bytes
+
+    settings = load_config(None)
+    ui = WebUI(KubeSource(stack.api(timeout=30), registry.build(settings), settings, ttl=0),
+               History(interval=0))  # fmt: skip
+    transport = httpx.ASGITransport(app=create_app(ui))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ui") as client:
+        pod = (await client.get(f"/api/v1/pods/{ns}/{allocation.owner}")).json()
+        assert pod["node"] == allocation.node, pod
+        assert (pod["memory_mib"], pod["cores"]) == (allocation.memory_mib, allocation.cores)
+        node = (await client.get(f"/api/v1/nodes/{allocation.node}")).json()
+        assert {d["mode"] for d in node["devices"]} == {"dra"}
+        held = [h["pod"] for d in node["devices"] for h in d["pods"]]
+        assert f"{ns}/{allocation.owner}" in held
 
 
 async def _slices(kube: AsyncClient) -> list[dict[str, Any]] | None:
