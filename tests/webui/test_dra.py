@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 from hami.config import load_config
 from hami.core.dra import names
 from hami.draview import CLAIMS, SLICES
-from hami.k8s.api import NODES, PODS
+from hami.k8s.api import NODES, PODS, KubeAPIError
 from hami.k8s.fake import FakeKube, node_manifest
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
-from hami.webui.source import KubeSource
+from hami.webui.source import KubeSource, SimSource
 from tests.builders import container, placed_pod
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -142,3 +142,30 @@ async def test_no_dra_api_leaves_the_ui_as_it_was() -> None:
     await fake.create(NODES, node_manifest("gpu-1", {"hami.io/node-nvidia-register": T4}))
     snapshot = await KubeSource(fake, VENDORS, SETTINGS, ttl=0).snapshot()
     assert snapshot.dra_nodes == frozenset() and not snapshot.notices
+
+
+async def test_claims_refused_is_a_notice_and_the_rest_works() -> None:
+    fake = await mixed()
+    fake.fail_next("list", KubeAPIError("resourceclaims is forbidden", 403), CLAIMS)
+    snapshot = await KubeSource(fake, VENDORS, SETTINGS, ttl=0).snapshot()
+    assert any("DRA allocations not shown" in n for n in snapshot.notices)
+    assert snapshot.pod("ml", "ext") is not None and snapshot.pod("ml", "p1") is None
+
+
+async def test_sim_files_with_slices_and_claims(tmp_path: Path) -> None:
+    import yaml
+
+    node = node_manifest("dra-1", {})
+    docs = [
+        {"kind": "Node", **node},
+        {"kind": "ResourceSlice", **dra_slice("dra-1")},
+        {"kind": "Pod", **dra_pod("p1", "dra-1")},
+        {"kind": "ResourceClaim", **dra_claim("p1", "dra-1", "2Gi", "10")},
+    ]
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(yaml.safe_dump_all(docs))
+    snapshot = await SimSource(cluster, None, VENDORS, SETTINGS).snapshot()
+    pod = snapshot.pod("ml", "p1")
+    assert pod is not None and pod.node == "dra-1" and snapshot.dra_nodes == {"dra-1"}
+    (state,) = snapshot.view.states()
+    assert state.usage[0].usedmem == 2048 and state.usage[0].usedcores == 10
