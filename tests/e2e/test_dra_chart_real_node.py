@@ -9,26 +9,28 @@ Root only; one real node per machine (run under ``flock /tmp/hami-real-node.lock
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from hami.cluster.binaries import find_binaries, find_node_binaries
-from hami.cluster.control_plane import ClusterOptions, LocalCluster
 from hami.core.dra import names, records
-from hami.demo.chart import CHART, helm
 from hami.demo.stack import poll
+from hami.draview import CLAIMS, SLICES
 from hami.k8s import objects
 from hami.k8s.api import Kind
-from hami.k8s.client import LightkubeAPI, load_kubeconfig
-from hami.node.hamiimage import build_hami_image
-from hami.node.images import TESTBOX_IMAGE, kube_scheduler_image, write_archives
-from hami.node.node import NodeOptions, RealNode
-from tests.e2e.realnode import NAMESPACE, delete_pod, kubectl, run_pod
+from hami.node.images import TESTBOX_IMAGE
+from tests.e2e.realnode import (
+    NAMESPACE,
+    RELEASE,
+    SYSTEM,
+    ChartNode,
+    chart_node_up,
+    delete_pod,
+    fake_args,
+    kubectl,
+    run_pod,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -37,96 +39,25 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="a real node needs root (containerd, kubelet)"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
-INVENTORY = REPO / "examples" / "inventory" / "t4-pair.yaml"
-LIBVGPU = REPO / "libvgpu" / "build" / "rel"
 NODE = "dra-chart-node"
-SYSTEM = "kube-system"
-RELEASE = "hami"
-CLAIMS = Kind("resourceclaims", "apis/resource.k8s.io/v1", True, "ResourceClaim")
-SLICES = Kind("resourceslices", "apis/resource.k8s.io/v1", False, "ResourceSlice")
 DAEMONSETS = Kind("daemonsets", "apis/apps/v1", True, "DaemonSet")
 
 
-@dataclass
-class ChartNode:
-    cluster: LocalCluster
-    kubectl: Path
-
-    def api(self) -> LightkubeAPI:
-        return LightkubeAPI(load_kubeconfig(self.cluster.kubeconfig), timeout=10.0)
-
-
 def _values(hook: Path) -> dict[str, object]:
-    fake = ["--backend=fake", f"--inventory={hook}/vgpu/fake-inventory.yaml"]
     return {
         "global": {"gpuHookPath": str(hook)},
         "scheduler": {"leaderElect": False, "admissionWebhook": {"failurePolicy": "Fail"}},
-        "devicePlugin": {"extraArgs": fake},
-        "dra": {"enabled": True, "extraArgs": fake},
+        "devicePlugin": {"extraArgs": fake_args(hook)},
+        "dra": {"enabled": True, "extraArgs": fake_args(hook)},
     }
 
 
 @pytest.fixture(scope="module")
 def chart_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartNode]:
     work = tmp_path_factory.mktemp("hami-dra-chart-node")
-    binaries = find_node_binaries()
-    cluster = LocalCluster(
-        ClusterOptions(
-            run_dir=work / "cluster",
-            name="hami-dra-chart",
-            controller_manager=binaries.kube_controller_manager,
-        )
-    )
-    node: RealNode | None = None
-    try:
-        cluster.start()
-        assert cluster.ports is not None
-        node = RealNode(
-            NodeOptions(
-                work=work / "node",
-                kubeconfig=cluster.kubeconfig,
-                kubelet=binaries.kubelet,
-                fake_driver=LIBVGPU / "fake",
-                name=NODE,
-                apiserver_port=cluster.ports.apiserver,
-            )
-        ).up()
-        version = str(find_binaries().manifest["kubernetes"])
-        images = work / "images"
-        from hami.cluster.paths import cache_root
-
-        archives = [
-            build_hami_image(
-                REPO, LIBVGPU / "libvgpu.so", cache_root() / "node-images", images / "hami.tar"
-            )
-        ]
-        archives += write_archives(
-            [kube_scheduler_image(find_binaries().kube_scheduler, version)], images
-        )
-        node.import_images(archives)
-        hook = work / "hook"
-        (hook / "vgpu").mkdir(parents=True)
-        shutil.copy2(INVENTORY, hook / "vgpu" / "fake-inventory.yaml")
-        kubectl(
-            binaries.kubectl,
-            cluster.kubeconfig,
-            "label",
-            "node",
-            NODE,
-            f"{names.DRA_NODE_LABEL}=true",
-        )
-        values = work / "values.yaml"
-        values.write_text(yaml.safe_dump(_values(hook)))
-        helm(
-            "install", RELEASE, str(CHART), "--namespace", SYSTEM, "-f", str(values),
-            "--wait", "--timeout", "5m", "--kubeconfig", str(cluster.kubeconfig),
-        )  # fmt: skip
-        yield ChartNode(cluster, binaries.kubectl)
-    finally:
-        if node is not None:
-            node.down()
-        cluster.stop()
+    label = f"{names.DRA_NODE_LABEL}=true"
+    with chart_node_up(work, "hami-dra-chart", NODE, label, _values) as real:
+        yield real
 
 
 async def test_chart_dra_plugin_serves_the_real_node(chart_node: ChartNode) -> None:

@@ -13,7 +13,6 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +24,28 @@ from prometheus_client.parser import text_string_to_metric_families
 from hami.agent.discovery.fake import load_inventory
 from hami.api import keys
 from hami.api.annotations import decode_mig_allocations
-from hami.cluster.binaries import find_binaries, find_node_binaries
-from hami.cluster.control_plane import ClusterOptions, LocalCluster
-from hami.demo.chart import CHART, helm
+from hami.demo.chart import CHART
 from hami.demo.stack import poll
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, Kind, Manifest
-from hami.k8s.client import LightkubeAPI, load_kubeconfig
+from hami.k8s.client import LightkubeAPI
 from hami.node import host
-from hami.node.hamiimage import build_hami_image
-from hami.node.images import kube_scheduler_image, write_archives
-from hami.node.node import NodeOptions, RealNode
 from tests.e2e.realnode import (
     MIB,
     NAMESPACE,
+    RELEASE,
+    REPO,
+    SYSTEM,
+    ChartNode,
     allocatable,
     allocated_uuid,
     bind_phase,
+    chart_node_up,
     delete_pod,
     event_names,
-    kubectl,
+    fake_args,
     probe_pod,
     run_pod,
-    wait_log,
 )
 
 pytestmark = [
@@ -56,47 +54,13 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="a real node needs root (containerd, kubelet)"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
-INVENTORY = REPO / "examples" / "inventory" / "t4-pair.yaml"
 MIG_INVENTORY = REPO / "examples" / "inventory" / "h100-mig.yaml"
-LIBVGPU = REPO / "libvgpu" / "build" / "rel"
 NODE = "real-node"
-SYSTEM = "kube-system"
-RELEASE = "hami"
 DAEMONSETS = Kind("daemonsets", "apis/apps/v1", True, "DaemonSet")
 DEPLOYMENTS = Kind("deployments", "apis/apps/v1", True, "Deployment")
 JOBS = Kind("jobs", "apis/batch/v1", True, "Job")
 SECRETS = Kind("secrets", "api/v1", True, "Secret")
 PLUGIN_SELECTOR = "app.kubernetes.io/component=hami-device-plugin"
-
-
-@dataclass
-class ChartNode:
-    cluster: LocalCluster
-    node: RealNode
-    hook: Path
-    kubectl: Path
-    before: host.HostSnapshot
-
-    def api(self) -> LightkubeAPI:
-        return LightkubeAPI(load_kubeconfig(self.cluster.kubeconfig), timeout=10.0)
-
-    def kubectl_run(self, *args: str) -> str:
-        return kubectl(self.kubectl, self.cluster.kubeconfig, *args)
-
-    async def log(self, pod: str, text: str) -> str:
-        return await wait_log(self.kubectl, self.cluster.kubeconfig, pod, text)
-
-    def helm(self, *args: str) -> str:
-        return helm(*args, "--kubeconfig", str(self.cluster.kubeconfig)).stdout
-
-
-def cluster_options(run_dir: Path, controller_manager: Path) -> ClusterOptions:
-    """The default scheduler only (the chart brings hami-scheduler) and kube-controller-manager
-    (with it, pods get ServiceAccount tokens and webhook Services are reached at their pods)."""
-    return ClusterOptions(
-        run_dir=run_dir, name="hami-chart-node", controller_manager=controller_manager
-    )
 
 
 def chart_values(hook: Path) -> dict[str, Any]:
@@ -105,70 +69,16 @@ def chart_values(hook: Path) -> dict[str, Any]:
     return {
         "global": {"gpuHookPath": str(hook)},
         "scheduler": {"leaderElect": False, "admissionWebhook": {"failurePolicy": "Fail"}},
-        "devicePlugin": {
-            "extraArgs": ["--backend=fake", f"--inventory={hook}/vgpu/fake-inventory.yaml"]
-        },
+        "devicePlugin": {"extraArgs": fake_args(hook)},
     }
 
 
 @pytest.fixture(scope="module")
 def chart_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartNode]:
     work = tmp_path_factory.mktemp("hami-chart-node")
-    before = host.take_snapshot()
-    node_binaries = find_node_binaries()
-    cluster = LocalCluster(cluster_options(work / "cluster", node_binaries.kube_controller_manager))
-    node: RealNode | None = None
-    try:
-        cluster.start()
-        assert cluster.ports is not None
-        options = NodeOptions(
-            work=work / "node",
-            kubeconfig=cluster.kubeconfig,
-            kubelet=node_binaries.kubelet,
-            fake_driver=LIBVGPU / "fake",
-            name=NODE,
-            apiserver_port=cluster.ports.apiserver,
-        )
-        node = RealNode(options).up()
-        version = str(find_binaries().manifest["kubernetes"])
-        images = work / "images"
-        archives = [
-            build_hami_image(REPO, LIBVGPU / "libvgpu.so", _image_cache(), images / "hami.tar")
-        ]
-        scheduler_image = kube_scheduler_image(find_binaries().kube_scheduler, version)
-        archives += write_archives([scheduler_image], images)
-        node.import_images(archives)
-        hook = work / "hook"
-        (hook / "vgpu").mkdir(parents=True)
-        shutil.copy2(INVENTORY, hook / "vgpu" / "fake-inventory.yaml")
-        real = ChartNode(cluster, node, hook, node_binaries.kubectl, before)
-        real.kubectl_run("label", "node", NODE, "gpu=on")
-        values = work / "values.yaml"
-        values.write_text(yaml.safe_dump(chart_values(hook)))
-        real.helm(
-            "install",
-            RELEASE,
-            str(CHART),
-            "--namespace",
-            SYSTEM,
-            "-f",
-            str(values),
-            "--wait",
-            "--timeout",
-            "5m",
-        )
+    with chart_node_up(work, "hami-chart-node", NODE, "gpu=on", chart_values) as real:
         asyncio.run(_registered(real))
         yield real
-    finally:
-        if node is not None:
-            node.down()
-        cluster.stop()
-
-
-def _image_cache() -> Path:
-    from hami.cluster.paths import cache_root
-
-    return cache_root() / "node-images"
 
 
 async def _registered(real: ChartNode) -> None:

@@ -33,7 +33,6 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -41,37 +40,35 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from hami.api import keys
 from hami.api.annotations import decode_node_devices, decode_pod_devices
-from hami.cluster.binaries import find_binaries, find_node_binaries
-from hami.cluster.control_plane import LocalCluster
 from hami.cluster.pki import CertificateAuthority, write_client_cert
+from hami.demo.chart import CHART
 from hami.demo.stack import poll
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, KubeAPIError, Manifest
 from hami.k8s.client import LightkubeAPI
-from hami.node import host
-from hami.node.hamiimage import build_hami_image
-from hami.node.images import kube_scheduler_image, write_archives
-from hami.node.node import NodeOptions, RealNode
-from tests.e2e.realnode import EVENTS, NAMESPACE, delete_pod, kubectl, probe_pod, run_pod
+from tests.e2e.realnode import (
+    EVENTS,
+    NAMESPACE,
+    RELEASE,
+    SYSTEM,
+    ChartNode,
+    chart_node_up,
+    delete_pod,
+    kubectl,
+    probe_pod,
+    run_pod,
+)
 from tests.e2e.test_real_node import (
     DAEMONSETS,
     DEPLOYMENTS,
-    INVENTORY,
-    LIBVGPU,
     NODE,
     PLUGIN_SELECTOR,
-    RELEASE,
     SECRETS,
-    SYSTEM,
-    ChartNode,
-    _image_cache,
     _registered,
     chart_values,
-    cluster_options,
 )
 
 pytestmark = [
@@ -81,7 +78,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="a real node needs root (containerd, kubelet)"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 SCHEDULER_SELECTOR = "app.kubernetes.io/component=hami-scheduler"
 CLIENTS = 4
 # 20 pods of 1 GPU / 1000 MiB (t4-pair advertises 2 GPUs x 10 slots): 12 created from before
@@ -97,55 +93,9 @@ SETTLE_LIMIT = 150.0
 @pytest.fixture(scope="module")
 def chart_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartNode]:
     work = tmp_path_factory.mktemp("hami-upgrade-node")
-    before = host.take_snapshot()
-    node_binaries = find_node_binaries()
-    cluster = LocalCluster(cluster_options(work / "cluster", node_binaries.kube_controller_manager))
-    node: RealNode | None = None
-    try:
-        cluster.start()
-        assert cluster.ports is not None
-        options = NodeOptions(
-            work=work / "node",
-            kubeconfig=cluster.kubeconfig,
-            kubelet=node_binaries.kubelet,
-            fake_driver=LIBVGPU / "fake",
-            name=NODE,
-            apiserver_port=cluster.ports.apiserver,
-        )
-        node = RealNode(options).up()
-        version = str(find_binaries().manifest["kubernetes"])
-        images = work / "images"
-        archives = [
-            build_hami_image(REPO, LIBVGPU / "libvgpu.so", _image_cache(), images / "hami.tar")
-        ]
-        archives += write_archives(
-            [kube_scheduler_image(find_binaries().kube_scheduler, version)], images
-        )
-        node.import_images(archives)
-        hook = work / "hook"
-        (hook / "vgpu").mkdir(parents=True)
-        shutil.copy2(INVENTORY, hook / "vgpu" / "fake-inventory.yaml")
-        real = ChartNode(cluster, node, hook, node_binaries.kubectl, before)
-        real.kubectl_run("label", "node", NODE, "gpu=on")
-        (work / "values.yaml").write_text(yaml.safe_dump(chart_values(hook)))
-        real.helm(
-            "install",
-            RELEASE,
-            str(REPO / "charts" / "hami"),
-            "--namespace",
-            SYSTEM,
-            "-f",
-            str(work / "values.yaml"),
-            "--wait",
-            "--timeout",
-            "5m",
-        )
+    with chart_node_up(work, "hami-chart-node", NODE, "gpu=on", chart_values) as real:
         asyncio.run(_registered(real))
         yield real
-    finally:
-        if node is not None:
-            node.down()
-        cluster.stop()
 
 
 def _pod(name: str, gpumem: int) -> dict[str, Any]:
@@ -207,7 +157,7 @@ def _upgrade(real: ChartNode, *change: str) -> float:
     real.helm(
         "upgrade",
         RELEASE,
-        str(REPO / "charts" / "hami"),
+        str(CHART),
         "--namespace",
         SYSTEM,
         "--reuse-values",
