@@ -17,19 +17,6 @@ def is_dra_pod(pod: Manifest) -> bool:
     return bool((pod.get("spec") or {}).get("resourceClaims"))
 
 
-def _claim_names(pod: Manifest) -> dict[str, str]:
-    """Pod claim name → ResourceClaim name (from the pod's status, else its spec)."""
-    out = {
-        str(c.get("name")): str(c.get("resourceClaimName"))
-        for c in (pod.get("status") or {}).get("resourceClaimStatuses") or []
-        if c.get("resourceClaimName")
-    }
-    for entry in (pod.get("spec") or {}).get("resourceClaims") or []:
-        if entry.get("resourceClaimName"):
-            out.setdefault(str(entry["name"]), str(entry["resourceClaimName"]))
-    return out
-
-
 def _split(annotations: Mapping[str, str], key: str) -> list[str]:
     return [v.strip() for v in annotations.get(key, "").split(",") if v.strip()]
 
@@ -72,7 +59,7 @@ def explain_pod(pod: Manifest, claims: Sequence[Manifest], slices: Sequence[Mani
     used = records.usage(records.allocations(claims))
     node = (pod.get("spec") or {}).get("nodeName")
     lines = [f"{key} uses DRA claims" + (f", on node {node}" if node else ", not scheduled")]
-    wanted = _claim_names(pod)
+    wanted = records.claim_names(pod)
     for entry in (pod.get("spec") or {}).get("resourceClaims") or []:
         name = str(entry.get("name"))
         claim = by_name.get(wanted.get(name, ""))

@@ -80,29 +80,12 @@ def devices(
 
 def uuids(slices: Iterable[Manifest], driver: str = names.DRIVER) -> dict[records.DeviceKey, str]:
     """(pool, device) → the UUID :func:`devices` gives it."""
-    out = {}
-    for item in slices:
-        spec = item.get("spec") or {}
-        if spec.get("driver") != driver:
-            continue
-        pool = str((spec.get("pool") or {}).get("name", ""))
-        for raw in spec.get("devices") or []:
-            name = str(raw.get("name", ""))
-            out[(pool, name)] = uuid_of(pool, name, raw.get("attributes") or {})
-    return out
-
-
-def _claim_names(pod: Manifest) -> dict[str, str]:
-    """Pod claim name → ResourceClaim name (the pod's status, else its spec)."""
-    out = {
-        str(c.get("name")): str(c.get("resourceClaimName"))
-        for c in (pod.get("status") or {}).get("resourceClaimStatuses") or []
-        if c.get("resourceClaimName")
+    return {
+        (pool, str(raw.get("name", ""))): uuid_of(
+            pool, str(raw.get("name", "")), raw.get("attributes") or {}
+        )
+        for pool, raw in records.published(slices, driver)
     }
-    for entry in (pod.get("spec") or {}).get("resourceClaims") or []:
-        if entry.get("resourceClaimName"):
-            out.setdefault(str(entry["name"]), str(entry["resourceClaimName"]))
-    return out
 
 
 def containers(pod: Manifest) -> list[tuple[str, list[str]]]:
@@ -125,7 +108,7 @@ def placed_pod(
     ``by_claim``: (namespace, claim name) → its allocations (:func:`by_claim`)."""
     meta = pod.get("metadata") or {}
     namespace = str(meta.get("namespace") or "default")
-    wanted = _claim_names(pod)
+    wanted = records.claim_names(pod)
     per_container: list[tuple[ContainerDevice, ...]] = []
     node = ""
     spec = pod.get("spec") or {}

@@ -9,7 +9,7 @@ which request, and ``consumedCapacity`` how much of it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,20 +106,41 @@ def usage(allocated: Iterable[Allocation]) -> dict[DeviceKey, Usage]:
     return {key: Usage(*values) for key, values in sums.items()}
 
 
-def capacities(slices: Iterable[Manifest], driver: str = names.DRIVER) -> dict[DeviceKey, Usage]:
-    """Each published device's capacity (``claims`` unused)."""
-    out = {}
+def published(
+    slices: Iterable[Manifest], driver: str = names.DRIVER
+) -> Iterator[tuple[str, Manifest]]:
+    """(pool, device) of every device ``driver``'s slices publish."""
     for item in slices:
         spec = item.get("spec") or {}
         if spec.get("driver") != driver:
             continue
         pool = str((spec.get("pool") or {}).get("name", ""))
         for device in spec.get("devices") or []:
-            capacity = device.get("capacity") or {}
-            out[(pool, str(device.get("name")))] = Usage(
-                memory_bytes=_quantity((capacity.get(names.MEMORY) or {}).get("value"), "memory"),
-                cores=_quantity((capacity.get(names.CORES) or {}).get("value"), "cores"),
-            )
+            yield pool, device
+
+
+def claim_names(pod: Manifest) -> dict[str, str]:
+    """A pod's claim name → its ResourceClaim's name (from the pod's status, else its spec)."""
+    out = {
+        str(c.get("name")): str(c.get("resourceClaimName"))
+        for c in (pod.get("status") or {}).get("resourceClaimStatuses") or []
+        if c.get("resourceClaimName")
+    }
+    for entry in (pod.get("spec") or {}).get("resourceClaims") or []:
+        if entry.get("resourceClaimName"):
+            out.setdefault(str(entry["name"]), str(entry["resourceClaimName"]))
+    return out
+
+
+def capacities(slices: Iterable[Manifest], driver: str = names.DRIVER) -> dict[DeviceKey, Usage]:
+    """Each published device's capacity (``claims`` unused)."""
+    out = {}
+    for pool, device in published(slices, driver):
+        capacity = device.get("capacity") or {}
+        out[(pool, str(device.get("name")))] = Usage(
+            memory_bytes=_quantity((capacity.get(names.MEMORY) or {}).get("value"), "memory"),
+            cores=_quantity((capacity.get(names.CORES) or {}).get("value"), "cores"),
+        )
     return out
 
 
