@@ -28,6 +28,7 @@ from typing import Any
 import bench_scheduler  # benchmarks/ (run as a script: its folder is on sys.path)
 import costs
 import report
+from hami.agent.dra.slices import device_class
 from hami.api import keys
 from hami.cluster.binaries import find_node_binaries
 from hami.cluster.control_plane import LocalCluster
@@ -42,7 +43,6 @@ from hami.demo.stack import (
     register_webhook,
     wait_registered,
 )
-from hami.dra.slices import device_class
 from hami.k8s.api import Kind
 
 SLICES = Kind("resourceslices", "apis/resource.k8s.io/v1", False, "ResourceSlice")

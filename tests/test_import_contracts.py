@@ -11,7 +11,7 @@ from pathlib import Path
 import hami
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = {"scheduler", "agent", "monitor", "webui", "sim", "dra", "demo", "node"}
+SERVICES = {"scheduler", "agent", "monitor", "webui", "sim", "demo", "node"}
 
 
 def contracts() -> configparser.ConfigParser:

@@ -3,7 +3,7 @@
 #   kubelet-peer  build the kubelet-side peer from upstream k8s.io/kubelet (cached by key)
 .PHONY: proto kubelet-peer
 
-PROTO_SRC := src/hami/agent/kubelet/proto/api.proto $(wildcard src/hami/dra/proto/*.proto)
+PROTO_SRC := src/hami/agent/kubelet/proto/api.proto $(wildcard src/hami/agent/dra/proto/*.proto)
 PROTO_OUT := src/hami/agent/kubelet/proto/api_pb2.py
 
 proto: $(PROTO_OUT)

@@ -46,7 +46,7 @@ COMMANDS: dict[str, Lazy] = {
         "(--simulate).",
     ),
     "dra-plugin": Lazy(
-        "hami.dra.cli:dra_plugin_main",
+        "hami.agent.dra.cli:dra_plugin_main",
         "Run the DRA kubelet plugin (driver hami-core-gpu.project-hami.io), or publish the "
         "ResourceSlices of kwok nodes (--simulate).",
     ),

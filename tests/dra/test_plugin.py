@@ -14,12 +14,12 @@ import pytest
 
 from hami.agent.config.settings import Settings
 from hami.agent.discovery.fake import FakeSource, load_inventory
+from hami.agent.dra.plugin import DraNode, Sockets, run
+from hami.agent.dra.prepare import SpecStore
+from hami.agent.dra.proto import dra_pb2, dra_pb2_grpc
+from hami.agent.dra.proto import pluginregistration_pb2 as reg_pb2
+from hami.agent.dra.proto import pluginregistration_pb2_grpc as reg_pb2_grpc
 from hami.core.dra import names
-from hami.dra.plugin import DraNode, Sockets, run
-from hami.dra.prepare import SpecStore
-from hami.dra.proto import dra_pb2, dra_pb2_grpc
-from hami.dra.proto import pluginregistration_pb2 as reg_pb2
-from hami.dra.proto import pluginregistration_pb2_grpc as reg_pb2_grpc
 
 INVENTORY = """\
 gpus:
@@ -223,8 +223,8 @@ async def test_rediscovery_swaps_in_added_gpus_and_health_still_flows(
 
 
 async def test_simulator_follows_edited_inventories(tmp_path: Path) -> None:
+    from hami.agent.dra.simulate import DraSimulator
     from hami.agent.simulation.simulator import SimNode
-    from hami.dra.simulate import DraSimulator
 
     inventory = tmp_path / "inv.yaml"
     inventory.write_text(INVENTORY)

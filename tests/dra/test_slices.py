@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+from hami.agent.dra.slices import next_generation, nvlink_groups, resource_slice, slice_devices
 from hami.agent.values import Gpu
 from hami.api.types import PairScores
 from hami.core.dra import names
-from hami.dra.slices import next_generation, nvlink_groups, resource_slice, slice_devices
 
 
 def _gpus(n: int = 4) -> list[Gpu]:

@@ -19,11 +19,11 @@ from lightkube.resources.resource_v1 import (
     ResourceSlice,
 )
 
+from hami.agent.dra.slices import device_class
 from hami.api.admission import PatchOp
 from hami.cluster.binaries import find_node_binaries
 from hami.cluster.control_plane import ClusterOptions, LocalCluster
 from hami.core.dra import names
-from hami.dra.slices import device_class
 from tests.e2e.localcluster import create_gpu_node, gpu_node
 
 Claim = ResourceClaim

@@ -16,7 +16,7 @@ import yaml
 
 from hami.api import keys
 from hami.api.annotations import decode_pod_devices
-from hami.cluster.binaries import find_binaries, find_node_binaries
+from hami.cluster.binaries import NodeBinaries, find_binaries, find_node_binaries
 from hami.cluster.control_plane import ClusterOptions, LocalCluster
 from hami.cluster.paths import cache_root
 from hami.demo.chart import CHART, helm
@@ -69,19 +69,12 @@ def fake_args(hook: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def chart_node_up(
-    work: Path,
-    cluster_name: str,
-    node_name: str,
-    label: str,
-    values: Callable[[Path], Mapping[str, Any]],
-) -> Iterator[ChartNode]:
+def real_node_up(
+    work: Path, cluster_name: str, node_name: str
+) -> Iterator[tuple[LocalCluster, RealNode, NodeBinaries]]:
     """A control plane with kube-controller-manager (ServiceAccount tokens, webhook Services
-    reached at their pods), a real node ``node_name`` labelled ``label`` with the hami and
-    kube-scheduler images imported, and `helm install` of the chart with ``values(hook)`` (the
-    hook directory made here, the t4-pair inventory in it).
-    The node goes down and the cluster stops on exit."""
-    before = host.take_snapshot()
+    reached at their pods, ResourceClaims from templates) and a real node ``node_name`` on it;
+    the node goes down and the cluster stops on exit."""
     binaries = find_node_binaries()
     cluster = LocalCluster(
         ClusterOptions(
@@ -104,6 +97,26 @@ def chart_node_up(
                 apiserver_port=cluster.ports.apiserver,
             )
         ).up()
+        yield cluster, node, binaries
+    finally:
+        if node is not None:
+            node.down()
+        cluster.stop()
+
+
+@contextlib.contextmanager
+def chart_node_up(
+    work: Path,
+    cluster_name: str,
+    node_name: str,
+    label: str,
+    values: Callable[[Path], Mapping[str, Any]],
+) -> Iterator[ChartNode]:
+    """:func:`real_node_up` with the hami and kube-scheduler images imported, the node labelled
+    ``label``, and `helm install` of the chart with ``values(hook)`` (the hook directory made
+    here, the t4-pair inventory in it)."""
+    before = host.take_snapshot()
+    with real_node_up(work, cluster_name, node_name) as (cluster, node, binaries):
         control = find_binaries()
         images = work / "images"
         archives = [
@@ -128,10 +141,6 @@ def chart_node_up(
             "--wait", "--timeout", "5m",
         )  # fmt: skip
         yield real
-    finally:
-        if node is not None:
-            node.down()
-        cluster.stop()
 
 
 def kubectl(binary: Path, kubeconfig: Path, *args: str, timeout: float = 60) -> str:

@@ -22,12 +22,12 @@ import pytest_asyncio
 from lightkube import AsyncClient
 from lightkube.resources.core_v1 import Namespace, Pod
 
+from hami.agent.dra.kube import LightkubeDra
+from hami.agent.dra.simulate import DraSimulator
 from hami.agent.simulation.simulator import SimNode
 from hami.cluster.control_plane import LocalCluster
 from hami.core.dra import names, records
 from hami.core.dra.translate import DraMode, TranslateError, translate
-from hami.dra.kube import LightkubeDra
-from hami.dra.simulate import DraSimulator
 from tests.e2e.dra_stack import (
     Claim,
     ClaimTemplate,

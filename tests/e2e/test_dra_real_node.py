@@ -21,19 +21,27 @@ from pathlib import Path
 
 import pytest
 
-from hami.cluster.binaries import find_node_binaries
-from hami.cluster.control_plane import ClusterOptions, LocalCluster
+from hami.agent.dra.prepare import SpecStore
+from hami.cluster.control_plane import LocalCluster
 from hami.core.dra import names, records
 from hami.core.dra.translate import DraMode, translate
 from hami.demo.stack import poll
-from hami.dra.prepare import SpecStore
 from hami.k8s import objects
 from hami.k8s.api import Kind, KubeAPIError
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.node.images import TESTBOX_IMAGE
-from hami.node.node import NodeOptions, RealNode
+from hami.node.node import RealNode
 from tests.e2e.dra_stack import apply_patch, device_class, pod_manifest
-from tests.e2e.realnode import NAMESPACE, delete_pod, kubectl, run_pod, wait_log
+from tests.e2e.realnode import (
+    LIBVGPU,
+    NAMESPACE,
+    T4_PAIR,
+    delete_pod,
+    kubectl,
+    real_node_up,
+    run_pod,
+    wait_log,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -42,9 +50,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="a real node needs root (containerd, kubelet)"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
-INVENTORY = REPO / "examples" / "inventory" / "t4-pair.yaml"
-LIBVGPU = REPO / "libvgpu" / "build" / "rel"
+INVENTORY = T4_PAIR
 NODE = "dra-real-node"
 HAMI = str(Path(sys.executable).with_name("hami"))
 DEVICE_CLASSES = Kind("deviceclasses", "apis/resource.k8s.io/v1", False, "DeviceClass")
@@ -87,57 +93,30 @@ def _containerd_has_cdi() -> bool:
 @pytest.fixture(scope="module")
 def dra_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DraNode]:
     work = tmp_path_factory.mktemp("hami-dra-node")
-    binaries = find_node_binaries()
-    cluster = LocalCluster(
-        ClusterOptions(
-            run_dir=work / "cluster",
-            name="hami-dra-node",
-            controller_manager=binaries.kube_controller_manager,
-        )
-    )
-    node: RealNode | None = None
     real: DraNode | None = None
-    try:
-        cluster.start()
-        assert cluster.ports is not None
-        node = RealNode(
-            NodeOptions(
-                work=work / "node",
-                kubeconfig=cluster.kubeconfig,
-                kubelet=binaries.kubelet,
-                fake_driver=LIBVGPU / "fake",
-                name=NODE,
-                apiserver_port=cluster.ports.apiserver,
-            )
-        ).up()
-        kubectl(
-            binaries.kubectl,
-            cluster.kubeconfig,
-            "label",
-            "node",
-            NODE,
-            f"{names.DRA_NODE_LABEL}=true",
-        )
-        hook = work / "hook"
-        (hook / "vgpu").mkdir(parents=True)
-        shutil.copy2(LIBVGPU / "libvgpu.so", hook / "vgpu" / "libvgpu.so")
-        (hook / "vgpu" / "ld.so.preload").write_text(f"{hook}/vgpu/libvgpu.so\n")
-        cdi = Path("/var/run/cdi") if _containerd_has_cdi() else work / "cdi"
-        argv = [
-            HAMI, "dra-plugin", "--node-name", NODE, "--backend", "fake",
-            "--inventory", str(INVENTORY), "--kubeconfig", str(cluster.kubeconfig),
-            "--hook-path", str(hook), "--lock-dir", str(work / "vgpulock"),
-            "--cdi-spec-dir", str(cdi),
-        ]  # fmt: skip
-        real = DraNode(cluster, node, cdi, binaries.kubectl, work / "dra-plugin.log", argv)
-        real.start_plugin()
-        yield real
-    finally:
-        if real is not None:
-            real.stop_plugin()
-        if node is not None:
-            node.down()
-        cluster.stop()
+    with real_node_up(work, "hami-dra-node", NODE) as (cluster, node, binaries):
+        try:
+            kubectl(
+                binaries.kubectl, cluster.kubeconfig, "label", "node", NODE,
+                f"{names.DRA_NODE_LABEL}=true",
+            )  # fmt: skip
+            hook = work / "hook"
+            (hook / "vgpu").mkdir(parents=True)
+            shutil.copy2(LIBVGPU / "libvgpu.so", hook / "vgpu" / "libvgpu.so")
+            (hook / "vgpu" / "ld.so.preload").write_text(f"{hook}/vgpu/libvgpu.so\n")
+            cdi = Path("/var/run/cdi") if _containerd_has_cdi() else work / "cdi"
+            argv = [
+                HAMI, "dra-plugin", "--node-name", NODE, "--backend", "fake",
+                "--inventory", str(INVENTORY), "--kubeconfig", str(cluster.kubeconfig),
+                "--hook-path", str(hook), "--lock-dir", str(work / "vgpulock"),
+                "--cdi-spec-dir", str(cdi),
+            ]  # fmt: skip
+            real = DraNode(cluster, node, cdi, binaries.kubectl, work / "dra-plugin.log", argv)
+            real.start_plugin()
+            yield real
+        finally:
+            if real is not None:
+                real.stop_plugin()
 
 
 async def test_dra_pod_is_prepared_and_unprepared_by_the_real_kubelet(dra_node: DraNode) -> None:

@@ -1,5 +1,5 @@
 """Generate the Python stubs for the vendored kubelet protocols with grpcio-tools (`make proto`):
-the device-plugin API (`proto/api.proto`) and the DRA plugin's (`hami/dra/proto/*.proto`).
+the device-plugin API (`proto/api.proto`) and the DRA plugin's (`hami/agent/dra/proto/*.proto`).
 
 Run as ``python -m hami.agent.kubelet.protogen``. The stubs land next to each .proto file and import each
 other as ``hami.agent.kubelet.proto.api_pb2``, because protoc runs with the package root as include path.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 PROTO = Path(__file__).resolve().parent / "proto" / "api.proto"
 ROOT = PROTO.parents[4]  # the directory that holds the `hami` package
-DRA_PROTOS = sorted((ROOT / "hami" / "dra" / "proto").glob("*.proto"))
+DRA_PROTOS = sorted((ROOT / "hami" / "agent" / "dra" / "proto").glob("*.proto"))
 
 
 def generate() -> int:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from hami.agent.config.settings import Settings
 from hami.agent.discovery.fake import FakeSource, load_inventory
+from hami.agent.dra.kube import DraKube
+from hami.agent.dra.plugin import DraNode
 from hami.agent.errors import ConfigError
 from hami.agent.simulation.simulator import SimNode
-from hami.dra.kube import DraKube
-from hami.dra.plugin import DraNode
 
 log = logging.getLogger(__name__)
 PARALLEL = 16

@@ -99,8 +99,8 @@ async def _serve(
     interval: float,
 ) -> None:
     from hami.agent.discovery.port import open_backend
-    from hami.dra.kube import LightkubeDra
-    from hami.dra.plugin import DraNode, Sockets, run
+    from hami.agent.dra.kube import LightkubeDra
+    from hami.agent.dra.plugin import DraNode, Sockets, run
 
     def reopen() -> Any:
         return open_backend(backend, inventory, settings.node_name)
@@ -117,10 +117,10 @@ async def _serve(
 async def _simulate(
     items: list[str], inventory: Path | None, kubeconfig: str | None, interval: float
 ) -> None:
+    from hami.agent.dra.kube import LightkubeDra
+    from hami.agent.dra.simulate import DraSimulator
     from hami.agent.errors import ConfigError
     from hami.agent.simulation.simulator import parse_nodes
-    from hami.dra.kube import LightkubeDra
-    from hami.dra.simulate import DraSimulator
 
     sim_nodes = parse_nodes(items, inventory)
     if not sim_nodes:

@@ -15,8 +15,8 @@ from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.resources.core_v1 import Node
 from lightkube.resources.resource_v1 import ResourceClaim, ResourceSlice
 
+from hami.agent.dra.slices import next_generation
 from hami.core.dra import names
-from hami.dra.slices import next_generation
 
 Manifest = dict[str, Any]
 FIELD_MANAGER = "hami-dra-plugin"

@@ -6,9 +6,9 @@ Three jobs, one asyncio loop:
   ``<kubelet>/plugins_registry/<driver>-reg.sock``; kubelet's plugin watcher finds the socket,
   calls ``GetInfo`` and then dials the DRA endpoint it names;
 * ``v1.DRAPlugin`` on ``<kubelet>/plugins/<driver>/dra.sock``: ``NodePrepareResources`` reads
-  each claim's allocation from the API and writes its CDI spec (:mod:`hami.dra.prepare`),
+  each claim's allocation from the API and writes its CDI spec (:mod:`hami.agent.dra.prepare`),
   ``NodeUnprepareResources`` removes it; both idempotent;
-* the node's ResourceSlice (:mod:`hami.dra.slices`): published at start, again on every health
+* the node's ResourceSlice (:mod:`hami.agent.dra.slices`): published at start, again on every health
   event and whenever a re-discovery finds GPUs added or removed, with a new pool generation.
 """
 
@@ -28,16 +28,16 @@ import grpc
 from hami.agent.allocation.response import HookFiles
 from hami.agent.config.settings import Settings
 from hami.agent.discovery.port import DeviceSource
+from hami.agent.dra.kube import DraKube, publish
+from hami.agent.dra.prepare import PrepareError, SpecStore, cache_dirs, cdi_spec, claim_devices
+from hami.agent.dra.slices import resource_slice, slice_devices
 from hami.agent.values import Gpu
 from hami.core.dra import names
-from hami.dra.kube import DraKube, publish
-from hami.dra.prepare import PrepareError, SpecStore, cache_dirs, cdi_spec, claim_devices
-from hami.dra.slices import resource_slice, slice_devices
 
 try:
-    from hami.dra.proto import dra_pb2, dra_pb2_grpc
-    from hami.dra.proto import pluginregistration_pb2 as reg_pb2
-    from hami.dra.proto import pluginregistration_pb2_grpc as reg_pb2_grpc
+    from hami.agent.dra.proto import dra_pb2, dra_pb2_grpc
+    from hami.agent.dra.proto import pluginregistration_pb2 as reg_pb2
+    from hami.agent.dra.proto import pluginregistration_pb2_grpc as reg_pb2_grpc
 except ImportError as exc:  # pragma: no cover - only without `make proto`
     raise ImportError(
         "the DRA gRPC stubs are missing: generate them with `make proto` "
