@@ -139,17 +139,17 @@ def test_finished_init_containers_count_in_no_bar() -> None:
     from hami.api.types import ContainerDevice
     from hami.core.model import Device
     from hami.vendors.nvidia import NvidiaVendor
-    from hami.webui.source import PodInfo
+    from hami.webui.source import PodEntry
 
     gpu = Device(uuid="g", vendor="NVIDIA", type="T4", count=10, memory=23028, cores=100)
     init, app = ContainerDevice("g", "NVIDIA", 12000, 50), ContainerDevice("g", "NVIDIA", 12271, 50)
     placed = PlacedPod("ns/p", "n", {"NVIDIA": ((init,), (app,))}, init_count=1, init_done=True)
-    pod = PodInfo("ns", "p", "Running", "n", placed, None)
+    pod = PodEntry("ns", "p", "Running", "n", placed, None)
     holders = views._holders([pod], {"g": gpu}, VendorNames({"NVIDIA": NvidiaVendor()}))
     assert [h["memory_mib"] for h in holders["g"]] == [12271]
     running = PlacedPod("ns/p", "n", placed.devices, init_count=1, init_done=False)
     holders = views._holders(
-        [PodInfo("ns", "p", "Pending", "n", running, None)],
+        [PodEntry("ns", "p", "Pending", "n", running, None)],
         {"g": gpu},
         VendorNames({"NVIDIA": NvidiaVendor()}),
     )

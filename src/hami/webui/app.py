@@ -26,7 +26,7 @@ from hami.webui.monitor import MonitorProbe
 from hami.webui.names import VendorNames
 from hami.webui.prometheus import DeviceTrends, PrometheusError, PrometheusHistory, Trend
 from hami.webui.security import Guard
-from hami.webui.source import NodeInfo, PodInfo, Snapshot, Source, SourceError
+from hami.webui.source import NodeEntry, PodEntry, Snapshot, Source, SourceError
 from hami.webui.views import Filters
 
 STATIC = Path(__file__).parent / "static"
@@ -133,7 +133,7 @@ class WebUI:
             )
         return '<p class="history-source" data-source="own">history: kept by the UI since it started</p>'
 
-    async def pod(self, namespace: str, name: str) -> tuple[Snapshot, PodInfo, dict[str, float]]:
+    async def pod(self, namespace: str, name: str) -> tuple[Snapshot, PodEntry, dict[str, float]]:
         snapshot, util = await self.read()
         pod = snapshot.pod(namespace, name)
         if pod is None:
@@ -141,7 +141,7 @@ class WebUI:
         return snapshot, pod, util
 
 
-def _node_or_404(snapshot: Snapshot, name: str) -> NodeInfo:
+def _node_or_404(snapshot: Snapshot, name: str) -> NodeEntry:
     info = snapshot.node(name)
     if info is None:
         raise HTTPException(404, f"node {name!r} not found")

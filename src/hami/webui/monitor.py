@@ -12,7 +12,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from hami.metrics.monitor import HOST_UTIL
-from hami.webui.source import NodeInfo
+from hami.webui.source import NodeEntry
 
 UTIL_METRIC = HOST_UTIL.name  # the monitor's own definition: a rename cannot break the UI
 
@@ -37,7 +37,7 @@ class MonitorProbe:
         self.port = port
         self.timeout = timeout
 
-    async def utilisation(self, nodes: Sequence[NodeInfo]) -> tuple[dict[str, float], list[str]]:
+    async def utilisation(self, nodes: Sequence[NodeEntry]) -> tuple[dict[str, float], list[str]]:
         targets = [n for n in nodes if n.node.devices]
         async with httpx.AsyncClient(timeout=self.timeout, trust_env=False) as client:
             results = await asyncio.gather(*(self._one(client, n) for n in targets))
@@ -49,7 +49,9 @@ class MonitorProbe:
                 notices.append(notice)
         return found, notices
 
-    async def _one(self, client: httpx.AsyncClient, node: NodeInfo) -> tuple[dict[str, float], str]:
+    async def _one(
+        self, client: httpx.AsyncClient, node: NodeEntry
+    ) -> tuple[dict[str, float], str]:
         if not node.address:
             return {}, f"node {node.name}: no InternalIP, so its monitor cannot be reached"
         url = f"http://{node.address}:{self.port}/metrics"

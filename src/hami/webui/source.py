@@ -54,7 +54,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class NodeInfo:
+class NodeEntry:
+    """A node as the web UI shows it: its decoded devices (not hami.k8s.views.NodeInfo, the
+    raw fields the device plugin reads)."""
+
     name: str
     node: Node  # devices as registered (none when unregistered or malformed)
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -63,7 +66,9 @@ class NodeInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class PodInfo:
+class PodEntry:
+    """A pod as the web UI shows it: where its slices are and what it asks for."""
+
     namespace: str
     name: str
     phase: str
@@ -84,8 +89,8 @@ class PodInfo:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    nodes: tuple[NodeInfo, ...]
-    pods: tuple[PodInfo, ...]
+    nodes: tuple[NodeEntry, ...]
+    pods: tuple[PodEntry, ...]
     view: ClusterView
     taken_at: float
     notices: tuple[str, ...] = ()
@@ -93,10 +98,10 @@ class Snapshot:
     quotas: QuotaBook | None = None  # hami's namespace quotas (ResourceQuota limits.<resource>)
     dra_nodes: frozenset[str] = frozenset()  # nodes whose devices are DRA's (docs/dra.md)
 
-    def node(self, name: str) -> NodeInfo | None:
+    def node(self, name: str) -> NodeEntry | None:
         return next((n for n in self.nodes if n.name == name), None)
 
-    def pod(self, namespace: str, name: str) -> PodInfo | None:
+    def pod(self, namespace: str, name: str) -> PodEntry | None:
         return next((p for p in self.pods if p.namespace == namespace and p.name == name), None)
 
     @property
@@ -127,7 +132,7 @@ class SourceError(Exception):
 # --- building a snapshot -----------------------------------------------------------------------
 
 
-def _node_info(manifest: Manifest, vendors: Mapping[str, Vendor]) -> NodeInfo:
+def _node_info(manifest: Manifest, vendors: Mapping[str, Vendor]) -> NodeEntry:
     name = objects.name(manifest)
     labels = objects.labels(manifest)
     address = _internal_ip(manifest)
@@ -135,12 +140,12 @@ def _node_info(manifest: Manifest, vendors: Mapping[str, Vendor]) -> NodeInfo:
         node = node_from_manifest(manifest, vendors)
     except WireFormatError as exc:
         problem = f"malformed registration: {exc}"
-        return NodeInfo(name, Node(name, ()), labels, address, problem)
+        return NodeEntry(name, Node(name, ()), labels, address, problem)
     left_out = devconfig.unenabled(manifest, vendors) if not node.devices else []
     if left_out:
         problem = f"registers {', '.join(left_out)} devices; the device config does not enable them"
-        return NodeInfo(name, node, labels, address, problem)
-    return NodeInfo(name, node, labels, address)
+        return NodeEntry(name, node, labels, address, problem)
+    return NodeEntry(name, node, labels, address)
 
 
 def _internal_ip(manifest: Manifest) -> str:
@@ -153,7 +158,7 @@ def _internal_ip(manifest: Manifest) -> str:
 
 def _pod_info(
     manifest: Manifest, vendors: Mapping[str, Vendor], config: SchedulerConfig, admit: bool
-) -> PodInfo | None:
+) -> PodEntry | None:
     namespace, name = objects.namespace(manifest) or "default", objects.name(manifest)
     phase = str(objects.status(manifest).get("phase") or "Pending")
     if phase in TERMINAL_PHASES:
@@ -181,7 +186,7 @@ def _pod_info(
         metadata.get("creationTimestamp") if isinstance(metadata, Mapping) else ""
     )
     problem = "; ".join(problems)
-    return PodInfo(namespace, name, phase, node, placed, request, problem, str(started or ""))
+    return PodEntry(namespace, name, phase, node, placed, request, problem, str(started or ""))
 
 
 class DecodeMemo:
@@ -224,8 +229,8 @@ class DecodeMemo:
 class _Core:
     """What a snapshot derives from its decoded objects (reused while nothing changes)."""
 
-    nodes: tuple[NodeInfo, ...]
-    pods: tuple[PodInfo, ...]
+    nodes: tuple[NodeEntry, ...]
+    pods: tuple[PodEntry, ...]
     view: ClusterView
     problems: tuple[str, ...]
     per_node: Mapping[str, _NodeCore] = field(default_factory=dict)  # for the next rebuild
@@ -256,8 +261,8 @@ def build_snapshot(
         same_objects = False
     if dra_key is not None:
         pods = list(pods)
-    decoded_nodes: list[NodeInfo] = []
-    found: list[PodInfo | None] = []
+    decoded_nodes: list[NodeEntry] = []
+    found: list[PodEntry | None] = []
     if memo is None:
         decoded_nodes = [_node_info(m, vendors) for m in nodes]
         found = [_pod_info(m, vendors, config, admit) for m in pods]
@@ -265,12 +270,12 @@ def build_snapshot(
         memo.changed = False
     else:
         decoded_nodes = [
-            cast(NodeInfo, memo.get("node", m, functools.partial(_node_info, m, vendors)))
+            cast(NodeEntry, memo.get("node", m, functools.partial(_node_info, m, vendors)))
             for m in nodes
         ]
         found = [
             cast(
-                "PodInfo | None",
+                "PodEntry | None",
                 memo.get("pod", m, functools.partial(_pod_info, m, vendors, config, admit)),
             )
             for m in pods
@@ -317,11 +322,11 @@ class DraState:
 
 
 def _with_dra(
-    nodes: Sequence[NodeInfo],
-    found: Sequence[PodInfo | None],
+    nodes: Sequence[NodeEntry],
+    found: Sequence[PodEntry | None],
     pods: Iterable[Manifest],
     dra: DraState,
-) -> tuple[list[NodeInfo], list[PodInfo | None], frozenset[str]]:
+) -> tuple[list[NodeEntry], list[PodEntry | None], frozenset[str]]:
     """The nodes with their published DRA devices (a node registering none of its own), and
     the pods with their allocated claims as placed pods (`hami.core.dra.placement`)."""
     published = dra_placement.devices(dra.slices)
@@ -356,13 +361,13 @@ def _with_dra(
         )
         status, metadata = objects.status(manifest), objects.meta(manifest)
         started = str(status.get("startTime") or metadata.get("creationTimestamp") or "")
-        out_pods.append(PodInfo(namespace, name, phase, pod.node, pod, request, "", started))
+        out_pods.append(PodEntry(namespace, name, phase, pod.node, pod, request, "", started))
     return out_nodes, out_pods, frozenset(dra_nodes)
 
 
 def _core(
-    nodes: Iterable[NodeInfo],
-    found: Iterable[PodInfo | None],
+    nodes: Iterable[NodeEntry],
+    found: Iterable[PodEntry | None],
     vendors: Mapping[str, Vendor],
     previous: _Core | None = None,
 ) -> _Core:
@@ -381,15 +386,15 @@ def _core(
 class _NodeCore:
     """One node's state as the core computed it, and what it was computed from."""
 
-    info: NodeInfo
+    info: NodeEntry
     placed: tuple[PlacedPod, ...]
     state: NodeState
     missing: tuple[str, ...]
 
 
 def core_view(
-    nodes: Sequence[NodeInfo],
-    pods: Sequence[PodInfo],
+    nodes: Sequence[NodeEntry],
+    pods: Sequence[PodEntry],
     vendors: Mapping[str, Vendor],
     previous: Mapping[str, _NodeCore] | None = None,
     keep: dict[str, _NodeCore] | None = None,

@@ -15,7 +15,7 @@ from hami.core.model import Device, DeviceUsage
 from hami.core.quota import pod_usage
 from hami.core.vendor import Vendor
 from hami.webui.names import VendorNames
-from hami.webui.source import NodeInfo, PodInfo, Snapshot, core_view, slices
+from hami.webui.source import NodeEntry, PodEntry, Snapshot, core_view, slices
 
 API_VERSION = "v1"
 
@@ -56,14 +56,14 @@ class Filters:
             not self.model or self.model.lower() == device.type.lower()
         )
 
-    def node_ok(self, info: NodeInfo) -> bool:
+    def node_ok(self, info: NodeEntry) -> bool:
         if self.node and info.name != self.node:
             return False
         if self.vendor or self.model:
             return any(self.device(d) for d in info.node.devices)
         return True
 
-    def pod_ok(self, pod: PodInfo, models: Mapping[str, str] | None = None) -> bool:
+    def pod_ok(self, pod: PodEntry, models: Mapping[str, str] | None = None) -> bool:
         """Namespace and node; a vendor filter keeps pods asking for (or holding) one of its
         devices; a model filter keeps pods holding a device of that model (``models``: device
         UUID → model) or, while pending, asking for the vendor of such a device."""
@@ -80,7 +80,7 @@ class Filters:
         return True
 
 
-def _pod_vendors(pod: PodInfo) -> set[str]:
+def _pod_vendors(pod: PodEntry) -> set[str]:
     found = set(pod.placed.devices) if pod.placed else set()
     return found | (set(pod.request.vendors()) if pod.request else set())
 
@@ -101,9 +101,9 @@ def _pct(part: int, whole: int) -> float:
 # --- devices and nodes -------------------------------------------------------------------------
 
 
-def pods_by_node(snapshot: Snapshot) -> dict[str, list[PodInfo]]:
+def pods_by_node(snapshot: Snapshot) -> dict[str, list[PodEntry]]:
     """Placed pods grouped by the node holding their devices (one pass over the pods)."""
-    found: dict[str, list[PodInfo]] = {}
+    found: dict[str, list[PodEntry]] = {}
     for pod in snapshot.pods:
         if pod.placed is not None:
             found.setdefault(pod.placed.node, []).append(pod)
@@ -111,7 +111,7 @@ def pods_by_node(snapshot: Snapshot) -> dict[str, list[PodInfo]]:
 
 
 def _holders(
-    pods: Iterable[PodInfo], devices: Mapping[str, Device], names: VendorNames
+    pods: Iterable[PodEntry], devices: Mapping[str, Device], names: VendorNames
 ) -> dict[str, list[dict[str, object]]]:
     """Per device UUID, the slices of ``pods`` (the placed pods of one node) on it, each as its
     vendor reads it (a whole-card hold is the card); init containers that have all finished
@@ -185,17 +185,17 @@ def _mig_doc(gpu: mig.MigGpu | None) -> dict[str, object] | None:
     return {k: doc[k] for k in ("slices", "slices_used", "slice_map", "instances")}
 
 
-def _usage(snapshot: Snapshot, info: NodeInfo) -> tuple[DeviceUsage, ...]:
+def _usage(snapshot: Snapshot, info: NodeEntry) -> tuple[DeviceUsage, ...]:
     state = snapshot.view.get(info.name)
     return state.usage if state is not None else tuple(DeviceUsage() for _ in info.node.devices)
 
 
 def node_doc(
     snapshot: Snapshot,
-    info: NodeInfo,
+    info: NodeEntry,
     filters: Filters = Filters(),
     names: VendorNames | None = None,
-    on_node: Sequence[PodInfo] | None = None,
+    on_node: Sequence[PodEntry] | None = None,
 ) -> dict[str, object]:
     """One node; ``on_node``: its placed pods when the caller grouped them (`pods_by_node`)."""
     if on_node is None:
@@ -362,7 +362,7 @@ def summary_doc(
 # --- pods --------------------------------------------------------------------------------------
 
 
-def _limits(pod: PodInfo) -> list[dict[str, object]]:
+def _limits(pod: PodEntry) -> list[dict[str, object]]:
     if pod.request is None:
         return []
     names = pod.request.container_names
@@ -381,7 +381,7 @@ def _limits(pod: PodInfo) -> list[dict[str, object]]:
 
 
 def pod_doc(
-    pod: PodInfo, vendors: VendorNames | None = None, devices: Mapping[str, Device] | None = None
+    pod: PodEntry, vendors: VendorNames | None = None, devices: Mapping[str, Device] | None = None
 ) -> dict[str, object]:
     """One pod; with the ``vendors`` and the cluster's ``devices`` (uuid → device), each slice
     reads as its vendor says it holds (a whole-card hold is the card; ``cores_unit``)."""
@@ -418,13 +418,13 @@ def pod_doc(
     }
 
 
-def pod_devices(snapshot: Snapshot, pod: PodInfo) -> dict[str, Device]:
+def pod_devices(snapshot: Snapshot, pod: PodEntry) -> dict[str, Device]:
     """The devices of the node holding ``pod``'s slices, by UUID (for `pod_doc`)."""
     info = next((n for n in snapshot.nodes if n.name == pod.node), None)
     return {d.uuid: d for d in info.node.devices} if info is not None else {}
 
 
-def _pod_mig(pod: PodInfo, names: Sequence[str]) -> list[dict[str, object]]:
+def _pod_mig(pod: PodEntry, names: Sequence[str]) -> list[dict[str, object]]:
     """The pod's MIG instances: GPU, container name, profile, placement, identity."""
     found = mig.instances(pod.key, pod.placed.mig) if pod.placed else []
     return [
@@ -447,7 +447,7 @@ def pods_doc(snapshot: Snapshot, filters: Filters, phase: str = "") -> list[dict
     return [pod_doc(p) for p in pods]
 
 
-def explain_pod(snapshot: Snapshot, pod: PodInfo, vendors: Mapping[str, Vendor]) -> Explanation:
+def explain_pod(snapshot: Snapshot, pod: PodEntry, vendors: Mapping[str, Vendor]) -> Explanation:
     """Why a pending pod fits nowhere, against the snapshot's view (every node a candidate)."""
     assert pod.request is not None
     problems = {n.name: n.problem for n in snapshot.nodes if n.problem}
@@ -466,7 +466,7 @@ def devices_doc(
     return [dict(d) for n in nodes_doc(snapshot, filters, names) for d in _docs(n, "devices")]
 
 
-def device_of(snapshot: Snapshot, uuid: str) -> NodeInfo | None:
+def device_of(snapshot: Snapshot, uuid: str) -> NodeEntry | None:
     """The node that registers device ``uuid``."""
     return next((n for n in snapshot.nodes if any(d.uuid == uuid for d in n.node.devices)), None)
 
@@ -478,7 +478,7 @@ def workloads_doc(snapshot: Snapshot, filters: Filters) -> list[dict[str, object
 
 def explain_all(
     snapshot: Snapshot, filters: Filters, vendors: Mapping[str, Vendor]
-) -> list[tuple[PodInfo, Explanation]]:
+) -> list[tuple[PodEntry, Explanation]]:
     models_of = device_models(snapshot)
     return [
         (p, explain_pod(snapshot, p, vendors))
