@@ -40,6 +40,7 @@ from hami.api.errors import WireFormatError
 from hami.core import accounting
 from hami.core.accounting import PlacedPod, placed_pod
 from hami.core.cluster import ClusterView, NodeState
+from hami.core.dra.names import is_dra_node
 from hami.core.model import Node
 from hami.core.nodes import node_from_manifest
 from hami.core.vendor import Vendor, lock_specs
@@ -190,6 +191,7 @@ class ClusterCache:
         self._timeout = handshake_timeout
         self._clock = clock
         self._nodes: dict[str, _NodeEntry] = {}
+        self._dra: set[str] = set()  # nodes labelled for DRA mode (docs/dra.md)
         self._pods: dict[str, _PodEntry] = {}  # by pod UID
         self._by_node: dict[str, set[str]] = {}
         self._by_key: dict[str, str] = {}  # namespace/name -> UID
@@ -222,6 +224,13 @@ class ClusterCache:
             except TimeoutError:
                 return False
         return True
+
+    def dra_among(self, names: Iterable[str] | None) -> set[str]:
+        """The nodes among ``names`` labelled for DRA mode (kept as nodes are applied, so a
+        /filter pays one set lookup per candidate, and nothing while no node is a DRA node)."""
+        if not self._dra or names is None:
+            return set()
+        return {name for name in names if name in self._dra}
 
     def node_manifest(self, name: str) -> Manifest | None:
         entry = self._nodes.get(name)
@@ -308,6 +317,10 @@ class ClusterCache:
         if entry is None:
             entry = self._nodes[name] = _NodeEntry(manifest=manifest)
         entry.manifest = manifest
+        if is_dra_node(objects.labels(manifest)):
+            self._dra.add(name)
+        else:
+            self._dra.discard(name)
         self._decode(name, entry)
         self._assess(name, entry)
         self._refresh(name)
@@ -397,6 +410,7 @@ class ClusterCache:
         return node if node.devices else None
 
     def _drop_node(self, name: str) -> None:
+        self._dra.discard(name)
         if self._nodes.pop(name, None) is not None:
             self._refresh(name)
         self._wake(name)

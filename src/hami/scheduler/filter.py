@@ -199,7 +199,7 @@ class Filterer:
         self, pod: Manifest, request: PodRequest, names: Sequence[str] | None
     ) -> ExtenderFilterResult:
         uid = objects.uid(pod)
-        dra = self._dra_nodes(names)  # served by the DRA plugin (docs/dra.md), never by us
+        dra = self._cache.dra_among(names)  # served by the DRA plugin (docs/dra.md), never by us
         if dra:
             names = [n for n in names or () if n not in dra]
         decision = self._decide_and_assume(uid, request, names)
@@ -226,15 +226,6 @@ class Filterer:
             f"1 nodes fit({fits})",
         )
         return ExtenderFilterResult(node_names=(decision.node,), failed_nodes={})
-
-    def _dra_nodes(self, names: Sequence[str] | None) -> set[str]:
-        """The nodes among ``names`` labelled for DRA mode."""
-        found = set()
-        for name in names or ():
-            manifest = self._cache.node_manifest(name)
-            if manifest is not None and is_dra_node(objects.labels(manifest)):
-                found.add(name)
-        return found
 
     def _decide_and_assume(
         self, uid: str, request: PodRequest, names: Sequence[str] | None
