@@ -88,7 +88,8 @@ async def _live(
     pod: tuple[str, str] | None = None,
 ) -> tuple[Snapshot, dict[str, Vendor], Manifest | None]:
     """The cluster as the scheduler sees it, its vendors, and ``pod``'s manifest (namespace,
-    name) when the snapshot leaves it out (a pod asking for no device the vendors know)."""
+    name): a DRA pod is explained from its claims, one the snapshot leaves out (asking for no
+    device the vendors know) from its resources."""
     from hami.webui.cli import live_api  # the web server's modules, for a live cluster only
 
     api = live_api(kubeconfig)
@@ -97,7 +98,7 @@ async def _live(
         vendors = registry.build(config)
         snapshot = await KubeSource(api, vendors, config).snapshot()
         manifest = None
-        if pod is not None and snapshot.pod(*pod) is None:
+        if pod is not None:
             with contextlib.suppress(KubeAPIError):
                 manifest = await api.get(PODS, pod[1], pod[0])
         return snapshot, vendors, manifest
