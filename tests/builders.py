@@ -92,3 +92,26 @@ def placed_pod(
     notes = {keys.VGPU_NODE: node, keys.NVIDIA_ALLOCATED: allocated}
     notes.update(options.pop("annotations", None) or {})
     return pod(name, *containers, namespace=namespace, annotations=notes, phase=phase, **options)
+
+
+def dra_claim(
+    pod: str, node: str, memory: str, cores: str, pod_claim: str = "gpu-0"
+) -> dict[str, Any]:
+    """A ResourceClaim owned by ``pod`` in namespace ``ml``, allocated on ``node``'s
+    ``hami-gpu-0`` with ``memory`` and ``cores`` consumed (its pod claim ``pod_claim``)."""
+    result = {
+        "driver": "hami-core-gpu.project-hami.io",
+        "pool": node,
+        "device": "hami-gpu-0",
+        "request": "gpu",
+        "consumedCapacity": {"memory": memory, "cores": cores},
+    }
+    return {
+        "metadata": {
+            "name": f"{pod}-{pod_claim}-x",
+            "namespace": "ml",
+            "ownerReferences": [{"kind": "Pod", "name": pod}],
+            "annotations": {"resource.kubernetes.io/pod-claim-name": pod_claim},
+        },
+        "status": {"allocation": {"devices": {"results": [result]}}},
+    }

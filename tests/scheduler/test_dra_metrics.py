@@ -17,6 +17,7 @@ from hami.draview import CLAIMS, SLICES
 from hami.k8s.fake import FakeKube
 from hami.scheduler.dra_watch import DraWatch
 from hami.scheduler.metrics import MIB, Metrics
+from tests.builders import dra_claim
 
 from .test_metrics import NODE, POD, StubCache, one
 
@@ -35,27 +36,6 @@ def dra_slice(node: str) -> dict[str, Any]:
             "pool": {"name": node},
             "devices": [device],
         },
-    }
-
-
-def dra_claim(
-    pod: str, node: str, memory: str, cores: str, pod_claim: str = "gpu-0"
-) -> dict[str, Any]:
-    result = {
-        "driver": names.DRIVER,
-        "pool": node,
-        "device": "hami-gpu-0",
-        "request": "gpu",
-        "consumedCapacity": {"memory": memory, "cores": cores},
-    }
-    return {
-        "metadata": {
-            "name": f"{pod}-{pod_claim}-x",
-            "namespace": "ml",
-            "ownerReferences": [{"kind": "Pod", "name": pod}],
-            "annotations": {"resource.kubernetes.io/pod-claim-name": pod_claim},
-        },
-        "status": {"allocation": {"devices": {"results": [result]}}},
     }
 
 

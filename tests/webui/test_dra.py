@@ -18,7 +18,7 @@ from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
 from hami.webui.source import KubeSource, SimSource
-from tests.builders import container, placed_pod
+from tests.builders import container, dra_claim, placed_pod
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SETTINGS = load_config(EXAMPLES / "config.yaml")
@@ -59,26 +59,8 @@ def dra_pod(name: str, node: str) -> dict[str, Any]:
         },
         "status": {
             "phase": "Running",
-            "resourceClaimStatuses": [{"name": "gpu-0", "resourceClaimName": f"{name}-gpu-0-ab"}],
+            "resourceClaimStatuses": [{"name": "gpu-0", "resourceClaimName": f"{name}-gpu-0-x"}],
         },
-    }
-
-
-def dra_claim(pod: str, node: str, memory: str, cores: str) -> dict[str, Any]:
-    result = {
-        "driver": names.DRIVER,
-        "pool": node,
-        "device": "hami-gpu-0",
-        "request": "gpu",
-        "consumedCapacity": {"memory": memory, "cores": cores},
-    }
-    return {
-        "metadata": {
-            "name": f"{pod}-gpu-0-ab",
-            "namespace": "ml",
-            "ownerReferences": [{"kind": "Pod", "name": pod}],
-        },
-        "status": {"allocation": {"devices": {"results": [result]}}},
     }
 
 
@@ -124,7 +106,7 @@ async def test_dra_devices_and_claims_next_to_extender_ones() -> None:
             assert "GPU-D0" in html or "dra-1" in html, page
         assert "ml/p1" in client.get("/workloads").text or "p1" in client.get("/workloads").text
         # a claim released: its device is free again (the DRA state is read with each snapshot)
-        client.portal.call(fake.delete, CLAIMS, "p1-gpu-0-ab", "ml")  # type: ignore[union-attr]
+        client.portal.call(fake.delete, CLAIMS, "p1-gpu-0-x", "ml")  # type: ignore[union-attr]
         node = client.get("/api/v1/nodes/dra-1").json()
         assert node["devices"][0]["memory_allocated_mib"] == 0
 
