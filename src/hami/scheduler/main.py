@@ -79,29 +79,37 @@ def listen(settings: SchedulerSettings) -> socket.socket:
 
 def listen_extender(settings: SchedulerSettings) -> socket.socket | None:
     """The /filter and /bind socket (``--extender-bind``), or None when they share http-bind."""
-    address = settings.extender_host_port
-    if address is None:
-        return None
-    try:
-        return bind_socket(*address, reuse_port=settings.reuse_port)
-    except OSError as exc:
-        raise ListenError(
-            f"--extender-bind {settings.extender_bind}: {exc.strerror or exc}"
-        ) from None
+    return _listen_flag(
+        settings, settings.extender_host_port, "--extender-bind", settings.extender_bind
+    )
 
 
 def listen_metrics(settings: SchedulerSettings) -> socket.socket | None:
     """The plain-HTTP /metrics socket (``--metrics-bind-address``), or None when off."""
-    address = settings.metrics_host_port
+    return _listen_flag(
+        settings,
+        settings.metrics_host_port,
+        "--metrics-bind-address",
+        settings.metrics_bind,
+        " (another port, or '' for no plain-HTTP /metrics)",
+    )
+
+
+def _listen_flag(
+    settings: SchedulerSettings,
+    address: tuple[str, int] | None,
+    flag: str,
+    value: str,
+    hint: str = "",
+) -> socket.socket | None:
+    """A socket for an optional listener, or None when ``flag`` turns it off; a bind error
+    names the flag and its value."""
     if address is None:
         return None
     try:
         return bind_socket(*address, reuse_port=settings.reuse_port)
     except OSError as exc:
-        raise ListenError(
-            f"--metrics-bind-address {settings.metrics_bind}: {exc.strerror or exc}"
-            " (another port, or '' for no plain-HTTP /metrics)"
-        ) from None
+        raise ListenError(f"{flag} {value}: {exc.strerror or exc}{hint}") from None
 
 
 def tls_for(settings: SchedulerSettings, *, client_auth: bool) -> ServerTLS | None:
