@@ -1,10 +1,11 @@
 # The real node for the real-node tests and `hami demo up --real-node` (docs/real-node.md).
 #   node-bin   kubelet, kube-controller-manager and kubectl from the wrapper Go module
-#              hack/k8s/node into $(HAMI_CACHE)/node-<key>/ (cached like cluster-bin)
-#   node-deps  containerd, runc, the CNI plugins, busybox-static, iptables and mmdebstrap (the
+#              hack/k8s/node, containerd 1.7 (CDI) with its runc shim and ctr from
+#              hack/k8s/containerd, into $(HAMI_CACHE)/node-<key>/ (cached like cluster-bin)
+#   node-deps  runc, the CNI plugins, busybox-static, iptables and mmdebstrap (the
 #              hami image) from Debian, when root;
 #              as another user it only says what is missing (the real-node tests need root)
-NODE_DEBS := containerd runc containernetworking-plugins busybox-static iptables mmdebstrap
+NODE_DEBS := runc containernetworking-plugins busybox-static iptables mmdebstrap
 
 .PHONY: node-bin node-deps
 node-bin:

@@ -91,7 +91,7 @@ def real_node_up(
             NodeOptions(
                 work=work / "node",
                 kubeconfig=cluster.kubeconfig,
-                kubelet=binaries.kubelet,
+                binaries=binaries,
                 fake_driver=LIBVGPU / "fake",
                 name=node_name,
                 apiserver_port=cluster.ports.apiserver,

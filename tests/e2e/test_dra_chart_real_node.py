@@ -1,7 +1,8 @@
 """`helm install charts/hami --set dra.enabled=true` onto the real node (issue 22): the chart's
 DRA plugin DaemonSet runs from the hami image, registers with the real kubelet, publishes the
 node's slice through the ValidatingAdmissionPolicy (its token names its node), and a GPU pod
-selecting the DRA node is turned into a claim by the chart's webhook and prepared by the plugin.
+selecting the DRA node is turned into a claim by the chart's webhook and prepared by the plugin;
+its container sees the claim's memory through libvgpu (the CDI spec, applied by containerd).
 
 Root only; one real node per machine (run under ``flock /tmp/hami-real-node.lock``).
 """
@@ -110,7 +111,7 @@ async def test_chart_dra_plugin_serves_the_real_node(chart_node: ChartNode) -> N
                         "name": "probe",
                         "image": TESTBOX_IMAGE,
                         "imagePullPolicy": "Never",
-                        "command": ["sh", "-c", "sleep 3600"],
+                        "command": ["sh", "-c", "memprobe 256 3600"],
                         "resources": {
                             "limits": {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "1000"}
                         },
@@ -122,6 +123,8 @@ async def test_chart_dra_plugin_serves_the_real_node(chart_node: ChartNode) -> N
         assert objects.spec(running)["resourceClaims"]  # the chart's webhook made it a claim
         (allocation,) = records.allocations((await api.list(CLAIMS, namespace=NAMESPACE)).items)
         assert allocation.node == NODE and allocation.memory_mib == 1000
+        log = await chart_node.log("dra-chart-probe", "RESULT:")
+        assert "total=1000 MiB" in log, log
         await delete_pod(api, "dra-chart-probe")
 
         async def claim_gone() -> bool:

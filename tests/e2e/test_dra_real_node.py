@@ -3,15 +3,14 @@ plugin-registration socket, calls ``NodePrepareResources`` for a pod whose claim
 webhook's template, and ``NodeUnprepareResources`` when the pod goes; the claim goes with the pod.
 
 Root only; one real node per machine (run under ``flock /tmp/hami-real-node.lock``). The node's
-containerd is 1.6, which has no CDI: the spec the plugin writes is checked on disk, and whether
-the container sees libvgpu's limit is asserted only where containerd applies CDI (1.7+).
+containerd (1.7, built by ``make node-bin``) applies the CDI spec the plugin writes, so the
+container's probe sees libvgpu's limit.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from hami.k8s.api import Kind, KubeAPIError
 from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.node.images import TESTBOX_IMAGE
 from hami.node.node import RealNode
+from hami.node.render import CDI_SPEC_DIR
 from tests.e2e.dra_stack import apply_patch, device_class, pod_manifest
 from tests.e2e.realnode import (
     LIBVGPU,
@@ -84,12 +84,6 @@ class DraNode:
         return LightkubeAPI(load_kubeconfig(self.cluster.kubeconfig), timeout=10.0)
 
 
-def _containerd_has_cdi() -> bool:
-    out = subprocess.run(["containerd", "--version"], capture_output=True, text=True).stdout
-    found = re.search(r" v?(\d+)\.(\d+)\.", out)
-    return found is not None and (int(found[1]), int(found[2])) >= (1, 7)
-
-
 @pytest.fixture(scope="module")
 def dra_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DraNode]:
     work = tmp_path_factory.mktemp("hami-dra-node")
@@ -104,7 +98,7 @@ def dra_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DraNode]:
             (hook / "vgpu").mkdir(parents=True)
             shutil.copy2(LIBVGPU / "libvgpu.so", hook / "vgpu" / "libvgpu.so")
             (hook / "vgpu" / "ld.so.preload").write_text(f"{hook}/vgpu/libvgpu.so\n")
-            cdi = Path("/var/run/cdi") if _containerd_has_cdi() else work / "cdi"
+            cdi = CDI_SPEC_DIR
             argv = [
                 HAMI, "dra-plugin", "--node-name", NODE, "--backend", "fake",
                 "--inventory", str(INVENTORY), "--kubeconfig", str(cluster.kubeconfig),
@@ -159,11 +153,8 @@ async def test_dra_pod_is_prepared_and_unprepared_by_the_real_kubelet(dra_node: 
         assert store.prepared() == [allocation.claim_uid]
         spec = json.loads(store.path(allocation.claim_uid).read_text())
         assert "CUDA_DEVICE_MEMORY_LIMIT_0=1000m" in spec["containerEdits"]["env"]
-        if _containerd_has_cdi():
-            log = await wait_log(
-                dra_node.kubectl, dra_node.cluster.kubeconfig, "dra-probe", "RESULT:"
-            )
-            assert "total=1000 MiB" in log, log
+        log = await wait_log(dra_node.kubectl, dra_node.cluster.kubeconfig, "dra-probe", "RESULT:")
+        assert "total=1000 MiB" in log, log
 
         # the plugin restarts while the claim is prepared: kubelet registers it again and the
         # spec file (the whole record of a prepared claim) is what the new one unprepares

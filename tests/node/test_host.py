@@ -17,12 +17,12 @@ def test_not_root_is_refused_first() -> None:
 
 
 def test_a_missing_package_is_named_with_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    packages = {"containerd": Path("/nonexistent/containerd"), "runc": Path("/")}
+    packages = {"busybox-static": Path("/nonexistent/busybox"), "runc": Path("/")}
     monkeypatch.setattr(host, "PACKAGES", packages)
     with pytest.raises(NodeError) as raised:
         host.preflight(is_root=True)
     message = str(raised.value)
-    assert "missing Debian packages: containerd;" in message and "runc" not in message
+    assert "missing Debian packages: busybox-static;" in message and "runc" not in message
     assert "make node-deps" in message and "\n" not in message
 
 

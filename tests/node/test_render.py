@@ -25,6 +25,12 @@ def test_containerd_keeps_its_state_under_the_node_directory() -> None:
     assert runc["options"]["SystemdCgroup"] is False
 
 
+def test_containerd_applies_the_cdi_specs_dra_claims_are_prepared_as() -> None:
+    cri = tomllib.loads(render.containerd_config(LAYOUT))["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["enable_cdi"] is True  # off by default in containerd 1.7
+    assert cri["cdi_spec_dirs"] == ["/var/run/cdi"]  # the DRA plugin's, not the host's /etc/cdi
+
+
 def test_cni_network_is_host_only() -> None:
     bridge = render.cni_network(LAYOUT)["plugins"][0]
     assert bridge["bridge"] == render.BRIDGE

@@ -16,7 +16,14 @@ from hami.cluster import paths
 from hami.cluster.errors import BinariesNotFound
 
 BINARY_NAMES = ("etcd", "kube-apiserver", "kube-scheduler", "kwok")
-NODE_BINARY_NAMES = ("kubelet", "kube-controller-manager", "kubectl")
+NODE_BINARY_NAMES = (
+    "kubelet",
+    "kube-controller-manager",
+    "kubectl",
+    "containerd",
+    "containerd-shim-runc-v2",
+    "ctr",
+)
 NODE_POINTER_FILE = "node-current.json"
 STAGES_FILE = "kwok-stages.yaml"
 MANIFEST_FILE = "manifest.json"
@@ -74,12 +81,17 @@ def find_binaries(directory: Path | None = None) -> Binaries:
 
 @dataclass(frozen=True, slots=True)
 class NodeBinaries:
-    """The cached node-side executables (``make node-bin``)."""
+    """The cached node-side executables (``make node-bin``): kubelet and its companions, and
+    containerd 1.7 with its runc shim and ctr side by side in ``directory``."""
 
     directory: Path
     kubelet: Path
     kube_controller_manager: Path
     kubectl: Path
+
+    @property
+    def containerd(self) -> Path:
+        return self.directory / "containerd"
 
 
 def find_node_binaries() -> NodeBinaries:

@@ -63,7 +63,7 @@ def up(
             kubeconfig=state.kubeconfig,
             apiserver_port=ports.get("kube-apiserver"),
             ports=KubeletPorts(kubelet_port, free_port()) if kubelet_port else None,
-            kubelet=find_node_binaries().kubelet,
+            binaries=find_node_binaries(),
             fake_driver=fake_driver,
             name=name,
             detach=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hami.node.errors import NodeError
-from hami.node.render import BRIDGE, CNI_BIN_DIR, KUBELET_ROOT, KUBELET_SYSCTLS
+from hami.node.render import BRIDGE, CDI_SPEC_DIR, CNI_BIN_DIR, KUBELET_ROOT, KUBELET_SYSCTLS
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_NAMES = ("kubepods", "k8s.io")  # made by kubelet and by containerd's CRI plugin
@@ -25,13 +25,13 @@ FIXED_PATHS = (
     Path("/var/lib/cni"),
     Path("/var/log/containers"),
     Path("/var/log/pods"),
-    Path("/var/run/cdi"),
+    CDI_SPEC_DIR,
 )
 WATCHED_SYSCTLS = ("net/ipv4/ip_forward", *KUBELET_SYSCTLS)
 
-# Debian package → a file it installs that the node needs
+# Debian package → a file it installs that the node needs (containerd itself is built with the
+# node binaries: bookworm's 1.6 has no CDI)
 PACKAGES = {
-    "containerd": Path("/usr/bin/containerd"),
     "runc": Path("/usr/sbin/runc"),
     "containernetworking-plugins": CNI_BIN_DIR / "bridge",
     "busybox-static": Path("/bin/busybox"),
@@ -70,7 +70,7 @@ def preflight(*, is_root: bool | None = None, ports: Sequence[int] = ()) -> None
     if missing:
         names = " ".join(missing)
         raise NodeError(f"missing Debian packages: {names}; " + INSTALL_HINT.format(names))
-    for tool in ("unshare", "mount", "umount", "ip", "ctr", "gcc"):
+    for tool in ("unshare", "mount", "umount", "ip", "gcc"):
         if shutil.which(tool) is None:
             raise NodeError(f"`{tool}` is not on PATH; the real node needs it")
     busy = [port for port in ports if port_in_use(port) or port_in_use(port, "0.0.0.0")]

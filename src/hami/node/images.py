@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import subprocess
 import tarfile
 from collections.abc import Mapping, Sequence
@@ -210,6 +209,5 @@ def import_archives(ctr: Sequence[str], archives: Sequence[Path]) -> None:
             raise NodeError(f"importing {archive.name} into containerd failed: {result.stderr}")
 
 
-def ctr_command(socket: Path, namespace: str) -> list[str]:
-    ctr = shutil.which("ctr") or "ctr"
-    return [ctr, "--address", str(socket), "--namespace", namespace]
+def ctr_command(ctr: Path, socket: Path, namespace: str) -> list[str]:
+    return [str(ctr), "--address", str(socket), "--namespace", namespace]

@@ -8,12 +8,13 @@ as it was, keeping only the logs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
+from hami.cluster.binaries import NodeBinaries
 from hami.cluster.process import Component, pid_alive, stop_group
 from hami.node import host, images, render
 from hami.node.errors import NodeError
@@ -33,11 +35,12 @@ STOP_GRACE = 10.0
 @dataclass(frozen=True, slots=True)
 class NodeOptions:
     """How to start one real node. ``kubeconfig``: a cluster-admin kubeconfig for kubelet;
-    ``fake_driver``: the fake libcuda/libnvidia-ml build for the test image."""
+    ``binaries``: kubelet and containerd (``make node-bin``); ``fake_driver``: the fake
+    libcuda/libnvidia-ml build for the test image."""
 
     work: Path
     kubeconfig: Path
-    kubelet: Path
+    binaries: NodeBinaries
     fake_driver: Path
     name: str = "real-node"
     ports: KubeletPorts | None = None
@@ -135,19 +138,31 @@ class RealNode:
         host.run(["mount", "--bind", str(root), str(root)], "binding the kubelet root")
         host.run(["mount", "--make-shared", str(root)], "sharing the kubelet root")
 
-    def _component(self, name: str, argv: Sequence[str]) -> Component:
-        component = Component(name, list(argv), self.layout.logs / f"{name}.log")
+    def _component(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> Component:
+        component = Component(name, list(argv), self.layout.logs / f"{name}.log", env)
         self.components.append(component)
         component.start(die_with_parent=not self.options.detach)
         return component
 
+    @property
+    def ctr(self) -> list[str]:
+        """``ctr`` against this node's containerd, in the CRI namespace."""
+        ctr = self.options.binaries.directory / "ctr"
+        return images.ctr_command(ctr, self.layout.containerd_socket, render.K8S_NAMESPACE)
+
     def _start_containerd(self) -> None:
         layout = self.layout
-        containerd = shutil.which("containerd") or "containerd"
+        containerd = self.options.binaries.containerd
+        # our runc shim before any other on PATH (containerd looks the shim up there first)
+        path = f"{containerd.parent}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
         component = self._component(
-            "containerd", [containerd, "--config", str(layout.containerd_config)]
+            "containerd",
+            [str(containerd), "--config", str(layout.containerd_config)],
+            env={**os.environ, "PATH": path},
         )
-        ctr = images.ctr_command(layout.containerd_socket, render.K8S_NAMESPACE)
+        ctr = self.ctr
 
         def answers() -> bool:
             probe = subprocess.run([*ctr, "version"], capture_output=True)
@@ -160,12 +175,11 @@ class RealNode:
         build = layout.images_dir / "build"
         wanted = [images.pause_image(build), images.testbox_image(build, self.options.fake_driver)]
         archives = images.write_archives(wanted, layout.images_dir)
-        ctr = images.ctr_command(layout.containerd_socket, render.K8S_NAMESPACE)
-        images.import_archives(ctr, archives)
+        images.import_archives(self.ctr, archives)
 
     def _start_kubelet(self) -> None:
         argv = render.kubelet_argv(
-            self.options.kubelet, self.layout, self.options.kubeconfig, self.name
+            self.options.binaries.kubelet, self.layout, self.options.kubeconfig, self.name
         )
         component = self._component("kubelet", argv)
         url = f"http://127.0.0.1:{self.ports.healthz}/healthz"
@@ -173,8 +187,7 @@ class RealNode:
 
     def import_images(self, archives: Sequence[Path]) -> None:
         """Load more OCI archives (e.g. the hami image) into the node's containerd."""
-        ctr = images.ctr_command(self.layout.containerd_socket, render.K8S_NAMESPACE)
-        images.import_archives(ctr, archives)
+        images.import_archives(self.ctr, archives)
 
     def restart_kubelet(self) -> None:
         """Stop kubelet (SIGTERM) and start it again; containers keep running meanwhile."""
@@ -201,6 +214,7 @@ class RealNode:
             "name": self.name,
             "kubeconfig": str(self.options.kubeconfig),
             "ports": {"kubelet": self.ports.port, "healthz": self.ports.healthz},
+            "ctr": self.ctr[0],
             "components": [
                 {"name": c.name, "pid": c.pid, "log": str(c.log_path)} for c in self.components
             ],
@@ -247,11 +261,18 @@ def down_recorded(layout: NodeLayout, pids: Sequence[int] = ()) -> None:
                 entry.unlink(missing_ok=True)
 
 
-def _recorded_pids(layout: NodeLayout) -> list[int]:
+def _recorded(layout: NodeLayout) -> dict[str, Any]:
     try:
         state = json.loads(layout.state_file.read_text())
-        return [int(c["pid"]) for c in state["components"] if c.get("pid")]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _recorded_pids(layout: NodeLayout) -> list[int]:
+    try:
+        return [int(c["pid"]) for c in _recorded(layout)["components"] if c.get("pid")]
+    except (KeyError, TypeError, ValueError):
         return []
 
 
@@ -271,10 +292,12 @@ def _snapshot_before(layout: NodeLayout) -> host.HostSnapshot | None:
 
 
 def _remove_containers(layout: NodeLayout) -> None:
-    """Kill and delete every task and container containerd still has (if it answers)."""
-    if not layout.containerd_socket.exists():
+    """Kill and delete every task and container containerd still has (if it answers; the
+    tasks' processes are killed through their cgroups anyway)."""
+    recorded = _recorded(layout).get("ctr")
+    if not layout.containerd_socket.exists() or not isinstance(recorded, str):
         return
-    ctr = images.ctr_command(layout.containerd_socket, render.K8S_NAMESPACE)
+    ctr = images.ctr_command(Path(recorded), layout.containerd_socket, render.K8S_NAMESPACE)
     listed = subprocess.run([*ctr, "tasks", "ls", "-q"], capture_output=True, text=True)
     tasks = listed.stdout.split() if listed.returncode == 0 else []
     for task in tasks:

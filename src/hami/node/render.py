@@ -21,6 +21,9 @@ KUBERNETES_SERVICE_IP = "10.0.0.1"
 CLUSTER_DOMAIN = "cluster.local"
 DNS_RECORDS = {f"kubernetes.default.svc.{CLUSTER_DOMAIN}": KUBERNETES_SERVICE_IP}
 K8S_NAMESPACE = "k8s.io"  # containerd namespace the CRI plugin uses
+# where DRA kubelet plugins write CDI specs (`hami dra-plugin --cdi-spec-dir`); containerd reads
+# only this one (not /etc/cdi: nothing of the host's own is injected into the node's pods)
+CDI_SPEC_DIR = Path("/var/run/cdi")
 
 # What kubelet's setupKernelTunables insists on; kubelet sees these values in its own mount
 # namespace (files bound over /proc/sys/...), so it never rewrites the host's sysctls.
@@ -103,8 +106,9 @@ def _toml(tables: dict[str, dict[str, Any]], top: dict[str, Any]) -> str:
 
 
 def containerd_config(layout: NodeLayout) -> str:
-    """containerd 1.6 (config version 2): state, root and socket under the node's directory;
-    CRI with our pause image, cgroupfs, overlayfs, and the OOM-score clamp this host needs."""
+    """containerd 1.7 (config version 2): state, root and socket under the node's directory;
+    CRI with our pause image, cgroupfs, overlayfs, the OOM-score clamp this host needs, and CDI
+    on (off by default in 1.7), so the devices a DRA claim is prepared as reach the container."""
     base = layout.containerd_dir
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     runc = f"{cri}.containerd.runtimes.runc"
@@ -121,6 +125,8 @@ def containerd_config(layout: NodeLayout) -> str:
                 "netns_mounts_under_state_dir": True,
                 "enable_selinux": False,
                 "disable_apparmor": True,
+                "enable_cdi": True,
+                "cdi_spec_dirs": [str(CDI_SPEC_DIR)],
             },
             f"{cri}.containerd": {"snapshotter": "overlayfs", "default_runtime_name": "runc"},
             runc: {"runtime_type": "io.containerd.runc.v2"},
