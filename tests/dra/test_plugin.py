@@ -14,12 +14,15 @@ import pytest
 
 from hami.agent.config.settings import Settings
 from hami.agent.discovery.fake import FakeSource, load_inventory
-from hami.agent.dra.plugin import DraNode, Sockets, run
+from hami.agent.dra.kube import NodeFacts
+from hami.agent.dra.plugin import NO_CDI_REASON, DraNode, Sockets, run
 from hami.agent.dra.prepare import SpecStore
 from hami.agent.dra.proto import dra_pb2, dra_pb2_grpc
 from hami.agent.dra.proto import pluginregistration_pb2 as reg_pb2
 from hami.agent.dra.proto import pluginregistration_pb2_grpc as reg_pb2_grpc
+from hami.agent.errors import IsolationUnavailable
 from hami.core.dra import names
+from hami.k8s.views import EventSpec
 
 INVENTORY = """\
 gpus:
@@ -29,13 +32,18 @@ gpus:
 
 
 class FakeDra:
-    def __init__(self) -> None:
+    def __init__(self, runtime: str = "containerd://2.1.4") -> None:
         self.slices: dict[str, dict[str, Any]] = {}
         self.claims: dict[tuple[str, str], dict[str, Any]] = {}
+        self.events: list[EventSpec] = []
+        self.runtime = runtime
         self.puts = 0
 
-    async def node_uid(self, name: str) -> str:
-        return "node-uid"
+    async def node(self, name: str) -> NodeFacts:
+        return NodeFacts("node-uid", self.runtime)
+
+    async def record_event(self, event: EventSpec) -> None:
+        self.events.append(event)
 
     async def get_slice(self, name: str) -> dict[str, Any] | None:
         found = self.slices.get(name)
@@ -237,3 +245,24 @@ async def test_simulator_follows_edited_inventories(tmp_path: Path) -> None:
     for made in kube.slices.values():
         assert [d["name"] for d in made["spec"]["devices"]] == ["hami-gpu-0"]
         assert made["spec"]["pool"]["generation"] == 2
+
+
+async def test_a_runtime_without_cdi_is_refused_loudly_before_anything_is_served(
+    node: DraNode, tmp_path: Path
+) -> None:
+    kube: FakeDra = node.kube  # type: ignore[assignment]
+    kube.runtime = "containerd://1.6.20"
+    sockets = Sockets(tmp_path / "kubelet")
+    with pytest.raises(IsolationUnavailable, match=r"containerd://1.6.20 .* >= 1.7"):
+        await run(node, sockets, rediscover=0.05)
+    assert not sockets.registration.exists() and not sockets.dra.exists()
+    assert kube.slices == {}  # nothing allocatable on this node
+    (event,) = kube.events
+    assert (event.kind, event.name, event.uid, event.reason, event.type) == (
+        "Node",
+        "n1",
+        "node-uid",
+        NO_CDI_REASON,
+        "Warning",
+    )
+    assert "without their GPU limits" in event.message

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from lightkube import AsyncClient
-from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.resources.core_v1 import Event, Namespace, Node, Pod
 
 from hami.agent.dra.kube import LightkubeDra
+from hami.agent.dra.plugin import NO_CDI_REASON
 from hami.agent.dra.simulate import DraSimulator
 from hami.agent.simulation.simulator import SimNode
 from hami.cluster.control_plane import LocalCluster
@@ -262,6 +263,44 @@ async def test_count_only_pod_served_through_extended_resource_name(
     assert bound["spec"]["nodeName"] == node
     (allocation,) = records.allocations(await _claims(kube, ns))
     assert (allocation.node, allocation.memory_mib, allocation.cores) == (node, 23034, 0)
+
+
+async def test_plugin_refuses_a_node_whose_runtime_ignores_cdi(
+    kube: AsyncClient, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """A Node whose kubelet reports containerd 1.6 (no CDI): ``hami dra-plugin`` exits with the
+    reason, leaves a Warning Event on the Node, serves no socket and publishes no slice."""
+    node = "no-cdi-node"
+    labels = {names.DRA_NODE_LABEL: names.DRA_NODE_VALUE}
+    await kube.create(Node.from_dict({"metadata": {"name": node, "labels": labels}}))
+    status = {"status": {"nodeInfo": {"containerRuntimeVersion": "containerd://1.6.20"}}}
+    await kube.patch(Node.Status, node, status)
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text("gpus:\n  - {model: NVIDIA L4, memoryMiB: 23034, numa: 0}\n")
+    kubelet = tmp_path / "kubelet"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            HAMI, "dra-plugin", "--node-name", node, "--backend", "fake",
+            "--inventory", str(inventory), "--kubeconfig", str(cluster.kubeconfig),
+            "--kubelet-dir", str(kubelet), "--cdi-spec-dir", str(tmp_path / "cdi"),
+            "--hook-path", str(tmp_path / "hook"),
+        ],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "containerd://1.6.20 applies no CDI devices" in done.stderr
+    assert "containerd >= 1.7 is needed" in done.stderr
+    assert not (kubelet / "plugins_registry").exists()
+    events = [
+        e async for e in kube.list(Event, namespace="default", fields={"involvedObject.name": node})
+    ]
+    warnings = [e for e in events if e.type == "Warning"]  # kube-controller-manager adds its own
+    assert [(e.reason, e.source.component if e.source else "") for e in warnings] == [
+        (NO_CDI_REASON, "hami-dra-plugin")
+    ]
+    slices = [s async for s in kube.list(Slice)]
+    assert not [s for s in slices if s.spec.nodeName == node]
 
 
 def _audit(

@@ -9,23 +9,36 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from lightkube import ApiError, AsyncClient, KubeConfig
-from lightkube.resources.core_v1 import Node
+from lightkube.resources.core_v1 import Event, Node
 from lightkube.resources.resource_v1 import ResourceClaim, ResourceSlice
 
 from hami.agent.dra.slices import next_generation
 from hami.core.dra import names
+from hami.k8s.views import EventSpec, event_json
 
 Manifest = dict[str, Any]
 FIELD_MANAGER = "hami-dra-plugin"
 
 
+@dataclass(frozen=True, slots=True)
+class NodeFacts:
+    """What the plugin reads of its Node: the UID (owner of its slice) and the container
+    runtime (``status.nodeInfo.containerRuntimeVersion``, "" before kubelet reports it)."""
+
+    uid: str = ""
+    runtime: str = ""
+
+
 class DraKube(Protocol):
-    async def node_uid(self, name: str) -> str:
-        """The Node's UID ("" when it does not exist)."""
+    async def node(self, name: str) -> NodeFacts:
+        """The Node's facts (empty ones when it does not exist)."""
         ...
+
+    async def record_event(self, event: EventSpec) -> None: ...
 
     async def get_slice(self, name: str) -> Manifest | None: ...
 
@@ -64,14 +77,21 @@ class LightkubeDra:
     async def close(self) -> None:
         await self.client.close()
 
-    async def node_uid(self, name: str) -> str:
+    async def node(self, name: str) -> NodeFacts:
         try:
             node = await self.client.get(Node, name)
         except ApiError as exc:
             if exc.status.code == 404:
-                return ""
+                return NodeFacts()
             raise
-        return str(node.metadata.uid if node.metadata else "")
+        info = node.status.nodeInfo if node.status else None
+        return NodeFacts(
+            uid=str(node.metadata.uid if node.metadata else "") or "",
+            runtime=str(info.containerRuntimeVersion if info else "") or "",
+        )
+
+    async def record_event(self, event: EventSpec) -> None:
+        await self.client.create(cast(Event, Event.from_dict(event_json(event))))
 
     async def get_slice(self, name: str) -> Manifest | None:
         try:

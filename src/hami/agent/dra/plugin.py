@@ -10,6 +10,10 @@ Three jobs, one asyncio loop:
   ``NodeUnprepareResources`` removes it; both idempotent;
 * the node's ResourceSlice (:mod:`hami.agent.dra.slices`): published at start, again on every health
   event and whenever a re-discovery finds GPUs added or removed, with a new pool generation.
+
+Before any of it, the node's container runtime is checked: one that applies no CDI devices
+would start a claim's containers without libvgpu, so the plugin refuses to serve (a Warning
+Event on the Node, exit) rather than let a pod run unlimited.
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ from hami.agent.discovery.port import DeviceSource
 from hami.agent.dra.kube import DraKube, publish
 from hami.agent.dra.prepare import PrepareError, SpecStore, cache_dirs, cdi_spec, claim_devices
 from hami.agent.dra.slices import resource_slice, slice_devices
+from hami.agent.errors import IsolationUnavailable
 from hami.agent.values import Gpu
 from hami.core.dra import names
+from hami.core.dra.runtime import cdi_support
+from hami.k8s.views import EventSpec
 
 try:
     from hami.agent.dra.proto import dra_pb2, dra_pb2_grpc
@@ -49,6 +56,7 @@ log = logging.getLogger(__name__)
 DRA_SERVICE = "v1.DRAPlugin"  # k8s.io/kubelet/pkg/apis/dra/v1 DRAPluginService
 PLUGIN_TYPE = "DRAPlugin"  # pluginregistration/v1 constants.go
 KUBELET_DIR = Path("/var/lib/kubelet")
+NO_CDI_REASON = "DRARuntimeWithoutCDI"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +104,7 @@ class DraNode:
             preconfigured_mib=config.preconfigured_memory,
         )
         node = self.settings.node_name
-        wanted = resource_slice(node, devices, 1, await self.kube.node_uid(node))
+        wanted = resource_slice(node, devices, 1, (await self.kube.node(node)).uid)
         generation = await publish(self.kube, wanted)
         if generation is not None:
             log.info(
@@ -106,6 +114,26 @@ class DraNode:
                 generation,
             )
         return generation
+
+    async def check_runtime(self) -> None:
+        """Raise :class:`IsolationUnavailable` (after a Warning Event on the Node) when the
+        node's container runtime would ignore the CDI devices claims are prepared as."""
+        node = self.settings.node_name
+        facts = await self.kube.node(node)
+        support = cdi_support(facts.runtime)
+        if support.caveat:
+            log.warning("node %s: %s", node, support.caveat)
+        if support.problem is None:
+            return
+        event = EventSpec(
+            "Node", "default", node, facts.uid, NO_CDI_REASON, support.problem,
+            component="hami-dra-plugin",
+        )  # fmt: skip
+        try:
+            await self.kube.record_event(event)
+        except Exception as exc:  # the refusal stands; the Event is only its echo
+            log.warning("recording the %s Event failed: %s", NO_CDI_REASON, exc)
+        raise IsolationUnavailable(f"node {node}: {support.problem}")
 
     async def prepare(self, namespace: str, name: str, uid: str) -> list[Any]:
         """Write the claim's CDI spec; returns its ``dra_pb2.Device`` entries."""
@@ -213,7 +241,9 @@ async def run(
 ) -> None:
     """Serve kubelet and keep the slice current until cancelled. Every ``rediscover`` seconds
     the slice is re-published; with ``reopen`` (a factory of fresh device sources) the GPUs are
-    discovered again first, and a changed set replaces the node's source."""
+    discovered again first, and a changed set replaces the node's source. A node whose runtime
+    applies no CDI is refused before anything is served or published."""
+    await node.check_runtime()
     swept = node.store.sweep()
     if swept:
         log.info("removed %d CDI scratch files of interrupted prepares", swept)
