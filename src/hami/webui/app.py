@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from hami import __version__
+from hami.core.dra.explain import allocations_doc
 from hami.webui import lists, page, views, whatif
 from hami.webui.chart import chart, range_links
 from hami.webui.history import RANGES, SERIES, WINDOW_S, History
@@ -215,10 +216,14 @@ def create_app(
 def _dra_api(app: FastAPI, ui: WebUI) -> None:
     @app.get("/api/v1/dra/allocations")
     async def dra_allocations() -> dict[str, object]:
-        """DRA mode's allocations from the ResourceClaims (docs/dra.md); live clusters only."""
+        """DRA mode's allocations from the ResourceClaims (docs/dra.md): a live cluster's, listed
+        now; else the snapshot's (`hami webui --sim`: the cluster file's claims and slices)."""
         api = getattr(ui.source, "api", None)
         if api is None:
-            raise HTTPException(404, "DRA allocations are read from a live cluster's claims")
+            snapshot, _ = await ui.read()
+            if snapshot.dra is None:
+                raise HTTPException(404, "this source has no ResourceClaims to read")
+            return allocations_doc(snapshot.dra.claims, snapshot.dra.slices)
         from hami.draview import allocations_live
         from hami.k8s.api import KubeAPIError
 
@@ -343,7 +348,7 @@ def _api(app: FastAPI, ui: WebUI) -> None:
         if not pod.pending:
             where = f"holds devices on node {pod.node}" if pod.placed else "cannot be parsed"
             raise HTTPException(409, f"pod {pod.key} is not pending: it {where}")
-        return views.explain_pod(snapshot, pod, ui.source.vendors).to_dict()
+        return views.explain_any(snapshot, pod, ui.source.vendors).to_dict()
 
 
 def _render(
@@ -449,7 +454,7 @@ def _pages(app: FastAPI, ui: WebUI) -> None:
     @app.get("/pods/{namespace}/{name}", response_class=HTMLResponse)
     async def pod_view(request: Request, namespace: str, name: str) -> Response:
         snapshot, pod, util = await ui.pod(namespace, name)
-        why = views.explain_pod(snapshot, pod, ui.source.vendors) if pod.pending else None
+        why = views.explain_any(snapshot, pod, ui.source.vendors) if pod.pending else None
         doc = views.pod_doc(pod, ui.names, views.pod_devices(snapshot, pod))
         body = page.pod_page(doc, why, util)
         return html(request, f"pod {pod.key}", body, Filters(namespace), snapshot)

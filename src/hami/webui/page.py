@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 from hami.core.explain import Explanation
 from hami.webui.chart import chart, range_links
+from hami.webui.drapending import DraWhy
 from hami.webui.history import Sample
 from hami.webui.lists import namespace_link, node_link
 from hami.webui.views import Filters
@@ -369,7 +370,9 @@ def mig_slices(gpu: Doc) -> str:
 # --- pod view ----------------------------------------------------------------------------------
 
 
-def pod_page(pod: Doc, explanation: Explanation | None, utilisation: Mapping[str, float]) -> str:
+def pod_page(
+    pod: Doc, explanation: Explanation | DraWhy | None, utilisation: Mapping[str, float]
+) -> str:
     head = (
         f"<h1>Pod {_e(pod['namespace'])}/{_e(pod['name'])}</h1>"
         f'<p>phase <b data-k="phase">{_e(pod["phase"])}</b>'
@@ -437,9 +440,16 @@ def _util(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f}%"
 
 
-def _why(explanation: Explanation | None) -> str:
+def _why(explanation: Explanation | DraWhy | None) -> str:
     if explanation is None:
         return ""
+    if isinstance(explanation, DraWhy):  # `hami explain`'s lines for a DRA pod
+        return (
+            f'<section id="explain"><h2>Why it is pending</h2>'
+            f'<p data-cause="{_e(explanation.cause)}">{_e(explanation.summary)}</p>'
+            f"<p>→ {_e(explanation.hint)}</p><pre>{_e(chr(10).join(explanation.lines))}</pre>"
+            "</section>"
+        )
     groups = "".join(
         f"<li><b>{g.count} × {_e(g.reason)}</b> <small>({_e(', '.join(g.nodes[:8]))}"
         f"{' …' if g.count > 8 else ''})</small><br>→ {_e(g.hint)}</li>"

@@ -28,6 +28,9 @@ from hami.core.cluster import ClusterView, NodeState
 from hami.core.config import SchedulerConfig
 from hami.core.decide import commit, decide
 from hami.core.dra import placement as dra_placement
+from hami.core.dra import records as dra_records
+from hami.core.dra.names import DEVICE_CLASS
+from hami.core.dra.translate import TEMPLATE_PREFIX
 from hami.core.errors import RequestInvalid
 from hami.core.model import Node, PodOptions, PodRequest
 from hami.core.nodes import node_from_manifest
@@ -77,6 +80,9 @@ class PodEntry:
     request: PodRequest | None  # its device requests (None when it cannot be parsed)
     problem: str = ""
     started: str = ""  # status.startTime, else metadata.creationTimestamp (RFC 3339)
+    # A DRA pod whose claims are not allocated (or not created) yet: its manifest, explained
+    # from the claims and slices as `hami explain` does (`hami.webui.drapending`, docs/dra.md)
+    dra: Manifest | None = None
 
     @property
     def key(self) -> str:
@@ -84,7 +90,11 @@ class PodEntry:
 
     @property
     def pending(self) -> bool:
-        return self.placed is None and self.request is not None and self.request.wants_devices
+        if self.placed is not None:
+            return False
+        if self.dra is not None:
+            return True
+        return self.request is not None and self.request.wants_devices
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,7 @@ class Snapshot:
     stale_since: float | None = None  # set while the source shows its last good snapshot
     quotas: QuotaBook | None = None  # hami's namespace quotas (ResourceQuota limits.<resource>)
     dra_nodes: frozenset[str] = frozenset()  # nodes whose devices are DRA's (docs/dra.md)
+    dra: DraState | None = None  # the claims and slices (None: not served, or not readable)
 
     def node(self, name: str) -> NodeEntry | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -254,8 +265,9 @@ def build_snapshot(
     ``quotas`` (ResourceQuota manifests) give hami's namespace quotas, None: not known.
     ``same_objects``: the caller knows these are the objects of ``memo``'s last round (a watch
     saw no change), so its core is reused without looking at them. ``dra``: the cluster's
-    ResourceClaims and ResourceSlices: DRA devices and allocations join the nodes and pods."""
-    dra_key = dra.key() if dra is not None and not dra.empty else None
+    ResourceClaims and ResourceSlices: DRA devices and allocations join the nodes and pods,
+    and Pending DRA pods (claims unallocated or not created) join the pods."""
+    dra_key = dra.key() if dra is not None else None
     dra_changed = memo is not None and memo.dra_key != dra_key
     if dra_changed:
         same_objects = False
@@ -298,7 +310,14 @@ def build_snapshot(
         book.replace(quotas)
     said = (*notices, *core.problems)
     return Snapshot(
-        core.nodes, core.pods, core.view, time.time(), said, quotas=book, dra_nodes=core.dra_nodes
+        core.nodes,
+        core.pods,
+        core.view,
+        time.time(),
+        said,
+        quotas=book,
+        dra_nodes=core.dra_nodes,
+        dra=dra,
     )
 
 
@@ -327,8 +346,9 @@ def _with_dra(
     pods: Iterable[Manifest],
     dra: DraState,
 ) -> tuple[list[NodeEntry], list[PodEntry | None], frozenset[str]]:
-    """The nodes with their published DRA devices (a node registering none of its own), and
-    the pods with their allocated claims as placed pods (`hami.core.dra.placement`)."""
+    """The nodes with their published DRA devices (a node registering none of its own), the
+    pods with their allocated claims as placed pods (`hami.core.dra.placement`), and the
+    Pending pods whose hami claims are not allocated yet (`_dra_waiting`)."""
     published = dra_placement.devices(dra.slices)
     out_nodes, dra_nodes = [], set()
     for info in nodes:
@@ -350,19 +370,76 @@ def _with_dra(
         if phase in TERMINAL_PHASES:
             continue
         namespace, name = key.split("/", 1)
-        containers = dra_placement.containers(manifest)
-        request = PodRequest(
-            namespace,
-            name,
-            tuple(() for _ in containers),
-            pod.init_count,
-            container_names=tuple(c for c, _ in containers),
-            options=PodOptions(),
-        )
-        status, metadata = objects.status(manifest), objects.meta(manifest)
-        started = str(status.get("startTime") or metadata.get("creationTimestamp") or "")
+        request = _dra_request(manifest, namespace, name)
+        started = _started(manifest)
         out_pods.append(PodEntry(namespace, name, phase, pod.node, pod, request, "", started))
+    listed = {p.key for p in out_pods if p is not None}
+    claims = {(objects.namespace(c), objects.name(c)): c for c in dra.claims}
+    for key, manifest in manifests.items():
+        if key not in listed and _dra_waiting(manifest, claims):
+            namespace, name = key.split("/", 1)
+            node = str(objects.spec(manifest).get("nodeName") or "") or None
+            request = _dra_request(manifest, namespace, name)
+            started = _started(manifest)
+            waiting = PodEntry(
+                namespace, name, "Pending", node, None, request, "", started, manifest
+            )
+            out_pods.append(waiting)
     return out_nodes, out_pods, frozenset(dra_nodes)
+
+
+def _dra_request(manifest: Manifest, namespace: str, name: str) -> PodRequest:
+    """A DRA pod's request in the extender's terms: its containers, asking for nothing (its
+    claims ask)."""
+    containers = dra_placement.containers(manifest)
+    inits = objects.spec(manifest).get("initContainers")
+    return PodRequest(
+        namespace,
+        name,
+        tuple(() for _ in containers),
+        len(inits) if isinstance(inits, list) else 0,
+        container_names=tuple(c for c, _ in containers),
+        options=PodOptions(),
+    )
+
+
+def _started(manifest: Manifest) -> str:
+    status, metadata = objects.status(manifest), objects.meta(manifest)
+    return str(status.get("startTime") or metadata.get("creationTimestamp") or "")
+
+
+def _dra_waiting(manifest: Manifest, claims: Mapping[tuple[str, str], Manifest]) -> bool:
+    """A Pending pod (none of whose hami claims is allocated: the caller checked) with a claim
+    of hami's: from a template the webhook names (``hami-gpu-…``), or a claim asking for hami's
+    DeviceClass. Pods with other drivers' claims only are not GPU pods."""
+    if str(objects.status(manifest).get("phase") or "Pending") != "Pending":
+        return False
+    namespace = objects.namespace(manifest) or "default"
+    made = dra_records.claim_names(manifest)
+    for entry in mappings(objects.spec(manifest).get("resourceClaims")):
+        template = str(entry.get("resourceClaimTemplateName") or "")
+        if template.startswith(TEMPLATE_PREFIX):
+            return True
+        claim = claims.get((namespace, made.get(str(entry.get("name")), "")))
+        if claim is not None and _asks_hami(claim):
+            return True
+    return False
+
+
+def _asks_hami(claim: Manifest) -> bool:
+    requests = mappings(objects.section(objects.spec(claim), "devices").get("requests"))
+    return any(
+        (objects.section(r, "exactly").get("deviceClassName") or r.get("deviceClassName"))
+        == DEVICE_CLASS
+        for r in requests
+    )
+
+
+def mappings(value: object) -> list[Manifest]:
+    """The objects of a list field (a missing or malformed field: none)."""
+    if not isinstance(value, list):
+        return []
+    return [cast(Manifest, v) for v in value if isinstance(v, Mapping)]
 
 
 def _core(

@@ -10,10 +10,12 @@ from hami.core import migview as mig
 from hami.core.accounting import PlacedPod
 from hami.core.capacity import fragmentation, median_request
 from hami.core.cluster import ClusterView, NodeState
+from hami.core.dra import placement as dra_placement
 from hami.core.explain import Explanation, explain
 from hami.core.model import Device, DeviceUsage
 from hami.core.quota import pod_usage
 from hami.core.vendor import Vendor
+from hami.webui.drapending import DraExplainer, DraWhy
 from hami.webui.names import VendorNames
 from hami.webui.source import NodeEntry, PodEntry, Snapshot, core_view, slices
 
@@ -82,6 +84,8 @@ class Filters:
 
 def _pod_vendors(pod: PodEntry) -> set[str]:
     found = set(pod.placed.devices) if pod.placed else set()
+    if pod.dra is not None:  # waiting for DRA devices, shown under this vendor
+        found.add(dra_placement.VENDOR)
     return found | (set(pod.request.vendors()) if pod.request else set())
 
 
@@ -449,7 +453,7 @@ def pods_doc(snapshot: Snapshot, filters: Filters, phase: str = "") -> list[dict
 
 def explain_pod(snapshot: Snapshot, pod: PodEntry, vendors: Mapping[str, Vendor]) -> Explanation:
     """Why a pending pod fits nowhere, against the snapshot's view (every node a candidate)."""
-    assert pod.request is not None
+    assert pod.request is not None and pod.dra is None
     problems = {n.name: n.problem for n in snapshot.nodes if n.problem}
     return explain(
         pod.request, snapshot.view, vendors, candidates=snapshot.node_names, problems=problems
@@ -476,15 +480,34 @@ def workloads_doc(snapshot: Snapshot, filters: Filters) -> list[dict[str, object
     return pods_doc(snapshot, filters, "placed")
 
 
+def explain_dra(snapshot: Snapshot, pod: PodEntry) -> DraWhy:
+    """Why a pending DRA pod's claims are not allocated, as `hami explain` says it."""
+    assert pod.dra is not None
+    return DraExplainer(snapshot.dra).explain(pod.dra)
+
+
+def explain_any(
+    snapshot: Snapshot, pod: PodEntry, vendors: Mapping[str, Vendor]
+) -> Explanation | DraWhy:
+    """A pending pod's explanation: from its claims (DRA), else from the decision core."""
+    return (
+        explain_dra(snapshot, pod) if pod.dra is not None else explain_pod(snapshot, pod, vendors)
+    )
+
+
 def explain_all(
     snapshot: Snapshot, filters: Filters, vendors: Mapping[str, Vendor]
-) -> list[tuple[PodEntry, Explanation]]:
+) -> list[tuple[PodEntry, Explanation | DraWhy]]:
+    """Every pending pod the filters keep, explained; the DRA ones by one `DraExplainer`,
+    without `hami explain`'s lines (a pod's own explanation has them)."""
     models_of = device_models(snapshot)
-    return [
-        (p, explain_pod(snapshot, p, vendors))
-        for p in snapshot.pods
-        if p.pending and filters.pod_ok(p, models_of)
-    ]
+    pods = [p for p in snapshot.pods if p.pending and filters.pod_ok(p, models_of)]
+    dra = DraExplainer(snapshot.dra) if any(p.dra is not None for p in pods) else None
+    out: list[tuple[PodEntry, Explanation | DraWhy]] = []
+    for p in pods:
+        why = dra.explain(p.dra, lines=False) if dra is not None and p.dra is not None else None
+        out.append((p, why if why is not None else explain_pod(snapshot, p, vendors)))
+    return out
 
 
 def cause(explanation: Explanation) -> tuple[str, str]:
@@ -500,17 +523,21 @@ def cause(explanation: Explanation) -> tuple[str, str]:
 def pending_doc(
     snapshot: Snapshot, filters: Filters, vendors: Mapping[str, Vendor]
 ) -> list[dict[str, object]]:
-    """Every Pending GPU pod with explain's answer, grouped by cause (most pods first)."""
+    """Every Pending GPU pod with explain's answer, grouped by cause (most pods first); a DRA
+    pod's cause and summary come from its claims (`hami.webui.drapending`)."""
     groups: dict[str, dict[str, object]] = {}
     for pod, why in explain_all(snapshot, filters, vendors):
-        reason, hint = cause(why)
+        if isinstance(why, DraWhy):
+            reason, hint, summary = why.cause, why.hint, why.summary
+        else:
+            (reason, hint), summary = cause(why), why.summary()
         group = groups.setdefault(reason, {"cause": reason, "pods": []})
         cast(list[object], group["pods"]).append(
             {
                 "namespace": pod.namespace,
                 "name": pod.name,
                 "started": pod.started,
-                "summary": why.summary(),
+                "summary": summary,
                 "hint": hint,
                 "explain": why.to_dict(),
             }
