@@ -17,10 +17,9 @@ Manifest = Mapping[str, Any]
 
 
 async def explain_live(api: KubeAPI, pod: Manifest) -> str:
-    """Read the pod's namespace's claims and every slice, then :func:`explain_pod`."""
-    namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
-    claims = (await api.list(CLAIMS, namespace=namespace)).items
-    slices = (await api.list(SLICES)).items
+    """Read every claim and slice (other namespaces' claims consume the same devices), then
+    :func:`explain_pod`."""
+    claims, slices = await claims_and_slices(api)
     return "\n".join(explain.explain_pod(pod, claims, slices))
 
 

@@ -114,3 +114,11 @@ def test_capacity_is_judged_on_the_devices_the_annotations_allow() -> None:
     assert eligible({"nvidia.com/use-gpuuuid": "U1"}, slices) == {("n1", "g1")}
     assert eligible({"nvidia.com/use-gputype": "a100"}, slices) == {("n1", "g0")}
     assert eligible({"nvidia.com/nouse-gputype": "T4,A100"}, slices) == set()
+
+
+def test_other_namespaces_claims_count_against_the_devices_but_never_stand_in() -> None:
+    elsewhere = _claim("c1", True)  # a namesake of the pod's claim, allocated, 3 GiB
+    elsewhere["metadata"]["namespace"] = "other"
+    lines = explain_pod(_pod("c1"), [elsewhere, _claim("c1", False, memory="2Gi")], [SLICE])
+    assert lines[1] == "  gpu-0 (c1): not allocated"  # the pod's own claim, not the namesake
+    assert "(the most free on any device: 1024 MiB, 90 cores)" in lines[2]  # its use counts

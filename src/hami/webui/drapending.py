@@ -91,11 +91,7 @@ class DraExplainer:
         cause, summary = self._cause(pod)
         if not lines:
             return DraWhy(cause, summary)
-        namespace = objects.namespace(pod) or "default"
-        # explain looks claims up by name: the pod's namespace's last, so they win over a
-        # namesake elsewhere; every claim counts for the devices' usage
-        claims = sorted(self.claims, key=lambda c: objects.namespace(c) == namespace)
-        return DraWhy(cause, summary, tuple(explain.explain_pod(pod, claims, self.slices)))
+        return DraWhy(cause, summary, tuple(explain.explain_pod(pod, self.claims, self.slices)))
 
     def _capacity(self, annotations: Mapping[str, str]) -> dict[records.DeviceKey, records.Usage]:
         """The capacity of the devices the pod's annotations allow (`explain.eligible`)."""

@@ -49,11 +49,18 @@ def eligible(annotations: Mapping[str, str], slices: Sequence[Manifest]) -> set[
 
 
 def explain_pod(pod: Manifest, claims: Sequence[Manifest], slices: Sequence[Manifest]) -> list[str]:
-    """Pure: the lines ``hami explain`` prints for a DRA pod. Capacity is judged on the devices
-    its HAMi annotations allow (other selectors and constraints are kube-scheduler's)."""
+    """Pure: the lines ``hami explain`` prints for a DRA pod. ``claims``: every claim of the
+    cluster (what other namespaces consume counts against the same devices). Capacity is judged
+    on the devices its HAMi annotations allow (other selectors and constraints are
+    kube-scheduler's)."""
     meta = pod.get("metadata") or {}
-    key = f"{meta.get('namespace', 'default')}/{meta.get('name')}"
-    by_name = {str((c.get("metadata") or {}).get("name")): c for c in claims}
+    namespace = meta.get("namespace", "default")
+    key = f"{namespace}/{meta.get('name')}"
+    by_name = {
+        str(m.get("name")): c
+        for c in claims
+        if (m := c.get("metadata") or {}).get("namespace", "default") == namespace
+    }
     allowed = eligible(meta.get("annotations") or {}, slices)
     capacity = {k: v for k, v in records.capacities(slices).items() if k in allowed}
     used = records.usage(records.allocations(claims))
