@@ -13,7 +13,7 @@ import orjson
 import typer
 
 from hami import devconfig
-from hami.core.dra.explain import is_dra_pod
+from hami.core.dra.explain import explain_pod, is_dra_pod
 from hami.core.errors import ConfigError
 from hami.core.explain import Explanation
 from hami.core.request import pod_identity
@@ -52,6 +52,9 @@ def explain(
     try:
         if cluster is not None:
             snapshot, vendors, manifest = _sim(cluster, pods, f"{namespace}/{pod}", config, name)
+            if manifest is not None and is_dra_pod(manifest):  # its claims in the same files
+                _print(_dra_files(manifest, cluster, pods), as_json)
+                return
         elif pods is not None:
             raise SourceError("--pods needs --cluster")
         else:
@@ -116,6 +119,14 @@ async def _dra(kubeconfig: Path | None, pod: Manifest) -> str:
         return await explain_live(api, pod)
     finally:
         await api.close()
+
+
+def _dra_files(pod: Manifest, cluster: Path, pods: Path | None) -> str:
+    """A DRA pod of the sim files, from the ResourceClaims and ResourceSlices they hold."""
+    objs = [*read_manifests(cluster), *(read_manifests(pods) if pods is not None else [])]
+    claims = [o for o in objs if o.get("kind") == "ResourceClaim"]
+    slices = [o for o in objs if o.get("kind") == "ResourceSlice"]
+    return "\n".join(explain_pod(pod, claims, slices))
 
 
 def _explain(

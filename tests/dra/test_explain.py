@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from hami.core.dra import names
 from hami.core.dra.explain import explain_pod, is_dra_pod
@@ -122,3 +125,29 @@ def test_other_namespaces_claims_count_against_the_devices_but_never_stand_in() 
     lines = explain_pod(_pod("c1"), [elsewhere, _claim("c1", False, memory="2Gi")], [SLICE])
     assert lines[1] == "  gpu-0 (c1): not allocated"  # the pod's own claim, not the namesake
     assert "(the most free on any device: 1024 MiB, 90 cores)" in lines[2]  # its use counts
+
+
+def test_hami_explain_reads_a_dra_pods_claims_and_slices_from_the_sim_files(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from hami.cli import app
+
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
+    held = {"apiVersion": names.RESOURCE_API, "kind": "ResourceClaim", **_claim("c1", True)}
+    waiting = {"apiVersion": names.RESOURCE_API, "kind": "ResourceClaim", **_claim("c2", False)}
+    published = {"apiVersion": names.RESOURCE_API, "kind": "ResourceSlice", **SLICE}
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(yaml.safe_dump_all([node, published, held, waiting]))
+    pods = tmp_path / "pods.yaml"
+    pods.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", **_pod("c2")}))
+    result = CliRunner().invoke(
+        app, ["explain", "ns/p", "--cluster", str(cluster), "--pods", str(pods)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [
+        "ns/p uses DRA claims, not scheduled",
+        "  gpu-0 (c2): not allocated",
+    ]
+    assert "the most free on any device: 1024 MiB" in result.output
