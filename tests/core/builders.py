@@ -76,6 +76,7 @@ def view(*states: NodeState) -> ClusterView:
 
 def container(
     name: str = "c",
+    /,
     gpu: int | None = 1,
     mem: int | None = None,
     cores: int | None = None,

@@ -36,7 +36,7 @@ def clusters(draw: st.DrawFn) -> ClusterView:
 
 @st.composite
 def pods(draw: st.DrawFn, name: str) -> PodRequest:
-    containers = []
+    containers: list[tuple[ContainerRequest, ...]] = []
     for _ in range(draw(st.integers(1, 3))):
         if draw(st.booleans()):
             containers.append(())

@@ -6,12 +6,13 @@ import pytest
 
 from hami.api import keys
 from hami.api.types import MigPlacement, MigProfile
+from hami.core.cluster import ClusterView
 from hami.core.decide import commit
 from hami.core.errors import RequestInvalid
 from hami.core.fit import fit_container, fit_pod
-from hami.core.model import ContainerRequest
+from hami.core.model import ContainerRequest, DeviceUsage
 from hami.core.status import Unfit
-from hami.core.vendor import QuotaRoom
+from hami.core.vendor import FitContext, QuotaRoom
 from tests.core.builders import (
     chosen,
     config,
@@ -26,7 +27,7 @@ from tests.core.builders import (
     view,
 )
 
-REQ = {"gpu": 1, "mem": 1000, "cores": 30}
+REQ: dict[str, int] = {"gpu": 1, "mem": 1000, "cores": 30}
 
 
 def test_1_single_fresh_device() -> None:
@@ -60,7 +61,7 @@ def test_4_spread_prefers_the_idle_device() -> None:
 @pytest.mark.parametrize(
     ("usage", "score"), [((used(), used()), 0.0), ((used(5, 4000, 50),) * 2, 15.0)]
 )
-def test_5_two_gpus_in_one_container(usage: tuple, score: float) -> None:
+def test_5_two_gpus_in_one_container(usage: tuple[DeviceUsage, ...], score: float) -> None:
     n = node("n1", dev("uuid1", 0), dev("uuid2", 1))
     d = schedule(pod(container(gpu=2, mem=1000, cores=30)), view(state(n, *usage)))
     assert chosen(d) == [["uuid2", "uuid1"]]
@@ -74,7 +75,8 @@ def test_6_node_policy_between_busy_and_idle_node(policy: str, winner: str) -> N
     cfg = config(node_policy=policy)
     d = schedule(pod(container(**REQ), cfg=cfg), view(busy, idle), cfg)
     assert d.node == winner
-    assert (busy.score, idle.score) == (pytest.approx(15), 0)
+    assert busy.score == pytest.approx(15)
+    assert idle.score == 0
 
 
 def test_7_spread_across_containers() -> None:
@@ -275,7 +277,7 @@ def test_20_topology_aware_single_gpu_keeps_the_strong_group_free() -> None:
     assert chosen(schedule(p, view(state(node("n1", *devices))))) == [["f"]]
 
 
-def _filter_cluster() -> object:
+def _filter_cluster() -> ClusterView:
     n1 = state(node("node1", dev("device1", 0), dev("device2", 1)), used(1, 2000, 25), used())
     n2 = state(node("node2", dev("device3", 0), dev("device4", 1)), used(), used(1, 6000, 75))
     return view(n1, n2)
@@ -294,7 +296,7 @@ def test_21_live_filter_policies(node_policy: str, gpu_policy: str, where: tuple
     annotations = {keys.NODE_SCHEDULER_POLICY: node_policy, keys.GPU_SCHEDULER_POLICY: gpu_policy}
     d = schedule(
         pod(container(gpu=1, mem=1000, cores=20), annotations=annotations), _filter_cluster()
-    )  # type: ignore[arg-type]
+    )
     assert (d.node, chosen(d)[0][0]) == where
     assert where[1] in d.annotations[keys.NVIDIA_ALLOCATED]
 
@@ -302,7 +304,7 @@ def test_21_live_filter_policies(node_policy: str, gpu_policy: str, where: tuple
 def test_21_init_container_needs_the_bigger_card() -> None:
     annotations = {keys.NODE_SCHEDULER_POLICY: "binpack", keys.GPU_SCHEDULER_POLICY: "binpack"}
     p = pod(container("app", mem=4000), init=[container("init", mem=5000)], annotations=annotations)
-    d = schedule(p, _filter_cluster())  # type: ignore[arg-type]
+    d = schedule(p, _filter_cluster())
     assert (d.node, chosen(d)) == ("node2", [["device3"], ["device3"]])
 
 
@@ -378,9 +380,7 @@ def test_fit_pod_reports_every_container_entry() -> None:
     assert [len(c) for c in result.devices("NVIDIA")] == [1, 0]
 
 
-def _contexts() -> dict[str, object]:
-    from hami.core.vendor import FitContext
-
+def _contexts() -> dict[str, FitContext]:
     return {"NVIDIA": FitContext()}
 
 
