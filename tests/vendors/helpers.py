@@ -10,9 +10,10 @@ from tests import builders
 
 
 def container(
-    name: str = "c", requests: Mapping[str, object] | None = None, **limits: object
+    name: str = "c", requests: Mapping[str, object] | None = None, /, **limits: object
 ) -> dict[str, object]:
-    """A container manifest; keyword names use `__` for `/` (e.g. ``hygon_com__dcunum=1``)."""
+    """A container manifest; keyword names use `__` for `/` (e.g. ``hygon_com__dcunum=1``).
+    ``name`` and ``requests`` are positional, so any keyword (or ``**{...}`` key) is a limit."""
     return builders.container(name, {_name(k): v for k, v in limits.items()}, requests=requests)
 
 

@@ -8,7 +8,7 @@ from hami.api import keys
 from hami.api.types import ContainerDevice
 from hami.core.model import ContainerRequest, DeviceUsage, Node
 from hami.core.status import Reason, Unfit
-from hami.core.vendor import Pick
+from hami.core.vendor import Pick, Vendor
 from hami.vendors.biren import BirenVendor
 from hami.vendors.vastai import VastaiDevice, VastaiVendor
 from tests.vendors.helpers import container, fit
@@ -40,7 +40,8 @@ def register(n: int, **custom: object) -> str:
 
 
 def test_biren_request_inventory_fit_and_annotations() -> None:
-    assert BIREN.parse_container(container(birentech_com__gpu=1), "c") == ContainerRequest(
+    vendor: Vendor = BIREN  # CountVendor borrows WholeCardVendor's parse_container
+    assert vendor.parse_container(container(birentech_com__gpu=1), "c") == ContainerRequest(
         "Biren", 1, mem_pct=100
     )
     devices = BIREN.node_devices({keys.BIREN_REGISTER: register(2)})

@@ -86,7 +86,7 @@ def drs_devices(capacity: object = CAPACITY, node: str = "n") -> tuple[Device, .
     return DRS.capacity_devices(node, {}, {}, notes)
 
 
-def drs_container(name: str = "c", **resources: object) -> dict[str, object]:
+def drs_container(name: str = "c", /, **resources: object) -> dict[str, object]:
     return {"name": name, "resources": {"limits": dict(resources)}}
 
 
@@ -149,6 +149,7 @@ def test_drs_registration() -> None:
         ("n-enflame-drs-1", 8, 65536, 100, 1, "Enflame"),
     ]
     assert isinstance(devices[1], EnflameDrsDevice) and devices[1].minor == "5"
+    assert isinstance(devices[0], EnflameDrsDevice)
     profiles = [(p.name, p.id, p.slices, p.memory_gb, p.core_pct) for p in devices[0].profiles]
     assert profiles == [
         ("1g.8gb", "0", 1, 8, 13),

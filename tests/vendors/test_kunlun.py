@@ -121,7 +121,7 @@ def _vx(memory: int | None = None, count: int = 1) -> dict[str, object]:
 
 def test_vxpu_admission_rounds_memory_to_a_slice() -> None:
     admitted = X.admit_container(_vx(30000), "c")
-    resources_ = admitted.container["resources"]  # type: ignore[index]
+    resources_ = admitted.container["resources"]
     assert resources_["limits"]["kunlunxin.com/vxpu-memory"] == 49152  # type: ignore[index]
     assert resources_["requests"]["kunlunxin.com/vxpu-memory"] == 49152  # type: ignore[index]
     assert X.parse_container(admitted.container, "c") == ContainerRequest(

@@ -10,6 +10,7 @@ import pytest
 from hami.api import keys
 from hami.api.types import ContainerDevice
 from hami.core import accounting
+from hami.core.accounting import placed_pod
 from hami.core.cluster import ClusterView, NodeState
 from hami.core.decide import commit, decide
 from hami.core.errors import RequestInvalid
@@ -24,7 +25,6 @@ from hami.core.model import (
 )
 from hami.core.status import Unfit
 from hami.core.vendor import Pick
-from hami.scheduler.cache import placed_pod
 from hami.vendors.config import MetaxConfig
 from hami.vendors.metax import MetaxGpuVendor, MetaxSgpuDevice, MetaxSgpuVendor
 from tests.vendors.helpers import container, fit

@@ -71,7 +71,7 @@ def test_admission_uses_the_vendor_for_either_resource_and_changes_nothing() -> 
     for manifest in (
         container(aws_amazon_com__neuron=1),
         container(aws_amazon_com__neuroncore=1),
-        container(requests={CORE: "2"}),  # requests alone count too
+        container("c", {CORE: "2"}),  # requests alone count too
     ):
         admitted = V.admit_container(manifest, "app")
         assert admitted.uses_vendor and admitted.container == manifest and not admitted.env
@@ -117,7 +117,7 @@ def test_request_parsing_device_request_takes_precedence() -> None:
     assert V.parse_container(container(aws_amazon_com__neuroncore=3), "c") == cores_req(3)
     both = container(aws_amazon_com__neuron=2, aws_amazon_com__neuroncore=0)
     assert V.parse_container(both, "c") == devices_req(2)  # cores are not even read
-    assert V.parse_container(container(requests={DEVICE: "1"}), "c") == devices_req(1)
+    assert V.parse_container(container("c", {DEVICE: "1"}), "c") == devices_req(1)
     assert V.parse_container(container(), "c") is None
 
 

@@ -67,12 +67,12 @@ def test_metrics_read_the_hold() -> None:
     card = _dev("Biren", 65536, 100)
     state = NodeState.of(Node("n", (card,)), [DeviceUsage(1, 0, 0)])
     sink = _Sink()
-    add_device(sink, state, card, DeviceUsage(1, 0, 0), BirenVendor())  # type: ignore[arg-type]
+    add_device(sink, state, card, DeviceUsage(1, 0, 0), BirenVendor())
     assert sink.values[MEMORY_ALLOCATED.name] == 65536 * 1024 * 1024
     assert sink.values[MEMORY_RATIO.name] == 1.0
     amd = _dev("AMD", 196608, 304)
     sink = _Sink()
-    add_device(sink, NodeState.of(Node("n", (amd,))), amd, DeviceUsage(1, 0, 76), AmdVendor())  # type: ignore[arg-type]
+    add_device(sink, NodeState.of(Node("n", (amd,))), amd, DeviceUsage(1, 0, 76), AmdVendor())
     assert [
         v for k, v in sink.values.items() if "core_allocated" in k or "cores_allocated" in k
     ] == [25.0]
