@@ -66,7 +66,7 @@ def gpu_node(
     memory: int = 32768,
     count: int = 10,
     uuids: Sequence[str] | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     ids = list(uuids) if uuids is not None else [f"GPU-{name}-{i}" for i in range(gpus)]
     return node_manifest(
         name,
@@ -75,7 +75,7 @@ def gpu_node(
     )
 
 
-def container(name: str = "cuda", **limits: object) -> dict[str, Any]:
+def container(name: str = "cuda", /, **limits: object) -> dict[str, Any]:
     return builders.container(
         name, {f"nvidia.com/{k}": str(v) for k, v in limits.items()}, image="cuda"
     )
@@ -152,7 +152,7 @@ class Harness:
     async def settle(self, seconds: float = 0.02) -> None:
         await asyncio.sleep(seconds)
 
-    async def events(self, reason: str | None = None) -> list[dict[str, object]]:
+    async def events(self, reason: str | None = None) -> list[dict[str, Any]]:
         await self.service.recorder.flush()
         from hami.k8s.api import EVENTS
 

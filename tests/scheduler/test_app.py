@@ -25,7 +25,9 @@ async def test_webhook_mutates_and_answers_in_the_request_version() -> None:
         assert response["uid"] == "u-1" and response["allowed"] is True
         paths = {op["path"]: op["value"] for op in decode_patch(response["patch"])}
         assert paths["/spec/schedulerName"] == "hami-scheduler"
-        assert paths["/spec/containers/0/resources"]["limits"]["nvidia.com/gpucores"] == "100"
+        resources = paths["/spec/containers/0/resources"]
+        assert isinstance(resources, dict)
+        assert resources["limits"]["nvidia.com/gpucores"] == "100"
 
 
 async def test_webhook_denies_invalid_request_naming_container_and_namespace() -> None:

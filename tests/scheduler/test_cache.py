@@ -8,11 +8,12 @@ from datetime import UTC
 
 from hami.api import annotations as codec
 from hami.api import keys
+from hami.core.accounting import placed_pod
 from hami.core.config import SchedulerConfig
 from hami.k8s import objects
 from hami.k8s.api import NODES, PODS, Unavailable
 from hami.k8s.fake import FakeKube
-from hami.scheduler.cache import ClusterCache, placed_pod
+from hami.scheduler.cache import ClusterCache
 from hami.scheduler.informer import Informer, Sink
 from hami.scheduler.registration import handshake_specs
 from hami.vendors.metax import MetaxSgpuVendor

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hami.core.dra import names
 from hami.core.model import Node
 from hami.draview import CLAIMS, SLICES
+from hami.k8s import objects
 from hami.k8s.fake import FakeKube
 from hami.scheduler.dra_watch import DraWatch
 from hami.scheduler.metrics import MIB, Metrics
@@ -108,7 +109,7 @@ async def test_the_watch_keeps_claims_and_slices_current() -> None:
         async with asyncio.timeout(5):
             while not (watch.claims() and watch.slices()):
                 await asyncio.sleep(0.01)
-            assert [c["metadata"]["name"] for c in watch.claims()] == ["p1-gpu-0-x"]
+            assert [objects.name(c) for c in watch.claims()] == ["p1-gpu-0-x"]
             before = watch.version
             await fake.delete(CLAIMS, "p1-gpu-0-x", "ml")
             while watch.claims():

@@ -25,7 +25,7 @@ from hami.api.extender import filter_args_json
 from hami.cluster.pki import CertificateAuthority, CertPair, write_client_cert, write_serving_cert
 from hami.cluster.ports import free_ports
 from hami.k8s import objects
-from hami.k8s.api import NODES, PODS
+from hami.k8s.api import NODES, PODS, Manifest
 from hami.k8s.fake import FakeKube
 from hami.scheduler.main import serve
 from hami.scheduler.settings import SchedulerSettings
@@ -97,6 +97,7 @@ async def stack(
     )
     stop = asyncio.Event()
     process = None
+    task: asyncio.Task[object]
     if elsewhere:
         process = multiprocessing.get_context("spawn").Process(
             target=_serve_elsewhere, args=(settings,), daemon=True
@@ -141,8 +142,8 @@ async def schedule(s: Stack, name: str, namespace: str = "default") -> tuple[dic
     return result, (result["NodeNames"] or [""])[0]
 
 
-def bind_body(pod: dict[str, Any], node: str) -> dict[str, str]:
-    meta = pod["metadata"]
+def bind_body(pod: Manifest, node: str) -> dict[str, object]:
+    meta = objects.meta(pod)
     return {
         "PodName": meta["name"],
         "PodNamespace": meta.get("namespace", "default"),

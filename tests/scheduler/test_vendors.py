@@ -103,7 +103,7 @@ def mixed_node() -> dict[str, object]:
         "cambricon.com/mlu.smlu.vcore": "200",
         "cambricon.com/mlu.smlu.vmemory": "128",
     }
-    status: dict[str, Any] = node["status"]  # type: ignore[assignment]
+    status: dict[str, Any] = node["status"]
     status["capacity"] = {**status["capacity"], **mlu}
     status["allocatable"] = {**status["allocatable"], **mlu}
     return node
