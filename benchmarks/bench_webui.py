@@ -46,8 +46,10 @@ from hami.k8s.api import NODES, PODS
 from hami.k8s.fake import FakeKube, node_manifest
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
+from hami.webui.decode import build_snapshot
 from hami.webui.history import History
-from hami.webui.source import KubeSource, StaticSource, build_snapshot
+from hami.webui.livesource import KubeSource
+from hami.webui.simsource import StaticSource
 
 TARGET_S = 1.0
 

@@ -23,7 +23,7 @@ from hami.sim.table import _devices
 from hami.vendors import registry
 from hami.webui import page, views
 from hami.webui.names import VendorNames
-from hami.webui.source import SimSource
+from hami.webui.simsource import SimSource
 from hami.webui.views import Filters
 
 VENDORS = Path(__file__).resolve().parents[1] / "examples" / "vendors"
@@ -139,7 +139,7 @@ def test_finished_init_containers_count_in_no_bar() -> None:
     from hami.api.types import ContainerDevice
     from hami.core.model import Device
     from hami.vendors.nvidia import NvidiaVendor
-    from hami.webui.source import PodEntry
+    from hami.webui.snapshot import PodEntry
 
     gpu = Device(uuid="g", vendor="NVIDIA", type="T4", count=10, memory=23028, cores=100)
     init, app = ContainerDevice("g", "NVIDIA", 12000, 50), ContainerDevice("g", "NVIDIA", 12271, 50)

@@ -22,14 +22,10 @@ from hami.flags import ClusterNameOption, DeviceConfigOption
 from hami.k8s.api import PODS, KubeAPIError, Manifest
 from hami.vendors import registry
 from hami.webui import views
-from hami.webui.source import (
-    KubeSource,
-    Snapshot,
-    SourceError,
-    build_snapshot,
-    place_in_order,
-    read_manifests,
-)
+from hami.webui.decode import build_snapshot
+from hami.webui.livesource import KubeSource
+from hami.webui.simsource import place_in_order, read_manifests
+from hami.webui.snapshot import Snapshot, SourceError
 
 
 def explain(

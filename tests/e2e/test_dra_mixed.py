@@ -34,7 +34,7 @@ from hami.demo import stack as demo
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
-from hami.webui.source import KubeSource
+from hami.webui.livesource import KubeSource
 from tests.e2e.dra_stack import Claim, create_dra_nodes, ensure_device_class, pod_manifest
 from tests.e2e.localcluster import client_for, wait_until
 

@@ -437,8 +437,8 @@ async def test_webui_history_from_prometheus(setup: Setup) -> None:
     from hami.vendors import registry
     from hami.webui.app import WebUI, create_app
     from hami.webui.history import History
+    from hami.webui.livesource import KubeSource
     from hami.webui.prometheus import PrometheusHistory
-    from hami.webui.source import KubeSource
 
     settings = load_config(None)
     vendors = registry.build(settings)

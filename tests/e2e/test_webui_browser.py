@@ -47,7 +47,7 @@ from hami.metrics.specs import (
 from hami.scheduler.cache import ClusterCache
 from hami.scheduler.metrics import Metrics
 from hami.vendors import registry
-from hami.webui.source import read_manifests
+from hami.webui.simsource import read_manifests
 from tests.e2e.localcluster import create_gpu_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]

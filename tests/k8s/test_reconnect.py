@@ -26,7 +26,7 @@ from hami.monitor.main import refresh_forever
 from hami.monitor.monitor import Monitor, MonitorSettings
 from hami.scheduler.informer import Informer, Sink
 from hami.vendors import registry
-from hami.webui.source import KubeSource
+from hami.webui.livesource import KubeSource
 from tests import builders
 from tests.k8s.apiserver import DroppableAPI, kubeconfig
 

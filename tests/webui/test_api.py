@@ -14,8 +14,10 @@ from hami.k8s.fake import FakeKube, node_manifest
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
+from hami.webui.livesource import KubeSource
 from hami.webui.monitor import MonitorProbe, parse_utilisation
-from hami.webui.source import KubeSource, SimSource, SourceError
+from hami.webui.simsource import SimSource
+from hami.webui.snapshot import SourceError
 from tests.builders import container, placed_pod, pod
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -18,7 +18,8 @@ from hami.k8s.fake import FakeKube, node_manifest
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
-from hami.webui.source import KubeSource, SimSource
+from hami.webui.livesource import KubeSource
+from hami.webui.simsource import SimSource
 from tests.builders import container, dra_claim, placed_pod
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -334,7 +335,7 @@ async def test_pending_dra_pods_without_slices_or_claims() -> None:
 async def test_claim_names_are_looked_up_in_the_pods_namespace() -> None:
     """A namesake claim in another namespace neither hides nor stands in for the pod's own."""
     from hami.webui import drapending
-    from hami.webui.source import DraState
+    from hami.webui.snapshot import DraState
 
     pod = waiting_pod("w", claim="w-gpu-0-x")
     elsewhere = dra_claim("w", "dra-1", "1Gi", "10")
@@ -353,7 +354,7 @@ async def test_claim_names_are_looked_up_in_the_pods_namespace() -> None:
 async def test_sim_dra_allocations_and_pending_pods(tmp_path: Path) -> None:
     import yaml
 
-    from hami.webui.source import StaticSource
+    from hami.webui.simsource import StaticSource
 
     docs = [
         {"kind": "Node", **node_manifest("dra-1", {})},
@@ -389,7 +390,9 @@ async def test_a_claim_asking_hamis_class_makes_a_gpu_pod_whatever_its_template(
     """A claim written for HAMi-DRA (its own template, hami's DeviceClass) is hami's too; with
     room on the device and no word from kube-scheduler yet, it waits for kube-scheduler."""
     from hami.webui import drapending
-    from hami.webui.source import DraState, build_snapshot, mappings
+    from hami.webui.decode import build_snapshot
+    from hami.webui.dradecode import mappings
+    from hami.webui.snapshot import DraState
 
     pod = waiting_pod("own", claim="own-gpu-0-x", template="my-template")
     dra = DraState([waiting_claim("own", "1Gi", 10)], [dra_slice("dra-1")])
@@ -407,7 +410,7 @@ def test_a_burst_of_one_shape_is_judged_once(monkeypatch: Any) -> None:
     of a burst parses no quantity per pod); their summaries are the same."""
     from hami.core.dra import records
     from hami.webui import drapending
-    from hami.webui.source import DraState
+    from hami.webui.snapshot import DraState
 
     pods = [waiting_pod(f"w{i}", claim=f"w{i}-gpu-0-x") for i in range(20)]
     claims = [waiting_claim(f"w{i}", "50Gi", 10) for i in range(20)]

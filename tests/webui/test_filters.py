@@ -13,9 +13,10 @@ from hami.config import load_config
 from hami.k8s.fake import node_manifest
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
+from hami.webui.decode import build_snapshot
 from hami.webui.history import History
 from hami.webui.names import VendorNames
-from hami.webui.source import SimSource, StaticSource, build_snapshot
+from hami.webui.simsource import SimSource, StaticSource
 from tests.builders import container, placed_pod
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

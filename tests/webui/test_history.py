@@ -15,7 +15,7 @@ from hami.webui import chart as chart_mod
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import RANGES, SERIES, History, Sample
 from hami.webui.monitor import UTIL_METRIC, parse_utilisation
-from hami.webui.source import SimSource, sim_snapshot
+from hami.webui.simsource import SimSource, sim_snapshot
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SETTINGS = load_config(EXAMPLES / "config.yaml")

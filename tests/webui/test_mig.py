@@ -14,7 +14,8 @@ from hami.k8s.fake import FakeKube
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
-from hami.webui.source import KubeSource, SimSource
+from hami.webui.livesource import KubeSource
+from hami.webui.simsource import SimSource
 from tests.sim.test_demo_mig import manifests
 from tests.sim.test_mig import GPU, cluster_yaml
 from tests.sim.test_mig import PODS as SIM_PODS

@@ -28,6 +28,7 @@ from hami.metrics.specs import CORE_ALLOCATED, CORE_LIMIT, MEMORY_ALLOCATED, MEM
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
+from hami.webui.livesource import KubeSource
 from hami.webui.prometheus import (
     METRICS,
     PrometheusHistory,
@@ -36,7 +37,6 @@ from hami.webui.prometheus import (
     label_value,
     step_for,
 )
-from hami.webui.source import KubeSource
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SETTINGS = load_config(EXAMPLES / "config.yaml")

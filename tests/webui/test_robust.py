@@ -15,7 +15,8 @@ from hami.k8s.fake import FakeKube, node_manifest
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
-from hami.webui.source import KubeSource, SimSource
+from hami.webui.livesource import KubeSource
+from hami.webui.simsource import SimSource
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SETTINGS = load_config(EXAMPLES / "config.yaml")

@@ -18,8 +18,9 @@ from hami.k8s.api import NODES, PODS, RESOURCE_QUOTAS, KubeAPIError, Unavailable
 from hami.k8s.fake import FakeKube, node_manifest
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
+from hami.webui.decode import build_snapshot
 from hami.webui.history import History
-from hami.webui.source import KubeSource, build_snapshot
+from hami.webui.livesource import KubeSource
 from tests.builders import container, placed_pod
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -109,7 +110,7 @@ async def test_failed_first_list_is_logged_and_the_page_says_why(
     fake = await cluster()
     fake.fail_next("list", Unavailable("connection refused"), times=10**6)
     source = KubeSource(fake, VENDORS, SETTINGS, ttl=0)
-    with caplog.at_level(logging.WARNING, logger="hami.webui.source"):
+    with caplog.at_level(logging.WARNING, logger="hami.webui.livesource"):
         await source.start(sync_timeout=0.3)
     assert "not listed within" in caplog.text
     assert "first list failed" in caplog.text and "connection refused" in caplog.text

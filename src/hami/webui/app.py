@@ -27,7 +27,7 @@ from hami.webui.monitor import MonitorProbe
 from hami.webui.names import VendorNames
 from hami.webui.prometheus import DeviceTrends, PrometheusError, PrometheusHistory, Trend
 from hami.webui.security import Guard
-from hami.webui.source import NodeEntry, PodEntry, Snapshot, Source, SourceError
+from hami.webui.snapshot import NodeEntry, PodEntry, Snapshot, Source, SourceError
 from hami.webui.views import Filters
 
 STATIC = Path(__file__).parent / "static"

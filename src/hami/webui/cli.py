@@ -15,10 +15,12 @@ from hami.k8s.client import LightkubeAPI, load_kubeconfig
 from hami.vendors import registry
 from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
+from hami.webui.livesource import KubeSource
 from hami.webui.monitor import MonitorProbe
 from hami.webui.prometheus import PrometheusHistory
 from hami.webui.security import LOOPBACK_HOSTS
-from hami.webui.source import KubeSource, SimSource, Source, SourceError, read_manifests
+from hami.webui.simsource import SimSource, read_manifests
+from hami.webui.snapshot import Source, SourceError
 
 
 def webui(

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from hami.core.dra import explain, records
 from hami.k8s import objects
 from hami.k8s.api import Manifest
-from hami.webui.source import DraState, mappings
+from hami.webui.dradecode import mappings
+from hami.webui.snapshot import DraState
 
 NO_CLAIM = "DRA: claim not created yet"
 NO_DEVICE = "DRA: no device matches"

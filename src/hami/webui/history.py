@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hami.webui.source import Snapshot
+from hami.webui.snapshot import Snapshot
 
 WINDOW_S = 3600.0
 CLUSTER_WINDOW_S = 86400.0

@@ -12,7 +12,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from hami.metrics.monitor import HOST_UTIL
-from hami.webui.source import NodeEntry
+from hami.webui.snapshot import NodeEntry
 
 UTIL_METRIC = HOST_UTIL.name  # the monitor's own definition: a rename cannot break the UI
 

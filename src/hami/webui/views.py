@@ -15,9 +15,10 @@ from hami.core.explain import Explanation, explain
 from hami.core.model import Device, DeviceUsage
 from hami.core.quota import pod_usage
 from hami.core.vendor import Vendor
+from hami.webui.decode import core_view
 from hami.webui.drapending import DraExplainer, DraWhy
 from hami.webui.names import VendorNames
-from hami.webui.source import NodeEntry, PodEntry, Snapshot, core_view, slices
+from hami.webui.snapshot import NodeEntry, PodEntry, Snapshot, slices
 
 API_VERSION = "v1"
 

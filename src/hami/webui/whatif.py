@@ -19,7 +19,8 @@ from hami.core.config import SchedulerConfig
 from hami.core.decide import decide
 from hami.core.explain import explain
 from hami.core.vendor import Vendor
-from hami.webui.source import Snapshot, _pod_info
+from hami.webui.decode import _pod_info
+from hami.webui.snapshot import Snapshot
 
 MAX_SPEC_BYTES = 64 * 1024
 
