@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from hami.k8s import fake
+from hami.k8s import fake, objects
 from hami.k8s.api import NODES, PODS, KubeAPIError
 from hami.k8s.port import KubeAPIPort
 from hami.k8s.views import EventSpec, Json, NodeInfo, PodEvent, PodInfo, PodSelector
@@ -48,22 +48,17 @@ class FakeKube(KubeAPIPort):
 
     @property
     def nodes(self) -> dict[str, dict[str, Any]]:
-        return {str(n["metadata"]["name"]): n for n in self.store.all(NODES)}  # type: ignore[index]
+        return {objects.name(n): n for n in self.store.all(NODES)}
 
     @property
     def pods(self) -> dict[tuple[str, str], dict[str, Any]]:
-        return {
-            (str(p["metadata"]["namespace"]), str(p["metadata"]["name"])): p  # type: ignore[index]
-            for p in self.store.all(PODS)
-        }
+        return {(objects.namespace(p), objects.name(p)): p for p in self.store.all(PODS)}
 
     @property
     def pod_log(self) -> list[PodEvent]:
         """Every pod change since the last `compact`, oldest first."""
         return [
-            PodEvent(
-                e.type, PodInfo.from_json(e.object), str(e.object["metadata"]["resourceVersion"])
-            )  # type: ignore[index]
+            PodEvent(e.type, PodInfo.from_json(e.object), objects.resource_version(e.object))
             for e in self.store.history(PODS)
         ]
 

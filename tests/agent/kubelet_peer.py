@@ -76,7 +76,7 @@ class KubeletPeer:
                 line = await self.process.stdout.readline()
                 if not line:
                     raise AssertionError(f"kubelet peer exited; it printed {self.seen}")
-                item = json.loads(line)
+                item: Event = json.loads(line)
                 self.seen.append(item)
                 if match(item):
                     return item

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from hami.agent.allocation.response import (
     unusable_files,
 )
 from hami.agent.config.settings import NodeConfig, Settings
-from hami.agent.values import DeviceNode, Mount
+from hami.agent.values import ContainerAllocation, DeviceNode, Mount
+from hami.api.types import ContainerDevices
 from tests.builders import container_device as dev
 
 GPU_A = "GPU-0fc3eda5-e98b-a25b-5b0d-cf5c855d1448"
@@ -29,17 +31,21 @@ INDEX = {GPU_A: 0, GPU_B: 1}
 
 
 def respond(
-    settings: Settings = SETTINGS, target: Target = TARGET, hook: HookFiles = HOOK, **kw: object
-):
-    entry = kw.pop("entry", (dev(GPU_A, 3000, 30),))
+    settings: Settings = SETTINGS,
+    target: Target = TARGET,
+    hook: HookFiles = HOOK,
+    *,
+    entry: ContainerDevices | None = None,
+    exists: Callable[[Path], bool] = lambda p: False,
+) -> ContainerAllocation:
     return build_response(
-        entry,
+        entry if entry is not None else (dev(GPU_A, 3000, 30),),
         target,
         settings,
         index_of=INDEX,
         hook=hook,
         cache_id="c0ffee",
-        exists=kw.pop("exists", lambda p: False),
+        exists=exists,
     )
 
 

@@ -19,7 +19,7 @@ from hami.api import keys
 from hami.api.annotations import decode_pod_devices, encode_mig_allocations
 from hami.api.types import MigAllocation, MigPlacement
 from hami.k8s.api import error_for
-from hami.k8s.views import PodInfo
+from hami.k8s.views import Json, PodInfo
 from tests.agent.builders import A100_UUIDS, NODE, a100_source, bound_pod, install_hook, locked_node
 from tests.agent.builders import settings as make_settings
 from tests.agent.fake_kube import FakeKube
@@ -207,7 +207,7 @@ async def test_write_back_failure_fails_the_pod(tmp_path: Path) -> None:
     original = kube.patch_pod
     calls = 0
 
-    async def flaky(namespace: str, name: str, patch: dict) -> None:
+    async def flaky(namespace: str, name: str, patch: Json) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:

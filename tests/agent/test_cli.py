@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
+from hami.agent.config.settings import Settings
+from hami.agent.discovery.health import XidPolicy
 from hami.cli import app
 
 RUNNER = CliRunner()
@@ -111,12 +115,24 @@ def test_node_manifests_need_the_vendor_sections(tmp_path: Path) -> None:
     assert "Node ascend-910b2: registers no device of an enabled vendor" in out
 
 
-def test_flags_take_effect_over_node_json_and_yaml(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_flags_take_effect_over_node_json_and_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from hami.agent import cli
 
     captured: dict[str, object] = {}
 
-    def fake_run(simulate, node_name, nodes, source, files, process, flags, policy):  # type: ignore[no-untyped-def]
+    def fake_run(
+        simulate: bool,
+        node_name: str | None,
+        nodes: cli.Targets,
+        source: tuple[str, Path | None, str | None],
+        files: cli.Files,
+        process: dict[str, Any],
+        flags: dict[str, Any],
+        policy: XidPolicy,
+    ) -> None:
+        assert node_name is not None  # --node-name is given
         captured["settings"] = cli._settings_for(node_name, files, process, flags)
         captured["policy"] = policy
 
@@ -145,6 +161,7 @@ def test_flags_take_effect_over_node_json_and_yaml(tmp_path: Path, monkeypatch) 
     )
     assert code == 0, out
     settings = captured["settings"]
+    assert isinstance(settings, Settings)
     assert settings.node.split_count == 3  # flag > per-node JSON (7) > yaml (5)
     assert settings.node.memory_scaling == 2.0 and settings.node.enable_numa_topology
     assert settings.pass_device_specs is True

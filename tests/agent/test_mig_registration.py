@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,12 +24,13 @@ A100_MIG = INVENTORIES / "a100-mig.yaml"
 H100_MIG = INVENTORIES / "h100-mig.yaml"
 
 
-def registered(path: Path, config: NodeConfig) -> list[dict[str, object]]:
+def registered(path: Path, config: NodeConfig) -> list[dict[str, Any]]:
     gpus = d.managed(d.apply_allowlist(load_inventory(path, "n").gpus, config), config)
     encoded = encode_node_devices(d.registration(gpus, {}, config))
     decoded = decode_node_devices(encoded)  # what the scheduler reads
     assert encode_node_devices(decoded) == encoded
-    return json.loads(encoded)  # type: ignore[no-any-return]
+    devices: list[dict[str, Any]] = json.loads(encoded)
+    return devices
 
 
 def test_mig_node_registers_every_profile_with_placements() -> None:

@@ -28,6 +28,16 @@ class FakeNvml:
     """Just enough of pynvml: three A100s, 0-1 NVLinked, 2 across the system; MIG on GPU 0."""
 
     NVMLError = FakeNvmlError
+    # copied from pynvml in __init__ (with every other NVML_*, nvmlEventType* and c_nvml* name)
+    NVML_ERROR_NOT_FOUND: int
+    NVML_ERROR_NOT_SUPPORTED: int
+    NVML_ERROR_TIMEOUT: int
+    NVML_FEATURE_ENABLED: int
+    NVML_NVLINK_DEVICE_TYPE_GPU: int
+    NVML_TOPOLOGY_NODE: int
+    NVML_TOPOLOGY_SYSTEM: int
+    nvmlEventTypeSingleBitEccError: int
+    nvmlEventTypeXidCriticalError: int
 
     def __init__(self) -> None:
         for name in dir(pynvml):

@@ -49,12 +49,14 @@ def app(kube: FakeKube) -> Starlette:
         kind: Kind = KINDS[request.path_params["plural"]]
         q = request.query_params
         namespace = request.path_params.get("ns")
-        selectors = {
-            "label_selector": q.get("labelSelector"),
-            "field_selector": q.get("fieldSelector"),
-        }
+        label_selector, field_selector = q.get("labelSelector"), q.get("fieldSelector")
         if q.get("watch") != "true":
-            listed = await kube.list(kind, namespace=namespace, **selectors)
+            listed = await kube.list(
+                kind,
+                namespace=namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+            )
             meta = {"resourceVersion": listed.resource_version}
             return _json({"metadata": meta, "items": list(listed.items)})
 
@@ -63,7 +65,8 @@ def app(kube: FakeKube) -> Starlette:
                 kind,
                 resource_version=q.get("resourceVersion", ""),
                 namespace=namespace,
-                **selectors,
+                label_selector=label_selector,
+                field_selector=field_selector,
             )
             try:
                 async for event in stream:
