@@ -199,7 +199,7 @@ def overview(
     cores = "<br>".join(_compute_bars(summary))
     return (
         f'<h1>Cluster</h1><div class="stats">{stats}</div>'
-        f'<p class="totals">memory {memory}<br>cores {cores}</p>{trend}'
+        f'<div class="totals">memory {memory}<br>cores {cores}</div>{trend}'
         f"<h2>GPUs by vendor and model</h2>{_models_table(_docs(summary, 'by_model'))}"
         f"<h2>Pending pods</h2>{_pending_list(pending)}"
         f"<h2>Nodes</h2>{_nodes_table(nodes, filters)}"
