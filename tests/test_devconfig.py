@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from hami import devconfig
 from hami.cli import app
 from hami.config import ConfigError
+from hami.k8s import objects
 from hami.k8s.api import NODES
 from hami.k8s.fake import FakeKube
 from hami.vendors import registry
@@ -169,7 +170,7 @@ def test_a_resource_no_enabled_vendor_knows_is_named(tmp_path: Path) -> None:
 
 
 def test_a_registered_node_is_never_unregistered(tmp_path: Path) -> None:
-    mlu = next(n for n in _nodes() if n["metadata"]["name"] == "cambricon-mlu")
+    mlu = next(n for n in _nodes() if objects.name(n) == "cambricon-mlu")
     nvidia_only = registry.build(devconfig.from_file(EXAMPLES / "config.yaml").config)
     assert devconfig.unenabled(mlu, nvidia_only) == ["MLU"]
     pods = tmp_path / "pods.yaml"

@@ -51,7 +51,7 @@ INT32 = st.integers(-(2**31), 2**31 - 1)
 NON_NEG_INT32 = st.integers(0, 2**31 - 1)
 # Plain words for fields of the colon/semicolon formats: no separator characters.
 WORD = st.text(
-    alphabet=st.characters(blacklist_characters=",:;", blacklist_categories=("Cs",)),
+    alphabet=st.characters(blacklist_characters=",:;", blacklist_categories=["Cs"]),
     min_size=1,
     max_size=12,
 )
@@ -175,7 +175,7 @@ SECOND_DATETIMES = st.datetimes(
     min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30)
 ).map(lambda d: d.replace(microsecond=0))
 OWNER = st.text(
-    alphabet=st.characters(blacklist_characters=",", blacklist_categories=("Cs",)),
+    alphabet=st.characters(blacklist_characters=",", blacklist_categories=["Cs"]),
     min_size=1,
     max_size=20,
 )

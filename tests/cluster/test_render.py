@@ -61,6 +61,7 @@ def test_kubeconfig_is_loadable_by_lightkube(pki: ClusterPki, tmp_path: Path) ->
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump(render.kubeconfig(PORTS.server, pki)))
     config = KubeConfig.from_file(path).get()
+    assert config is not None
     assert config.cluster.server == "https://127.0.0.1:6443"
     assert config.user is not None
     assert config.user.client_cert == str(pki.admin.cert)

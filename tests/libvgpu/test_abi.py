@@ -27,7 +27,7 @@ def test_layout_matches_c(build_dir: Path) -> None:
     assert set(sizes) == set(shm.LAYOUTS)
     for name, size in sizes.items():
         assert ctypes.sizeof(shm.LAYOUTS[name]) == size, name
-    seen = {n: set() for n in shm.LAYOUTS}
+    seen: dict[str, set[str]] = {n: set() for n in shm.LAYOUTS}
     for qual, offset, size in fields:
         tname, fname = qual.split(".")
         desc = getattr(shm.LAYOUTS[tname], fname)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def test_a_missing_package_is_named_with_how_to_get_it(monkeypatch: pytest.Monke
 
 def test_a_port_in_use_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(host, "PACKAGES", {})
-    monkeypatch.setattr(host.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(shutil, "which", lambda tool: f"/usr/bin/{tool}")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

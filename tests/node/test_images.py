@@ -27,7 +27,10 @@ def test_archive_is_a_valid_deterministic_image_layout(tmp_path: Path) -> None:
     index = json.loads(files["index.json"])
     entry = index["manifests"][0]
     assert entry["annotations"]["io.containerd.image.name"] == "hami.local/x:1"
-    blob = lambda digest: files["blobs/sha256/" + digest.split(":")[1]]  # noqa: E731
+
+    def blob(digest: str) -> bytes:
+        return files["blobs/sha256/" + digest.split(":")[1]]
+
     manifest = json.loads(blob(entry["digest"]))
     for ref in [manifest["config"], *manifest["layers"]]:  # every blob matches its digest
         assert "sha256:" + hashlib.sha256(blob(ref["digest"])).hexdigest() == ref["digest"]
