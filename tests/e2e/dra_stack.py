@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from lightkube import AsyncClient
@@ -45,7 +45,7 @@ def dra_cluster(tmp: Path, name: str, **options: Any) -> Iterator[LocalCluster]:
 
 async def ensure_device_class(client: AsyncClient) -> None:
     try:
-        await client.create(DeviceClass.from_dict(device_class()))
+        await client.create(cast(DeviceClass, DeviceClass.from_dict(device_class())))
     except Exception as exc:  # already there (a second test in the module)
         if "AlreadyExists" not in str(exc) and "already exists" not in str(exc):
             raise

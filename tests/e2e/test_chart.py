@@ -28,7 +28,7 @@ async def dry_run(kube: AsyncClient, name: str, docs: list[dict[str, Any]]) -> i
         obj = codecs.from_dict(doc)
         namespace = NAMESPACE if doc["metadata"].get("namespace") else None
         try:
-            await kube.apply(obj, namespace=namespace, field_manager="helm", dry_run=True)
+            await kube.apply(obj, namespace=namespace, field_manager="helm", dry_run=True)  # type: ignore[call-overload]  # lightkube's apply overloads take no namespace
         except ApiError as exc:
             raise AssertionError(
                 f"{name}: {doc['kind']} {doc['metadata']['name']}: {exc}"

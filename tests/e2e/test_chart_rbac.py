@@ -281,7 +281,7 @@ async def _apply_chart(cluster: LocalCluster, docs: list[dict[str, Any]]) -> Non
             if doc["kind"] in ("Deployment", "DaemonSet", "Job", "Secret"):
                 continue  # nothing runs them here; the processes below play them
             ns = NAMESPACE if doc["metadata"].get("namespace") else None
-            await client.apply(codecs.from_dict(doc), namespace=ns, field_manager="helm")
+            await client.apply(codecs.from_dict(doc), namespace=ns, field_manager="helm")  # type: ignore[call-overload]  # lightkube's apply overloads take no namespace
     finally:
         await client.close()
         await api.close()

@@ -57,7 +57,8 @@ async def test_gpu_pod_is_bound_by_default_scheduler_and_run_by_kwok(
         assert node.metadata is not None and node.metadata.annotations is not None
         assert node.metadata.annotations["hami.io/test"] == "yes"
     try:
-        await kube.create(_gpu_pod("cuda", 1), namespace=namespace)
+        # lightkube's create overloads omit namespace= (the call accepts it)
+        await kube.create(_gpu_pod("cuda", 1), namespace=namespace)  # type: ignore[call-overload]
         pod = await wait_until(
             lambda: _pod_running(kube, "cuda", namespace), 60.0, "pod cuda to run"
         )

@@ -34,7 +34,7 @@ async def chart_config_map(kube: AsyncClient) -> AsyncIterator[None]:
     with contextlib.suppress(ApiError):
         await kube.create(Namespace(metadata=ObjectMeta(name=NAMESPACE)))
     manifest = find(render(VALUES["all-vendors"]), "ConfigMap", CONFIG_MAP)
-    await kube.apply(codecs.from_dict(manifest), namespace=NAMESPACE, field_manager="helm")
+    await kube.apply(codecs.from_dict(manifest), namespace=NAMESPACE, field_manager="helm")  # type: ignore[call-overload]  # lightkube's apply overloads take no namespace
     try:
         yield
     finally:

@@ -11,11 +11,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_asyncio
@@ -174,7 +174,8 @@ async def _create_bound_pod(
     """A pod as HAMi's filter and bind leave it: annotations from our codec, node lock set."""
     body = bound_pod(name, entries, node=plugin.node, namespace=namespace, **kw)
     del body["metadata"]["uid"], body["status"]
-    pod = await kube.create(Pod.from_dict(body), namespace=namespace)
+    # lightkube's create overloads omit namespace= (the call accepts it)
+    pod: Pod = await kube.create(cast(Pod, Pod.from_dict(body)), namespace=namespace)  # type: ignore[call-overload]
     await _lock_node(kube, plugin.node, namespace, name)
     return pod
 
@@ -209,6 +210,7 @@ async def test_pod_with_two_gpu_containers_gets_each_entry(
     assert {m["container_path"]: m["host_path"] for m in b["mounts"]}[vgpu].endswith(f"/{uid}_b")
     fresh = await kube.get(Pod, "two", namespace=namespace)
     notes = fresh.metadata.annotations if fresh.metadata else {}
+    assert notes is not None
     assert notes[keys.NVIDIA_TO_ALLOCATE] == ";;"
     assert notes[keys.BIND_PHASE] == keys.BIND_PHASE_SUCCESS
     assert keys.NODE_LOCK not in await node_annotations(kube, plugin.node)
@@ -223,6 +225,7 @@ async def test_failed_allocate_marks_pod_failed_with_an_event(
     assert answer["event"] == "error" and answer["code"] == "FailedPrecondition"
     assert "device number not matched" in answer["message"]
     fresh = await kube.get(Pod, "bad", namespace=namespace)
+    assert fresh.metadata is not None
     assert (fresh.metadata.annotations or {})[keys.BIND_PHASE] == keys.BIND_PHASE_FAILED
     assert keys.NODE_LOCK not in await node_annotations(kube, plugin.node)
     events = [
@@ -366,7 +369,8 @@ async def _create_burst(kube: AsyncClient, namespace: str, node: str, uuids: lis
         )
         del body["metadata"]["uid"], body["status"]
         await _lock_node(kube, node, namespace, name)
-        await kube.create(Pod.from_dict(body), namespace=namespace)
+        # lightkube's create overloads omit namespace= (the call accepts it)
+        await kube.create(cast(Pod, Pod.from_dict(body)), namespace=namespace)  # type: ignore[call-overload]
 
         async def released() -> bool:
             return keys.NODE_LOCK not in await node_annotations(kube, node)
@@ -422,7 +426,8 @@ async def _check_simulated_node(
     )
     del body["metadata"]["uid"], body["status"]
     await _lock_node(kube, node, namespace, "sim")  # Allocate answers only for the lock owner
-    await kube.create(Pod.from_dict(body), namespace=namespace)
+    # lightkube's create overloads omit namespace= (the call accepts it)
+    await kube.create(cast(Pod, Pod.from_dict(body)), namespace=namespace)  # type: ignore[call-overload]
     await wait_until(
         lambda: _bind_phase(kube, namespace, "sim", "success"), 30, "bind-phase success"
     )
@@ -437,7 +442,7 @@ async def _check_simulated_node(
     assert (await registered_health(kube, node))[uuids[1]] is False
 
 
-async def _is(value: Any, expected: str) -> bool:
+async def _is(value: Awaitable[object], expected: str) -> bool:
     return (await value) == expected
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_asyncio
@@ -94,11 +94,11 @@ async def _create_dra_pod(
     done = translate(pod, DraMode())
     for template in done.templates:
         try:
-            await kube.create(ClaimTemplate.from_dict(dict(template)))
+            await kube.create(cast(ClaimTemplate, ClaimTemplate.from_dict(dict(template))))
         except Exception as exc:
             if "already exists" not in str(exc):
                 raise
-    await kube.create(Pod.from_dict(apply_patch(pod, done.patch)))
+    await kube.create(cast(Pod, Pod.from_dict(apply_patch(pod, done.patch))))
 
 
 async def _claims(kube: AsyncClient, ns: str) -> list[dict[str, Any]]:
@@ -245,12 +245,12 @@ async def test_count_only_pod_served_through_extended_resource_name(
     made["spec"]["selectors"].append(
         {"cel": {"expression": f'device.attributes["{names.DRIVER}"].productName == "NVIDIA L4"'}}
     )
-    await kube.create(DeviceClass.from_dict(made))
+    await kube.create(cast(DeviceClass, DeviceClass.from_dict(made)))
     ns = "dra-count"
     await kube.create(Namespace(metadata={"name": ns}))  # type: ignore[arg-type]
     for i in range(2):
         pod = pod_manifest(f"c{i}", ns, {"main": {"example.com/l4": "1"}})
-        await kube.create(Pod.from_dict(pod))
+        await kube.create(cast(Pod, Pod.from_dict(pod)))
 
     async def settled() -> list[dict[str, Any]] | None:
         pods = [p.to_dict() async for p in kube.list(Pod, namespace=ns)]
@@ -272,7 +272,7 @@ async def test_plugin_refuses_a_node_whose_runtime_ignores_cdi(
     reason, leaves a Warning Event on the Node, serves no socket and publishes no slice."""
     node = "no-cdi-node"
     labels = {names.DRA_NODE_LABEL: names.DRA_NODE_VALUE}
-    await kube.create(Node.from_dict({"metadata": {"name": node, "labels": labels}}))
+    await kube.create(cast(Node, Node.from_dict({"metadata": {"name": node, "labels": labels}})))
     status = {"status": {"nodeInfo": {"containerRuntimeVersion": "containerd://1.6.20"}}}
     await kube.patch(Node.Status, node, status)
     inventory = tmp_path / "inv.yaml"

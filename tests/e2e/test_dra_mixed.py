@@ -14,7 +14,7 @@ import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -107,7 +107,7 @@ async def kube(stack: demo.Stack) -> AsyncIterator[AsyncClient]:
 
 def _pod(name: str, ns: str, limits: dict[str, str], dra: bool, **annotations: str) -> Pod:
     selector = {names.DRA_NODE_LABEL: names.DRA_NODE_VALUE} if dra else {}
-    return Pod.from_dict(pod_manifest(name, ns, {"cuda": limits}, annotations, selector))
+    return cast(Pod, Pod.from_dict(pod_manifest(name, ns, {"cuda": limits}, annotations, selector)))
 
 
 async def _bound(kube: AsyncClient, ns: str, count: int) -> list[dict[str, Any]] | None:
@@ -118,7 +118,7 @@ async def _bound(kube: AsyncClient, ns: str, count: int) -> list[dict[str, Any]]
 
 async def test_dra_and_extender_pods_side_by_side(stack: demo.Stack, kube: AsyncClient) -> None:
     ns = "mixed"
-    await kube.create(Namespace.from_dict({"metadata": {"name": ns}}))
+    await kube.create(cast(Namespace, Namespace.from_dict({"metadata": {"name": ns}})))
     slices = await wait_until(lambda: _slices(kube), 30.0, "the DRA twin's slices", interval=0.5)
     assert {s["spec"]["nodeName"] for s in slices} == {f"dra-{i:03d}" for i in range(DRA_NODES)}
     limits = {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "4000", "nvidia.com/gpucores": "20"}
@@ -206,6 +206,7 @@ async def test_malformed_selector_annotation_is_denied(kube: AsyncClient) -> Non
     )
     with pytest.raises(ApiError) as denied:
         await kube.create(bad)
+    assert denied.value.status.message is not None
     assert "nvidia.com/use-gputype" in denied.value.status.message
     too_many = _pod("many", "default", {"nvidia.com/gpucores": "150"}, dra=True)
     with pytest.raises(ApiError, match="0–100"):
@@ -242,11 +243,12 @@ async def test_chart_dra_objects_are_accepted_by_the_api_server(kube: AsyncClien
         "ValidatingAdmissionPolicyBinding",
     ]
     with contextlib.suppress(ApiError):
-        await kube.create(Namespace.from_dict({"metadata": {"name": NAMESPACE}}))
+        await kube.create(cast(Namespace, Namespace.from_dict({"metadata": {"name": NAMESPACE}})))
     for obj in objects:
         if type(obj).__name__ == "DeviceClass":  # the stack made the real one already
-            obj.metadata.name = "dry-run-class"  # type: ignore[attr-defined]
-        await kube.create(obj, dry_run=True)  # type: ignore[call-overload]
+            assert obj.metadata is not None
+            obj.metadata.name = "dry-run-class"
+        await kube.create(obj, dry_run=True)
 
 
 async def test_a_dra_plugin_may_write_only_its_own_nodes_slices(
@@ -269,14 +271,15 @@ async def test_a_dra_plugin_may_write_only_its_own_nodes_slices(
         o for o in codecs.load_all_yaml(helm(*args).stdout) if type(o).__name__ != "DaemonSet"
     ]
     with contextlib.suppress(ApiError):
-        await kube.create(Namespace.from_dict({"metadata": {"name": NAMESPACE}}))
+        await kube.create(cast(Namespace, Namespace.from_dict({"metadata": {"name": NAMESPACE}})))
     for obj in applied:
         with contextlib.suppress(ApiError):  # a rerun in the same cluster
-            await kube.create(obj)  # type: ignore[call-overload]
+            await kube.create(obj)
     account = f"{RELEASE}-dra-plugin"
     pod = pod_manifest("plugin", NAMESPACE, {"plugin": {}})
     pod["spec"].update(nodeName="dra-000", serviceAccountName=account)
-    made = await kube.create(Pod.from_dict(pod))
+    made = await kube.create(cast(Pod, Pod.from_dict(pod)))
+    assert made.metadata is not None
     request = ServiceAccount.Token(
         metadata=ObjectMeta(name=account, namespace=NAMESPACE),
         spec=TokenRequestSpec(
@@ -284,11 +287,12 @@ async def test_a_dra_plugin_may_write_only_its_own_nodes_slices(
             boundObjectRef=BoundObjectReference(
                 kind="Pod",
                 name="plugin",
-                uid=made.metadata.uid,  # type: ignore[union-attr]
+                uid=made.metadata.uid,
             ),
         ),
     )
     token = await kube.create(request, account, namespace=NAMESPACE)
+    assert token.status is not None
     cluster = stack.cluster
     assert cluster.ports is not None and cluster.pki is not None
     config = {

@@ -125,8 +125,9 @@ async def test_dra_pod_is_prepared_and_unprepared_by_the_real_kubelet(dra_node: 
 
         await poll(registered, 60, "kubelet to register the DRA plugin", interval=0.5)
         slices = (await api.list(SLICES)).items
-        assert [s["spec"]["nodeName"] for s in slices] == [NODE]
-        assert len(slices[0]["spec"]["devices"]) == 2
+        assert [objects.spec(s)["nodeName"] for s in slices] == [NODE]
+        devices = objects.spec(slices[0])["devices"]
+        assert isinstance(devices, list) and len(devices) == 2
 
         pod = pod_manifest(
             "dra-probe",

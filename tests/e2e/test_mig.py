@@ -212,4 +212,4 @@ async def test_failed_create_rolls_back_and_marks_the_pod_failed(
     assert mig.instances("mig-broken") == []  # the GPU instance was rolled back
     selector = "involvedObject.name=doomed,reason=GPUAllocateFailed"
     events = (await api.list(EVENTS, namespace=ns, field_selector=selector)).items
-    assert events and "Insufficient Resources" in events[0]["message"], events
+    assert events and "Insufficient Resources" in str(events[0]["message"]), events

@@ -345,8 +345,10 @@ def write_regions(hook: Path, pod: Manifest, *, corrupt: bool = False) -> None:
     devices and limits, one live process using 60 % of each limit at 40 % SM, a kernel 3 s
     ago. ``corrupt``: a file without the region magic instead."""
     allocated = codec.decode_pod_devices(objects.annotations(pod)[keys.NVIDIA_ALLOCATED])
-    names = [c["name"] for c in objects.spec(pod)["containers"]]
-    uid = pod["metadata"]["uid"]
+    containers = objects.spec(pod)["containers"]
+    assert isinstance(containers, list)
+    names = [c["name"] for c in containers]
+    uid = objects.uid(pod)
     for container, devices in zip(names, allocated, strict=True):
         directory = hook / "vgpu" / "containers" / f"{uid}_{container}"
         if corrupt:

@@ -195,7 +195,8 @@ async def test_kubelet_restart_keeps_pods_and_allocates_again(chart_node: ChartN
         await poll(lambda: allocatable(api, NODE, "20"), 120, "the plugin to re-register")
         status = objects.status(await api.get(PODS, "gpu-probe", NAMESPACE))
         assert status.get("phase") == "Running"
-        assert status["containerStatuses"][0]["restartCount"] == 0
+        statuses = status["containerStatuses"]
+        assert isinstance(statuses, list) and statuses[0]["restartCount"] == 0
         await run_pod(api, probe_pod("after-restart", "memprobe 256", gpumem=512), "Succeeded")
         log = await chart_node.log("after-restart", "RESULT:")
         assert "total=512 MiB" in log and "RESULT: allocated 256 MiB" in log, log
@@ -217,13 +218,16 @@ async def test_plugin_pod_deleted_is_recreated_and_running_pods_unaffected(
                 new = await _plugin_pod(api)
             except AssertionError:
                 return False
-            ready = all(c.get("ready") for c in objects.status(new).get("containerStatuses", []))
+            statuses = objects.status(new).get("containerStatuses", [])
+            assert isinstance(statuses, list)
+            ready = all(c.get("ready") for c in statuses)
             return objects.name(new) != objects.name(old) and ready
 
         await poll(replaced, 120, "the DaemonSet to recreate the plugin pod")
         status = objects.status(await api.get(PODS, "gpu-probe", NAMESPACE))
         assert status.get("phase") == "Running"
-        assert status["containerStatuses"][0]["restartCount"] == 0
+        statuses = status["containerStatuses"]
+        assert isinstance(statuses, list) and statuses[0]["restartCount"] == 0
         await run_pod(api, probe_pod("after-plugin", "memprobe 256", gpumem=512), "Succeeded")
     finally:
         await delete_pod(api, "after-plugin")

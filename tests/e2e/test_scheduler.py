@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,9 @@ def _up(stack: Stack) -> None:
 stack = stack_fixture("hami-scheduler-e2e", _up)
 
 
-def _pod(name: str, limits: dict[str, object], pool: str = "main", **spec: Any) -> dict[str, Any]:
+def _pod(
+    name: str, limits: Mapping[str, object], pool: str = "main", **spec: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -218,7 +221,7 @@ async def test_restart_while_scheduling(stack: Stack, api: LightkubeAPI, ns: str
     scheduler.start(die_with_parent=True)  # on this thread: it outlives the test's loop
     await asyncio.to_thread(scheduler.wait_ready, ready_probe(stack.port, stack.ca), 60.0)
     for name in names:
-        await wait_until(lambda n=name: _bound(api, ns, n), 120, f"{name} to bind")
+        await wait_until(functools.partial(_bound, api, ns, name), 120, f"{name} to bind")
     usage: dict[str, list[int]] = {}
     for pod in (await api.list(PODS, namespace=ns)).items:
         for container in codec.decode_pod_devices(objects.annotations(pod)[keys.NVIDIA_ALLOCATED]):

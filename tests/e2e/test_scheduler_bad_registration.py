@@ -4,6 +4,8 @@ brings the node back."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from hami.api import keys
@@ -68,7 +70,7 @@ async def test_malformed_node_is_skipped_and_the_rest_schedule(
     for name in names:
         await api.create(PODS, gpu_pod(name, {"gpu": 1, "gpumem": 1000}), "reg")
     for name in names:
-        await wait_until(lambda n=name: _node_of(api, n), 60, f"{name} to bind")
+        await wait_until(functools.partial(_node_of, api, name), 60, f"{name} to bind")
     placed = {await _node_of(api, name) for name in names}
     assert placed <= set(GOOD_NODES), placed
 

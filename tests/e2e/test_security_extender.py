@@ -75,7 +75,8 @@ def bind_body(pod: Manifest, node: str) -> dict[str, Any]:
 
 
 async def _node_of(api: LightkubeAPI, name: str, ns: str = NS) -> str | None:
-    return objects.spec(await api.get(PODS, name, ns)).get("nodeName") or None
+    node = objects.spec(await api.get(PODS, name, ns)).get("nodeName")
+    return str(node) if node else None
 
 
 async def test_kube_scheduler_places_pods_over_mtls(stack: Stack, api: LightkubeAPI) -> None:

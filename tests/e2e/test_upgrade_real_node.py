@@ -218,7 +218,9 @@ async def _scheduled_events(api: LightkubeAPI) -> Counter[str]:
             continue
         name = str(objects.section(event, "involvedObject").get("name", ""))
         series = objects.section(event, "series").get("count")
-        counts[name] += int(series or event.get("count") or 1)
+        count = series or event.get("count") or 1
+        assert isinstance(count, int)  # Event count and series.count are int32
+        counts[name] += count
     return counts
 
 
@@ -377,6 +379,7 @@ async def _delete_burst(api: LightkubeAPI, real: ChartNode) -> None:
 
 def _restarts(pod: Manifest, container: str) -> int:
     statuses = objects.status(pod).get("containerStatuses") or []
+    assert isinstance(statuses, list)
     return sum(int(c.get("restartCount", 0)) for c in statuses if c.get("name") == container)
 
 

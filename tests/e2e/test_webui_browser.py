@@ -21,9 +21,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlparse
 
 import httpx
@@ -43,6 +44,7 @@ from hami.metrics.specs import (
     MEMORY_ALLOCATED,
     MEMORY_LIMIT,
     SHARED_COUNT,
+    Spec,
 )
 from hami.scheduler.cache import ClusterCache
 from hami.scheduler.metrics import Metrics
@@ -150,11 +152,14 @@ def _pod(name: str, namespace: str, mem: int, node: str | None, uuid: str = "") 
         spec = {"nodeName": node}
     limits = {"nvidia.com/gpu": "1", "nvidia.com/gpumem": str(mem)}
     container = {"name": "main", "image": "busybox", "resources": {"limits": limits}}
-    return Pod.from_dict(
-        {
-            "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-            "spec": {**spec, "containers": [container]},
-        }
+    return cast(
+        Pod,
+        Pod.from_dict(
+            {
+                "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+                "spec": {**spec, "containers": [container]},
+            }
+        ),
     )
 
 
@@ -167,7 +172,7 @@ METRICS = (MEMORY_ALLOCATED, MEMORY_LIMIT, CORE_ALLOCATED, CORE_LIMIT, SHARED_CO
 
 
 def scheduler_metrics(
-    nodes: list[Manifest], pods: list[Manifest], config: Path | None = None
+    nodes: Sequence[Manifest], pods: Sequence[Manifest], config: Path | None = None
 ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
     """The scheduler's per-device metrics for these objects, as its /metrics renders them from
     its cache: (metric name → device UUID → value, device UUID → node)."""
@@ -227,7 +232,7 @@ async def test_overview_node_and_pending_pod_views(
         listed = [(await api.list(kind)).items for kind in (NODES, PODS)]
     finally:
         await api.close()
-    metrics, where = scheduler_metrics(*listed)
+    metrics, where = scheduler_metrics(listed[0], listed[1])
     uuid = f"GPU-{model}-0"
     card = page.locator(f'section.device[data-uuid="{uuid}"] .row .num').first
     used, total = _used_total(await card.inner_text())
@@ -390,8 +395,8 @@ def mixed_webui() -> Iterator[str]:
 @dataclass
 class Big:
     url: str
-    nodes: list[Manifest]
-    pods: list[Manifest]
+    nodes: Sequence[Manifest]
+    pods: Sequence[Manifest]
 
 
 @pytest.fixture(scope="module")
@@ -474,7 +479,7 @@ async def test_nodes_and_accelerators(mixed_webui: str, browser: Browser) -> Non
     vendors = EXAMPLES / "vendors"
     objs = read_manifests(vendors / "cluster.yaml")
     kinds = [[o for o in objs if o.get("kind") == k] for k in ("Node", "Pod")]
-    _, where = scheduler_metrics(*kinds, vendors / "config.yaml")
+    _, where = scheduler_metrics(kinds[0], kinds[1], vendors / "config.yaml")
     per_node: dict[str, set[str]] = {}
     for uuid, name in where.items():
         per_node.setdefault(name, set()).add(uuid)
@@ -591,8 +596,9 @@ async def test_synthetic_1000_overview(
     summary = api.get("/api/v1/summary").json()
     assert (summary["nodes"], summary["devices"], summary["pods_placed"]) == (1000, 8000, 4000)
 
-    def total(spec: object) -> int:
-        return round(sum(metrics[spec.name].values()))  # type: ignore[attr-defined]
+    def total(spec: Spec) -> int:
+        values: float = sum(metrics[spec.name].values())
+        return round(values)
 
     assert summary["memory_allocated_mib"] * MIB == total(MEMORY_ALLOCATED)
     assert summary["memory_mib"] * MIB == total(MEMORY_LIMIT)
