@@ -32,7 +32,7 @@ _Key = tuple[str, str, str]  # plural, namespace, name
 @dataclass(slots=True)
 class _Fault:
     op: str
-    error: KubeAPIError
+    error: Exception
     plural: str | None
     times: int
 
@@ -97,9 +97,10 @@ class FakeKube:
     # --- test helpers ------------------------------------------------------------------------
 
     def fail_next(
-        self, op: str, error: KubeAPIError, kind: Kind | None = None, times: int = 1
+        self, op: str, error: Exception, kind: Kind | None = None, times: int = 1
     ) -> None:
-        """Make the next ``times`` calls of ``op`` (e.g. ``merge_patch``) raise ``error``."""
+        """Make the next ``times`` calls of ``op`` (e.g. ``merge_patch``) raise ``error``: a
+        `KubeAPIError` as the real client raises, or any other to test what callers do then."""
         self._faults.append(_Fault(op, error, kind.plural if kind else None, times))
 
     def forget_history(self) -> None:
