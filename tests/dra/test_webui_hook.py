@@ -66,7 +66,10 @@ async def test_live_allocations_and_device_usage() -> None:
     assert "/api/v1/dra/allocations" in client.get("/api/v1").json()["endpoints"]
 
 
-def test_sim_source_has_no_claims() -> None:
+def test_sim_files_without_claims_answer_an_empty_document() -> None:
     source = SimSource(EXAMPLES / "cluster.yaml", EXAMPLES / "pods.yaml", VENDORS, SETTINGS)
     client = TestClient(create_app(WebUI(source, History(interval=0))))
-    assert client.get("/api/v1/dra/allocations").status_code == 404
+    answer = client.get("/api/v1/dra/allocations")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["allocations"] == [] and body["devices"] == [] and body["overcommitted"] == []
