@@ -11,7 +11,8 @@
 # <key> hashes the Go version, both wrappers' go.mod/go.sum, the ldflags and the recipe
 # revision; $HAMI_CACHE/node-current.json points at the last good build (hami.node reads it).
 # A build with an empty Go build cache took 7 min 15 s on 2 cores (6 min for the Kubernetes
-# binaries, 1 more for containerd); with the control plane's cache warm it is shorter. Any failure exits non-zero with the reason; it never skips silently.
+# binaries, 1 more for containerd); with the control plane's cache warm it is shorter. Any
+# failure exits non-zero with the reason; it never skips silently.
 set -euo pipefail
 
 readonly RECIPE_REV=2
