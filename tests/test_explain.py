@@ -10,7 +10,7 @@ from hami.core.cluster import ClusterView
 from hami.core.explain import Explanation, explain, main_reason
 from hami.core.model import ContainerRequest, DeviceUsage, MigReservation, Node, PodRequest
 from hami.core.status import NODE_UNREGISTERED, Reason, Unfit
-from hami.core.vendor import QuotaRoom
+from hami.core.vendor import QuotaRoom, Vendor
 from hami.vendors.cambricon import CambriconVendor
 from tests.core.builders import container, dev, node, pod, state, used, vendors, view
 
@@ -188,7 +188,7 @@ def test_main_reason_tie_break_and_message() -> None:
 # --- hints against the whole cluster (issue #18) ------------------------------------------------
 
 
-def _two_vendors() -> tuple[ClusterView, dict[str, object]]:
+def _two_vendors() -> tuple[ClusterView, dict[str, Vendor]]:
     from hami.vendors.hygon import HygonVendor
 
     gpu = node("gpu-node", dev("g0", memory=40960), dev("g1", 1, memory=16384))
@@ -199,7 +199,7 @@ def _two_vendors() -> tuple[ClusterView, dict[str, object]]:
 
 def test_memory_larger_than_any_card_is_said_so() -> None:
     v, vs = _two_vendors()
-    e = explain(pod(container(mem=90000)), v, vs)  # type: ignore[arg-type]
+    e = explain(pod(container(mem=90000)), v, vs)
     hints = {g.reason: g.hint for g in e.groups}
     assert hints[Reason.CARD_INSUFFICIENT_MEMORY].startswith(
         "no NVIDIA card in the cluster has 90000 MiB; the largest is 40960 MiB"
@@ -212,10 +212,10 @@ def test_memory_larger_than_any_card_is_said_so() -> None:
 def test_nodes_without_the_vendor_are_told_where_it_is() -> None:
     v, vs = _two_vendors()
     request = PodRequest("default", "p", ((ContainerRequest("DCU", 1, memreq=100),),))
-    e = explain(request, v, vs)  # type: ignore[arg-type]
+    e = explain(request, v, vs)
     assert e.fits and e.node == "dcu-node"
     big = PodRequest("default", "p", ((ContainerRequest("DCU", 3, memreq=100),),))
-    hints = " ".join(g.hint for g in explain(big, v, vs).groups)  # type: ignore[arg-type]
+    hints = " ".join(g.hint for g in explain(big, v, vs).groups)
     assert "asks for 3 DCU cards in one container; the most on one node is 1 (dcu-node)" in hints
 
 
@@ -226,7 +226,7 @@ def test_a_pod_of_two_vendors_no_node_has_both() -> None:
         "p",
         ((ContainerRequest("NVIDIA", 1, memreq=100),), (ContainerRequest("DCU", 1, memreq=100),)),
     )
-    e = explain(mixed, v, vs)  # type: ignore[arg-type]
+    e = explain(mixed, v, vs)
     assert not e.fits
     hints = " ".join(g.hint for g in e.groups)
     assert "no node has both DCU and NVIDIA (DCU on dcu-node; NVIDIA on gpu-node)" in hints
@@ -235,7 +235,7 @@ def test_a_pod_of_two_vendors_no_node_has_both() -> None:
 def test_a_vendor_no_node_has() -> None:
     v, vs = _two_vendors()
     request = PodRequest("default", "p", ((ContainerRequest("MLU", 1, memreq=100),),))
-    e = explain(request, v, {**vs, "MLU": CambriconVendor()})  # type: ignore[arg-type]
+    e = explain(request, v, {**vs, "MLU": CambriconVendor()})
     assert "no node in the cluster has MLU devices" in " ".join(g.hint for g in e.groups)
 
 

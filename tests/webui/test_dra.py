@@ -74,7 +74,7 @@ async def mixed() -> FakeKube:
     await fake.create(
         PODS, placed_pod("ext", "gpu-1", "GPU-0,NVIDIA,1000,10:;", c, namespace="ml"), "ml"
     )
-    dra_node = node_manifest("dra-1", {})
+    dra_node: dict[str, Any] = node_manifest("dra-1", {})
     dra_node["metadata"]["labels"] = {names.DRA_NODE_LABEL: "true"}
     await fake.create(NODES, dra_node)
     await fake.create(SLICES, dra_slice("dra-1"))

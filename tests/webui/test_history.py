@@ -4,6 +4,7 @@ legend; series and metric names from one shared definition."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -26,24 +27,18 @@ def test_ring_buffers_are_bounded() -> None:
     snapshot = sim_snapshot(EXAMPLES / "cluster.yaml", EXAMPLES / "pods.yaml", VENDORS, SETTINGS)
     history = History(interval=10, window=100, cluster_window=200)
     for i in range(500):
-        history.record(type(snapshot)(**{**_fields(snapshot), "taken_at": 1000.0 + 10 * i}))
+        history.record(replace(snapshot, taken_at=1000.0 + 10 * i))
     assert len(history.series("GPU-t4a-0", 0)) <= 11
     assert len(history.cluster) <= 21
     last = history.cluster[-1]
     assert last.memory_total > 0 and last.values()["memory_allocated_pct"] is not None
 
 
-def _fields(snapshot: object) -> dict[str, object]:
-    return {f: getattr(snapshot, f) for f in snapshot.__slots__}  # type: ignore[attr-defined]
-
-
 def test_stale_snapshot_adds_no_sample() -> None:
     snapshot = sim_snapshot(EXAMPLES / "cluster.yaml", None, VENDORS, SETTINGS)
     history = History(interval=0)
     assert history.record(snapshot)
-    stale = type(snapshot)(
-        **{**_fields(snapshot), "taken_at": snapshot.taken_at + 5, "stale_since": 1.0}
-    )
+    stale = replace(snapshot, taken_at=snapshot.taken_at + 5, stale_since=1.0)
     assert not history.record(stale)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -79,6 +80,7 @@ def _answer(query: str, start: float, end: float, step: float) -> dict[str, obje
     times = [start + i * step for i in range(int((end - start) // step) + 1)]
     chosen = [u for u in DEVICES if f'device_uuid="{u}"' in query] or list(DEVICES)
     per_device = {u: DEVICES[u][metric] for u in chosen}
+    result: list[dict[str, Any]]
     if query.startswith(("sum(", "avg(")):
         values = list(per_device.values())
         total = sum(values) / (len(values) if query.startswith("avg(") else 1)
