@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 import pytest
 
@@ -18,12 +19,13 @@ from hami.core.vendor import Vendor
 from hami.demo.report import slices_of
 from hami.scheduler.metrics.collector import CacheCollector
 from hami.sim.load import load_cluster, load_pods
-from hami.sim.run import report, simulate
+from hami.sim.run import Outcome, report, simulate
 from hami.sim.table import _devices
 from hami.vendors import registry
 from hami.webui import page, views
 from hami.webui.names import VendorNames
 from hami.webui.simsource import SimSource
+from hami.webui.snapshot import Snapshot
 from hami.webui.views import Filters
 
 VENDORS = Path(__file__).resolve().parents[1] / "examples" / "vendors"
@@ -42,8 +44,16 @@ class _Cache:
         return self.placed.get(node, [])
 
 
+class World(TypedDict):
+    vendors: dict[str, Vendor]
+    outcome: Outcome
+    sim: dict[str, Any]  # `hami sim --format json`
+    snapshot: Snapshot
+    names: VendorNames
+
+
 @pytest.fixture(scope="module")
-def world() -> dict[str, object]:
+def world() -> World:
     config = load_config(CONFIG)
     vendors = registry.build(config)
     requests = load_pods(PODS, vendors, config)
@@ -58,11 +68,11 @@ def world() -> dict[str, object]:
     }
 
 
-def _metrics(world: dict[str, object]) -> dict[tuple[str, str], float]:
+def _metrics(world: World) -> dict[tuple[str, str], float]:
     outcome = world["outcome"]
-    cache = _Cache(outcome.view, world["vendors"])  # type: ignore[attr-defined]
-    found = {}
-    for metric in CacheCollector(cache).collect():  # type: ignore[arg-type]
+    cache = _Cache(outcome.view, world["vendors"])
+    found: dict[tuple[str, str], float] = {}
+    for metric in CacheCollector(cache).collect():
         for sample in metric.samples:
             uuid = sample.labels.get("device_uuid")
             if uuid and "pod" not in sample.labels:
@@ -70,11 +80,11 @@ def _metrics(world: dict[str, object]) -> dict[tuple[str, str], float]:
     return found
 
 
-def test_every_device_reads_alike(world: dict[str, object]) -> None:
-    names: VendorNames = world["names"]  # type: ignore[assignment]
-    nodes = views.nodes_doc(world["snapshot"], Filters(), names)  # type: ignore[arg-type]
+def test_every_device_reads_alike(world: World) -> None:
+    names: VendorNames = world["names"]
+    nodes: list[dict[str, Any]] = views.nodes_doc(world["snapshot"], Filters(), names)
     metrics = _metrics(world)
-    sim_nodes = world["sim"]["summary"]["nodes"]  # type: ignore[index]
+    sim_nodes = world["sim"]["summary"]["nodes"]
     held_somewhere = 0
     for node in nodes:
         sim = sim_nodes[node["name"]]
@@ -96,9 +106,9 @@ def test_every_device_reads_alike(world: dict[str, object]) -> None:
     assert held_somewhere >= 13  # one pod per vendor, each on its own device or more
 
 
-def test_whole_card_holds_are_full_everywhere(world: dict[str, object]) -> None:
-    names: VendorNames = world["names"]  # type: ignore[assignment]
-    nodes = views.nodes_doc(world["snapshot"], Filters(), names)  # type: ignore[arg-type]
+def test_whole_card_holds_are_full_everywhere(world: World) -> None:
+    names: VendorNames = world["names"]
+    nodes: list[dict[str, Any]] = views.nodes_doc(world["snapshot"], Filters(), names)
     for node in nodes:
         for device in node["devices"]:
             if device["vendor"] in ("Biren", "Vastai") and device["slots_used"]:
@@ -106,27 +116,27 @@ def test_whole_card_holds_are_full_everywhere(world: dict[str, object]) -> None:
                 assert device["cores_allocated"] == device["cores"]
 
 
-def test_the_overview_never_adds_units(world: dict[str, object]) -> None:
-    names: VendorNames = world["names"]  # type: ignore[assignment]
+def test_the_overview_never_adds_units(world: World) -> None:
+    names: VendorNames = world["names"]
     snapshot = world["snapshot"]
-    summary = views.summary_doc(snapshot, Filters(), names)  # type: ignore[arg-type]
-    devices = sum(len(n.node.devices) for n in snapshot.nodes)  # type: ignore[attr-defined]
+    summary: dict[str, Any] = views.summary_doc(snapshot, Filters(), names)
+    devices = sum(len(n.node.devices) for n in snapshot.nodes)
     assert summary["devices"] == devices
-    units = {c["unit"] for c in summary["compute"]}  # type: ignore[attr-defined]
+    units = {c["unit"] for c in summary["compute"]}
     assert {"%", "CUs", "cores", "NeuronCores", "AI cores"} <= units
-    sim_cluster = world["sim"]["summary"]["cluster"]  # type: ignore[index]
-    assert {c["unit"]: c["cores_allocated"] for c in summary["compute"]} == {  # type: ignore[attr-defined]
+    sim_cluster = world["sim"]["summary"]["cluster"]
+    assert {c["unit"]: c["cores_allocated"] for c in summary["compute"]} == {
         u: c["cores_allocated"] for u, c in sim_cluster["compute"].items()
     }
     html = page.overview(summary, [], [], Filters())
-    for c in summary["compute"]:  # type: ignore[attr-defined]
+    for c in summary["compute"]:
         unit = "cores" if c["unit"] == "%" else c["unit"]
         assert f"{c['cores_allocated']}/{c['cores']} {unit}" in html
 
 
-def test_demo_show_and_sim_describe_each_allocation_alike(world: dict[str, object]) -> None:
-    vendors: Mapping[str, Vendor] = world["vendors"]  # type: ignore[assignment]
-    for decision in world["outcome"].decisions:  # type: ignore[attr-defined]
+def test_demo_show_and_sim_describe_each_allocation_alike(world: World) -> None:
+    vendors: Mapping[str, Vendor] = world["vendors"]
+    for decision in world["outcome"].decisions:
         if decision.node is None:
             continue
         pod = {"metadata": {"annotations": dict(decision.annotations)}, "spec": {}}
@@ -156,18 +166,19 @@ def test_finished_init_containers_count_in_no_bar() -> None:
     assert [h["memory_mib"] for h in holders["g"]] == [12000, 12271]
 
 
-def test_a_pods_whole_card_slice_is_the_card_in_the_metrics(world: dict[str, object]) -> None:
+def test_a_pods_whole_card_slice_is_the_card_in_the_metrics(world: World) -> None:
     from hami.core import accounting
 
-    vendors: Mapping[str, Vendor] = world["vendors"]  # type: ignore[assignment]
+    vendors: Mapping[str, Vendor] = world["vendors"]
     outcome = world["outcome"]
-    decision = next(d for d in outcome.decisions if d.pod == "demo/supa")  # type: ignore[attr-defined]
+    decision = next(d for d in outcome.decisions if d.pod == "demo/supa")
+    assert decision.node is not None  # the demo places every pod
     placed = accounting.placed_pod(decision.pod, decision.node, decision.annotations, vendors, 0)
     assert placed is not None
-    cache = _Cache(outcome.view, vendors, placed={decision.node: [placed]})  # type: ignore[attr-defined]
+    cache = _Cache(outcome.view, vendors, placed={decision.node: [placed]})
     samples = [
         s
-        for m in CacheCollector(cache).collect()  # type: ignore[arg-type]
+        for m in CacheCollector(cache).collect()
         for s in m.samples
         if s.labels.get("pod") == "supa"
     ]
@@ -175,11 +186,12 @@ def test_a_pods_whole_card_slice_is_the_card_in_the_metrics(world: dict[str, obj
     assert memory == [65536 * MIB], samples
 
 
-def test_a_pods_slices_read_as_its_vendor_says(world: dict[str, object]) -> None:
+def test_a_pods_slices_read_as_its_vendor_says(world: World) -> None:
     snapshot = world["snapshot"]
-    names: VendorNames = world["names"]  # type: ignore[assignment]
+    names: VendorNames = world["names"]
     for pod_name, memory, cores, unit in (("supa", 65536, 100, "%"), ("rocm", 16384, 76, "CUs")):
-        pod = snapshot.pod("demo", pod_name)  # type: ignore[attr-defined]
-        doc = views.pod_doc(pod, names, views.pod_devices(snapshot, pod))  # type: ignore[arg-type]
-        (one,) = doc["slices"]  # type: ignore[misc]
+        pod = snapshot.pod("demo", pod_name)
+        assert pod is not None
+        doc: dict[str, Any] = views.pod_doc(pod, names, views.pod_devices(snapshot, pod))
+        (one,) = doc["slices"]
         assert (one["memory_mib"], one["cores"], one["cores_unit"]) == (memory, cores, unit)
