@@ -115,3 +115,30 @@ def dra_claim(
         },
         "status": {"allocation": {"devices": {"results": [result]}}},
     }
+
+
+def dra_slice(
+    node: str, uuid: str = "", product: str = "NVIDIA A100", minor: int | None = None
+) -> dict[str, Any]:
+    """``node``'s ResourceSlice of hami's DRA driver with one device ``hami-gpu-0`` (40 GiB,
+    100 cores); its uuid ``GPU-<node>`` unless given, its ``minor`` attribute only if given."""
+    attributes: dict[str, Any] = {
+        "uuid": {"string": uuid or f"GPU-{node}"},
+        "productName": {"string": product},
+    }
+    if minor is not None:
+        attributes["minor"] = {"int": minor}
+    device = {
+        "name": "hami-gpu-0",
+        "attributes": attributes,
+        "capacity": {"memory": {"value": "40Gi"}, "cores": {"value": "100"}},
+    }
+    return {
+        "metadata": {"name": f"{node}-hami-core-gpu"},
+        "spec": {
+            "driver": "hami-core-gpu.project-hami.io",
+            "nodeName": node,
+            "pool": {"name": node},
+            "devices": [device],
+        },
+    }

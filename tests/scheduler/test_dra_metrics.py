@@ -11,33 +11,15 @@ from typing import Any
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hami.core.dra import names
 from hami.core.model import Node
 from hami.draview import CLAIMS, SLICES
 from hami.k8s import objects
 from hami.k8s.fake import FakeKube
 from hami.scheduler.dra_watch import DraWatch
 from hami.scheduler.metrics import MIB, Metrics
-from tests.builders import dra_claim
+from tests.builders import dra_claim, dra_slice
 
 from .test_metrics import NODE, POD, StubCache, one
-
-
-def dra_slice(node: str) -> dict[str, Any]:
-    device = {
-        "name": "hami-gpu-0",
-        "attributes": {"uuid": {"string": f"GPU-{node}"}, "productName": {"string": "A100"}},
-        "capacity": {"memory": {"value": "40Gi"}, "cores": {"value": "100"}},
-    }
-    return {
-        "metadata": {"name": f"{node}-hami-core-gpu"},
-        "spec": {
-            "driver": names.DRIVER,
-            "nodeName": node,
-            "pool": {"name": node},
-            "devices": [device],
-        },
-    }
 
 
 @dataclass
@@ -65,7 +47,7 @@ def samples(metrics: Metrics) -> list[tuple[str, dict[str, str], float]]:
 def test_dra_devices_and_claims_under_the_extender_families() -> None:
     dra = StubDra(
         [dra_claim("p1", "d1", "1Gi", "30"), dra_claim("p2", "d1", "2Gi", "20", "gpu-init-0")],
-        [dra_slice("d1")],
+        [dra_slice("d1", product="A100")],
     )
     metrics = Metrics(StubCache([NODE], [POD]), dra=dra)
     found = samples(metrics)
@@ -88,7 +70,10 @@ def test_dra_devices_and_claims_under_the_extender_families() -> None:
 
 
 def test_render_equals_generate_latest_and_follows_claim_changes() -> None:
-    dra = StubDra([dra_claim("p1", "d1", "1Gi", "30")], [dra_slice("d1"), dra_slice("d2")])
+    dra = StubDra(
+        [dra_claim("p1", "d1", "1Gi", "30")],
+        [dra_slice("d1", product="A100"), dra_slice("d2", product="A100")],
+    )
     for legacy in (False, True):
         metrics = Metrics(StubCache([NODE, Node("n2", ())], [POD]), legacy=legacy, dra=dra)
         assert metrics.render() == generate_latest(metrics.registry)
@@ -101,7 +86,7 @@ def test_render_equals_generate_latest_and_follows_claim_changes() -> None:
 
 async def test_the_watch_keeps_claims_and_slices_current() -> None:
     fake = FakeKube()
-    await fake.create(SLICES, dra_slice("d1"))
+    await fake.create(SLICES, dra_slice("d1", product="A100"))
     await fake.create(CLAIMS, dra_claim("p1", "d1", "1Gi", "30"), "ml")
     watch = DraWatch()
     tasks = [asyncio.create_task(i.run()) for i in watch.informers(fake)]

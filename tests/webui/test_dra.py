@@ -20,33 +20,12 @@ from hami.webui.app import WebUI, create_app
 from hami.webui.history import History
 from hami.webui.livesource import KubeSource
 from hami.webui.simsource import SimSource
-from tests.builders import container, dra_claim, placed_pod
+from tests.builders import container, dra_claim, dra_slice, placed_pod
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SETTINGS = load_config(EXAMPLES / "config.yaml")
 VENDORS = registry.build(SETTINGS)
 T4 = '[{"id":"GPU-0","count":10,"devmem":15360,"devcore":100,"type":"NVIDIA Tesla T4","health":true}]'
-
-
-def dra_slice(node: str) -> dict[str, Any]:
-    device = {
-        "name": "hami-gpu-0",
-        "attributes": {
-            "uuid": {"string": "GPU-D0"},
-            "productName": {"string": "NVIDIA A100"},
-            "minor": {"int": 0},
-        },
-        "capacity": {"memory": {"value": "40Gi"}, "cores": {"value": "100"}},
-    }
-    return {
-        "metadata": {"name": f"{node}-hami-core-gpu"},
-        "spec": {
-            "driver": names.DRIVER,
-            "nodeName": node,
-            "pool": {"name": node},
-            "devices": [device],
-        },
-    }
 
 
 def dra_pod(name: str, node: str) -> dict[str, Any]:
@@ -77,7 +56,7 @@ async def mixed() -> FakeKube:
     dra_node: dict[str, Any] = node_manifest("dra-1", {})
     dra_node["metadata"]["labels"] = {names.DRA_NODE_LABEL: "true"}
     await fake.create(NODES, dra_node)
-    await fake.create(SLICES, dra_slice("dra-1"))
+    await fake.create(SLICES, dra_slice("dra-1", "GPU-D0", minor=0))
     await fake.create(PODS, dra_pod("p1", "dra-1"), "ml")
     await fake.create(CLAIMS, dra_claim("p1", "dra-1", "1Gi", "30"), "ml")
     return fake
@@ -142,7 +121,7 @@ async def test_sim_files_with_slices_and_claims(tmp_path: Path) -> None:
     node = node_manifest("dra-1", {})
     docs = [
         {"kind": "Node", **node},
-        {"kind": "ResourceSlice", **dra_slice("dra-1")},
+        {"kind": "ResourceSlice", **dra_slice("dra-1", "GPU-D0", minor=0)},
         {"kind": "Pod", **dra_pod("p1", "dra-1")},
         {"kind": "ResourceClaim", **dra_claim("p1", "dra-1", "2Gi", "10")},
     ]
@@ -340,11 +319,15 @@ async def test_claim_names_are_looked_up_in_the_pods_namespace() -> None:
     pod = waiting_pod("w", claim="w-gpu-0-x")
     elsewhere = dra_claim("w", "dra-1", "1Gi", "10")
     elsewhere["metadata"]["namespace"] = "team-b"
-    explainer = drapending.DraExplainer(DraState([elsewhere], [dra_slice("dra-1")]))
+    explainer = drapending.DraExplainer(
+        DraState([elsewhere], [dra_slice("dra-1", "GPU-D0", minor=0)])
+    )
     why = explainer.explain(pod)
     assert why.cause == drapending.NO_CLAIM
     own = waiting_claim("w", "40Gi", 10)
-    explainer = drapending.DraExplainer(DraState([own, elsewhere], [dra_slice("dra-1")]))
+    explainer = drapending.DraExplainer(
+        DraState([own, elsewhere], [dra_slice("dra-1", "GPU-D0", minor=0)])
+    )
     why = explainer.explain(pod)
     # the other namespace's allocation counts against the device: 39 GiB left, 40 asked
     assert why.cause == drapending.NO_CAPACITY and "39936 MiB" in why.summary
@@ -358,7 +341,7 @@ async def test_sim_dra_allocations_and_pending_pods(tmp_path: Path) -> None:
 
     docs = [
         {"kind": "Node", **node_manifest("dra-1", {})},
-        {"kind": "ResourceSlice", **dra_slice("dra-1")},
+        {"kind": "ResourceSlice", **dra_slice("dra-1", "GPU-D0", minor=0)},
         {"kind": "Pod", **dra_pod("p1", "dra-1")},
         {"kind": "ResourceClaim", **dra_claim("p1", "dra-1", "2Gi", "10")},
         {"kind": "Pod", **waiting_pod("w", claim="w-gpu-0-x")},
@@ -395,7 +378,7 @@ async def test_a_claim_asking_hamis_class_makes_a_gpu_pod_whatever_its_template(
     from hami.webui.snapshot import DraState
 
     pod = waiting_pod("own", claim="own-gpu-0-x", template="my-template")
-    dra = DraState([waiting_claim("own", "1Gi", 10)], [dra_slice("dra-1")])
+    dra = DraState([waiting_claim("own", "1Gi", 10)], [dra_slice("dra-1", "GPU-D0", minor=0)])
     nodes = [node_manifest("dra-1", {})]
     snapshot = build_snapshot(nodes, [pod], VENDORS, SETTINGS, dra=dra)
     (entry,) = snapshot.pods
@@ -422,7 +405,7 @@ def test_a_burst_of_one_shape_is_judged_once(monkeypatch: Any) -> None:
         return judge(*args)
 
     monkeypatch.setattr(records, "why_unallocatable", counted)
-    explainer = drapending.DraExplainer(DraState(claims, [dra_slice("dra-1")]))
+    explainer = drapending.DraExplainer(DraState(claims, [dra_slice("dra-1", "GPU-D0", minor=0)]))
     whys = {explainer.explain(p, lines=False) for p in pods}
     assert len(calls) == 1 and len(whys) == 1
     (why,) = whys
